@@ -1,0 +1,201 @@
+"""Configuration: environment variables with the ``DATACATALOG_`` prefix.
+
+=====================================  ===================================================
+variable                               meaning (default)
+=====================================  ===================================================
+``DATACATALOG_CONFIG``                 optional YAML/JSON file with the keys below
+                                       (lower case, without the prefix); variables win
+``DATACATALOG_MONGODB_URI``            MongoDB URI; unset → the embedded local catalog
+``DATACATALOG_MONGODB_DATABASE``       database name (``catalog``)
+``DATACATALOG_DATA_DIR``               local data dir (the platform's user data dir)
+``DATACATALOG_SECRET``                 deployment secret for tokens; unset → generated
+                                       once into ``<data dir>/secret`` (mode 0600)
+``DATACATALOG_SERVICE_URL``            base URL of the webhook service
+                                       (``http://127.0.0.1:8750``)
+``DATACATALOG_STORAGE_SYSTEMS``        JSON object ``{"name": "fsspec URL"}``
+``DATACATALOG_DEFAULT_STORAGE``        default storage system name (``local``: the
+                                       ``archive`` folder under the data dir)
+``DATACATALOG_ADMIN_TOKEN_LIFETIME``   admin token window in seconds (3600)
+``DATACATALOG_MAX_BODY_BYTES``         largest HTTP request body (1048576)
+``DATACATALOG_LOCK_TIMEOUT``           seconds to wait for the embedded catalog's lock (30)
+=====================================  ===================================================
+
+Zero configuration works: the embedded catalog and the archive both live under
+the data dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import yaml
+
+from datacatalog.errors import InvalidRequestError
+
+PREFIX = "DATACATALOG_"
+DEFAULT_SERVICE_URL = "http://127.0.0.1:8750"
+DEFAULT_STORAGE = "local"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Build it with :meth:`Settings.load`."""
+
+    data_dir: Path
+    mongodb_uri: str | None = None
+    mongodb_database: str = "catalog"
+    secret: str | None = None
+    service_url: str = DEFAULT_SERVICE_URL
+    storage_systems: Mapping[str, str] = field(default_factory=dict)
+    default_storage: str = DEFAULT_STORAGE
+    admin_token_lifetime: int = 3600
+    max_body_bytes: int = 1 << 20
+    lock_timeout: float = 30.0
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read settings from a config file, then environment variables, then ``overrides``.
+
+        Args:
+            env: The environment to read (``os.environ`` by default).
+            **overrides: Field values that win over everything else (``None`` is ignored).
+        """
+        environ = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        config_file = environ.get(PREFIX + "CONFIG")
+        if config_file:
+            values.update(_read_config_file(Path(config_file)))
+        for name in _FIELDS:
+            raw = environ.get(PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(values) - set(_FIELDS))
+        if unknown:
+            raise InvalidRequestError(f"unknown setting(s): {', '.join(unknown)}")
+        return cls(**_coerce(values))
+
+    @property
+    def archive_url(self) -> str:
+        """The fsspec URL of the default local archive."""
+        return (self.data_dir / "archive").resolve().as_uri()
+
+    def storage_map(self) -> dict[str, str]:
+        """All storage systems, the local default included."""
+        systems = {DEFAULT_STORAGE: self.archive_url}
+        systems.update(self.storage_systems)
+        return systems
+
+    @property
+    def embedded_path(self) -> Path:
+        """Location of the embedded catalog's snapshot file."""
+        return self.data_dir / "catalog.json"
+
+    def store_target(self) -> str:
+        """What :func:`datacatalog.store.connect` should connect to."""
+        if self.mongodb_uri:
+            return self.mongodb_uri
+        return "embedded://" + str(self.embedded_path.resolve())
+
+    def resolve_secret(self) -> str:
+        """The deployment secret; generated once into the data dir when none is configured."""
+        if self.secret:
+            return self.secret
+        path = self.data_dir / "secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            candidate = secrets.token_hex(32)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process created it first; read theirs below
+            else:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(candidate)
+        text = path.read_text(encoding="utf-8").strip()
+        if not text:
+            raise InvalidRequestError(f"the secret file {path} is empty")
+        return text
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (``None`` values are ignored)."""
+        return replace(self, **_coerce({k: v for k, v in changes.items() if v is not None}))
+
+
+_FIELDS = (
+    "data_dir",
+    "mongodb_uri",
+    "mongodb_database",
+    "secret",
+    "service_url",
+    "storage_systems",
+    "default_storage",
+    "admin_token_lifetime",
+    "max_body_bytes",
+    "lock_timeout",
+)
+
+
+def default_data_dir() -> Path:
+    """The platform's user data dir for datacatalog."""
+    return Path(platformdirs.user_data_dir("datacatalog", appauthor=False))
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidRequestError(f"cannot read config file {path}: {exc}") from exc
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidRequestError(f"config file {path} is not valid YAML/JSON: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise InvalidRequestError(f"config file {path} must hold a mapping")
+    return dict(loaded)
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    out["data_dir"] = Path(out.get("data_dir") or default_data_dir()).expanduser()
+    for name in ("admin_token_lifetime", "max_body_bytes"):
+        if name in out:
+            out[name] = _positive(name, out[name], int)
+    if "lock_timeout" in out:
+        out["lock_timeout"] = _positive("lock_timeout", out["lock_timeout"], float)
+    if "storage_systems" in out:
+        systems = out["storage_systems"]
+        if isinstance(systems, str):
+            try:
+                systems = json.loads(systems)
+            except json.JSONDecodeError as exc:
+                raise InvalidRequestError(
+                    f"storage_systems must be a JSON object of name → URL: {exc}"
+                ) from exc
+        if not isinstance(systems, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in systems.items()
+        ):
+            raise InvalidRequestError("storage_systems must map names to fsspec URL strings")
+        out["storage_systems"] = dict(systems)
+    if "service_url" in out:
+        out["service_url"] = str(out["service_url"]).rstrip("/")
+    return out
+
+
+def _positive(name: str, value: Any, kind: type[int] | type[float]) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise InvalidRequestError(f"setting {name} must be a number, not {value!r}") from None
+    if number <= 0:
+        raise InvalidRequestError(f"setting {name} must be positive, not {value!r}")
+    return number

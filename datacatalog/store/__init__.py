@@ -1,0 +1,197 @@
+"""Connecting to a catalog: the engine is chosen by the target's URI scheme.
+
+=====================  =================================================================
+target                 engine
+=====================  =================================================================
+``mongodb://...``      a MongoDB server or replica set
+``mongodb+srv://...``  a MongoDB cluster found through DNS SRV records
+``mongomock://``       the in-memory engine (fresh and empty for every ``connect``)
+``embedded://PATH``    the embedded local catalog persisted in the file ``PATH``
+a settings dict        ``{"uri", "database"}`` or ``{"host", "port", "username",
+                       "password", "database"}``
+a pymongo Database     used as it is
+=====================  =================================================================
+
+Only this package imports the MongoDB driver. Heavy or optional engines are
+imported when first used.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote_plus
+
+from pymongo import MongoClient, uri_parser
+from pymongo import errors as mongo_errors
+from pymongo.database import Database
+
+from datacatalog.errors import InvalidRequestError, UnavailableError
+from datacatalog.store.core import (
+    COLLECTIONS,
+    Backend,
+    BulkResult,
+    DatabaseBackend,
+    Document,
+    Store,
+    Upsert,
+)
+
+__all__ = [
+    "COLLECTIONS",
+    "BulkResult",
+    "Document",
+    "Store",
+    "Upsert",
+    "connect",
+    "redact_uri",
+    "schemes",
+]
+
+DEFAULT_DATABASE = "catalog"
+DEFAULT_TIMEOUT_MS = 5000
+
+_CLIENTS: dict[str, MongoClient[Document]] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with any password replaced by ``***``."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return uri
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        userinfo, _, hosts = authority.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        authority = f"{user}:***@{hosts}" if ":" in userinfo else f"{user}@{hosts}"
+    return f"{scheme}://{authority}{slash}{tail}"
+
+
+def _mongodb(uri: str, database: str | None, timeout_ms: int) -> Backend:
+    shown = redact_uri(uri)
+    try:
+        parsed = uri_parser.parse_uri(uri, connect_timeout=timeout_ms / 1000)
+    except (mongo_errors.InvalidURI, mongo_errors.ConfigurationError, ValueError) as exc:
+        raise InvalidRequestError(f"malformed MongoDB URI {shown}: {exc}", uri=shown) from exc
+    name = database or parsed.get("database") or DEFAULT_DATABASE
+    key = f"{uri}|{timeout_ms}"
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            try:
+                client = MongoClient(
+                    uri,
+                    tz_aware=True,
+                    serverSelectionTimeoutMS=timeout_ms,
+                    connectTimeoutMS=timeout_ms,
+                )
+                client.admin.command("ping")
+            except (mongo_errors.ConnectionFailure, mongo_errors.ServerSelectionTimeoutError) as exc:
+                raise UnavailableError(
+                    f"cannot reach MongoDB at {shown} within {timeout_ms / 1000:g} s",
+                    uri=shown,
+                ) from exc
+            except mongo_errors.PyMongoError as exc:
+                raise InvalidRequestError(f"cannot connect to MongoDB at {shown}: {exc}") from exc
+            _CLIENTS[key] = client
+    return DatabaseBackend(client[name], shown)
+
+
+def _memory(uri: str, database: str | None, timeout_ms: int) -> Backend:
+    import mongomock_ng
+
+    rest = uri.partition("://")[2].strip("/")
+    client = mongomock_ng.MongoClient(tz_aware=True)
+    return DatabaseBackend(client[database or rest or DEFAULT_DATABASE], "mongomock://", True)
+
+
+def _embedded(uri: str, database: str | None, timeout_ms: int) -> Backend:
+    from datacatalog.store.embedded import EmbeddedBackend
+
+    path = uri.partition("://")[2]
+    if not path:
+        raise InvalidRequestError("embedded:// needs a file path, e.g. embedded:///data/catalog.json")
+    return EmbeddedBackend(path, database=database or DEFAULT_DATABASE)
+
+
+_SCHEMES: dict[str, Callable[[str, str | None, int], Backend]] = {
+    "mongodb": _mongodb,
+    "mongodb+srv": _mongodb,
+    "mongomock": _memory,
+    "embedded": _embedded,
+}
+
+
+def schemes() -> list[str]:
+    """The URI schemes :func:`connect` understands."""
+    return list(_SCHEMES)
+
+
+def connect(
+    target: str | Mapping[str, Any] | Database[Document] | Store,
+    *,
+    database: str | None = None,
+    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+) -> Store:
+    """Connect to a catalog.
+
+    Args:
+        target: A URI, a settings dict, a pymongo ``Database`` or an existing ``Store``.
+        database: Database name (overrides the one in the URI or settings).
+        timeout_ms: How long to wait for a server before giving up.
+
+    Raises:
+        InvalidRequestError: The target is malformed or uses an unknown scheme.
+        UnavailableError: The server cannot be reached in time.
+    """
+    if isinstance(target, Store):
+        return target
+    if isinstance(target, Database) or _looks_like_database(target):
+        return Store(DatabaseBackend(target, f"database {target.name}"))  # type: ignore[union-attr,arg-type]
+    if isinstance(target, Mapping):
+        uri, name = _from_settings(target)
+        return connect(uri, database=database or name, timeout_ms=timeout_ms)
+    if not isinstance(target, str) or "://" not in target:
+        raise InvalidRequestError(
+            f"cannot connect to {target!r}: expected a URI with one of the schemes "
+            f"{', '.join(s + '://' for s in _SCHEMES)}, a settings dict or a Database"
+        )
+    scheme = target.split("://", 1)[0].lower()
+    factory = _SCHEMES.get(scheme)
+    if factory is None:
+        raise InvalidRequestError(
+            f"unknown URI scheme {scheme!r} in {redact_uri(target)}; "
+            f"valid schemes: {', '.join(_SCHEMES)}",
+            scheme=scheme,
+        )
+    return Store(factory(target, database, timeout_ms))
+
+
+def _looks_like_database(target: object) -> bool:
+    # The in-memory engine's Database is not a pymongo Database but quacks like one.
+    return all(hasattr(target, a) for a in ("client", "name", "list_collection_names"))
+
+
+def _from_settings(settings: Mapping[str, Any]) -> tuple[str, str | None]:
+    name = settings.get("database") or settings.get("db")
+    if settings.get("uri"):
+        return str(settings["uri"]), name
+    host = settings.get("host")
+    if not host:
+        raise InvalidRequestError(
+            "MongoDB settings need either 'uri' or 'host' (with optional port, username, "
+            "password, database)"
+        )
+    port = settings.get("port")
+    auth = ""
+    if settings.get("username"):
+        auth = quote_plus(str(settings["username"]))
+        if settings.get("password"):
+            auth += ":" + quote_plus(str(settings["password"]))
+        auth += "@"
+    where = f"{host}:{port}" if port else str(host)
+    if str(host).startswith(("mongodb://", "mongodb+srv://", "mongomock://")):
+        return str(host), name
+    return f"mongodb://{auth}{where}/", name

@@ -1,0 +1,434 @@
+"""The store: every read and write of the catalog's documents goes through here.
+
+The store is addressed by document *kind* (``"job"``, ``"file"``, ...), never by
+raw collection. It
+
+* creates each collection's indexes once per process (idempotently);
+* stamps ``_properties`` (created/modified dates, revision) on every write;
+* validates every write against the kind's JSON Schema right before sending it
+  (whole documents on insert, the written fragments on update);
+* returns plain dicts without ``_id`` and with timezone-aware UTC datetimes;
+* translates driver errors into :mod:`datacatalog.errors` by their structure
+  (a duplicate key is recognized by ``details["keyPattern"]``, not by message).
+
+The same code runs on every engine: a real MongoDB, the in-memory engine, and
+the embedded local catalog (the in-memory engine persisted to a file). Engines
+differ only in their :class:`Backend`.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ContextManager, Protocol
+
+from pymongo import ReturnDocument, UpdateOne
+from pymongo import errors as mongo_errors
+from pymongo.database import Database
+
+from datacatalog import schemas
+from datacatalog.clock import utc_now
+from datacatalog.errors import (
+    ConflictError,
+    DataCatalogError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    UnavailableError,
+)
+
+Document = dict[str, Any]
+
+COLLECTIONS: dict[str, str] = {
+    "pipeline": "pipelines",
+    "job": "jobs",
+    "file": "files",
+    "reference": "references",
+    "experiment_design": "experiment_designs",
+    "experiment": "experiments",
+    "sample": "samples",
+    "measurement": "measurements",
+    "audit": "audit",
+}
+
+# (keys, options) per kind; every kind also gets a unique index on ``uuid``.
+INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
+    "pipeline": [([("id", 1)], {})],
+    "job": [
+        ([("state", 1)], {}),
+        ([("pipeline_uuid", 1)], {}),
+        ([("child_of", 1)], {}),
+        ([("agent", 1)], {}),
+        ([("_properties.created_date", -1)], {}),
+        ([("archive_system", 1), ("archive_path", 1)], {"unique": True}),
+    ],
+    "file": [
+        ([("generated_by", 1)], {}),
+        ([("derived_from", 1)], {}),
+        ([("storage_system", 1), ("name", 1)], {}),
+    ],
+    "reference": [([("uri", 1)], {}), ([("name", 1)], {})],
+    "experiment_design": [([("experiment_design_id", 1)], {"unique": True})],
+    "experiment": [([("experiment_id", 1)], {"unique": True}), ([("child_of", 1)], {})],
+    "sample": [([("sample_id", 1)], {"unique": True}), ([("child_of", 1)], {})],
+    "measurement": [([("measurement_id", 1)], {"unique": True}), ([("child_of", 1)], {})],
+    "audit": [([("job_uuid", 1)], {}), ([("date", -1)], {})],
+}
+
+_FRAGMENT_OPERATORS = ("$set", "$setOnInsert")
+_ITEM_OPERATORS = ("$push", "$addToSet")
+_KNOWN_OPERATORS = {*_FRAGMENT_OPERATORS, *_ITEM_OPERATORS, "$inc", "$pull", "$unset", "$pullAll"}
+
+
+class Backend(Protocol):
+    """What an engine provides to the store."""
+
+    database: Database[Document]
+    description: str
+
+    def operation(self, *, write: bool) -> ContextManager[None]:
+        """Bracket one store operation (the embedded engine locks and persists here)."""
+
+    def close(self) -> None:
+        """Release the engine's resources."""
+
+
+@dataclass
+class DatabaseBackend:
+    """A backend over a pymongo (or in-memory engine) database: nothing to bracket."""
+
+    database: Database[Document]
+    description: str
+    owns_client: bool = False
+
+    def operation(self, *, write: bool) -> ContextManager[None]:
+        """No bracketing is needed: the server makes each operation atomic."""
+        return nullcontext()
+
+    def close(self) -> None:
+        """Close the client if this backend created it."""
+        if self.owns_client:
+            self.database.client.close()
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """One upsert of a bulk write: match ``query``, apply ``update`` (inserting if absent)."""
+
+    query: Document
+    update: Document
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """Counts from a bulk write."""
+
+    matched: int = 0
+    modified: int = 0
+    upserted: int = 0
+    batches: int = 0
+
+
+@dataclass
+class _IndexRegistry:
+    """Which (database, collection) pairs had their indexes created, per client."""
+
+    done: weakref.WeakKeyDictionary[Any, set[tuple[str, str]]] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_INDEXES_CREATED = _IndexRegistry()
+
+
+class Store:
+    """Kind-addressed access to the catalog's documents on one database."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._db = backend.database
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def database_name(self) -> str:
+        """Name of the database."""
+        return str(self._db.name)
+
+    @property
+    def description(self) -> str:
+        """Where the store is (a URI without its password, or a file path)."""
+        return self._backend.description
+
+    def __repr__(self) -> str:
+        return f"Store({self.description!r}, database={self.database_name!r})"
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, kind: str, query: Mapping[str, Any]) -> Document | None:
+        """Return one document matching ``query``, or None."""
+        with self._op(kind, write=False) as coll:
+            found = coll.find_one(dict(query))
+        return _clean(found) if found is not None else None
+
+    def find(
+        self,
+        kind: str,
+        query: Mapping[str, Any],
+        *,
+        sort: Sequence[tuple[str, int]] | None = None,
+        skip: int = 0,
+        limit: int = 0,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[Document]:
+        """Return the documents matching ``query``."""
+        with self._op(kind, write=False) as coll:
+            cursor = coll.find(dict(query), dict(projection) if projection else None)
+            if sort:
+                cursor = cursor.sort(list(sort))
+            if skip:
+                cursor = cursor.skip(skip)
+            if limit:
+                cursor = cursor.limit(limit)
+            return [_clean(d) for d in cursor]
+
+    def count(self, kind: str, query: Mapping[str, Any]) -> int:
+        """Count the documents matching ``query``."""
+        with self._op(kind, write=False) as coll:
+            return int(coll.count_documents(dict(query)))
+
+    def aggregate(self, kind: str, pipeline: Sequence[Mapping[str, Any]]) -> list[Document]:
+        """Run an aggregation pipeline."""
+        with self._op(kind, write=False) as coll:
+            return [_clean(d) for d in coll.aggregate([dict(s) for s in pipeline])]
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def insert(self, kind: str, document: Mapping[str, Any]) -> Document:
+        """Validate and insert a new document; a taken unique key is a ConflictError."""
+        doc = _stamped(document)
+        schemas.validate(kind, doc)
+        with self._op(kind, write=True) as coll:
+            coll.insert_one(dict(doc))
+        return doc
+
+    def insert_if_absent(
+        self, kind: str, document: Mapping[str, Any], *, key: Sequence[str] = ("uuid",)
+    ) -> tuple[Document, bool]:
+        """Insert ``document`` unless one with the same ``key`` fields exists.
+
+        Atomic: racing callers end with one document. Returns the stored document
+        and whether this call created it. The existing document is never changed.
+        """
+        doc = _stamped(document)
+        schemas.validate(kind, doc)
+        query = {k: doc[k] for k in key}
+        for _attempt in range(3):
+            with self._op(kind, write=True) as coll:
+                try:
+                    result = coll.update_one(query, {"$setOnInsert": doc}, upsert=True)
+                except mongo_errors.DuplicateKeyError as exc:
+                    # Two upserts raced on the unique index: the loser retries and finds
+                    # the winner's document. Any other taken key is a real conflict.
+                    if _key_pattern(exc) != {k: 1 for k in key}:
+                        raise
+                    continue
+                stored = coll.find_one(query)
+            if stored is not None:
+                return _clean(stored), result.upserted_id is not None
+        raise ConflictError(f"could not insert or find the {kind} with {query}", kind=kind)
+
+    def update(
+        self,
+        kind: str,
+        query: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        upsert: bool = False,
+    ) -> Document | None:
+        """Atomically update one document and return it as it is after the update.
+
+        Returns None when nothing matched (and ``upsert`` is false).
+        """
+        change = _with_bookkeeping(kind, update)
+        with self._op(kind, write=True) as coll:
+            after = coll.find_one_and_update(
+                dict(query), change, upsert=upsert, return_document=ReturnDocument.AFTER
+            )
+        return _clean(after) if after is not None else None
+
+    def update_many(self, kind: str, query: Mapping[str, Any], update: Mapping[str, Any]) -> int:
+        """Update every matching document; return how many changed."""
+        change = _with_bookkeeping(kind, update)
+        with self._op(kind, write=True) as coll:
+            return int(coll.update_many(dict(query), change).modified_count)
+
+    def bulk_upsert(
+        self, kind: str, operations: Sequence[Upsert], *, batch_size: int = 1000
+    ) -> BulkResult:
+        """Apply many upserts, ``batch_size`` per round trip, unordered."""
+        prepared = [UpdateOne(op.query, _with_bookkeeping(kind, op.update), upsert=True) for op in operations]
+        matched = modified = upserted = batches = 0
+        for start in range(0, len(prepared), batch_size):
+            chunk = prepared[start : start + batch_size]
+            with self._op(kind, write=True) as coll:
+                result = coll.bulk_write(chunk, ordered=False)
+            matched += result.matched_count
+            modified += result.modified_count
+            upserted += result.upserted_count
+            batches += 1
+        return BulkResult(matched=matched, modified=modified, upserted=upserted, batches=batches)
+
+    def delete_many(self, kind: str, query: Mapping[str, Any]) -> int:
+        """Delete every matching document; return how many went."""
+        if not query:
+            raise InvalidRequestError(f"refusing to delete every {kind} document")
+        with self._op(kind, write=True) as coll:
+            return int(coll.delete_many(dict(query)).deleted_count)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def drop_database(self) -> None:
+        """Drop the whole database (tests and throw-away catalogs only)."""
+        with self._backend.operation(write=True), _translated(self.description):
+            self._db.client.drop_database(self._db.name)
+        with _INDEXES_CREATED.lock:
+            done = _INDEXES_CREATED.done.get(self._db.client)
+            if done is not None:
+                done.difference_update({d for d in done if d[0] == self._db.name})
+
+    def close(self) -> None:
+        """Release the connection (when the store created it)."""
+        self._backend.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    @contextmanager
+    def _op(self, kind: str, *, write: bool) -> Iterator[Any]:
+        name = _collection_name(kind)
+        with self._backend.operation(write=write), _translated(self.description):
+            coll = self._db[name]
+            self._ensure_indexes(kind, coll)
+            yield coll
+
+    def _ensure_indexes(self, kind: str, coll: Any) -> None:
+        client = self._db.client
+        marker = (str(self._db.name), str(coll.name))
+        with _INDEXES_CREATED.lock:
+            done = _INDEXES_CREATED.done.setdefault(client, set())
+            if marker in done:
+                return
+            coll.create_index([("uuid", 1)], unique=True, name="uuid_unique")
+            for keys, options in INDEXES.get(kind, []):
+                coll.create_index(keys, **options)
+            done.add(marker)
+
+
+def _collection_name(kind: str) -> str:
+    try:
+        return COLLECTIONS[kind]
+    except KeyError:
+        raise InvalidRequestError(
+            f"unknown document kind {kind!r}; known kinds: {', '.join(COLLECTIONS)}"
+        ) from None
+
+
+def _stamped(document: Mapping[str, Any]) -> Document:
+    doc = {k: v for k, v in document.items() if k != "_id"}
+    now = utc_now()
+    props = dict(doc.get("_properties") or {})
+    props.setdefault("created_date", now)
+    props.setdefault("modified_date", props["created_date"])
+    props.setdefault("revision", 0)
+    doc["_properties"] = props
+    return doc
+
+
+def _with_bookkeeping(kind: str, update: Mapping[str, Any]) -> Document:
+    """Validate an update's written fragments and add the modified date and revision."""
+    change: Document = {op: dict(args) for op, args in update.items()}
+    unknown = set(change) - _KNOWN_OPERATORS
+    if unknown:
+        raise InvalidRequestError(f"unsupported update operator(s): {', '.join(sorted(unknown))}")
+    for op in _FRAGMENT_OPERATORS:
+        for path, value in change.get(op, {}).items():
+            schemas.validate_fragment(kind, path, value)
+    for op in _ITEM_OPERATORS:
+        for path, value in change.get(op, {}).items():
+            items = value["$each"] if isinstance(value, dict) and "$each" in value else [value]
+            for item in items:
+                schemas.validate_fragment(kind, path, item, item=True)
+    set_on_insert = change.get("$setOnInsert", {})
+    if "_properties" not in set_on_insert and not any(
+        p.startswith("_properties") for p in change.get("$set", {})
+    ):
+        now = utc_now()
+        change.setdefault("$set", {})["_properties.modified_date"] = now
+        change.setdefault("$inc", {})["_properties.revision"] = 1
+        if set_on_insert:
+            set_on_insert["_properties.created_date"] = now
+    return change
+
+
+def _clean(document: Mapping[str, Any]) -> Document:
+    return {k: _aware(v) for k, v in document.items() if k != "_id"}
+
+
+def _aware(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    if isinstance(value, dict):
+        return {k: _aware(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_aware(v) for v in value]
+    return value
+
+
+def _key_pattern(exc: mongo_errors.DuplicateKeyError) -> dict[str, Any]:
+    details = exc.details or {}
+    pattern = details.get("keyPattern")
+    return dict(pattern) if isinstance(pattern, Mapping) else {}
+
+
+@contextmanager
+def _translated(where: str) -> Iterator[None]:
+    """Turn driver errors into the project's errors, by structure."""
+    try:
+        yield
+    except DataCatalogError:
+        raise
+    except mongo_errors.DuplicateKeyError as exc:
+        pattern = _key_pattern(exc)
+        value = (exc.details or {}).get("keyValue")
+        fields = ", ".join(pattern) or "a unique key"
+        raise ConflictError(
+            f"a document with the same {fields} already exists"
+            + (f" ({_plain_value(value)})" if value else ""),
+            key=list(pattern),
+        ) from exc
+    except mongo_errors.DocumentTooLarge as exc:
+        raise PayloadTooLargeError(f"document too large for the database: {exc}") from exc
+    except (mongo_errors.ConnectionFailure, mongo_errors.ServerSelectionTimeoutError) as exc:
+        raise UnavailableError(f"cannot reach the database at {where}: {type(exc).__name__}") from exc
+    except mongo_errors.OperationFailure as exc:
+        if exc.code in (10334, 17419, 17420):  # BSONObjectTooLarge and friends
+            raise PayloadTooLargeError(f"document too large for the database: {exc}") from exc
+        raise DataCatalogError(f"database operation failed at {where}: {exc}", code=exc.code) from exc
+    except mongo_errors.PyMongoError as exc:
+        raise DataCatalogError(f"database error at {where}: {exc}") from exc
+
+
+def _plain_value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={v!r}" for k, v in value.items())
+    return repr(value)

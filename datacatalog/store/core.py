@@ -249,15 +249,21 @@ class Store:
         update: Mapping[str, Any],
         *,
         upsert: bool = False,
+        projection: Mapping[str, Any] | None = None,
     ) -> Document | None:
         """Atomically update one document and return it as it is after the update.
 
-        Returns None when nothing matched (and ``upsert`` is false).
+        Returns None when nothing matched (and ``upsert`` is false). ``projection``
+        limits the fields returned (e.g. ``{"history": 0}``).
         """
         change = _with_bookkeeping(kind, update)
         with self._op(kind, write=True) as coll:
             after = coll.find_one_and_update(
-                dict(query), change, upsert=upsert, return_document=ReturnDocument.AFTER
+                dict(query),
+                change,
+                projection=dict(projection) if projection else None,
+                upsert=upsert,
+                return_document=ReturnDocument.AFTER,
             )
         return _clean(after) if after is not None else None
 

@@ -1,0 +1,351 @@
+"""The JSON Schemas of stored documents, and validating writes against them.
+
+Every kind of document the store writes (a job, a file record, a pipeline, ...)
+has a JSON Schema (draft 2020-12) in the top-level ``schemas/`` folder, one file
+per kind, plus ``definitions.json`` for what they share (typed UUIDs,
+``_properties``, the job state and event enums). The folder ships inside the
+wheel as the package data ``datacatalog/_schemas``; from a checkout it is read
+from ``<repo>/schemas``.
+
+Schemas are data, validated as JSON: the store hands over a *JSON projection*
+of the document, where datetimes are ISO-8601 strings (:func:`to_json_compatible`,
+applied by :func:`validate` itself). ``format`` is enforced: a ``date-time``
+must be an RFC 3339 timestamp with an offset.
+
+Two entry points serve the store:
+
+* :func:`validate` checks a whole document before an insert or replace;
+* :func:`validate_fragment` checks a value about to be written to one (dotted)
+  field by ``$set`` / ``$setOnInsert``, or appended to an array field by
+  ``$push`` (``item=True``), against the sub-schema of that field.
+
+Both raise :class:`~datacatalog.errors.InvalidRequestError` naming the kind and
+the failing field path, e.g. ``job document is invalid at history/3/name:
+'bogus' is not one of [...]``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from functools import cache, lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urldefrag, urljoin
+
+from jsonschema import (  # type: ignore[import-untyped, unused-ignore]
+    Draft202012Validator,
+    FormatChecker,
+)
+from jsonschema.exceptions import (  # type: ignore[import-untyped, unused-ignore]
+    ValidationError,
+    best_match,
+)
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from datacatalog.errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
+
+KINDS: tuple[str, ...] = (
+    "pipeline",
+    "job",
+    "job_history_entry",
+    "file",
+    "reference",
+    "experiment_design",
+    "experiment",
+    "sample",
+    "measurement",
+    "archive_index_request",
+    "product_index_request",
+    "audit",
+)
+"""Every document kind that has a schema, i.e. ``schemas/<kind>.json``."""
+
+EMBEDDED_KINDS: tuple[str, ...] = (
+    "job_history_entry",
+    "archive_index_request",
+    "product_index_request",
+)
+"""Kinds that only live inside another document (a job); the rest have a collection."""
+
+STORED_KINDS: tuple[str, ...] = tuple(kind for kind in KINDS if kind not in EMBEDDED_KINDS)
+"""Kinds stored as documents of their own, each in its own collection."""
+
+SCHEMA_BASE_URI = "https://datacatalog.local/schemas/"
+"""Base of every schema's ``$id``: ``<SCHEMA_BASE_URI><kind>.json``."""
+
+DEFINITIONS = "definitions"
+
+_MAX_REASON = 500
+_PACKAGE_DATA = "_schemas"
+_CHECKOUT_DIR = Path(__file__).resolve().parent.parent / "schemas"
+_ANY_VALUE = (f"{SCHEMA_BASE_URI}{DEFINITIONS}.json", "/$defs/any_value")
+
+
+def schema_uri(kind: str) -> str:
+    """The ``$id`` of the schema of ``kind``."""
+    return f"{SCHEMA_BASE_URI}{kind}.json"
+
+
+def schema_directory() -> Traversable:
+    """Where the schemas are read from: the installed package data, else the checkout."""
+    bundled = resources.files("datacatalog") / _PACKAGE_DATA
+    if (bundled / f"{DEFINITIONS}.json").is_file():
+        return bundled
+    return _CHECKOUT_DIR
+
+
+@cache
+def _load(name: str) -> dict[str, Any]:
+    source = schema_directory() / f"{name}.json"
+    try:
+        loaded: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"schema file {name}.json is missing from {source}") from None
+    return loaded
+
+
+def schema_for(kind: str) -> dict[str, Any]:
+    """Return (a copy of) the JSON Schema of ``kind``.
+
+    Raises:
+        InvalidRequestError: ``kind`` is not one of :data:`KINDS`.
+    """
+    _check_kind(kind)
+    return copy.deepcopy(_load(kind))
+
+
+@lru_cache(maxsize=1)
+def registry() -> Registry[Any]:
+    """A registry holding every schema by ``$id``, so ``$ref`` works across files."""
+    resources_by_uri: list[tuple[str, Resource[Any]]] = [
+        (schema_uri(name), DRAFT202012.create_resource(_load(name)))
+        for name in (DEFINITIONS, *KINDS)
+    ]
+    return Registry().with_resources(resources_by_uri).crawl()
+
+
+def format_checker() -> FormatChecker:
+    """A format checker that also checks ``date-time`` (without optional dependencies)."""
+    checker = FormatChecker()
+    checker.checks("date-time")(_is_date_time)
+    return checker
+
+
+@cache
+def validator_for(kind: str) -> Draft202012Validator:
+    """The (cached) validator of ``kind``'s schema, with formats enforced."""
+    _check_kind(kind)
+    return Draft202012Validator(_load(kind), registry=registry(), format_checker=format_checker())
+
+
+def validate(kind: str, document: Mapping[str, Any]) -> None:
+    """Check a whole document of ``kind`` against its schema.
+
+    Raises:
+        InvalidRequestError: the document does not match; the message names the kind
+            and the failing field path, and ``details`` has ``kind``, ``path``, ``reason``.
+    """
+    error = best_match(validator_for(kind).iter_errors(to_json_compatible(document)))
+    if error is not None:
+        raise _invalid(kind, (), error)
+
+
+def validate_fragment(kind: str, field_path: str, value: Any, *, item: bool = False) -> None:
+    """Check a value about to be written to the dotted field ``field_path`` of ``kind``.
+
+    Args:
+        kind: The document kind.
+        field_path: A dotted field, as in a MongoDB update (``"state"``,
+            ``"_properties.modified_date"``, ``"history.3.name"``).
+        value: The value to be written.
+        item: Validate ``value`` as one element of the array field (a ``$push``).
+
+    Raises:
+        InvalidRequestError: the field does not exist in a closed schema, or the value
+            does not match the field's schema.
+    """
+    uri, pointer = _locate(kind, field_path, item=item)
+    prefix = tuple(field_path.split(".")) + (("-",) if item else ())
+    validator = _fragment_validator(uri, pointer)
+    error = best_match(validator.iter_errors(to_json_compatible(value)))
+    if error is not None:
+        raise _invalid(kind, prefix, error)
+
+
+@lru_cache(maxsize=256)
+def _fragment_validator(uri: str, pointer: str) -> Draft202012Validator:
+    return Draft202012Validator(
+        {"$ref": f"{uri}#{pointer}"}, registry=registry(), format_checker=format_checker()
+    )
+
+
+def to_json_compatible(value: Any) -> Any:
+    """Deep copy of ``value`` with datetimes as ISO-8601 UTC strings (ms, ``Z``).
+
+    Naive datetimes are taken to be UTC (that is how BSON dates come back).
+    Tuples become lists; every other value is returned unchanged.
+    """
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, Mapping):
+        return {key: to_json_compatible(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_compatible(item) for item in value]
+    return value
+
+
+def _iso(moment: datetime) -> str:
+    utc = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+    text = utc.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    return text.removesuffix("+00:00") + "Z"
+
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?"
+    r"(?:[Zz]|[+-](\d{2}):(\d{2}))$",
+    re.ASCII,
+)
+
+
+def _is_date_time(instance: object) -> bool:
+    """RFC 3339 ``date-time``: a full date and time with an offset."""
+    if not isinstance(instance, str):
+        return True
+    match = _RFC3339.match(instance)
+    if match is None:
+        return False
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    offset_hour, offset_minute = (int(part or 0) for part in match.groups()[6:])
+    try:
+        datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return False
+    return offset_hour < 24 and offset_minute < 60
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise InvalidRequestError(
+            f"unknown document kind {kind!r}; known kinds: {', '.join(KINDS)}", kind=kind
+        )
+
+
+def _invalid(kind: str, prefix: tuple[str, ...], error: ValidationError) -> InvalidRequestError:
+    path = "/".join([*prefix, *(str(part) for part in error.absolute_path)])
+    reason = error.message
+    if len(reason) > _MAX_REASON:
+        reason = reason[:_MAX_REASON] + "... (truncated)"
+    where = f" at {path}" if path else ""
+    return InvalidRequestError(
+        f"{kind} document is invalid{where}: {reason}", kind=kind, path=path, reason=reason
+    )
+
+
+def _locate(kind: str, field_path: str, *, item: bool) -> tuple[str, str]:
+    """Find the sub-schema of a dotted field: its resource URI and JSON pointer."""
+    _check_kind(kind)
+    segments = field_path.split(".")
+    if any(not segment for segment in segments):
+        raise InvalidRequestError(
+            f"{kind} document: invalid field path {field_path!r}",
+            kind=kind,
+            path=field_path,
+            reason="invalid field path",
+        )
+    uri, pointer = schema_uri(kind), ""
+    for depth, segment in enumerate(segments):
+        uri, pointer, schema = _dereference(uri, pointer)
+        walked = segments[: depth + 1]
+        types = _types(schema)
+        if segment in schema.get("properties", {}):
+            pointer = f"{pointer}/properties/{_escape(segment)}"
+        elif "array" in types and (segment.isdigit() or segment == "$"):
+            if "items" not in schema:
+                return _ANY_VALUE
+            pointer = f"{pointer}/items"
+        elif "object" in types:
+            extra = schema.get("additionalProperties", True)
+            if extra is False:
+                raise _bad_field(kind, walked, f"unknown field {segment!r}")
+            if not isinstance(extra, dict):
+                # An open object (free-form data, metadata extras): anything may go here.
+                return _ANY_VALUE
+            pointer = f"{pointer}/additionalProperties"
+        elif _unconstrained(schema):
+            return _ANY_VALUE
+        else:
+            parent = ".".join(segments[:depth])
+            raise _bad_field(kind, walked, f"{parent!r} has no field {segment!r}")
+    if item:
+        uri, pointer, schema = _dereference(uri, pointer)
+        if "array" not in _types(schema):
+            raise _bad_field(kind, segments, f"field {field_path!r} is not an array")
+        if "items" not in schema:
+            return _ANY_VALUE
+        pointer = f"{pointer}/items"
+    return uri, pointer
+
+
+def _types(schema: Mapping[str, Any]) -> set[str]:
+    """The JSON types a schema declares (an object if it lists properties)."""
+    declared = schema.get("type")
+    if isinstance(declared, str):
+        return {declared}
+    if isinstance(declared, list):
+        return set(declared)
+    return {"object"} if "properties" in schema else set()
+
+
+def _unconstrained(schema: Mapping[str, Any]) -> bool:
+    """True if the schema admits any value (it only annotates)."""
+    return not (schema.keys() - {"title", "description", "$comment"})
+
+
+def _bad_field(kind: str, walked: list[str], reason: str) -> InvalidRequestError:
+    path = "/".join(walked)
+    return InvalidRequestError(
+        f"{kind} document is invalid at {path}: {reason}", kind=kind, path=path, reason=reason
+    )
+
+
+def _dereference(uri: str, pointer: str) -> tuple[str, str, dict[str, Any]]:
+    """Follow ``$ref`` from the schema at ``uri#pointer`` while it has nothing to walk."""
+    schema = _resolve_pointer(uri, pointer)
+    while "$ref" in schema and not ({"properties", "items"} & schema.keys()):
+        target = urljoin(uri, schema["$ref"])
+        uri, fragment = urldefrag(target)
+        pointer = fragment
+        schema = _resolve_pointer(uri, pointer)
+    return uri, pointer, schema
+
+
+def _resolve_pointer(uri: str, pointer: str) -> dict[str, Any]:
+    name = uri.removeprefix(SCHEMA_BASE_URI).removesuffix(".json")
+    node: Any = _load(name)
+    for token in _pointer_tokens(pointer):
+        node = node[token]
+    if not isinstance(node, dict):
+        return {}
+    return node
+
+
+def _pointer_tokens(pointer: str) -> Iterator[str]:
+    for token in pointer.split("/")[1:]:
+        yield token.replace("~1", "/").replace("~0", "~")
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")

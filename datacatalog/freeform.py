@@ -50,7 +50,9 @@ def check_json(value: Any, *, where: str = "data", max_bytes: int | None = None)
     return value
 
 
-def check_object(value: Any, *, where: str = "data", max_bytes: int | None = None) -> dict[str, Any]:
+def check_object(
+    value: Any, *, where: str = "data", max_bytes: int | None = None
+) -> dict[str, Any]:
     """Like :func:`check_json`, and ``value`` must be a JSON object (``None`` → ``{}``)."""
     if value is None:
         return {}

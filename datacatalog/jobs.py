@@ -582,7 +582,7 @@ class JobService:
         doc = self._get_document(job_uuid, include_deleted=include_deleted, history=True)
         return [HistoryEntry.from_document(e) for e in doc.get("history", [])]
 
-    def list(
+    def find(
         self,
         *,
         state: str | None = None,
@@ -616,7 +616,12 @@ class JobService:
         if pipeline is not None:
             query["pipeline_uuid"] = self.pipelines.get(pipeline).uuid
         if metadata is not None:
-            if kind_of(metadata) not in ("experiment_design", "experiment", "sample", "measurement"):
+            if kind_of(metadata) not in (
+                "experiment_design",
+                "experiment",
+                "sample",
+                "measurement",
+            ):
                 raise InvalidRequestError(f"{metadata!r} is not a metadata UUID")
             query["child_of"] = metadata
         if agent is not None:
@@ -698,7 +703,9 @@ class JobService:
         for _attempt in range(3):
             after = self.store.update("job", query, update, projection={"history": 0})
             if after is not None:
-                return EventResult(Job.from_document(after), HistoryEntry.from_document(entry), True)
+                return EventResult(
+                    Job.from_document(after), HistoryEntry.from_document(entry), True
+                )
             outcome = self._explain_miss(job_uuid, event, entry["uuid"], size)
             if outcome is not None:
                 return outcome
@@ -711,7 +718,9 @@ class JobService:
         for stored in doc.get("history", []):
             if stored["uuid"] == entry_uuid:
                 doc.pop("history", None)
-                return EventResult(Job.from_document(doc), HistoryEntry.from_document(stored), False)
+                return EventResult(
+                    Job.from_document(doc), HistoryEntry.from_document(stored), False
+                )
         if doc["state"] not in states.transition(event).sources:
             raise states.invalid_transition(event, doc["state"])
         used = int(doc.get("_properties", {}).get("history_bytes", 0))
@@ -814,11 +823,15 @@ class JobService:
         job = Job.from_document(self._get_document(job_uuid, include_deleted=True))
         system = self.storage.get(job.archive_system)
         file_query = {"generated_by": job_uuid}
-        files = sorted(d["name"] for d in self.store.find("file", file_query, projection={"name": 1}))
+        files = sorted(
+            d["name"] for d in self.store.find("file", file_query, projection={"name": 1})
+        )
         if dry_run:
             entries = [f.path for f in system.list_files(job.archive_path).files]
         else:
-            entries = system.remove_tree(job.archive_path) if system.exists(job.archive_path) else []
+            entries = (
+                system.remove_tree(job.archive_path) if system.exists(job.archive_path) else []
+            )
             if files:
                 self.store.delete_many("file", file_query)
             self.store.delete_many("job", {"uuid": job_uuid})
@@ -875,7 +888,9 @@ class JobService:
         )
 
 
-def _requests(values: Sequence[Any] | None, cls: type[IndexRequest], where: str) -> list[dict[str, Any]]:
+def _requests(
+    values: Sequence[Any] | None, cls: type[IndexRequest], where: str
+) -> list[dict[str, Any]]:
     if values is None:
         return []
     if not isinstance(values, (list, tuple)):
@@ -886,7 +901,9 @@ def _requests(values: Sequence[Any] | None, cls: type[IndexRequest], where: str)
     for value in values:
         request = index_request_from(value)
         if not isinstance(request, cls):
-            raise InvalidRequestError(f"{where} holds a {request.kind} request, expected {cls.kind}")
+            raise InvalidRequestError(
+                f"{where} holds a {request.kind} request, expected {cls.kind}"
+            )
         out.append(request.to_dict())
     return out
 

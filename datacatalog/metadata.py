@@ -91,12 +91,12 @@ class MetadataRegistry:
 
     # -- loading ----------------------------------------------------------------------------
 
-    def load(self, documents: Sequence[Mapping[str, Any]]) -> LoadResult:
+    def load(self, documents: Sequence[Any]) -> LoadResult:
         """Load (insert or update) metadata documents, parents before children.
 
         Every document is checked first; if any is wrong, nothing is written.
         """
-        if not isinstance(documents, Sequence) or isinstance(documents, (str, bytes)):
+        if not isinstance(documents, (list, tuple)):
             raise InvalidRequestError("metadata must be a list of documents")
         prepared = [self._prepare(doc, i) for i, doc in enumerate(documents)]
         batch = {doc["uuid"] for _, doc in prepared}
@@ -194,7 +194,7 @@ class MetadataRegistry:
         assert doc is not None
         return MetadataEntity.from_document(kind, doc)
 
-    def list(self, kind: str, *, limit: int = 0, skip: int = 0) -> list[MetadataEntity]:
+    def find(self, kind: str, *, limit: int = 0, skip: int = 0) -> list[MetadataEntity]:
         """Entities of one kind, ordered by canonical id."""
         if kind not in LEVELS:
             raise InvalidRequestError(f"unknown metadata kind {kind!r}; known: {', '.join(LEVELS)}")
@@ -231,7 +231,7 @@ class MetadataRegistry:
             raise InvalidRequestError(
                 f"exactly one kind of metadata id is allowed; got {', '.join(sorted(given))}"
             )
-        (argument, value), = given.items()
+        ((argument, value),) = given.items()
         kind = ARGUMENTS[argument]
         values = _as_list(value, argument)
         uuids: set[str] = set()
@@ -257,12 +257,8 @@ class MetadataRegistry:
         found_ids = {d[id_field] for d in docs}
         missing = sorted((uuids - found_uuids) | (ids - found_ids))
         if missing:
-            raise NotFoundError(
-                f"unknown {kind}: {', '.join(missing)}", kind=kind, missing=missing
-            )
-        return sorted(
-            {d["uuid"] for d in docs if d["uuid"] in uuids or d[id_field] in ids}
-        )
+            raise NotFoundError(f"unknown {kind}: {', '.join(missing)}", kind=kind, missing=missing)
+        return sorted({d["uuid"] for d in docs if d["uuid"] in uuids or d[id_field] in ids})
 
 
 def _as_list(value: Any, where: str) -> list[str]:

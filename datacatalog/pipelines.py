@@ -162,7 +162,7 @@ class PipelineRegistry:
             raise NotFoundError(f"pipeline {id_or_uuid!r} is not registered", pipeline=id_or_uuid)
         return Pipeline.from_document(doc)
 
-    def list(self, *, limit: int = 0, skip: int = 0) -> list[Pipeline]:
+    def find(self, *, limit: int = 0, skip: int = 0) -> list[Pipeline]:
         """All pipelines, newest first."""
         docs = self.store.find(
             "pipeline", {}, sort=[("_properties.created_date", -1)], limit=limit, skip=skip

@@ -74,9 +74,7 @@ TRANSITIONS: dict[str, Transition] = {
         Transition("index", ("FINISHED", "INDEXING"), "INDEXING", "indexing of outputs began"),
         Transition("indexed", ("FINISHED", "INDEXING"), "FINISHED", "indexing of outputs ended"),
         Transition("validate", ("FINISHED", "VALIDATED"), "VALIDATING", "validation began"),
-        Transition(
-            "validated", ("VALIDATING", "VALIDATED"), "VALIDATED", "validation passed"
-        ),
+        Transition("validated", ("VALIDATING", "VALIDATED"), "VALIDATED", "validation passed"),
         Transition("reject", ("VALIDATING",), "REJECTED", "validation failed"),
         Transition("finalize", ("VALIDATED",), "FINALIZED", "outputs released"),
         Transition(

@@ -36,7 +36,9 @@ def job_token(secret: str, job_uuid: str) -> str:
     return _mac(secret, job_uuid)
 
 
-def admin_token(secret: str, *, lifetime: int = DEFAULT_ADMIN_LIFETIME, now: float | None = None) -> str:
+def admin_token(
+    secret: str, *, lifetime: int = DEFAULT_ADMIN_LIFETIME, now: float | None = None
+) -> str:
     """An admin token for the current time window."""
     window = int((time.time() if now is None else now) // lifetime)
     return _mac(secret, f"admin:{window}")

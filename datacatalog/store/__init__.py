@@ -78,7 +78,7 @@ def _mongodb(uri: str, database: str | None, timeout_ms: int) -> Backend:
     name = database or parsed.get("database") or DEFAULT_DATABASE
     key = f"{uri}|{timeout_ms}"
     with _CLIENTS_LOCK:
-        client = _CLIENTS.get(key)
+        client: MongoClient[Document] | None = _CLIENTS.get(key)
         if client is None:
             try:
                 client = MongoClient(
@@ -88,7 +88,10 @@ def _mongodb(uri: str, database: str | None, timeout_ms: int) -> Backend:
                     connectTimeoutMS=timeout_ms,
                 )
                 client.admin.command("ping")
-            except (mongo_errors.ConnectionFailure, mongo_errors.ServerSelectionTimeoutError) as exc:
+            except (
+                mongo_errors.ConnectionFailure,
+                mongo_errors.ServerSelectionTimeoutError,
+            ) as exc:
                 raise UnavailableError(
                     f"cannot reach MongoDB at {shown} within {timeout_ms / 1000:g} s",
                     uri=shown,
@@ -103,7 +106,7 @@ def _memory(uri: str, database: str | None, timeout_ms: int) -> Backend:
     import mongomock_ng
 
     rest = uri.partition("://")[2].strip("/")
-    client = mongomock_ng.MongoClient(tz_aware=True)
+    client: Any = mongomock_ng.MongoClient(tz_aware=True)
     return DatabaseBackend(client[database or rest or DEFAULT_DATABASE], "mongomock://", True)
 
 
@@ -112,7 +115,9 @@ def _embedded(uri: str, database: str | None, timeout_ms: int) -> Backend:
 
     path = uri.partition("://")[2]
     if not path:
-        raise InvalidRequestError("embedded:// needs a file path, e.g. embedded:///data/catalog.json")
+        raise InvalidRequestError(
+            "embedded:// needs a file path, e.g. embedded:///data/catalog.json"
+        )
     return EmbeddedBackend(path, database=database or DEFAULT_DATABASE)
 
 

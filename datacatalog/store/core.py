@@ -21,10 +21,10 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, ContextManager, Protocol
+from typing import Any, Protocol
 
 from pymongo import ReturnDocument, UpdateOne
 from pymongo import errors as mongo_errors
@@ -89,7 +89,7 @@ class Backend(Protocol):
     database: Database[Document]
     description: str
 
-    def operation(self, *, write: bool) -> ContextManager[None]:
+    def operation(self, *, write: bool) -> AbstractContextManager[None]:
         """Bracket one store operation (the embedded engine locks and persists here)."""
 
     def close(self) -> None:
@@ -104,7 +104,7 @@ class DatabaseBackend:
     description: str
     owns_client: bool = False
 
-    def operation(self, *, write: bool) -> ContextManager[None]:
+    def operation(self, *, write: bool) -> AbstractContextManager[None]:
         """No bracketing is needed: the server makes each operation atomic."""
         return nullcontext()
 
@@ -277,7 +277,10 @@ class Store:
         self, kind: str, operations: Sequence[Upsert], *, batch_size: int = 1000
     ) -> BulkResult:
         """Apply many upserts, ``batch_size`` per round trip, unordered."""
-        prepared = [UpdateOne(op.query, _with_bookkeeping(kind, op.update), upsert=True) for op in operations]
+        prepared = [
+            UpdateOne(op.query, _with_bookkeeping(kind, op.update), upsert=True)
+            for op in operations
+        ]
         matched = modified = upserted = batches = 0
         for start in range(0, len(prepared), batch_size):
             chunk = prepared[start : start + batch_size]
@@ -392,7 +395,11 @@ def _clean(document: Mapping[str, Any]) -> Document:
 
 def _aware(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return (
+            value.replace(tzinfo=timezone.utc)
+            if value.tzinfo is None
+            else value.astimezone(timezone.utc)
+        )
     if isinstance(value, dict):
         return {k: _aware(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -425,11 +432,15 @@ def _translated(where: str) -> Iterator[None]:
     except mongo_errors.DocumentTooLarge as exc:
         raise PayloadTooLargeError(f"document too large for the database: {exc}") from exc
     except (mongo_errors.ConnectionFailure, mongo_errors.ServerSelectionTimeoutError) as exc:
-        raise UnavailableError(f"cannot reach the database at {where}: {type(exc).__name__}") from exc
+        raise UnavailableError(
+            f"cannot reach the database at {where}: {type(exc).__name__}"
+        ) from exc
     except mongo_errors.OperationFailure as exc:
         if exc.code in (10334, 17419, 17420):  # BSONObjectTooLarge and friends
             raise PayloadTooLargeError(f"document too large for the database: {exc}") from exc
-        raise DataCatalogError(f"database operation failed at {where}: {exc}", code=exc.code) from exc
+        raise DataCatalogError(
+            f"database operation failed at {where}: {exc}", code=exc.code
+        ) from exc
     except mongo_errors.PyMongoError as exc:
         raise DataCatalogError(f"database error at {where}: {exc}") from exc
 

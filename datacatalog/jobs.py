@@ -20,7 +20,9 @@ Applying an event
 Limits (all refused with a clear error and nothing written)
     * job ``data``: 1 MiB of canonical JSON;
     * event ``data``: 64 KiB of canonical JSON;
-    * a job's history: 12 MiB in all (tracked in ``_properties.history_bytes``),
+    * a job's history: 12 MiB in all (tracked in ``_properties.history_bytes``;
+      admin events such as ``reset`` may use a further 256 KiB so a full job can
+      still be reset),
       which keeps every job document well under MongoDB's 16 MiB limit;
     * inputs: 10,000 references; index requests: 64 per kind.
 
@@ -73,6 +75,7 @@ from datacatalog.store import Document, Store
 MAX_JOB_DATA_BYTES = 1 << 20
 MAX_EVENT_DATA_BYTES = 64 << 10
 MAX_HISTORY_BYTES = 12 << 20
+ADMIN_HISTORY_RESERVE = 256 << 10  # admin events may still be recorded on a full history
 MAX_INPUTS = 10_000
 MAX_INDEX_REQUESTS = 64
 INSTANCE_ATTEMPTS = 8
@@ -698,7 +701,7 @@ class JobService:
             "_visible": True,
             "state": {"$in": list(row.sources)},
             "history.uuid": {"$ne": entry["uuid"]},
-            "_properties.history_bytes": {"$lte": MAX_HISTORY_BYTES - size},
+            "_properties.history_bytes": {"$lte": _history_limit(row) - size},
         }
         for _attempt in range(3):
             after = self.store.update("job", query, update, projection={"history": 0})
@@ -724,7 +727,7 @@ class JobService:
         if doc["state"] not in states.transition(event).sources:
             raise states.invalid_transition(event, doc["state"])
         used = int(doc.get("_properties", {}).get("history_bytes", 0))
-        if used + size > MAX_HISTORY_BYTES:
+        if used + size > _history_limit(states.transition(event)):
             raise PayloadTooLargeError(
                 f"the history of job {job_uuid} is full ({used} of {MAX_HISTORY_BYTES} bytes); "
                 "send smaller event data or retire the job",
@@ -920,6 +923,10 @@ def _generator(value: Any) -> str:
         )
     assert isinstance(value, str)
     return value
+
+
+def _history_limit(row: states.Transition) -> int:
+    return MAX_HISTORY_BYTES + (ADMIN_HISTORY_RESERVE if row.admin else 0)
 
 
 def _entry_size(entry: Mapping[str, Any]) -> int:

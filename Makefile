@@ -1,0 +1,59 @@
+# Developer and CI entry points. Every target creates .venv first when it is missing.
+#
+#   make install   create .venv and install the package with its dev extras (editable)
+#   make test      run the tests on both engines (memory and a throw-away real mongod)
+#   make lint      ruff + mypy --strict
+#   make bench     run every bench/bench_*.py
+#   make demo      run the end-to-end demonstration
+#   make clean     remove build and cache files (keeps .venv)
+#
+# make test starts one mongod for the whole run unless DATACATALOG_TEST_MONGODB_URI names a
+# server already; DATACATALOG_TEST_ENGINES=memory runs the in-memory engine only.
+# Extra pytest arguments: make test PYTEST_ARGS="-k jobs -x"
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+# Two workers when pytest-xdist is there (it is in the test extra); serial otherwise.
+PYTEST_WORKERS ?= 2
+
+.PHONY: install test lint bench demo clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+test: $(STAMP)
+	@workers=""; \
+	if [ "$(PYTEST_WORKERS)" != "0" ] && $(PY) -c 'import xdist' 2>/dev/null; then \
+		workers="-n $(PYTEST_WORKERS)"; \
+	fi; \
+	if [ -n "$${DATACATALOG_TEST_MONGODB_URI:-}" ] || [ "$${DATACATALOG_TEST_ENGINES:-}" = "memory" ]; then \
+		set -x; $(PY) -m pytest $$workers $(PYTEST_ARGS); \
+	else \
+		set -x; $(PY) -m datacatalog.testing.mongod run -- $(PY) -m pytest $$workers $(PYTEST_ARGS); \
+	fi
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy --strict datacatalog
+
+bench: $(STAMP)
+	@set -e; found=0; \
+	for script in bench/bench_*.py; do \
+		[ -f "$$script" ] || continue; \
+		found=1; echo "== $$script"; $(PY) "$$script"; \
+	done; \
+	[ $$found = 1 ] || echo "no bench/bench_*.py scripts yet"
+
+demo: $(STAMP)
+	$(VENV)/bin/datacatalog demo
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

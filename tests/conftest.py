@@ -1,0 +1,190 @@
+"""Test fixtures: one ``store`` fixture, run on the in-memory engine and on a real mongod.
+
+Fixtures:
+    store: a connected :class:`datacatalog.store.Store` on a fresh, uniquely named
+        database; parametrized over the engines, so each test using it runs once per
+        engine and its id says which (``test_x[memory]``, ``test_x[mongod]``).
+    engine: the engine name of the current parametrization (``"memory"`` or ``"mongod"``).
+    mongo_uri: the real server's URI, for tests that need a real server only (concurrency
+        with threads); such tests make their own database name and drop it.
+    database_name: a unique database name for the current test.
+
+The real server is the one named by ``DATACATALOG_TEST_MONGODB_URI``; when that is unset,
+one throw-away ``mongod`` is started for the session (``datacatalog.testing.mongod``).
+``DATACATALOG_TEST_ENGINES=memory`` leaves the real server out. When it cannot be started,
+the real-server tests are skipped with the reason printed in the summary, except under
+``CI=true``, where that ends the run with an error: CI must never skip the real server.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from _pytest.terminal import TerminalReporter
+
+    from datacatalog.store import Store
+
+MEMORY = "memory"
+MONGOD = "mongod"
+ALL_ENGINES = (MEMORY, MONGOD)
+URI_ENV = "DATACATALOG_TEST_MONGODB_URI"
+ENGINES_ENV = "DATACATALOG_TEST_ENGINES"
+
+_OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+_mongod_problem = pytest.StashKey[str]()
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _engines() -> tuple[str, ...]:
+    """The engines selected by ``DATACATALOG_TEST_ENGINES`` (default: all)."""
+    raw = os.environ.get(ENGINES_ENV, "").strip()
+    if not raw:
+        return ALL_ENGINES
+    chosen = tuple(name.strip() for name in raw.split(",") if name.strip())
+    unknown = sorted(set(chosen) - set(ALL_ENGINES))
+    if unknown or not chosen:
+        raise pytest.UsageError(
+            f"{ENGINES_ENV}={raw!r}: unknown engine(s) {unknown}; choose from {ALL_ENGINES}"
+        )
+    return chosen
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse a CI run that leaves the real server out."""
+    engines = _engines()
+    if _in_ci() and MONGOD not in engines:
+        raise pytest.UsageError(f"CI=true but {ENGINES_ENV} leaves out the {MONGOD} engine")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Record each test's engine and mark the real-server tests ``mongod``.
+
+    A test's engine is its ``engine`` parameter; a test using ``mongo_uri`` or marked
+    ``mongod`` counts as a real-server test.
+    """
+    for item in items:
+        engine = _engine_of(item)
+        if engine is None:
+            continue
+        item.user_properties.append(("engine", engine))
+        if engine == MONGOD:
+            item.add_marker(pytest.mark.mongod)
+
+
+def _engine_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "engine" in callspec.params:
+        return str(callspec.params["engine"])
+    if "mongo_uri" in getattr(item, "fixturenames", ()) or item.get_closest_marker(MONGOD):
+        return MONGOD
+    return None
+
+
+# -- the real server ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(request: pytest.FixtureRequest) -> Iterator[str]:
+    """URI of the real MongoDB server (a single-member replica set)."""
+    uri = os.environ.get(URI_ENV)
+    if uri:
+        yield uri
+        return
+    if MONGOD not in _engines():
+        pytest.skip(f"the {MONGOD} engine is turned off by {ENGINES_ENV}")
+
+    from datacatalog.testing.mongod import MongodError, MongodServer
+
+    server = MongodServer()
+    try:
+        server.start()
+    except MongodError as exc:
+        problem = f"could not start a throw-away mongod: {exc}"
+        if _in_ci():
+            pytest.exit(f"CI=true and the real-server lane cannot run: {problem}", returncode=1)
+        request.config.stash[_mongod_problem] = problem
+        first_line = problem.splitlines()[0]
+        pytest.skip(f"REAL-SERVER TESTS SKIPPED: {first_line} (details in the summary)")
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+# -- per-test fixtures ----------------------------------------------------------------
+
+
+@pytest.fixture(params=ALL_ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Name of the storage engine this test runs on."""
+    name = str(request.param)
+    if name not in _engines():
+        pytest.skip(f"the {name} engine is turned off by {ENGINES_ENV}")
+    return name
+
+
+@pytest.fixture
+def database_name(request: pytest.FixtureRequest) -> str:
+    """A database name unique to this test (readable prefix, random suffix)."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:40]
+    return f"t_{stem}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def store(engine: str, database_name: str, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """A connected store on a fresh database of the current engine."""
+    from datacatalog.store import connect
+
+    if engine == MEMORY:
+        memory = connect("mongomock://", database=database_name)
+        try:
+            yield memory
+        finally:
+            memory.close()
+        return
+
+    uri = request.getfixturevalue("mongo_uri")
+    real = connect(uri, database=database_name)
+    try:
+        yield real
+    finally:
+        try:
+            real.drop_database()
+        finally:
+            real.close()
+
+
+# -- reporting ------------------------------------------------------------------------
+
+
+def pytest_terminal_summary(
+    terminalreporter: TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    """Print how many tests ran on each engine, and why the real server was skipped."""
+    counts: dict[str, Counter[str]] = {name: Counter() for name in ALL_ENGINES}
+    for outcome in _OUTCOMES:
+        for report in terminalreporter.stats.get(outcome, ()):
+            engine = dict(getattr(report, "user_properties", ())).get("engine")
+            if engine in counts:
+                counts[engine][outcome] += 1
+    if not any(counts.values()):
+        return
+    terminalreporter.write_sep("=", "engines")
+    for name in ALL_ENGINES:
+        found = counts[name]
+        text = ", ".join(f"{found[o]} {o}" for o in _OUTCOMES if found[o]) or "no tests"
+        terminalreporter.write_line(f"engine {name}: {text}")
+    problem = config.stash.get(_mongod_problem, None)
+    if problem:
+        terminalreporter.write_line(f"WARNING: {problem}", red=True, bold=True)

@@ -1,0 +1,40 @@
+"""``python -m datacatalog.service [--host HOST] [--port PORT]``: run the webhook service.
+
+Configuration comes from the ``DATACATALOG_*`` environment (see
+:mod:`datacatalog.settings`); ``datacatalog serve`` does the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from datacatalog.errors import DataCatalogError, mapping_for
+from datacatalog.service.server import serve
+from datacatalog.settings import Settings
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8750
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the arguments, load the settings and serve; return the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python -m datacatalog.service", description="Run the datacatalog webhook service."
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address (default {DEFAULT_HOST})")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})"
+    )
+    args = parser.parse_args(argv)
+    try:
+        serve(Settings.load(), host=args.host, port=args.port)
+    except DataCatalogError as exc:
+        print(f"datacatalog service: {exc}", file=sys.stderr)
+        return mapping_for(exc).exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

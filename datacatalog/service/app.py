@@ -1,0 +1,484 @@
+"""The HTTP application: routes over one :class:`~datacatalog.catalog.Catalog`.
+
+Who may do what
+    * Reads (``GET``) are open. They return jobs, histories and file records,
+      never a token.
+    * Job writes (events, scheduler statuses, indexing) need the job's token,
+      as ``?token=`` (the form :meth:`JobService.webhook_url` hands out) or as
+      ``Authorization: Bearer <token>``. A missing token is ``401``, a wrong one
+      ``403``; either way nothing is written.
+    * ``/admin/...`` needs an admin token, given the same two ways. The service
+      never issues admin tokens; they are made where the secret is
+      (``datacatalog admin token``).
+
+Errors
+    Every :class:`~datacatalog.errors.DataCatalogError` becomes the status of
+    its code (:func:`datacatalog.errors.mapping_for`) and the body
+    ``{"error": {"code", "message", "details"}}``. Malformed JSON and bodies of
+    the wrong shape are ``400 invalid_request``. Bodies over
+    ``settings.max_body_bytes`` are refused with ``413`` before they are parsed
+    (:mod:`datacatalog.service.limits`).
+
+Routes are plain (not ``async``) functions: the store is blocking, so FastAPI
+runs each call in its worker thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Path, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from datacatalog import __version__, states, tokens
+from datacatalog.catalog import Catalog
+from datacatalog.errors import (
+    DataCatalogError,
+    InvalidRequestError,
+    NotFoundError,
+    UnauthorizedError,
+    mapping_for,
+)
+from datacatalog.jobs import Actor, EventResult
+from datacatalog.service.limits import BodySizeLimit
+from datacatalog.service.responses import (
+    ErrorResponse,
+    EventRequest,
+    EventResponse,
+    FilesResponse,
+    Health,
+    HistoryResponse,
+    IndexRequestBody,
+    JobList,
+    JobResponse,
+    error_body,
+)
+
+DESCRIPTION = """\
+The webhook service of **datacatalog**: remote jobs report their progress here, and
+anyone may read jobs, their histories and their indexed files.
+
+* **Reads** (`GET`) are open and never reveal a token.
+* **Job writes** need the job token: `?token=<token>` (the webhook URL carries it) or
+  `Authorization: Bearer <token>`.
+* **Admin actions** (`/admin/...`) need an admin token, given the same ways. The service
+  never issues admin tokens.
+
+Every error has the body `{"error": {"code", "message", "details"}}`.
+"""
+
+TAGS = [
+    {"name": "events", "description": "Move a job through its state machine."},
+    {"name": "jobs", "description": "Read jobs, their histories and their files (open)."},
+    {"name": "indexing", "description": "Index a job's outputs."},
+    {"name": "admin", "description": "Administrative actions; need an admin token."},
+    {"name": "health", "description": "Liveness and readiness."},
+]
+
+JobUUID = Annotated[
+    str,
+    Path(
+        description="The job's UUID (a typed UUID starting with `107`).",
+        examples=["107a90b7-f083-5167-a63d-41a3bf278bf8"],
+    ),
+]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerToken",
+    description="A job token (job writes) or an admin token (`/admin/...`).",
+)
+_query_token = APIKeyQuery(
+    name="token",
+    auto_error=False,
+    scheme_name="queryToken",
+    description="The same token as a query parameter, as in the job's webhook URL.",
+)
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    meaning = {
+        400: "The request is malformed or names an unknown event, state or status.",
+        401: "No token was given.",
+        403: "The token is wrong for this job (or not a valid admin token).",
+        404: "No such job.",
+        409: "The event is not allowed from the job's current state.",
+        413: "The request body is over the size limit.",
+        502: "The job's storage system failed.",
+        503: "The database cannot be reached.",
+    }
+    return {s: {"model": ErrorResponse, "description": meaning[s]} for s in statuses}
+
+
+def presented_token(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    query: Annotated[str | None, Security(_query_token)],
+) -> str | None:
+    """The token the caller presented, from the ``Authorization`` header or ``?token=``.
+
+    Raises:
+        UnauthorizedError: The ``Authorization`` header uses a scheme other than Bearer.
+        InvalidRequestError: The header and the query parameter give different tokens.
+    """
+    header = request.headers.get("authorization")
+    if header and bearer is None:
+        raise UnauthorizedError("the Authorization header must be 'Bearer <token>'")
+    from_header = bearer.credentials if bearer is not None else None
+    if from_header and query and from_header != query:
+        raise InvalidRequestError("two different tokens given (Authorization header and ?token=)")
+    return from_header or query or None
+
+
+Token = Annotated[str | None, Depends(presented_token)]
+
+
+def _caller(request: Request) -> Actor:
+    """Who a request comes from, as recorded in history entries and the audit log."""
+    return Actor(host=request.client.host if request.client else None)
+
+
+def _event_response(result: EventResult) -> dict[str, Any]:
+    return {
+        "job": result.job.to_dict(),
+        "entry": result.entry.to_dict(),
+        "applied": result.applied,
+    }
+
+
+def create_app(catalog: Catalog) -> FastAPI:
+    """Build the service's application over ``catalog``.
+
+    Args:
+        catalog: The catalog to serve. The caller keeps ownership (and closes it).
+
+    Returns:
+        A FastAPI application, wrapped in the request body limit of
+        ``catalog.settings.max_body_bytes``.
+    """
+    app = FastAPI(
+        title="datacatalog",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+    )
+    app.state.catalog = catalog
+    app.add_middleware(BodySizeLimit, max_bytes=catalog.settings.max_body_bytes)
+    _install_error_handlers(app)
+    jobs = catalog.jobs
+
+    # -- events -----------------------------------------------------------------------------
+
+    @app.post(
+        "/jobs/{job_uuid}/events",
+        tags=["events"],
+        summary="Send an event to a job",
+        description="Apply one event (`run`, `update`, `resource`, `fail`, `finish`, `index`, "
+        "`indexed`, `validate`, ...) atomically. This is the job's webhook URL. Resending an "
+        "`event_id` that was already applied changes nothing and returns `applied: false`. "
+        "`reset` and `ready` are administrative: use `/admin/jobs/{uuid}/...`.",
+        response_model=EventResponse,
+        responses=_errors(400, 401, 403, 404, 409, 413),
+    )
+    def send_event(
+        job_uuid: JobUUID, body: EventRequest, token: Token, request: Request
+    ) -> dict[str, Any]:
+        if states.transition(body.name).admin:
+            raise InvalidRequestError(
+                f"{body.name!r} is an administrative event; "
+                f"use POST /admin/jobs/{job_uuid}/{body.name} with an admin token",
+                event=body.name,
+            )
+        result = jobs.send(
+            job_uuid,
+            body.name,
+            data=body.data,
+            event_id=body.event_id,
+            token=token,
+            require_token=True,
+            actor=_caller(request),
+        )
+        return _event_response(result)
+
+    @app.post(
+        "/jobs/{job_uuid}/status",
+        tags=["events"],
+        summary="Report a scheduler status",
+        description="Map an external scheduler status to an event and apply it: `RUNNING` → "
+        "`run`, `FINISHED` → `finish`, `FAILED`/`STOPPED`/`ARCHIVING_FAILED` → `fail`, "
+        "`HEARTBEAT` → `update`, anything else (`PENDING`, `QUEUED`, `STAGING_INPUTS`, ...) → "
+        "`resource`. An optional JSON object body becomes the event data; the reported "
+        "status is kept in it as `status` unless the body sets that key.",
+        response_model=EventResponse,
+        responses=_errors(400, 401, 403, 404, 409, 413),
+    )
+    def report_status(
+        job_uuid: JobUUID,
+        status: Annotated[
+            str, Query(description="The scheduler status, e.g. `RUNNING`.", max_length=64)
+        ],
+        token: Token,
+        request: Request,
+        data: Annotated[
+            dict[str, Any] | None, Body(description="Event data (a JSON object).")
+        ] = None,
+        event_id: Annotated[
+            str | None,
+            Query(min_length=1, max_length=128, description="Idempotency key of the event."),
+        ] = None,
+    ) -> dict[str, Any]:
+        event = states.event_for_status(status)
+        payload = dict(data or {})
+        payload.setdefault("status", status.strip().upper())
+        result = jobs.send(
+            job_uuid,
+            event,
+            data=payload,
+            event_id=event_id,
+            token=token,
+            require_token=True,
+            actor=_caller(request),
+        )
+        return _event_response(result)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    @app.get(
+        "/jobs",
+        tags=["jobs"],
+        summary="List jobs",
+        description="Jobs matching every filter given, newest first. Deleted jobs are left out.",
+        response_model=JobList,
+        responses=_errors(400, 404),
+    )
+    def list_jobs(
+        state: Annotated[str | None, Query(description="A job state, e.g. `FINISHED`.")] = None,
+        pipeline: Annotated[str | None, Query(description="A pipeline UUID or id.")] = None,
+        metadata: Annotated[
+            str | None, Query(description="A metadata UUID the jobs are a `child_of`.")
+        ] = None,
+        agent: Annotated[str | None, Query(description="The agent that created the jobs.")] = None,
+        limit: Annotated[int, Query(ge=0, le=1000, description="Page size.")] = 100,
+        skip: Annotated[int, Query(ge=0, description="Jobs to skip (paging).")] = 0,
+    ) -> dict[str, Any]:
+        found = jobs.find(
+            state=state, pipeline=pipeline, metadata=metadata, agent=agent, limit=limit, skip=skip
+        )
+        return {"jobs": [j.to_dict() for j in found], "limit": limit, "skip": skip}
+
+    @app.get(
+        "/jobs/{job_uuid}",
+        tags=["jobs"],
+        summary="Get a job",
+        description="The job as stored, without its history.",
+        response_model=dict[str, Any],
+        responses=_errors(400, 404),
+    )
+    def get_job(job_uuid: JobUUID) -> dict[str, Any]:
+        return jobs.get(job_uuid).to_dict()
+
+    @app.get(
+        "/jobs/{job_uuid}/history",
+        tags=["jobs"],
+        summary="Get a job's history",
+        description="Every event the job received, oldest first, with who sent it.",
+        response_model=HistoryResponse,
+        responses=_errors(400, 404),
+    )
+    def get_history(job_uuid: JobUUID) -> dict[str, Any]:
+        return {"job": job_uuid, "history": [e.to_dict() for e in jobs.history(job_uuid)]}
+
+    @app.get(
+        "/jobs/{job_uuid}/files",
+        tags=["jobs"],
+        summary="List a job's indexed files",
+        description="File records the job generated (filled in by indexing).",
+        response_model=FilesResponse,
+        responses=_errors(400, 404),
+    )
+    def get_files(job_uuid: JobUUID) -> dict[str, Any]:
+        jobs.get(job_uuid)
+        return {"job": job_uuid, "files": [f.to_dict() for f in catalog.indexing.files(job_uuid)]}
+
+    # -- indexing ---------------------------------------------------------------------------
+
+    @app.post(
+        "/jobs/{job_uuid}/index",
+        tags=["indexing"],
+        summary="Index a job's outputs",
+        description="List the job's archive path and record one file per matching file, "
+        "linked to the job. With `transition` (the default) the job goes FINISHED → "
+        "INDEXING → FINISHED. Re-indexing is idempotent. Needs the job token.",
+        response_model=dict[str, Any],
+        responses=_errors(400, 401, 403, 404, 409, 413, 502),
+    )
+    def index_job(
+        job_uuid: JobUUID,
+        token: Token,
+        body: Annotated[IndexRequestBody | None, Body()] = None,
+    ) -> dict[str, Any]:
+        options = body or IndexRequestBody()
+        tokens.check_job_token(jobs.secret, job_uuid, token)
+        report = catalog.indexing.index(
+            job_uuid,
+            token=token,
+            transition=options.transition,
+            level=options.level,
+            fixity=options.fixity,
+            filters=options.filters,
+            permissive=options.permissive,
+        )
+        return report.to_dict()
+
+    # -- admin ------------------------------------------------------------------------------
+
+    admin_errors = _errors(400, 401, 403, 404, 409, 413)
+
+    @app.post(
+        "/admin/jobs/{job_uuid}/reset",
+        tags=["admin"],
+        summary="Reset a job",
+        description="Move the job to RESET, empty its archive directory and unlink the files "
+        "indexed from it. Recorded in the audit log.",
+        response_model=JobResponse,
+        responses={**admin_errors, **_errors(502)},
+    )
+    def reset_job(job_uuid: JobUUID, token: Token, request: Request) -> dict[str, Any]:
+        return {"job": jobs.reset(job_uuid, token=token, actor=_caller(request)).to_dict()}
+
+    @app.post(
+        "/admin/jobs/{job_uuid}/ready",
+        tags=["admin"],
+        summary="Make a reset job ready",
+        description="Move a RESET job back to CREATED. Recorded in the audit log.",
+        response_model=JobResponse,
+        responses=admin_errors,
+    )
+    def ready_job(job_uuid: JobUUID, token: Token, request: Request) -> dict[str, Any]:
+        return {"job": jobs.ready(job_uuid, token=token, actor=_caller(request)).to_dict()}
+
+    @app.post(
+        "/admin/jobs/{job_uuid}/delete",
+        tags=["admin"],
+        summary="Delete a job (recoverable)",
+        description="Hide the job from queries and events; `undelete` restores it.",
+        response_model=JobResponse,
+        responses=admin_errors,
+    )
+    def delete_job(job_uuid: JobUUID, token: Token, request: Request) -> dict[str, Any]:
+        return {"job": jobs.delete(job_uuid, token=token, actor=_caller(request)).to_dict()}
+
+    @app.post(
+        "/admin/jobs/{job_uuid}/undelete",
+        tags=["admin"],
+        summary="Restore a deleted job",
+        description="Make a deleted job visible again.",
+        response_model=JobResponse,
+        responses=admin_errors,
+    )
+    def undelete_job(job_uuid: JobUUID, token: Token, request: Request) -> dict[str, Any]:
+        return {"job": jobs.undelete(job_uuid, token=token, actor=_caller(request)).to_dict()}
+
+    @app.post(
+        "/admin/jobs/{job_uuid}/purge",
+        tags=["admin"],
+        summary="Purge a job for good",
+        description="Remove the job, its file records and its archive contents. With "
+        "`dry_run=true` nothing is removed and the report lists what would go.",
+        response_model=dict[str, Any],
+        responses={**admin_errors, **_errors(502)},
+    )
+    def purge_job(
+        job_uuid: JobUUID,
+        token: Token,
+        request: Request,
+        dry_run: Annotated[bool, Query(description="Only report what would be removed.")] = False,
+    ) -> dict[str, Any]:
+        report = jobs.purge(job_uuid, token=token, dry_run=dry_run, actor=_caller(request))
+        return {
+            "job_uuid": report.job_uuid,
+            "dry_run": report.dry_run,
+            "archive_path": report.archive_path,
+            "archive_system": report.archive_system,
+            "files": report.files,
+            "archive_entries": report.archive_entries,
+        }
+
+    # -- health -----------------------------------------------------------------------------
+
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="Check the service",
+        description='`200 {"status": "ok"}` when one cheap read of the catalog succeeds; '
+        "`503` with the error otherwise.",
+        response_model=Health,
+        response_model_exclude_none=True,
+        responses={503: {"model": Health, "description": "The catalog cannot be read."}},
+    )
+    def healthz() -> Any:
+        try:
+            catalog.store.find("pipeline", {}, limit=1, projection={"uuid": 1})
+        except DataCatalogError as exc:
+            return JSONResponse({"status": "unavailable", **error_body(exc)}, status_code=503)
+        return {"status": "ok"}
+
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def catalog_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DataCatalogError)
+        return _error_response(exc)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = [_problem(e) for e in exc.errors()]
+        summary = "; ".join(f"{p['where']}: {p['message']}" for p in problems[:5])
+        return _error_response(
+            InvalidRequestError(f"invalid request: {summary}", problems=problems)
+        )
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        error: DataCatalogError
+        if exc.status_code == 404:
+            error = NotFoundError(f"no route {request.method} {request.url.path}")
+        else:
+            error = DataCatalogError(str(exc.detail))
+            error.code = _HTTP_CODES.get(exc.status_code, "error")
+        return _error_response(error, status=exc.status_code, headers=exc.headers)
+
+    app.add_exception_handler(DataCatalogError, catalog_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+_HTTP_CODES = {405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+
+
+def _error_response(
+    error: DataCatalogError,
+    *,
+    status: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    code = mapping_for(error).http_status if status is None else status
+    extra = dict(headers or {})
+    if code == 401:
+        extra.setdefault("WWW-Authenticate", "Bearer")
+    return JSONResponse(error_body(error), status_code=code, headers=extra or None)
+
+
+def _problem(error: Mapping[str, Any]) -> dict[str, Any]:
+    """One validation problem, without echoing the (possibly large) input back."""
+    location = [str(part) for part in error.get("loc", ())]
+    return {
+        "where": ".".join(location) or "request",
+        "message": str(error.get("msg", "invalid")),
+        "type": str(error.get("type", "invalid")),
+    }

@@ -1,0 +1,82 @@
+"""What every command shares: the global options, the output and a lazily opened catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from datacatalog.catalog import Catalog
+from datacatalog.cli.output import Output
+from datacatalog.jobs import Actor
+from datacatalog.settings import Settings
+
+CLI_AGENT = "datacatalog-cli"
+"""The agent recorded on events and jobs the command line writes."""
+
+
+class App:
+    """What every command shares: the global options, the output, a lazily opened catalog.
+
+    Args:
+        json_mode: Print one JSON document on stdout.
+        mongodb_uri: MongoDB URI (``None``: configuration, else the embedded catalog).
+        database: MongoDB database name (``None``: configuration).
+        data_dir: Data dir (``None``: configuration).
+    """
+
+    def __init__(
+        self,
+        *,
+        json_mode: bool,
+        mongodb_uri: str | None = None,
+        database: str | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
+        self.out = Output(json_mode=json_mode)
+        self._overrides: dict[str, Any] = {
+            "mongodb_uri": mongodb_uri,
+            "mongodb_database": database,
+            "data_dir": data_dir,
+        }
+        self._settings: Settings | None = None
+        self._catalog: Catalog | None = None
+
+    @property
+    def json_mode(self) -> bool:
+        """True with ``--json``."""
+        return self.out.json_mode
+
+    @property
+    def settings(self) -> Settings:
+        """The configuration, with the global options applied."""
+        if self._settings is None:
+            self._settings = Settings.load(**self._overrides)
+        return self._settings
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog, opened on first use."""
+        if self._catalog is None:
+            self._catalog = Catalog.open(
+                settings=self.settings, actor=Actor.current(agent=CLI_AGENT)
+            )
+        return self._catalog
+
+    def admin_token(self, given: str | None) -> str:
+        """``given``, or an admin token minted from the local secret.
+
+        Whoever can read the deployment secret owns the catalog, so the local
+        operator may act without passing a token.
+        """
+        return given if given else self.catalog.jobs.admin_token()
+
+    def close(self) -> None:
+        """Release the catalog."""
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
+
+
+pass_app = click.make_pass_decorator(App)

@@ -1,0 +1,151 @@
+"""The ``datacatalog`` command: global options, the command groups, ``serve`` and ``demo``.
+
+The command line only parses arguments, calls the catalog's services and maps the
+outcome to output and an exit code; it holds no logic of its own. Every command
+accepts the global options::
+
+    datacatalog [--mongodb-uri URI] [--database NAME] [--data-dir DIR] [--json] COMMAND
+
+With no MongoDB URI (neither ``--mongodb-uri`` nor ``DATACATALOG_MONGODB_URI``) the
+embedded local catalog under the data dir is used, so the command works with zero
+configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.console import Console
+from rich.tree import Tree
+
+from datacatalog import __version__, states
+from datacatalog.cli.admin import admin
+from datacatalog.cli.context import App, pass_app
+from datacatalog.cli.jobs import files_table, history_tree, job_panel, jobs, relative_name
+from datacatalog.cli.metadata import metadata
+from datacatalog.cli.output import fields_panel, report_error, text
+from datacatalog.cli.pipelines import pipelines
+from datacatalog.errors import DataCatalogError, InvalidRequestError
+
+if TYPE_CHECKING:
+    from datacatalog.demo import DemoResult
+
+
+class CatalogGroup(click.Group):
+    """The root group: reports every library error in one place, with its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; turn any error into one line and the table's exit code."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except DataCatalogError as exc:
+            ctx.exit(report_error(exc, json_mode=_json_mode(ctx)))
+        except OSError as exc:
+            ctx.exit(report_error(exc, json_mode=_json_mode(ctx)))
+
+
+def _json_mode(ctx: click.Context) -> bool:
+    app = ctx.find_object(App)
+    if app is not None:
+        return app.json_mode
+    return bool(ctx.params.get("json_mode", False))
+
+
+@click.group(cls=CatalogGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--mongodb-uri",
+    metavar="URI",
+    help="MongoDB URI (default: DATACATALOG_MONGODB_URI, else the embedded local catalog).",
+)
+@click.option(
+    "--database",
+    metavar="NAME",
+    help="MongoDB database name (default: DATACATALOG_MONGODB_DATABASE, else 'catalog').",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data dir: embedded catalog, local archive, secret (default: DATACATALOG_DATA_DIR).",
+)
+@click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
+@click.version_option(__version__, "--version", prog_name="datacatalog")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    mongodb_uri: str | None,
+    database: str | None,
+    data_dir: Path | None,
+    json_mode: bool,
+) -> None:
+    """Provenance-tracking pipeline job manager backed by MongoDB."""
+    app = App(json_mode=json_mode, mongodb_uri=mongodb_uri, database=database, data_dir=data_dir)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8750, show_default=True, type=click.IntRange(1, 65535))
+@pass_app
+def serve(app: App, host: str, port: int) -> None:
+    """Run the HTTP webhook service on this catalog."""
+    settings = app.settings
+    try:
+        from datacatalog.service import serve as run_service
+    except ImportError as exc:
+        raise InvalidRequestError(f"the HTTP service cannot start: {exc}") from exc
+    app.out.note(f"serving the catalog on http://{host}:{port} (Ctrl-C stops)")
+    run_service(settings, host=host, port=port)
+
+
+@cli.command()
+@pass_app
+def demo(app: App) -> None:
+    """Run the end-to-end demonstration on this catalog (zero configuration works).
+
+    Registers the example pipeline and metadata, creates a job for one sample, runs
+    a small computation into the job's archive path, indexes the outputs with sha256
+    and prints the job, its history and each file's provenance. Running it again
+    finds the same job.
+    """
+    from datacatalog import demo as demo_module
+
+    result = demo_module.run(app.catalog, progress=app.out.note)
+    app.out.emit(result.to_dict(), lambda console: render_demo(result, console))
+
+
+def render_demo(result: DemoResult, console: Console) -> None:
+    """Print the demo's job, history, files and provenance."""
+    job = result.job
+    if result.job_created:
+        console.print(f"[green]created[/green] job {job.uuid}")
+    else:
+        console.print(f"[yellow]found the existing job[/yellow] {job.uuid}: nothing duplicated")
+    console.print(job_panel(job, states.allowed_events(job.state)))
+    console.print(
+        fields_panel(
+            "archive", {"system": job.archive_system, "path": job.archive_path}, style="magenta"
+        )
+    )
+    console.print(history_tree(job, result.history))
+    console.print(files_table(job, result.files))
+    tree = Tree("[bold]provenance[/bold]")
+    for name, chain in result.provenance.items():
+        branch = tree.add(f"[cyan]{text(relative_name(job, name))}[/cyan]")
+        for step in chain[1:]:
+            kind = "job" if step.kind == "pipelinejob" else step.kind.replace("_", " ")
+            branch = branch.add(f"{kind} [bold]{text(step.label)}[/bold]  {step.uuid}")
+    console.print(tree)
+
+
+for _group in (pipelines, metadata, jobs, admin):
+    cli.add_command(_group)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``datacatalog`` console script."""
+    cli.main(args=argv, prog_name="datacatalog")

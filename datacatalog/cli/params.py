@@ -1,0 +1,73 @@
+"""Parsing command-line values: JSON options and JSON/YAML documents from files.
+
+A malformed value is refused before the catalog is opened, so nothing is
+written; the error names the option or the file and exits with the
+invalid-request code (2).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from datacatalog.errors import InvalidRequestError
+
+
+def json_object(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> dict[str, Any] | None:
+    """Option callback: parse a JSON object (``--data '{"k": 1}'``).
+
+    Raises:
+        InvalidRequestError: The value is not valid JSON or not an object; the
+            message names the option.
+    """
+    if value is None:
+        return None
+    where = _option_name(param)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            f"{where} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+            option=where,
+        ) from None
+    if not isinstance(parsed, dict):
+        raise InvalidRequestError(
+            f"{where} must be a JSON object, not {type(parsed).__name__}", option=where
+        )
+    return parsed
+
+
+def _option_name(param: click.Parameter) -> str:
+    longest = max(param.opts, key=len) if param.opts else (param.name or "value")
+    return longest
+
+
+def read_document(path: Path) -> Any:
+    """Read a JSON (``.json``) or YAML file.
+
+    Raises:
+        InvalidRequestError: The file cannot be read or parsed.
+    """
+    try:
+        content = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidRequestError(f"cannot read {path}: {exc}", path=str(path)) from exc
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(content)
+        except json.JSONDecodeError as exc:
+            raise InvalidRequestError(
+                f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+                path=str(path),
+            ) from None
+    try:
+        return yaml.safe_load(content)
+    except yaml.YAMLError as exc:
+        problem = " ".join(str(exc).split())
+        raise InvalidRequestError(f"{path} is not valid YAML: {problem}", path=str(path)) from None

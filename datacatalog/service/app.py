@@ -311,8 +311,8 @@ def create_app(catalog: Catalog) -> FastAPI:
         tags=["indexing"],
         summary="Index a job's outputs",
         description="List the job's archive path and record one file per matching file, "
-        "linked to the job. With `transition` (the default) the job goes FINISHED → "
-        "INDEXING → FINISHED. Re-indexing is idempotent. Needs the job token.",
+        "linked to the job. The job goes FINISHED → INDEXING and, with `transition` (the "
+        "default here), back to FINISHED. Re-indexing is idempotent. Needs the job token.",
         response_model=dict[str, Any],
         responses=_errors(400, 401, 403, 404, 409, 413, 502),
     )

@@ -91,8 +91,8 @@ class IndexRequestBody(BaseModel):
     )
     transition: bool = Field(
         default=True,
-        description="Send `index` before and `indexed` after, so the job goes "
-        "FINISHED → INDEXING → FINISHED.",
+        description="Send `indexed` at the end, so the job goes FINISHED → INDEXING → "
+        "FINISHED; without it the job is left INDEXING.",
     )
     permissive: bool = Field(
         default=False, description="Skip `derived_from` references that do not resolve."

@@ -264,6 +264,17 @@ def test_malformed_event_bodies_are_400(service: Service, content: bytes) -> Non
     assert error["details"]["problems"]
 
 
+def test_a_body_sent_as_a_form_is_400_and_says_to_send_json(service: Service) -> None:
+    with nothing_written(service):
+        response = service.client.post(
+            f"{events_url(service)}?token={service.token()}",
+            content=b'{"name": "run"}',
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        error = error_of(response, 400, "invalid_request")
+    assert "Content-Type: application/json" in error["message"]
+
+
 @pytest.mark.parametrize(
     ("body", "word"),
     [

@@ -439,6 +439,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         problems = [_problem(e) for e in exc.errors()]
         summary = "; ".join(f"{p['where']}: {p['message']}" for p in problems[:5])
+        content_type = request.headers.get("content-type", "")
+        if content_type and "json" not in content_type.lower():
+            # The usual cause: `curl -d` without a header sends a form content type.
+            summary += (
+                f" (the body was sent as {content_type!r}; send JSON with "
+                "'Content-Type: application/json')"
+            )
         return _error_response(
             InvalidRequestError(f"invalid request: {summary}", problems=problems)
         )

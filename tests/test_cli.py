@@ -214,7 +214,8 @@ def test_pipelines_register_list_show(dc: CLI) -> None:
     assert uuid in human.stdout and "demo-stats" in human.stdout
     shown = dc("pipelines", "show", "demo-stats")
     assert "growth-stats" in shown.stdout and uuid in shown.stdout
-    assert "already registered" in dc("pipelines", "register", str(EXAMPLES / "pipeline.json")).stdout
+    again_human = dc("pipelines", "register", str(EXAMPLES / "pipeline.json"))
+    assert "already registered" in again_human.stdout
 
 
 def test_pipeline_errors(dc: CLI, tmp_path: Path) -> None:
@@ -556,9 +557,7 @@ def test_json_mode_prints_only_json(world: CLI) -> None:
         assert result.stderr == ""
 
 
-def test_serve_passes_the_settings_host_and_port(
-    dc: CLI, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_serve_passes_the_settings_host_and_port(dc: CLI, monkeypatch: pytest.MonkeyPatch) -> None:
     import datacatalog.service
 
     calls: list[tuple[Any, str, int]] = []

@@ -26,6 +26,7 @@ runs each call in its worker thread pool.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Path, Query, Request, Security
@@ -301,7 +302,7 @@ def create_app(catalog: Catalog) -> FastAPI:
         responses=_errors(400, 404),
     )
     def get_files(job_uuid: JobUUID) -> dict[str, Any]:
-        jobs.get(job_uuid)
+        jobs.get(job_uuid)  # a deleted job is hidden here as on every other read
         return {"job": job_uuid, "files": [f.to_dict() for f in catalog.indexing.files(job_uuid)]}
 
     # -- indexing ---------------------------------------------------------------------------
@@ -322,6 +323,7 @@ def create_app(catalog: Catalog) -> FastAPI:
         body: Annotated[IndexRequestBody | None, Body()] = None,
     ) -> dict[str, Any]:
         options = body or IndexRequestBody()
+        # indexing checks a token only when one is given; over HTTP one is required.
         tokens.check_job_token(jobs.secret, job_uuid, token)
         report = catalog.indexing.index(
             job_uuid,
@@ -398,15 +400,7 @@ def create_app(catalog: Catalog) -> FastAPI:
         request: Request,
         dry_run: Annotated[bool, Query(description="Only report what would be removed.")] = False,
     ) -> dict[str, Any]:
-        report = jobs.purge(job_uuid, token=token, dry_run=dry_run, actor=_caller(request))
-        return {
-            "job_uuid": report.job_uuid,
-            "dry_run": report.dry_run,
-            "archive_path": report.archive_path,
-            "archive_system": report.archive_system,
-            "files": report.files,
-            "archive_entries": report.archive_entries,
-        }
+        return asdict(jobs.purge(job_uuid, token=token, dry_run=dry_run, actor=_caller(request)))
 
     # -- health -----------------------------------------------------------------------------
 

@@ -87,11 +87,12 @@ def create(
                     "data": job.data,
                     "archive path": job.archive_path,
                     "archive system": job.archive_system,
-                    "token": token,
-                    "webhook": webhook,
                 },
             )
         )
+        # Outside the panel, unwrapped, so they can be copied whole.
+        console.print(f"token    {token}", markup=False, soft_wrap=True)
+        console.print(f"webhook  {webhook}", markup=False, soft_wrap=True)
 
     app.out.emit(
         {"job": job.to_dict(), "created": created, "token": token, "webhook_url": webhook},

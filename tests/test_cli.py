@@ -571,3 +571,27 @@ def test_serve_passes_the_settings_host_and_port(dc: CLI, monkeypatch: pytest.Mo
     assert [(h, p) for _, h, p in calls] == [("127.0.0.1", 8750), ("0.0.0.0", 9999)]
     assert calls[0][0].data_dir == dc.data_dir
     assert dc("serve", "--port", "0").exit_code == 2
+
+
+def test_progress_callback_drives_the_progress_bar() -> None:
+    import io
+
+    from rich.console import Console
+
+    from datacatalog.cli.jobs import progress_bar
+    from datacatalog.cli.output import Output
+    from datacatalog.indexing import IndexProgress
+
+    out = Output(json_mode=False)
+    screen = io.StringIO()
+    out._err_console = Console(file=screen, force_terminal=True, width=120)
+    with progress_bar(out, "indexing") as update:
+        update(IndexProgress(seen=0, matched=0, written=0, total=4))
+        update(IndexProgress(seen=4, matched=3, written=3, total=4))
+    assert "indexing" in screen.getvalue() and "3 matched, 3 written" in screen.getvalue()
+
+    quiet = Output(json_mode=True)
+    quiet._err_console = Console(file=io.StringIO(), force_terminal=True)
+    with progress_bar(quiet, "indexing") as update:
+        update(IndexProgress(seen=1, matched=1, written=1, total=1))
+    assert quiet.err_console.file.getvalue() == ""  # type: ignore[attr-defined]

@@ -340,7 +340,8 @@ def event(
 def progress_bar(out: Output, label: str) -> Iterator[Callable[[IndexProgress], None]]:
     """A rich progress bar on stderr, driven by an indexing progress callback.
 
-    Yields the callback. Nothing is drawn with ``--json``.
+    Yields the callback. Nothing is drawn with ``--json`` or when stderr is not a
+    terminal.
     """
     bar = Progress(
         TextColumn("[bold]{task.description}"),
@@ -350,7 +351,7 @@ def progress_bar(out: Output, label: str) -> Iterator[Callable[[IndexProgress], 
         TimeElapsedColumn(),
         console=out.err_console,
         transient=True,
-        disable=out.json_mode,
+        disable=out.json_mode or not out.err_console.is_terminal,
     )
     task = bar.add_task(label, total=None, detail="")
 

@@ -39,7 +39,7 @@ from typing import Any
 from datacatalog.catalog import Catalog
 from datacatalog.errors import DataCatalogError
 from datacatalog.identifiers import kind_of
-from datacatalog.jobs import HistoryEntry, Job
+from datacatalog.jobs import Actor, HistoryEntry, Job
 from datacatalog.metadata import LEVELS
 from datacatalog.pipelines import Pipeline
 from datacatalog.storage import StorageSystem
@@ -141,6 +141,7 @@ JOB_DATA: dict[str, Any] = {
 OUTPUTS = ("summary.csv", "report.json", "growth_curve.txt", "gfp_histogram.txt")
 CHANNELS = ("od600", "gfp")
 INDEX_LEVEL = "2"
+AGENT = "datacatalog-demo"
 
 # Growth parameters of the synthetic strains (logistic growth: rate per hour, capacity).
 _GROWTH = {"sample.demo.1": (0.62, 1.20), "sample.demo.2": (0.41, 0.85)}
@@ -241,10 +242,11 @@ def run(catalog: Catalog, *, progress: Callable[[str], None] | None = None) -> D
         metadata={"sample_id": SAMPLE_ID},
         data=JOB_DATA,
         archive_system=storage.name,
-        agent="datacatalog-demo",
+        agent=AGENT,
         task="growth statistics",
     )
-    job, job_created = catalog.jobs.create(plan)
+    actor = Actor.current(agent=AGENT)
+    job, job_created = catalog.jobs.create(plan, actor=actor)
     if job_created:
         say(f"created job {job.uuid}")
     else:
@@ -252,7 +254,7 @@ def run(catalog: Catalog, *, progress: Callable[[str], None] | None = None) -> D
 
     ran = False
     if job.state in ("CREATED", "RUNNING"):
-        job = _compute(catalog, job, storage, say)
+        job = _compute(catalog, job, storage, actor, say)
         ran = True
     elif not job_created:
         say(f"the job is {job.state}: its outputs are already computed")
@@ -282,7 +284,13 @@ def run(catalog: Catalog, *, progress: Callable[[str], None] | None = None) -> D
     )
 
 
-def _compute(catalog: Catalog, job: Job, storage: StorageSystem, say: Callable[[str], None]) -> Job:
+def _compute(
+    catalog: Catalog,
+    job: Job,
+    storage: StorageSystem,
+    actor: Actor,
+    say: Callable[[str], None],
+) -> Job:
     """Run the pipeline's computation for ``job``, reporting events as it goes."""
     # The number of times an administrator re-armed the job keeps each attempt's
     # idempotency keys apart, so a reset job really runs again.
@@ -290,7 +298,7 @@ def _compute(catalog: Catalog, job: Job, storage: StorageSystem, say: Callable[[
 
     def send(event: str, step: str, data: Mapping[str, Any] | None = None) -> Job:
         key = f"demo:{attempt}:{step}"
-        return catalog.jobs.send(job.uuid, event, data=data, event_id=key).job
+        return catalog.jobs.send(job.uuid, event, data=data, event_id=key, actor=actor).job
 
     send("run", "run", {"step": "start", "sample": SAMPLE_ID})
     say(f"job {job.uuid} is RUNNING")

@@ -81,6 +81,7 @@ class LoadResult:
     created: int
     updated: int
     entities: list[MetadataEntity]
+    unchanged: int = 0
 
 
 class MetadataRegistry:
@@ -101,25 +102,32 @@ class MetadataRegistry:
         prepared = [self._prepare(doc, i) for i, doc in enumerate(documents)]
         batch = {doc["uuid"] for _, doc in prepared}
         self._check_parents(prepared, batch)
-        created = updated = 0
+        created = updated = unchanged = 0
         for kind in LEVELS:
-            ops = [
-                Upsert(
-                    {"uuid": doc["uuid"]},
-                    {
-                        "$set": {k: v for k, v in doc.items() if k not in ("uuid", "_properties")},
-                        "$setOnInsert": {"uuid": doc["uuid"]},
-                    },
+            wanted = {doc["uuid"]: doc for k_, doc in prepared if k_ == kind}
+            if not wanted:
+                continue
+            stored = {
+                d["uuid"]: {k: v for k, v in d.items() if k not in ("_properties", "_visible")}
+                for d in self.store.find(kind, {"uuid": {"$in": sorted(wanted)}})
+            }
+            # A document loaded again as it is changes nothing (not even its revision).
+            changed = [doc for uuid, doc in wanted.items() if stored.get(uuid) != doc]
+            unchanged += len(wanted) - len(changed)
+            if changed:
+                result = self.store.bulk_upsert(
+                    kind,
+                    [
+                        Upsert({"uuid": doc["uuid"]}, _replacement(doc, stored.get(doc["uuid"])))
+                        for doc in changed
+                    ],
                 )
-                for k_, doc in prepared
-                if k_ == kind
-            ]
-            if ops:
-                result = self.store.bulk_upsert(kind, ops)
                 created += result.upserted
                 updated += result.modified
         entities = [MetadataEntity.from_document(kind, doc) for kind, doc in prepared]
-        return LoadResult(created=created, updated=updated, entities=entities)
+        return LoadResult(
+            created=created, updated=updated, unchanged=unchanged, entities=entities
+        )
 
     def _prepare(self, raw: Mapping[str, Any], index: int) -> tuple[str, Document]:
         where = f"metadata document {index}"
@@ -259,6 +267,18 @@ class MetadataRegistry:
         if missing:
             raise NotFoundError(f"unknown {kind}: {', '.join(missing)}", kind=kind, missing=missing)
         return sorted({d["uuid"] for d in docs if d["uuid"] in uuids or d[id_field] in ids})
+
+
+def _replacement(doc: Document, stored: Document | None) -> Document:
+    """An update making the stored entity equal ``doc`` (fields it no longer has are removed)."""
+    update: Document = {
+        "$set": {k: v for k, v in doc.items() if k != "uuid"},
+        "$setOnInsert": {"uuid": doc["uuid"]},
+    }
+    dropped = sorted(set(stored or {}) - set(doc))
+    if dropped:
+        update["$unset"] = {k: "" for k in dropped}
+    return update
 
 
 def _as_list(value: Any, where: str) -> list[str]:

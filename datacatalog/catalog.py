@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from datacatalog.indexing import IndexingService
 from datacatalog.jobs import Actor, JobService
 from datacatalog.metadata import MetadataRegistry
 from datacatalog.pipelines import PipelineRegistry
@@ -41,6 +42,7 @@ class Catalog:
         self.jobs = JobService(store, settings=self.settings, storage=self.storage, actor=actor)
         self.pipelines: PipelineRegistry = self.jobs.pipelines
         self.metadata: MetadataRegistry = self.jobs.metadata
+        self.indexing = IndexingService(store, jobs=self.jobs, storage=self.storage)
 
     @classmethod
     def open(

@@ -1,0 +1,806 @@
+"""Tests for datacatalog.indexing: listing, matching, fixity, derivation, batching, failures.
+
+Every test runs on both store engines (``store`` fixture) and, through ``catalog``, on
+two storage systems: a local directory (``local``) and fsspec's memory filesystem
+(``mem``). Tests about symbolic links run on the local system only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from datacatalog.catalog import Catalog
+from datacatalog.errors import (
+    ForbiddenError,
+    InvalidRequestError,
+    InvalidTransitionError,
+    NotFoundError,
+    StorageFailureError,
+)
+from datacatalog.identifiers import file_uuid, typed_uuid
+from datacatalog.indexing import (
+    FileRecord,
+    IndexingService,
+    IndexProgress,
+    UnresolvedReference,
+    infer_type,
+)
+from datacatalog.indexrequests import (
+    ArchiveIndexRequest,
+    InvalidIndexingRequest,
+    ProductIndexRequest,
+)
+from datacatalog.jobs import Job
+from datacatalog.settings import Settings
+from datacatalog.storage import SKIP_SYMLINK_OUTSIDE_ROOT, StorageRegistry, StorageSystem
+from datacatalog.store import Store
+
+PIPELINE = {"id": "tests.indexing", "components": [{"image": "example/indexing:1"}]}
+METADATA = [
+    {"experiment_design_id": "design-idx"},
+    {"experiment_id": "experiment-idx", "experiment_design_id": "design-idx"},
+    {"sample_id": "sample-idx", "experiment_id": "experiment-idx"},
+    {"measurement_id": "measurement-idx", "sample_id": "sample-idx"},
+]
+OUTPUTS = {
+    "out/a.png": b"\x89PNG fake image",
+    "out/b.csv": b"x,y\n1,2\n",
+    "out/nested/c.fastq.gz": b"@read\nACGT\n+\nIIII\n",
+    "logs/run.log": b"started\nfinished\n",
+    "result.json": b'{"ok": true}',
+}
+
+
+# -- fixtures and helpers --------------------------------------------------------------
+
+
+@pytest.fixture(params=["local", "mem"])
+def archive_system(request: pytest.FixtureRequest) -> str:
+    """Name of the storage system jobs archive to."""
+    return str(request.param)
+
+
+@pytest.fixture
+def catalog(store: Store, tmp_path: Path) -> Iterator[Catalog]:
+    """A catalog on the test store, with a local and a memory storage system."""
+    settings = Settings.load(
+        env={},
+        data_dir=tmp_path,
+        secret="s" * 32,
+        storage_systems={"mem": f"memory://dc-indexing-{uuid.uuid4().hex}"},
+    )
+    cat = Catalog(store, settings=settings)
+    cat.pipelines.register(PIPELINE)
+    cat.metadata.load(METADATA)
+    yield cat
+    memory = cat.storage.get("mem")
+    if memory.fs.exists(memory.root):
+        memory.fs.rm(memory.root, recursive=True)
+
+
+def make_job(
+    catalog: Catalog,
+    system: str,
+    *,
+    state: str = "FINISHED",
+    archive_patterns: list[Any] | None = None,
+    product_patterns: list[Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> Job:
+    """Create a job archiving to ``system`` and drive it to ``state``."""
+    plan = catalog.jobs.plan(
+        pipeline=PIPELINE["id"],
+        metadata={"measurement_id": "measurement-idx"},
+        data=data if data is not None else {"run": uuid.uuid4().hex},
+        archive_system=system,
+        archive_patterns=archive_patterns,
+        product_patterns=product_patterns,
+    )
+    job, _created = catalog.jobs.create(plan)
+    if state in ("RUNNING", "FINISHED"):
+        job = catalog.jobs.send(job.uuid, "run").job
+    if state == "FINISHED":
+        job = catalog.jobs.send(job.uuid, "finish").job
+    return job
+
+
+def put(catalog: Catalog, job: Job, relative: str, data: bytes) -> str:
+    """Write ``data`` under the job's archive path; return the catalog path."""
+    system = catalog.storage.get(job.archive_system)
+    path = f"{job.archive_path}/{relative}"
+    system.makedirs(posixpath.dirname(path))
+    with system.fs.open(system.resolve(path), "wb") as stream:
+        stream.write(data)
+    return path
+
+
+def put_outputs(catalog: Catalog, job: Job, outputs: dict[str, bytes] | None = None) -> None:
+    """Write the standard outputs (or ``outputs``) into the job's archive path."""
+    for relative, data in (OUTPUTS if outputs is None else outputs).items():
+        put(catalog, job, relative, data)
+
+
+def record_of(catalog: Catalog, job: Job, relative: str) -> FileRecord:
+    """The file record of ``relative`` under the job's archive path."""
+    return catalog.indexing.file(f"{job.archive_path}/{relative}")
+
+
+def file_count(catalog: Catalog) -> int:
+    return catalog.store.count("file", {})
+
+
+def events(catalog: Catalog, job: Job) -> list[str]:
+    return [entry.name for entry in catalog.jobs.history(job.uuid)]
+
+
+# -- indexing ----------------------------------------------------------------------------
+
+
+def test_index_without_fixity_writes_one_record_per_file(
+    catalog: Catalog, archive_system: str
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+
+    report = catalog.indexing.index(job.uuid, transition=True)
+
+    assert (report.seen, report.matched, report.written) == (5, 5, 5)
+    assert report.state == "FINISHED"
+    assert report.errors == [] and report.skipped == []
+    assert report.batches == 1
+    expected = sorted(f"{job.archive_path}/{r}" for r in OUTPUTS)
+    assert sorted(report.files) == sorted(file_uuid(p) for p in expected)
+    records = catalog.indexing.files(job.uuid)
+    assert [r.name for r in records] == expected
+    for record in records:
+        relative = record.name[len(job.archive_path) + 1 :]
+        assert record.uuid == file_uuid(record.name)
+        assert record.storage_system == archive_system
+        assert record.size == len(OUTPUTS[relative])
+        assert record.sha256 is None and record.fixity_date is None
+        assert record.level == "1"
+        assert record.generated_by == [job.uuid]
+        assert record.child_of == job.child_of
+        assert record.derived_from == [] and record.derived_using == []
+        assert record.modified_date is not None
+    assert catalog.jobs.get(job.uuid).state == "FINISHED"
+    assert events(catalog, job)[-2:] == ["index", "indexed"]
+
+
+def test_index_with_fixity_records_sha256(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+
+    catalog.indexing.index(job.uuid, fixity=True)
+
+    for relative, data in OUTPUTS.items():
+        record = record_of(catalog, job, relative)
+        assert record.sha256 == hashlib.sha256(data).hexdigest()
+        assert record.fixity_date is not None
+
+
+def test_without_transition_the_job_stays_indexing(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+
+    report = catalog.indexing.index(job.uuid)
+
+    assert report.state == "INDEXING"
+    assert catalog.indexing.indexed(job.uuid).state == "FINISHED"
+
+
+def test_level_and_type_are_recorded(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job, {**OUTPUTS, "out/mystery.bin": b"\x00\x01"})
+
+    catalog.indexing.index(job.uuid, level="2")
+
+    types = {r.name.rsplit("/", 1)[1]: (r.type, r.level) for r in catalog.indexing.files(job.uuid)}
+    assert types == {
+        "a.png": ("PNG", "2"),
+        "b.csv": ("CSV", "2"),
+        "c.fastq.gz": ("FASTQ", "2"),
+        "run.log": ("PLAIN", "2"),
+        "result.json": ("JSON", "2"),
+        "mystery.bin": ("UNKNOWN", "2"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a.CSV", "CSV"),
+        ("r.fq.gz", "FASTQ"),
+        ("r.fastq", "FASTQ"),
+        ("x.bam", "BAM"),
+        ("x.sam", "SAM"),
+        ("x.fcs", "FCS"),
+        ("x.h5", "HDF5"),
+        ("notes.txt", "PLAIN"),
+        ("archive.gz", "GZIP"),
+        ("noext", "UNKNOWN"),
+    ],
+)
+def test_infer_type(name: str, expected: str) -> None:
+    assert infer_type(f"/p/{name}") == expected
+
+
+def test_filters_select_only_matching_files(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+
+    report = catalog.indexing.index(job.uuid, filters=[r"\.png$"])
+
+    assert (report.seen, report.matched, report.written) == (5, 1, 1)
+    assert [r.name for r in catalog.indexing.files(job.uuid)] == [f"{job.archive_path}/out/a.png"]
+
+
+def test_the_jobs_stored_requests_are_used(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(
+        catalog,
+        archive_system,
+        archive_patterns=[ArchiveIndexRequest([r"\.png$", r"\.json$"], level="0")],
+    )
+    put_outputs(catalog, job)
+
+    report = catalog.indexing.index(job.uuid)
+
+    assert report.written == 2
+    records = catalog.indexing.files(job.uuid)
+    assert {r.name.rsplit("/", 1)[1] for r in records} == {"a.png", "result.json"}
+    # Archive requests hash by default (their fixity field defaults to true).
+    assert all(r.level == "0" and r.sha256 is not None for r in records)
+
+
+def test_the_first_matching_request_decides(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    requests = [
+        ArchiveIndexRequest([r"\.png$"], level="0", fixity=False),
+        ProductIndexRequest([r"^out/"], derived_from=["./out/a.png"]),
+        ArchiveIndexRequest([], level="3", fixity=False),
+    ]
+
+    catalog.indexing.index(job.uuid, requests=requests, level="2")
+
+    png = record_of(catalog, job, "out/a.png")
+    csv = record_of(catalog, job, "out/b.csv")
+    log = record_of(catalog, job, "logs/run.log")
+    assert (png.level, png.derived_from) == ("0", [])
+    assert (csv.level, csv.derived_from) == ("2", [png.uuid])
+    assert (log.level, log.derived_from) == ("3", [])
+
+
+def test_no_requests_anywhere_indexes_everything(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+
+    assert catalog.indexing.index(job.uuid, level="Reference").written == 5
+    assert {r.level for r in catalog.indexing.files(job.uuid)} == {"Reference"}
+
+
+def test_an_empty_archive_path_indexes_nothing(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    seen: list[IndexProgress] = []
+
+    report = catalog.indexing.index(job.uuid, transition=True, progress=seen.append)
+
+    assert (report.seen, report.written, report.batches) == (0, 0, 0)
+    assert report.state == "FINISHED"
+    assert seen == [IndexProgress(0, 0, 0, 0)]
+
+
+# -- derivation --------------------------------------------------------------------------
+
+
+def test_products_link_to_what_they_derive_from(catalog: Catalog, archive_system: str) -> None:
+    upstream = make_job(catalog, archive_system)
+    upstream_path = put(catalog, upstream, "reads.fastq", b"@r\nAC\n+\nII\n")
+    catalog.indexing.index(upstream.uuid, transition=True)
+    catalog.store.insert(
+        "reference",
+        {
+            "uuid": typed_uuid("https://example.org/genome.fa", "reference"),
+            "uri": "https://example.org/genome.fa",
+            "name": "genome-v1",
+        },
+    )
+    given_file = typed_uuid("/elsewhere/input.csv", "file")
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    product = ProductIndexRequest(
+        [r"\.csv$"],
+        derived_from=[
+            "./out/a.png",  # job-relative path
+            given_file,  # typed UUID, taken as it is
+            upstream_path,  # a known file name
+            "genome-v1",  # a stored reference, by name
+            "agave://data-store/inputs/plate.fcs",  # a storage URI
+        ],
+        derived_using=["https://example.org/genome.fa"],  # a stored reference, by URI
+    )
+
+    report = catalog.indexing.index(job.uuid, requests=[product], transition=True)
+
+    assert report.written == 1 and report.errors == []
+    record = record_of(catalog, job, "out/b.csv")
+    assert record.derived_from == [
+        file_uuid(f"{job.archive_path}/out/a.png"),
+        given_file,
+        file_uuid(upstream_path),
+        typed_uuid("https://example.org/genome.fa", "reference"),
+        file_uuid("/inputs/plate.fcs"),
+    ]
+    assert record.derived_using == [typed_uuid("https://example.org/genome.fa", "reference")]
+
+
+def test_products_from_the_jobs_stored_patterns(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(
+        catalog,
+        archive_system,
+        archive_patterns=[{"patterns": [r"\.png$"], "level": "1", "fixity": False}],
+        product_patterns=[{"patterns": [r"\.csv$"], "derived_from": ["./out/a.png"]}],
+    )
+    put_outputs(catalog, job)
+
+    catalog.indexing.index(job.uuid)
+
+    png = record_of(catalog, job, "out/a.png")
+    assert record_of(catalog, job, "out/b.csv").derived_from == [png.uuid]
+    assert len(catalog.indexing.files(job.uuid)) == 2
+
+
+def test_unresolved_derived_from_fails_and_writes_nothing(
+    catalog: Catalog, archive_system: str
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    product = ProductIndexRequest([r"\.csv$"], derived_from=["./out/a.png", "no-such-input"])
+
+    with pytest.raises(UnresolvedReference, match="no-such-input") as caught:
+        catalog.indexing.index(job.uuid, requests=[product], transition=True)
+
+    assert isinstance(caught.value, InvalidIndexingRequest)
+    assert file_count(catalog) == 0
+    assert catalog.jobs.get(job.uuid).state == "INDEXING"
+    last = catalog.jobs.history(job.uuid)[-1]
+    assert last.name == "update"
+    assert "no-such-input" in last.data["indexing_error"]
+
+
+def test_permissive_drops_and_reports_unresolved_references(
+    catalog: Catalog, archive_system: str
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    missing_uri = "https://example.org/not-registered"
+    product = ProductIndexRequest(
+        [r"\.csv$"], derived_from=["./out/a.png", "./out/gone.csv", missing_uri]
+    )
+
+    report = catalog.indexing.index(job.uuid, requests=[product], permissive=True)
+
+    assert report.written == 1
+    assert [ref for ref, _ in report.errors] == ["./out/gone.csv", missing_uri]
+    assert record_of(catalog, job, "out/b.csv").derived_from == [
+        file_uuid(f"{job.archive_path}/out/a.png")
+    ]
+
+
+def test_resolve_derived_references(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put(catalog, job, "x.csv", b"1")
+    product_uuid = typed_uuid("some product", "product")
+    sample_uuid = typed_uuid("sample-idx", "sample")
+    service = catalog.indexing
+
+    resolved = service.resolve_derived_references(job, ["./x.csv", "x.csv", product_uuid])
+
+    assert resolved == [file_uuid(f"{job.archive_path}/x.csv"), product_uuid]
+    with pytest.raises(UnresolvedReference, match="sample UUID"):
+        service.resolve_derived_references(job, [sample_uuid])
+    assert service.resolve_derived_references(job, [sample_uuid], permissive=True) == []
+    assert service.file_job_relative_path(job, "./x.csv") == file_uuid(f"{job.archive_path}/x.csv")
+    with pytest.raises(NotFoundError, match=r"nope\.csv"):
+        service.file_job_relative_path(job, "./nope.csv")
+    assert service.file_job_relative_path(job, "./nope.csv", check_exists=False) == file_uuid(
+        f"{job.archive_path}/nope.csv"
+    )
+
+
+# -- batching, progress, idempotence -----------------------------------------------------
+
+
+def test_progress_reports_each_batch(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    seen: list[IndexProgress] = []
+
+    report = catalog.indexing.index(job.uuid, batch_size=2, progress=seen.append)
+
+    assert report.batches == 3
+    assert seen[0] == IndexProgress(0, 0, 0, 5)
+    assert [(p.matched, p.written) for p in seen[1:]] == [(2, 2), (4, 4), (5, 5)]
+    assert all(p.total == 5 for p in seen)
+    assert seen[-1].seen == 5
+
+
+def test_progress_reaches_the_end_when_trailing_files_do_not_match(
+    catalog: Catalog, archive_system: str
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    seen: list[IndexProgress] = []
+
+    catalog.indexing.index(job.uuid, filters=["^logs/"], progress=seen.append)
+
+    assert seen[-1] == IndexProgress(5, 1, 1, 5)
+
+
+def test_reindexing_is_idempotent(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    product = ProductIndexRequest([r"\.csv$"], derived_from=["./out/a.png"])
+    archive = ArchiveIndexRequest([], level="1")
+
+    first = catalog.indexing.index(job.uuid, requests=[product, archive], transition=True)
+    records = {r.uuid: r for r in catalog.indexing.files(job.uuid)}
+    second = catalog.indexing.index(job.uuid, requests=[product, archive], transition=True)
+
+    assert (second.seen, second.matched, second.written) == (first.seen, first.matched, 5)
+    assert second.files == first.files
+    assert file_count(catalog) == 5
+    again = {r.uuid: r for r in catalog.indexing.files(job.uuid)}
+    assert again.keys() == records.keys()
+    for key, record in again.items():
+        assert record.generated_by == [job.uuid]
+        assert record.child_of == records[key].child_of
+        assert record.derived_from == records[key].derived_from
+        assert record.sha256 == records[key].sha256
+
+
+def test_indexing_without_fixity_keeps_an_earlier_checksum(
+    catalog: Catalog, archive_system: str
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    catalog.indexing.index(job.uuid, fixity=True, transition=True)
+
+    catalog.indexing.index(job.uuid, fixity=False, transition=True)
+
+    assert record_of(catalog, job, "out/b.csv").sha256 == hashlib.sha256(b"x,y\n1,2\n").hexdigest()
+
+
+def test_a_file_shared_by_two_jobs_links_both(catalog: Catalog, archive_system: str) -> None:
+    first = make_job(catalog, archive_system)
+    path = put(catalog, first, "shared.txt", b"shared")
+    second = make_job(catalog, archive_system)
+    catalog.indexing.index(first.uuid, transition=True)
+
+    record = catalog.indexing.index_if_exists(path, job=second)
+
+    assert record is not None
+    assert sorted(record.generated_by) == sorted([first.uuid, second.uuid])
+    assert [r.name for r in catalog.indexing.files(second.uuid)] == [path]
+
+
+# -- failures ----------------------------------------------------------------------------
+
+
+def test_a_failure_is_recorded_and_a_second_index_finishes(
+    catalog: Catalog, archive_system: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    original = StorageSystem.list_files
+
+    def down(self: StorageSystem, path: str) -> Any:
+        raise StorageFailureError(f"storage system {self.name!r} is down")
+
+    monkeypatch.setattr(StorageSystem, "list_files", down)
+    with pytest.raises(StorageFailureError, match="is down"):
+        catalog.indexing.index(job.uuid, transition=True)
+    assert catalog.jobs.get(job.uuid).state == "INDEXING"
+    assert file_count(catalog) == 0
+    last = catalog.jobs.history(job.uuid)[-1]
+    assert last.name == "update" and "is down" in last.data["indexing_error"]
+
+    monkeypatch.setattr(StorageSystem, "list_files", original)
+    report = catalog.indexing.index(job.uuid, transition=True)
+
+    assert report.written == 5 and report.state == "FINISHED"
+    assert events(catalog, job)[-4:] == ["index", "update", "index", "indexed"]
+
+
+def test_a_failed_database_write_is_recorded(
+    catalog: Catalog, archive_system: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise InvalidRequestError("refused by the test")
+
+    monkeypatch.setattr(catalog.store, "bulk_upsert", refuse)
+    with pytest.raises(InvalidRequestError, match="refused by the test"):
+        catalog.indexing.index(job.uuid)
+    monkeypatch.undo()
+
+    assert catalog.jobs.get(job.uuid).state == "INDEXING"
+    assert catalog.jobs.history(job.uuid)[-1].data == {"indexing_error": "refused by the test"}
+    assert catalog.indexing.index(job.uuid, transition=True).written == 5
+
+
+def test_an_unreadable_file_is_reported_and_the_rest_indexed(
+    catalog: Catalog, archive_system: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    bad = f"{job.archive_path}/out/b.csv"
+    original = StorageSystem.sha256
+
+    def sha256(self: StorageSystem, path: str, **kwargs: Any) -> str:
+        if path == bad:
+            raise StorageFailureError(f"cannot read {path!r}: permission denied")
+        return original(self, path, **kwargs)
+
+    monkeypatch.setattr(StorageSystem, "sha256", sha256)
+
+    report = catalog.indexing.index(job.uuid, fixity=True, transition=True)
+
+    assert (report.matched, report.written) == (5, 4)
+    assert report.errors == [(bad, f"cannot read {bad!r}: permission denied")]
+    assert file_uuid(bad) not in report.files
+    with pytest.raises(NotFoundError):
+        catalog.indexing.file(bad)
+    assert report.state == "FINISHED"
+    assert catalog.jobs.get(job.uuid).state == "FINISHED"
+    assert catalog.jobs.history(job.uuid)[-1].data == {"files": 4, "errors": 1, "skipped": 0}
+
+
+def test_symlinks_out_of_the_root_are_not_followed(catalog: Catalog, tmp_path: Path) -> None:
+    job = make_job(catalog, "local")
+    put_outputs(catalog, job)
+    outside = tmp_path / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "secret.txt").write_bytes(b"secret")
+    (outside / "dir" / "inner.txt").write_bytes(b"inner")
+    root = Path(catalog.storage.get("local").root) / job.archive_path.lstrip("/")
+    os.symlink(outside / "secret.txt", root / "out" / "leak.txt")
+    os.symlink(outside / "dir", root / "leakdir")
+
+    report = catalog.indexing.index(job.uuid, fixity=True, transition=True)
+
+    assert report.written == 5
+    assert sorted(report.skipped) == [
+        (f"{job.archive_path}/leakdir", SKIP_SYMLINK_OUTSIDE_ROOT),
+        (f"{job.archive_path}/out/leak.txt", SKIP_SYMLINK_OUTSIDE_ROOT),
+    ]
+    names = {r.name for r in catalog.indexing.files(job.uuid)}
+    assert not any("leak" in name for name in names)
+
+
+def test_a_symlink_inside_the_root_is_indexed(catalog: Catalog) -> None:
+    job = make_job(catalog, "local")
+    put_outputs(catalog, job)
+    root = Path(catalog.storage.get("local").root) / job.archive_path.lstrip("/")
+    os.symlink(root / "out" / "b.csv", root / "alias.csv")
+
+    report = catalog.indexing.index(job.uuid, fixity=True)
+
+    assert report.written == 6 and report.skipped == []
+    assert (
+        record_of(catalog, job, "alias.csv").sha256
+        == hashlib.sha256(OUTPUTS["out/b.csv"]).hexdigest()
+    )
+
+
+# -- bad input: refused, nothing written -------------------------------------------------
+
+
+def assert_untouched(catalog: Catalog, job: Job) -> None:
+    """Nothing was written: no file records, the job's state and history unchanged."""
+    assert file_count(catalog) == 0
+    after = catalog.jobs.get(job.uuid)
+    assert after.state == job.state
+    assert after.revision == job.revision
+
+
+def test_an_invalid_pattern_is_refused(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+
+    with pytest.raises(InvalidIndexingRequest, match=r"invalid regular expression '\('"):
+        ArchiveIndexRequest(["("])
+    with pytest.raises(InvalidIndexingRequest, match=r"'\[a-'"):
+        catalog.indexing.index(job.uuid, filters=["ok", "[a-"])
+    assert_untouched(catalog, job)
+
+
+def test_a_relative_reference_escaping_the_archive_path_is_refused(
+    catalog: Catalog, archive_system: str
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    escape = "./../../etc/passwd"
+    product = ProductIndexRequest([], derived_from=[escape])
+
+    for permissive in (False, True):
+        with pytest.raises(InvalidRequestError, match="leaves the archive path"):
+            catalog.indexing.index(job.uuid, requests=[product], permissive=permissive)
+    assert_untouched(catalog, job)
+    with pytest.raises(InvalidIndexingRequest, match="leaves the archive path"):
+        catalog.indexing.resolve_derived_references(job, ["out/../../x"], permissive=True)
+    with pytest.raises(InvalidIndexingRequest):
+        catalog.indexing.file_job_relative_path(job, escape, check_exists=False)
+
+
+def test_an_unknown_storage_system_is_refused(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    elsewhere = StorageRegistry(
+        systems={"other": f"memory://dc-other-{uuid.uuid4().hex}"}, default="other"
+    )
+    service = IndexingService(catalog.store, jobs=catalog.jobs, storage=elsewhere)
+
+    with pytest.raises(NotFoundError, match=f"unknown storage system '{archive_system}'"):
+        service.index(job.uuid)
+    assert_untouched(catalog, job)
+    with pytest.raises(NotFoundError, match="'nope'"):
+        catalog.indexing.index_if_exists(f"{job.archive_path}/out/a.png", storage_system="nope")
+    assert file_count(catalog) == 0
+
+
+def test_a_wrong_token_changes_nothing(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+
+    with pytest.raises(ForbiddenError):
+        catalog.indexing.index(job.uuid, token="0" * 64)
+    assert_untouched(catalog, job)
+
+    token = catalog.jobs.job_token(job.uuid)
+    assert catalog.indexing.index(job.uuid, token=token, transition=True).written == 5
+
+
+def test_a_job_that_has_not_finished_cannot_be_indexed(
+    catalog: Catalog, archive_system: str
+) -> None:
+    job = make_job(catalog, archive_system, state="RUNNING")
+    put_outputs(catalog, job)
+
+    with pytest.raises(InvalidTransitionError, match="RUNNING"):
+        catalog.indexing.index(job.uuid)
+    assert_untouched(catalog, job)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"batch_size": 0},
+        {"batch_size": 10_001},
+        {"batch_size": True},
+        {"level": "9"},
+        {"fixity": "yes"},
+        {"requests": "not a list"},
+        {"requests": [ArchiveIndexRequest([], generated_by=["not-a-uuid"])]},
+    ],
+)
+def test_bad_arguments_are_refused(
+    catalog: Catalog, archive_system: str, arguments: dict[str, Any]
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+
+    with pytest.raises(InvalidRequestError):
+        catalog.indexing.index(job.uuid, **arguments)
+    assert_untouched(catalog, job)
+
+
+def test_an_unknown_job_is_not_found(catalog: Catalog) -> None:
+    missing = typed_uuid("no such job", "pipelinejob")
+    with pytest.raises(NotFoundError, match=missing):
+        catalog.indexing.index(missing)
+    with pytest.raises(NotFoundError, match=missing):
+        catalog.indexing.files(missing)
+
+
+# -- single files and lookups ------------------------------------------------------------
+
+
+def test_file_lookup_by_uuid_path_and_uri(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    catalog.indexing.index(job.uuid, transition=True)
+    path = f"{job.archive_path}/out/a.png"
+
+    record = catalog.indexing.file(path)
+
+    assert catalog.indexing.file(record.uuid) == record
+    assert catalog.indexing.file(f"agave://{archive_system}{path}") == record
+    assert record.to_dict()["name"] == path
+    missing = f"{job.archive_path}/out/none.png"
+    with pytest.raises(NotFoundError, match=missing):
+        catalog.indexing.file(missing)
+    with pytest.raises(InvalidRequestError):
+        catalog.indexing.file(typed_uuid("x", "sample"))
+
+
+def test_index_if_exists(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    path = put(catalog, job, "single.csv", b"1,2,3")
+    service = catalog.indexing
+
+    assert service.index_if_exists(f"{job.archive_path}/absent.csv", job=job) is None
+    record = service.index_if_exists(path, job=job, level="2")
+    assert record is not None
+    assert (record.size, record.level, record.type) == (5, "2", "CSV")
+    assert record.generated_by == [job.uuid] and record.child_of == job.child_of
+    unchecked = service.index_if_exists(
+        "/somewhere/else.txt", storage_system=archive_system, check_exists=False
+    )
+    assert unchecked is not None
+    assert (unchecked.size, unchecked.generated_by) == (None, [])
+    with pytest.raises(InvalidRequestError):
+        service.index_if_exists("relative/path.txt")
+    assert file_count(catalog) == 2
+
+
+def test_reports_are_json_ready(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+
+    report = catalog.indexing.index(job.uuid, transition=True, permissive=True)
+
+    as_dict = report.to_dict()
+    assert as_dict["written"] == 5 and as_dict["state"] == "FINISHED"
+    assert as_dict["errors"] == [] and as_dict["skipped"] == []
+    record = catalog.indexing.files(job.uuid)[0].to_dict()
+    assert isinstance(record["modified_date"], str)
+
+
+# -- admin actions on indexed jobs --------------------------------------------------------
+
+
+def test_reset_unlinks_records_and_empties_the_archive(
+    catalog: Catalog, archive_system: str
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    catalog.indexing.index(job.uuid, transition=True)
+
+    catalog.jobs.reset(job.uuid, token=catalog.jobs.admin_token())
+
+    assert catalog.jobs.get(job.uuid).state == "RESET"
+    assert catalog.indexing.files(job.uuid) == []
+    system = catalog.storage.get(archive_system)
+    assert system.list_files(job.archive_path).files == ()
+    for relative in OUTPUTS:
+        assert job.uuid not in record_of(catalog, job, relative).generated_by
+
+
+def test_purge_removes_the_records(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    catalog.indexing.index(job.uuid, transition=True)
+    other = make_job(catalog, archive_system)
+    put(catalog, other, "kept.txt", b"kept")
+    catalog.indexing.index(other.uuid, transition=True)
+
+    report = catalog.jobs.purge(job.uuid, token=catalog.jobs.admin_token())
+
+    assert len(report.files) == 5
+    assert file_count(catalog) == 1
+    with pytest.raises(NotFoundError):
+        catalog.indexing.files(job.uuid)
+    assert [r.name for r in catalog.indexing.files(other.uuid)] == [
+        f"{other.archive_path}/kept.txt"
+    ]

@@ -48,7 +48,8 @@ KIND_PREFIXES: dict[str, str] = {
 }
 PREFIX_KINDS: dict[str, str] = {prefix: kind for kind, prefix in KIND_PREFIXES.items()}
 
-_UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# Used with fullmatch: a "$" anchor would also accept a trailing newline.
+_UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def namespace(domain: str = DEFAULT_NAMESPACE_DOMAIN) -> uuid.UUID:
@@ -81,7 +82,7 @@ def typed_uuid(text: str, kind: str, *, domain: str | None = None) -> str:
 
 def is_uuid(value: object) -> bool:
     """True if ``value`` is a lowercase 36-character UUID string."""
-    return isinstance(value, str) and _UUID_TEXT.match(value) is not None
+    return isinstance(value, str) and _UUID_TEXT.fullmatch(value) is not None
 
 
 def uuid_kind(value: object) -> str:

@@ -33,6 +33,9 @@ FIELDS = (
     "pipeline_type",
 )
 MAX_PIPELINE_BYTES = 256 * 1024
+# Registrations in the same millisecond share a created date; the database's own
+# ``_id`` (an ObjectId, increasing as documents are created) breaks the tie.
+_NEWEST_FIRST = [("_properties.created_date", -1), ("_id", -1)]
 
 
 @dataclass(frozen=True)
@@ -154,9 +157,7 @@ class PipelineRegistry:
             require_kind(id_or_uuid, "pipeline", what="pipeline")
             doc = self.store.get("pipeline", {"uuid": id_or_uuid})
         else:
-            found = self.store.find(
-                "pipeline", {"id": id_or_uuid}, sort=[("_properties.created_date", -1)], limit=1
-            )
+            found = self.store.find("pipeline", {"id": id_or_uuid}, sort=_NEWEST_FIRST, limit=1)
             doc = found[0] if found else None
         if doc is None:
             raise NotFoundError(f"pipeline {id_or_uuid!r} is not registered", pipeline=id_or_uuid)
@@ -164,7 +165,5 @@ class PipelineRegistry:
 
     def find(self, *, limit: int = 0, skip: int = 0) -> list[Pipeline]:
         """All pipelines, newest first."""
-        docs = self.store.find(
-            "pipeline", {}, sort=[("_properties.created_date", -1)], limit=limit, skip=skip
-        )
+        docs = self.store.find("pipeline", {}, sort=_NEWEST_FIRST, limit=limit, skip=skip)
         return [Pipeline.from_document(d) for d in docs]

@@ -126,7 +126,12 @@ class Settings:
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (``None`` values are ignored)."""
-        return replace(self, **_coerce({k: v for k, v in changes.items() if v is not None}))
+        given = {k: v for k, v in changes.items() if v is not None}
+        unknown = sorted(set(given) - set(_FIELDS))
+        if unknown:
+            raise InvalidRequestError(f"unknown setting(s): {', '.join(unknown)}")
+        # The data dir is passed along: left out, it would fall back to the default.
+        return replace(self, **_coerce({"data_dir": self.data_dir, **given}))
 
 
 _FIELDS = (

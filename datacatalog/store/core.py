@@ -31,7 +31,7 @@ from pymongo import errors as mongo_errors
 from pymongo.database import Database
 
 from datacatalog import schemas
-from datacatalog.clock import utc_now
+from datacatalog.clock import truncate, utc_now
 from datacatalog.errors import (
     ConflictError,
     DataCatalogError,
@@ -134,12 +134,25 @@ class BulkResult:
 
 @dataclass
 class _IndexRegistry:
-    """Which (database, collection) pairs had their indexes created, per client."""
+    """Which (database, collection) pairs had their indexes created, per client.
 
-    done: weakref.WeakKeyDictionary[Any, set[tuple[str, str]]] = field(
-        default_factory=weakref.WeakKeyDictionary
-    )
+    Clients are told apart by identity, not equality: clients compare equal by
+    address, and every in-memory client claims the same one while holding its own
+    data and indexes.
+    """
+
+    done: dict[int, set[tuple[str, str]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def created(self, client: Any) -> set[tuple[str, str]]:
+        """The pairs done on ``client`` (call with :attr:`lock` held)."""
+        key = id(client)
+        found = self.done.get(key)
+        if found is None:
+            found = self.done[key] = set()
+            # Forget the client when it goes, before its id can be reused.
+            weakref.finalize(client, self.done.pop, key, None)
+        return found
 
 
 _INDEXES_CREATED = _IndexRegistry()
@@ -306,9 +319,8 @@ class Store:
         with self._backend.operation(write=True), _translated(self.description):
             self._db.client.drop_database(self._db.name)
         with _INDEXES_CREATED.lock:
-            done = _INDEXES_CREATED.done.get(self._db.client)
-            if done is not None:
-                done.difference_update({d for d in done if d[0] == self._db.name})
+            done = _INDEXES_CREATED.created(self._db.client)
+            done.difference_update({d for d in done if d[0] == self._db.name})
 
     def close(self) -> None:
         """Release the connection (when the store created it)."""
@@ -334,7 +346,7 @@ class Store:
         client = self._db.client
         marker = (str(self._db.name), str(coll.name))
         with _INDEXES_CREATED.lock:
-            done = _INDEXES_CREATED.done.setdefault(client, set())
+            done = _INDEXES_CREATED.created(client)
             if marker in done:
                 return
             coll.create_index([("uuid", 1)], unique=True, name="uuid_unique")
@@ -353,7 +365,7 @@ def _collection_name(kind: str) -> str:
 
 
 def _stamped(document: Mapping[str, Any]) -> Document:
-    doc = {k: v for k, v in document.items() if k != "_id"}
+    doc = {k: _as_stored(v) for k, v in document.items() if k != "_id"}
     now = utc_now()
     props = dict(doc.get("_properties") or {})
     props.setdefault("created_date", now)
@@ -361,6 +373,20 @@ def _stamped(document: Mapping[str, Any]) -> Document:
     props.setdefault("revision", 0)
     doc["_properties"] = props
     return doc
+
+
+def _as_stored(value: Any) -> Any:
+    """``value`` as the database will hold it: datetimes in UTC at millisecond precision.
+
+    The document an insert returns is then equal to the one read back later.
+    """
+    if isinstance(value, datetime):
+        return truncate(value)
+    if isinstance(value, Mapping):
+        return {k: _as_stored(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_stored(v) for v in value]
+    return value
 
 
 def _with_bookkeeping(kind: str, update: Mapping[str, Any]) -> Document:
@@ -384,8 +410,8 @@ def _with_bookkeeping(kind: str, update: Mapping[str, Any]) -> Document:
         now = utc_now()
         change.setdefault("$set", {})["_properties.modified_date"] = now
         change.setdefault("$inc", {})["_properties.revision"] = 1
-        if set_on_insert:
-            set_on_insert["_properties.created_date"] = now
+        # Always: an upsert without $setOnInsert must still create a complete document.
+        change.setdefault("$setOnInsert", {})["_properties.created_date"] = now
     return change
 
 
@@ -429,6 +455,19 @@ def _translated(where: str) -> Iterator[None]:
             + (f" ({_plain_value(value)})" if value else ""),
             key=list(pattern),
         ) from exc
+    except mongo_errors.BulkWriteError as exc:
+        failures = (exc.details or {}).get("writeErrors") or []
+        if failures and all(f.get("code") == 11000 for f in failures):
+            found = failures[0].get("keyPattern")
+            pattern = dict(found) if isinstance(found, Mapping) else {}
+            fields = ", ".join(pattern) or "a unique key"
+            raise ConflictError(
+                f"{len(failures)} write(s) of a bulk write collide with existing documents "
+                f"on {fields}; the other writes were applied",
+                key=list(pattern),
+                failed=len(failures),
+            ) from exc
+        raise DataCatalogError(f"bulk write failed at {where}: {exc}") from exc
     except mongo_errors.DocumentTooLarge as exc:
         raise PayloadTooLargeError(f"document too large for the database: {exc}") from exc
     except (mongo_errors.ConnectionFailure, mongo_errors.ServerSelectionTimeoutError) as exc:

@@ -25,6 +25,8 @@ take turns rather than working in parallel. For a shared or larger catalog, set
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -36,10 +38,16 @@ import filelock
 import mongomock_ng
 from bson import json_util
 
-from datacatalog.errors import DataCatalogError, InvalidRequestError, UnavailableError
+from datacatalog.errors import (
+    DataCatalogError,
+    InvalidRequestError,
+    StorageFailureError,
+    UnavailableError,
+)
 
 FORMAT = "datacatalog-embedded/1"
 DEFAULT_LOCK_TIMEOUT = 30.0
+_UNKNOWN = (-1, -1, -1)  # a snapshot state no file has: forces a reload
 _JSON_OPTIONS = json_util.JSONOptions(
     json_mode=json_util.JSONMode.CANONICAL, tz_aware=True, tzinfo=None
 )
@@ -57,9 +65,7 @@ class EmbeddedBackend:
         self.description = f"embedded catalog {self.path}"
         self._client: Any = mongomock_ng.MongoClient(tz_aware=True)
         self.database: Any = self._client[database]
-        timeout = lock_timeout
-        if timeout is None:
-            timeout = float(os.environ.get("DATACATALOG_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT))
+        timeout = _lock_timeout() if lock_timeout is None else lock_timeout
         self._timeout = timeout
         self._file_lock = filelock.FileLock(str(self.path) + ".lock", timeout=timeout)
         self._thread_lock = threading.RLock()
@@ -85,9 +91,14 @@ class EmbeddedBackend:
             try:
                 if outermost:
                     self._refresh()
-                yield
-                if write:
-                    self._save()
+                try:
+                    yield
+                finally:
+                    # Saved even when the operation failed part-way (an unordered bulk
+                    # write keeps its applied part, as on a server): this process must
+                    # never see data that the file does not hold.
+                    if write:
+                        self._save()
             finally:
                 self._depth -= 1
                 if outermost:
@@ -142,14 +153,49 @@ class EmbeddedBackend:
         }
         text = json_util.dumps(snapshot, json_options=_JSON_OPTIONS)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            # The snapshot on disk is the old one: drop this process's unsaved
+            # changes by reloading it before the next operation.
+            self._loaded = _UNKNOWN
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise StorageFailureError(
+                f"cannot save the embedded catalog {self.path}: {exc}; "
+                "the previous snapshot is unchanged and this change was not saved",
+                path=str(self.path),
+            ) from exc
         self._loaded = self._stat()
+        try:
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise StorageFailureError(
+                f"saved the embedded catalog {self.path} but could not sync its folder: {exc}",
+                path=str(self.path),
+            ) from exc
+
+
+def _lock_timeout() -> float:
+    """The lock wait from ``DATACATALOG_LOCK_TIMEOUT`` (seconds, at least 0)."""
+    raw = os.environ.get("DATACATALOG_LOCK_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    # filelock waits forever on a negative timeout; refuse it rather than hang.
+    if not math.isfinite(value) or value < 0:
+        raise InvalidRequestError(
+            f"DATACATALOG_LOCK_TIMEOUT must be a number of seconds (0 or more), not {raw!r}"
+        )
+    return value

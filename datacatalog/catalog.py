@@ -58,6 +58,7 @@ class Catalog:
         store = connect(
             resolved.store_target() if target is None else target,
             database=database or resolved.mongodb_database,
+            lock_timeout=resolved.lock_timeout,
         )
         return cls(store, settings=resolved, actor=actor)
 

@@ -548,16 +548,18 @@ def test_redact_uri(uri: str, shown: str) -> None:
 
 @pytest.fixture
 def create_index_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
-    """Count ``create_index`` calls per collection name, on both engines."""
+    """Count indexes asked for per collection name (through ``create_indexes``), on both engines."""
     calls: Counter[str] = Counter()
     for cls in (pymongo.collection.Collection, MemoryCollection):
-        original = cls.create_index
+        original = cls.create_indexes
 
-        def counting(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            calls[self.name] += 1
-            return _original(self, *args, **kwargs)
+        def counting(
+            self: Any, indexes: Any, *args: Any, _original: Any = original, **kwargs: Any
+        ) -> Any:
+            calls[self.name] += len(indexes)
+            return _original(self, indexes, *args, **kwargs)
 
-        monkeypatch.setattr(cls, "create_index", counting)
+        monkeypatch.setattr(cls, "create_indexes", counting)
     yield calls
 
 

@@ -69,7 +69,9 @@ def redact_uri(uri: str) -> str:
     return f"{scheme}://{authority}{slash}{tail}"
 
 
-def _mongodb(uri: str, database: str | None, timeout_ms: int) -> Backend:
+def _mongodb(
+    uri: str, database: str | None, timeout_ms: int, lock_timeout: float | None
+) -> Backend:
     shown = redact_uri(uri)
     try:
         parsed = uri_parser.parse_uri(uri, connect_timeout=timeout_ms / 1000)
@@ -102,7 +104,7 @@ def _mongodb(uri: str, database: str | None, timeout_ms: int) -> Backend:
     return DatabaseBackend(client[name], shown)
 
 
-def _memory(uri: str, database: str | None, timeout_ms: int) -> Backend:
+def _memory(uri: str, database: str | None, timeout_ms: int, lock_timeout: float | None) -> Backend:
     import mongomock_ng
 
     rest = uri.partition("://")[2].strip("/")
@@ -110,7 +112,9 @@ def _memory(uri: str, database: str | None, timeout_ms: int) -> Backend:
     return DatabaseBackend(client[database or rest or DEFAULT_DATABASE], "mongomock://", True)
 
 
-def _embedded(uri: str, database: str | None, timeout_ms: int) -> Backend:
+def _embedded(
+    uri: str, database: str | None, timeout_ms: int, lock_timeout: float | None
+) -> Backend:
     from datacatalog.store.embedded import EmbeddedBackend
 
     path = uri.partition("://")[2]
@@ -118,10 +122,10 @@ def _embedded(uri: str, database: str | None, timeout_ms: int) -> Backend:
         raise InvalidRequestError(
             "embedded:// needs a file path, e.g. embedded:///data/catalog.json"
         )
-    return EmbeddedBackend(path, database=database or DEFAULT_DATABASE)
+    return EmbeddedBackend(path, database=database or DEFAULT_DATABASE, lock_timeout=lock_timeout)
 
 
-_SCHEMES: dict[str, Callable[[str, str | None, int], Backend]] = {
+_SCHEMES: dict[str, Callable[[str, str | None, int, float | None], Backend]] = {
     "mongodb": _mongodb,
     "mongodb+srv": _mongodb,
     "mongomock": _memory,
@@ -139,6 +143,7 @@ def connect(
     *,
     database: str | None = None,
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    lock_timeout: float | None = None,
 ) -> Store:
     """Connect to a catalog.
 
@@ -146,6 +151,8 @@ def connect(
         target: A URI, a settings dict, a pymongo ``Database`` or an existing ``Store``.
         database: Database name (overrides the one in the URI or settings).
         timeout_ms: How long to wait for a server before giving up.
+        lock_timeout: Seconds the embedded catalog waits for its lock (default: the
+            ``DATACATALOG_LOCK_TIMEOUT`` variable, else 30).
 
     Raises:
         InvalidRequestError: The target is malformed or uses an unknown scheme.
@@ -157,7 +164,9 @@ def connect(
         return Store(DatabaseBackend(target, f"database {target.name}"))  # type: ignore[union-attr,arg-type]
     if isinstance(target, Mapping):
         uri, name = _from_settings(target)
-        return connect(uri, database=database or name, timeout_ms=timeout_ms)
+        return connect(
+            uri, database=database or name, timeout_ms=timeout_ms, lock_timeout=lock_timeout
+        )
     if not isinstance(target, str) or "://" not in target:
         raise InvalidRequestError(
             f"cannot connect to {target!r}: expected a URI with one of the schemes "
@@ -171,7 +180,7 @@ def connect(
             f"valid schemes: {', '.join(_SCHEMES)}",
             scheme=scheme,
         )
-    return Store(factory(target, database, timeout_ms))
+    return Store(factory(target, database, timeout_ms, lock_timeout))
 
 
 def _looks_like_database(target: object) -> bool:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import IndexModel, ReturnDocument, UpdateOne
 from pymongo import errors as mongo_errors
 from pymongo.database import Database
 
@@ -349,9 +349,13 @@ class Store:
             done = _INDEXES_CREATED.created(client)
             if marker in done:
                 return
-            coll.create_index([("uuid", 1)], unique=True, name="uuid_unique")
-            for keys, options in INDEXES.get(kind, []):
-                coll.create_index(keys, **options)
+            # One round trip for all of the collection's indexes.
+            coll.create_indexes(
+                [
+                    IndexModel([("uuid", 1)], unique=True, name="uuid_unique"),
+                    *(IndexModel(keys, **options) for keys, options in INDEXES.get(kind, [])),
+                ]
+            )
             done.add(marker)
 
 

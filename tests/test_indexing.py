@@ -43,7 +43,8 @@ from datacatalog.settings import Settings
 from datacatalog.storage import SKIP_SYMLINK_OUTSIDE_ROOT, StorageRegistry, StorageSystem
 from datacatalog.store import Store
 
-PIPELINE = {"id": "tests.indexing", "components": [{"image": "example/indexing:1"}]}
+PIPELINE_ID = "tests.indexing"
+PIPELINE: dict[str, Any] = {"id": PIPELINE_ID, "components": [{"image": "example/indexing:1"}]}
 METADATA = [
     {"experiment_design_id": "design-idx"},
     {"experiment_id": "experiment-idx", "experiment_design_id": "design-idx"},
@@ -97,7 +98,7 @@ def make_job(
 ) -> Job:
     """Create a job archiving to ``system`` and drive it to ``state``."""
     plan = catalog.jobs.plan(
-        pipeline=PIPELINE["id"],
+        pipeline=PIPELINE_ID,
         metadata={"measurement_id": "measurement-idx"},
         data=data if data is not None else {"run": uuid.uuid4().hex},
         archive_system=system,

@@ -146,9 +146,14 @@ def format_checker() -> FormatChecker:
 
 @cache
 def validator_for(kind: str) -> Draft202012Validator:
-    """The (cached) validator of ``kind``'s schema, with formats enforced."""
+    """The (cached) validator of ``kind``'s schema, with formats enforced.
+
+    The schema is validated as written, but the validator runs on a copy with every
+    ``$ref`` inlined: resolving references on each write was most of the cost of a
+    write (see :func:`_inlined`).
+    """
     _check_kind(kind)
-    return Draft202012Validator(_load(kind), registry=registry(), format_checker=format_checker())
+    return Draft202012Validator(_inlined(schema_uri(kind), ""), format_checker=format_checker())
 
 
 def validate(kind: str, document: Mapping[str, Any]) -> None:
@@ -177,19 +182,53 @@ def validate_fragment(kind: str, field_path: str, value: Any, *, item: bool = Fa
         InvalidRequestError: the field does not exist in a closed schema, or the value
             does not match the field's schema.
     """
-    uri, pointer = _locate(kind, field_path, item=item)
+    validator = _fragment_validator(kind, field_path, item)
+    instance = to_json_compatible(value)
+    if validator.is_valid(instance):
+        return
     prefix = tuple(field_path.split(".")) + (("-",) if item else ())
-    validator = _fragment_validator(uri, pointer)
-    error = best_match(validator.iter_errors(to_json_compatible(value)))
+    error = best_match(validator.iter_errors(instance))
     if error is not None:
         raise _invalid(kind, prefix, error)
 
 
-@lru_cache(maxsize=256)
-def _fragment_validator(uri: str, pointer: str) -> Draft202012Validator:
-    return Draft202012Validator(
-        {"$ref": f"{uri}#{pointer}"}, registry=registry(), format_checker=format_checker()
-    )
+@lru_cache(maxsize=1024)
+def _fragment_validator(kind: str, field_path: str, item: bool) -> Draft202012Validator:
+    uri, pointer = _locate(kind, field_path, item=item)
+    return Draft202012Validator(_inlined(uri, pointer), format_checker=format_checker())
+
+
+def _inlined(uri: str, pointer: str) -> dict[str, Any]:
+    """The sub-schema at ``uri#pointer`` with every ``$ref`` replaced by its target.
+
+    The schemas hold no recursive references, so the result is finite. A ``$ref``
+    with sibling keywords (``{"$ref": ..., "pattern": "^107"}``) becomes an ``allOf``
+    of the target and the siblings, which means the same in draft 2020-12.
+    """
+    resolved = registry().resolver().lookup(f"{uri}#{pointer}")
+    inlined = _inline(resolved.contents, resolved.resolver)
+    return inlined if isinstance(inlined, dict) else {"allOf": [inlined]}
+
+
+def _inline(node: Any, resolver: Any) -> Any:
+    if isinstance(node, list):
+        return [_inline(item, resolver) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("$ref", "$id", "$schema", "$defs"):
+            continue
+        # Property names are data, not keywords: only their schemas are inlined.
+        if key in ("properties", "patternProperties"):
+            out[key] = {name: _inline(sub, resolver) for name, sub in value.items()}
+        else:
+            out[key] = _inline(value, resolver)
+    if "$ref" not in node:
+        return out
+    target = resolver.lookup(node["$ref"])
+    referenced = _inline(target.contents, target.resolver)
+    return {"allOf": [referenced, out]} if out else referenced
 
 
 def to_json_compatible(value: Any) -> Any:

@@ -16,7 +16,6 @@ table the HTTP service reads its status codes from.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -42,9 +41,9 @@ class NotConfirmedError(DataCatalogError):
 
 def _console(*, stderr: bool) -> Console:
     stream = sys.stderr if stderr else sys.stdout
-    width = None
-    if not stream.isatty() and "COLUMNS" not in os.environ:
-        width = NOT_A_TERMINAL_WIDTH
+    # A pipe or a file gets a fixed, wide layout whatever the environment says, so
+    # scripts reading the output see whole UUIDs and paths.
+    width = None if stream.isatty() else NOT_A_TERMINAL_WIDTH
     return Console(file=stream, width=width, highlight=False, soft_wrap=False)
 
 

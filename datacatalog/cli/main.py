@@ -27,6 +27,7 @@ from datacatalog.cli.jobs import files_table, history_tree, job_panel, jobs, rel
 from datacatalog.cli.metadata import metadata
 from datacatalog.cli.output import fields_panel, report_error, text
 from datacatalog.cli.pipelines import pipelines
+from datacatalog.cli.provenance import provenance
 from datacatalog.errors import DataCatalogError, InvalidRequestError
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ def render_demo(result: DemoResult, console: Console) -> None:
     console.print(tree)
 
 
-for _group in (pipelines, metadata, jobs, admin):
+for _group in (pipelines, metadata, jobs, admin, provenance):
     cli.add_command(_group)
 
 

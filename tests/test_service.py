@@ -779,3 +779,58 @@ def test_openapi_documents_every_route(service: Service) -> None:
 def test_unknown_routes_and_methods_use_the_error_body(service: Service) -> None:
     error_of(service.client.get("/nowhere"), 404, "not_found")
     error_of(service.client.get(events_url(service)), 405, "method_not_allowed")
+
+
+# -- provenance ---------------------------------------------------------------------------
+
+
+def _indexed(service: Service) -> str:
+    """Run the service's job, write one output, index it; return the file's UUID."""
+    (service.archive_dir() / "result.csv").write_text("x,y\n1,2\n", encoding="utf-8")
+    service.send("run")
+    service.send("finish")
+    report = service.catalog.indexing.index(service.job.uuid, fixity=True, transition=True)
+    return report.files[0]
+
+
+def test_lineage_of_a_file_by_uuid_and_by_path(service: Service) -> None:
+    file_uuid = _indexed(service)
+
+    by_uuid = service.client.get("/files/lineage", params={"file": file_uuid})
+    assert by_uuid.status_code == 200, by_uuid.text
+    body = by_uuid.json()
+    assert body["file"]["uuid"] == file_uuid
+    assert [j["uuid"] for j in body["jobs"]] == [service.job.uuid]
+    assert [p["uuid"] for p in body["pipelines"]] == [service.pipeline_uuid]
+    assert [m["kind"] for m in body["metadata"]] == [
+        "measurement",
+        "sample",
+        "experiment",
+        "experiment_design",
+    ]
+
+    path = f"{service.job.archive_path}/result.csv"
+    assert service.client.get("/files/lineage", params={"file": path}).json() == body
+
+
+def test_lineage_errors(service: Service) -> None:
+    missing = service.client.get("/files/lineage", params={"file": "/no/such.csv"})
+    error_of(missing, 404, "not_found")
+    error_of(
+        service.client.get("/files/lineage", params={"file": service.job.uuid}),
+        400,
+        "invalid_request",
+    )
+
+
+def test_prov_export_of_a_job(service: Service) -> None:
+    file_uuid = _indexed(service)
+
+    response = service.client.get(f"/jobs/{service.job.uuid}/prov")
+
+    assert response.status_code == 200, response.text
+    document = response.json()
+    assert f"dc:{service.job.uuid}" in document["activity"]
+    assert document["entity"][f"dc:{file_uuid}"]["dc:name"].endswith("/result.csv")
+    service.catalog.jobs.delete(service.job.uuid, token=service.admin())
+    error_of(service.client.get(f"/jobs/{service.job.uuid}/prov"), 404, "not_found")

@@ -25,6 +25,7 @@ runs each call in its worker thread pool.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -35,7 +36,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from datacatalog import __version__, states, tokens
+from datacatalog import __version__, provenance, states, tokens
 from datacatalog.catalog import Catalog
 from datacatalog.errors import (
     DataCatalogError,
@@ -304,6 +305,36 @@ def create_app(catalog: Catalog) -> FastAPI:
     def get_files(job_uuid: JobUUID) -> dict[str, Any]:
         jobs.get(job_uuid)  # a deleted job is hidden here as on every other read
         return {"job": job_uuid, "files": [f.to_dict() for f in catalog.indexing.files(job_uuid)]}
+
+    # -- provenance -------------------------------------------------------------------------
+
+    @app.get(
+        "/files/lineage",
+        tags=["provenance"],
+        summary="Trace a file upstream",
+        description="The jobs that generated the file (by UUID or absolute catalog path), "
+        "their pipelines and data, the metadata chain up to the experiment design, and the "
+        "files it was derived from.",
+        response_model=dict[str, Any],
+        responses=_errors(400, 404),
+    )
+    def file_lineage(
+        file: Annotated[str, Query(description="A file UUID or absolute catalog path.")],
+    ) -> dict[str, Any]:
+        return provenance.lineage(catalog.store, file).to_dict()
+
+    @app.get(
+        "/jobs/{job_uuid}/prov",
+        tags=["provenance"],
+        summary="Export a job as W3C PROV-JSON",
+        description="The job, its outputs with checksums, its inputs, pipeline and metadata.",
+        response_model=dict[str, Any],
+        responses=_errors(400, 404),
+    )
+    def job_prov(job_uuid: JobUUID) -> dict[str, Any]:
+        jobs.get(job_uuid)  # a deleted job is hidden here as on every other read
+        exported: dict[str, Any] = json.loads(provenance.prov_json(catalog.store, job_uuid))
+        return exported
 
     # -- indexing ---------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from bson import errors as bson_errors
 from pymongo import IndexModel, ReturnDocument, UpdateOne
 from pymongo import errors as mongo_errors
 from pymongo.database import Database
@@ -486,6 +487,10 @@ def _translated(where: str) -> Iterator[None]:
         ) from exc
     except mongo_errors.PyMongoError as exc:
         raise DataCatalogError(f"database error at {where}: {exc}") from exc
+    except (OverflowError, bson_errors.InvalidDocument) as exc:
+        # The driver could not encode the document as BSON (an integer wider than 64 bits,
+        # for instance), so nothing was sent: the request is at fault.
+        raise InvalidRequestError(f"the document cannot be stored as BSON: {exc}") from exc
 
 
 def _plain_value(value: Any) -> str:

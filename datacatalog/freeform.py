@@ -3,9 +3,9 @@
 Free-form values are stored as given and fed to identifiers, so they must be
 plain JSON and store identically on every engine:
 
-* only ``dict`` (with ``str`` keys), ``list``/``tuple``, ``str``, ``int``,
-  finite ``float``, ``bool`` and ``None``; a ``datetime``, ``set``, bytes or NaN
-  is refused;
+* only ``dict`` (with ``str`` keys), ``list``/``tuple``, ``str``, ``int``
+  (within 64 bits, as BSON stores it), finite ``float``, ``bool`` and ``None``; a
+  ``datetime``, ``set``, bytes or NaN is refused;
 * no key may start with ``$`` (MongoDB operators) and no key may contain ``.``
   (MongoDB reads it as a path) or a NUL character; such keys are refused rather
   than silently rewritten;
@@ -23,6 +23,7 @@ from datacatalog.errors import InvalidRequestError, PayloadTooLargeError
 from datacatalog.identifiers import canonical_json
 
 MAX_DEPTH = 64
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def check_json(value: Any, *, where: str = "data", max_bytes: int | None = None) -> Any:
@@ -72,7 +73,15 @@ def encoded_size(value: Any) -> int:
 def _walk(value: Any, path: str, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise InvalidRequestError(f"{path} is nested deeper than {MAX_DEPTH} levels", where=path)
-    if value is None or isinstance(value, (str, bool, int)):
+    if value is None or isinstance(value, (str, bool)):
+        return
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise InvalidRequestError(
+                f"{path} is {value}, outside the 64-bit integer range the database stores "
+                "(send it as a string)",
+                where=path,
+            )
         return
     if isinstance(value, float):
         if not math.isfinite(value):

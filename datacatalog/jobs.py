@@ -36,6 +36,7 @@ Tokens and admin actions
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -78,6 +79,7 @@ MAX_HISTORY_BYTES = 12 << 20
 ADMIN_HISTORY_RESERVE = 256 << 10  # admin events may still be recorded on a full history
 MAX_INPUTS = 10_000
 MAX_INDEX_REQUESTS = 64
+MAX_PAGE = 1000
 INSTANCE_ATTEMPTS = 8
 _ENTRY_OVERHEAD = 512  # bytes budgeted per history entry beyond its data
 
@@ -506,6 +508,7 @@ class JobService:
         """
         who = actor or self.actor
         current = plan
+        self._check_no_overlap(plan)
         for _attempt in range(INSTANCE_ATTEMPTS):
             doc = self._document(current, who)
             try:
@@ -530,6 +533,37 @@ class JobService:
         raise ConflictError(
             f"could not claim a free instanced archive path after {INSTANCE_ATTEMPTS} attempts"
         )
+
+    def _check_no_overlap(self, plan: JobPlan) -> None:
+        """Refuse an archive path inside another job's, or holding another job's.
+
+        Reset and purge empty a job's directory; if it held another job's outputs they
+        would go too. Generated paths never nest; explicit ones might.
+        """
+        path, system = plan.archive_path, plan.archive_system
+        parts = path.strip("/").split("/")
+        ancestors = ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
+        clash = self.store.find(
+            "job",
+            {
+                "archive_system": system,
+                "uuid": {"$ne": plan.uuid},
+                "$or": [
+                    {"archive_path": {"$in": ancestors}},
+                    {"archive_path": {"$regex": "^" + re.escape(path + "/")}},
+                ],
+            },
+            projection={"uuid": 1, "archive_path": 1},
+            limit=1,
+        )
+        if clash:
+            other = clash[0]
+            raise ConflictError(
+                f"archive path {path} on {system} overlaps job {other['uuid']}'s archive path "
+                f"{other['archive_path']}; one job's directory may not hold another's",
+                archive_path=path,
+                job=other["uuid"],
+            )
 
     def _document(self, plan: JobPlan, who: Actor) -> Document:
         entry = self._entry("create", {}, event_id=None, to_state=states.INITIAL_STATE, actor=who)
@@ -603,12 +637,15 @@ class JobService:
             pipeline: A pipeline UUID or id.
             metadata: A metadata entity UUID the jobs are a ``child_of``.
             agent: The agent that created the jobs.
-            limit: Page size (at most 1000).
+            limit: Page size (at most 1000; 0 means 1000).
             skip: Jobs to skip (paging).
             include_deleted: Include soft-deleted jobs.
         """
-        if limit < 0 or limit > 1000 or skip < 0:
-            raise InvalidRequestError("limit must be within 0-1000 and skip non-negative")
+        if limit < 0 or limit > MAX_PAGE or skip < 0:
+            raise InvalidRequestError(
+                f"limit must be within 0-{MAX_PAGE} (0: {MAX_PAGE}) and skip non-negative"
+            )
+        limit = limit or MAX_PAGE
         query: dict[str, Any] = {}
         if state is not None:
             if state not in states.STATES:

@@ -338,7 +338,7 @@ BAD_PLANS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
         "datetime",
     ),
     ("set", {"data": {"ids": {1, 2}}}, InvalidRequestError, "set"),
-    ("integer wider than 64 bits", {"data": {"n": 2**64}}, InvalidRequestError, "BSON"),
+    ("integer wider than 64 bits", {"data": {"n": 2**64}}, InvalidRequestError, "64-bit"),
     ("unknown pipeline", {"pipeline": "tests.nowhere"}, NotFoundError, "tests.nowhere"),
     (
         "unregistered pipeline uuid",
@@ -434,3 +434,17 @@ def test_find_returns_the_same_jobs_as_get(world: World) -> None:
     (found,) = world.jobs.find(agent="alice")
     assert found == world.jobs.get(job.uuid)
     assert (found.state, found.revision) == ("RUNNING", 1)
+
+
+def test_an_explicit_archive_path_may_not_nest_with_another_jobs(world: World) -> None:
+    outer = world.new_job({"outer": True}, archive_path="/projects/shared")
+    for path, data in (("/projects/shared/inner", {"inner": 1}), ("/projects", {"inner": 2})):
+        plan = world.plan(data, archive_path=path)
+        with (
+            nothing_written(world),
+            pytest.raises(ConflictError, match=f"overlaps job {outer.uuid}"),
+        ):
+            world.jobs.create(plan)
+    world.new_job({"sibling": True}, archive_path="/projects/shared-other")
+    again, created = world.jobs.create(world.plan({"outer": True}, archive_path="/projects/shared"))
+    assert (again.uuid, created) == (outer.uuid, False)

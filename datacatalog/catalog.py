@@ -35,11 +35,9 @@ class Catalog:
         actor: Actor | None = None,
     ) -> None:
         self.store = store
-        self.settings = settings or Settings.load()
-        self.storage = storage or StorageRegistry(
-            systems=self.settings.storage_map(), default=self.settings.default_storage
-        )
-        self.jobs = JobService(store, settings=self.settings, storage=self.storage, actor=actor)
+        self.jobs = JobService(store, settings=settings, storage=storage, actor=actor)
+        self.settings: Settings = self.jobs.settings
+        self.storage: StorageRegistry = self.jobs.storage
         self.pipelines: PipelineRegistry = self.jobs.pipelines
         self.metadata: MetadataRegistry = self.jobs.metadata
         self.indexing = IndexingService(store, jobs=self.jobs, storage=self.storage)

@@ -12,13 +12,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datacatalog.errors import InvalidRequestError, PayloadTooLargeError
-from datacatalog.freeform import MAX_DEPTH, check_json, check_object, encoded_size
+from datacatalog.freeform import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_DEPTH,
+    check_json,
+    check_object,
+    encoded_size,
+)
 
 json_keys = st.text(alphabet=st.characters(blacklist_characters="$.\x00"), max_size=8)
 json_values = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers()
+    | st.integers(min_value=INT64_MIN, max_value=INT64_MAX)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=10),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(json_keys, inner, max_size=4),
@@ -32,6 +39,12 @@ def test_plain_json_is_accepted_unchanged(value: Any) -> None:
     before = copy.deepcopy(value)
     assert check_json(value) is value
     assert value == before
+
+
+@pytest.mark.parametrize("number", [INT64_MIN - 1, INT64_MAX + 1, 2**64])
+def test_integers_outside_64_bits_are_refused(number: int) -> None:
+    with pytest.raises(InvalidRequestError, match=r"data\.n\[0\].*64-bit"):
+        check_json({"n": [number]})
 
 
 def test_tuples_are_json_arrays() -> None:

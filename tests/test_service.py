@@ -759,6 +759,8 @@ def test_openapi_documents_every_route(service: Service) -> None:
         ("GET", "/jobs/{job_uuid}/history"),
         ("GET", "/jobs/{job_uuid}/files"),
         ("POST", "/jobs/{job_uuid}/index"),
+        ("GET", "/jobs/{job_uuid}/prov"),
+        ("GET", "/files/lineage"),
         ("POST", "/admin/jobs/{job_uuid}/reset"),
         ("POST", "/admin/jobs/{job_uuid}/ready"),
         ("POST", "/admin/jobs/{job_uuid}/delete"),

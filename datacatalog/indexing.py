@@ -13,18 +13,18 @@ Indexing lists that directory tree, picks files with index requests
 
 What :meth:`IndexingService.index` does, in order:
 
-1. checks the token, the arguments, the requests and the storage system; nothing is
-   written when one of them is wrong;
+1. checks the token, the arguments, the requests, the storage system and the job's
+   state, and resolves every ``derived_from`` / ``derived_using`` reference of the
+   product requests to a UUID (:meth:`IndexingService.resolve_derived_references`);
+   nothing is written when one of them is wrong;
 2. sends the ``index`` event (the job goes to INDEXING);
-3. resolves every ``derived_from`` / ``derived_using`` reference of the product requests
-   to a UUID, before anything is written (:meth:`IndexingService.resolve_derived_references`);
-4. lists the archive path recursively; symbolic links that leave the storage root are not
+3. lists the archive path recursively; symbolic links that leave the storage root are not
    followed but reported as skipped;
-5. matches each file's path *relative to the archive path* against the requests (the first
+4. matches each file's path *relative to the archive path* against the requests (the first
    request that matches decides level and derivation), hashes it when fixity is on
    (streamed, never read whole) and upserts the records in batches, one database round
    trip per ``batch_size`` files;
-6. with ``transition=True``, sends ``indexed`` (the job goes back to FINISHED).
+5. with ``transition=True``, sends ``indexed`` (the job goes back to FINISHED).
 
 A file's UUID is the typed UUID of its absolute catalog path, and links are added with
 ``$addToSet``, so indexing again rewrites the same records and never duplicates a link.
@@ -406,6 +406,12 @@ class IndexingService:
         for rule in rules:
             self._check_relative_references(job, rule)
         system = self.storage.get(job.archive_system)
+        if job.state not in states.transition("index").sources:
+            # Said before the references are resolved (their I/O would be wasted); the
+            # event below checks the state again, atomically.
+            raise states.invalid_transition("index", job.state)
+        errors: list[tuple[str, str]] = []
+        resolved = [self._resolve_rule(job, rule, permissive, errors) for rule in rules]
         started = self.jobs.send(
             job_uuid,
             "index",
@@ -416,10 +422,10 @@ class IndexingService:
             return self._index(
                 started,
                 system,
-                rules,
+                resolved,
+                errors,
                 token=token,
                 transition=transition,
-                permissive=permissive,
                 progress=progress,
                 batch_size=batch_size,
             )
@@ -431,16 +437,14 @@ class IndexingService:
         self,
         job: Job,
         system: StorageSystem,
-        rules: list[_Rule],
+        resolved: list[_Rule],
+        errors: list[tuple[str, str]],
         *,
         token: str | None,
         transition: bool,
-        permissive: bool,
         progress: Callable[[IndexProgress], None] | None,
         batch_size: int,
     ) -> IndexReport:
-        errors: list[tuple[str, str]] = []
-        resolved = [self._resolve_rule(job, rule, permissive, errors) for rule in rules]
         listing = system.list_files(job.archive_path)
         skipped = [(entry.path, entry.reason) for entry in listing.skipped]
         total = len(listing.files)

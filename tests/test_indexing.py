@@ -370,11 +370,20 @@ def test_unresolved_derived_from_fails_and_writes_nothing(
         catalog.indexing.index(job.uuid, requests=[product], transition=True)
 
     assert isinstance(caught.value, InvalidIndexingRequest)
-    assert file_count(catalog) == 0
-    assert catalog.jobs.get(job.uuid).state == "INDEXING"
-    last = catalog.jobs.history(job.uuid)[-1]
-    assert last.name == "update"
-    assert "no-such-input" in last.data["indexing_error"]
+    # Refused before the index event: the job is still FINISHED, its history as it was.
+    assert_untouched(catalog, job)
+    assert events(catalog, job) == ["create", "run", "finish"]
+
+
+def test_a_job_in_the_wrong_state_is_refused_before_references_are_resolved(
+    catalog: Catalog, archive_system: str
+) -> None:
+    job = make_job(catalog, archive_system, state="RUNNING")
+    product = ProductIndexRequest([r"\.csv$"], derived_from=["no-such-input"])
+
+    with pytest.raises(InvalidTransitionError, match="RUNNING"):
+        catalog.indexing.index(job.uuid, requests=[product])
+    assert_untouched(catalog, job)
 
 
 def test_permissive_drops_and_reports_unresolved_references(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,31 @@ def test_only_the_store_imports_the_driver() -> None:
             if any(n.split(".")[0] in ("pymongo", "bson", "mongomock_ng") for n in names):
                 offenders.append(f"{relative}:{node.lineno}")
     assert offenders == []
+
+
+def test_readme_command_line_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from datacatalog.cli import cli
+
+    for name in list(os.environ):
+        if name.startswith("DATACATALOG_") and not name.startswith("DATACATALOG_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(ROOT)
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Command line", 1)[1]
+    block = re.search(r"^```sh\n(.*?)^```$", section, flags=re.DOTALL | re.MULTILINE)
+    assert block, "the README's command-line section has a shell example"
+    commands = [line for line in block.group(1).splitlines() if line.startswith("datacatalog ")]
+    assert len(commands) >= 6
+    job_uuid = None
+    for command in commands:
+        args = shlex.split(command)[1:]
+        if "JOB_UUID" in args:
+            assert job_uuid, f"{command!r} needs a job created before it"
+            args = [job_uuid if a == "JOB_UUID" else a for a in args]
+        result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "data"), *args])
+        assert result.exit_code == 0, (command, result.output)
+        created = re.search(r"created job (107[0-9a-f-]{33})", result.output)
+        if created:
+            job_uuid = created.group(1)

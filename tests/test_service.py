@@ -778,6 +778,34 @@ def test_openapi_documents_every_route(service: Service) -> None:
     assert service.client.get("/docs").status_code == 200
 
 
+def test_openapi_describes_what_the_routes_really_answer(service: Service) -> None:
+    spec = service.client.get("/openapi.json").json()
+    declared_tags = {tag["name"] for tag in spec["tags"]}
+    schemas = spec["components"]["schemas"]
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            key = (method.upper(), path)
+            assert set(op["tags"]) <= declared_tags, key
+            responses = op["responses"]
+            # Request validation errors are answered 400, never FastAPI's default 422.
+            assert "422" not in responses, key
+            assert {"500", "503"} <= set(responses), key
+            if path != "/healthz":
+                assert "400" in responses, key
+            for status, response in responses.items():
+                if status != "200" and path != "/healthz":
+                    ref = response["content"]["application/json"]["schema"]["$ref"]
+                    assert ref.endswith("/ErrorResponse"), key
+            if path == "/jobs/{job_uuid}/prov":
+                continue  # a W3C PROV-JSON document: an open object by design
+            body = responses["200"]["content"]["application/json"]["schema"]
+            assert "$ref" in body, (key, body)
+            assert schemas[body["$ref"].rsplit("/", 1)[1]]["properties"], key
+    assert "HTTPValidationError" not in schemas
+    job = schemas["JobModel"]["properties"]
+    assert {"uuid", "state", "archive_path", "child_of", "revision"} <= set(job)
+
+
 def test_unknown_routes_and_methods_use_the_error_body(service: Service) -> None:
     error_of(service.client.get("/nowhere"), 404, "not_found")
     error_of(service.client.get(events_url(service)), 405, "method_not_allowed")

@@ -54,9 +54,13 @@ from datacatalog.service.responses import (
     FilesResponse,
     Health,
     HistoryResponse,
+    IndexReportModel,
     IndexRequestBody,
     JobList,
+    JobModel,
     JobResponse,
+    LineageResponse,
+    PurgeReportModel,
     error_body,
 )
 
@@ -77,6 +81,7 @@ TAGS = [
     {"name": "events", "description": "Move a job through its state machine."},
     {"name": "jobs", "description": "Read jobs, their histories and their files (open)."},
     {"name": "indexing", "description": "Index a job's outputs."},
+    {"name": "provenance", "description": "Where a file came from; a job as W3C PROV-JSON."},
     {"name": "admin", "description": "Administrative actions; need an admin token."},
     {"name": "health", "description": "Liveness and readiness."},
 ]
@@ -103,17 +108,22 @@ _query_token = APIKeyQuery(
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error responses: ``statuses``, plus 500 and 503 (any route may fail)."""
     meaning = {
         400: "The request is malformed or names an unknown event, state or status.",
         401: "No token was given.",
         403: "The token is wrong for this job (or not a valid admin token).",
-        404: "No such job.",
+        404: "No such job (or it is deleted), file or pipeline.",
         409: "The event is not allowed from the job's current state.",
         413: "The request body is over the size limit.",
+        500: "An unexpected failure (the service log has the details).",
         502: "The job's storage system failed.",
-        503: "The database cannot be reached.",
+        503: "The database cannot be reached, or the embedded catalog stayed busy.",
     }
-    return {s: {"model": ErrorResponse, "description": meaning[s]} for s in statuses}
+    return {
+        s: {"model": ErrorResponse, "description": meaning[s]}
+        for s in sorted({*statuses, 500, 503})
+    }
 
 
 def presented_token(
@@ -171,6 +181,7 @@ def create_app(catalog: Catalog) -> FastAPI:
     app.state.catalog = catalog
     app.add_middleware(BodySizeLimit, max_bytes=catalog.settings.max_body_bytes)
     _install_error_handlers(app)
+    _document_400_not_422(app)
     jobs = catalog.jobs
 
     # -- events -----------------------------------------------------------------------------
@@ -277,7 +288,7 @@ def create_app(catalog: Catalog) -> FastAPI:
         tags=["jobs"],
         summary="Get a job",
         description="The job as stored, without its history.",
-        response_model=dict[str, Any],
+        response_model=JobModel,
         responses=_errors(400, 404),
     )
     def get_job(job_uuid: JobUUID) -> dict[str, Any]:
@@ -315,7 +326,7 @@ def create_app(catalog: Catalog) -> FastAPI:
         description="The jobs that generated the file (by UUID or absolute catalog path), "
         "their pipelines and data, the metadata chain up to the experiment design, and the "
         "files it was derived from.",
-        response_model=dict[str, Any],
+        response_model=LineageResponse,
         responses=_errors(400, 404),
     )
     def file_lineage(
@@ -345,7 +356,7 @@ def create_app(catalog: Catalog) -> FastAPI:
         description="List the job's archive path and record one file per matching file, "
         "linked to the job. The job goes FINISHED → INDEXING and, with `transition` (the "
         "default here), back to FINISHED. Re-indexing is idempotent. Needs the job token.",
-        response_model=dict[str, Any],
+        response_model=IndexReportModel,
         responses=_errors(400, 401, 403, 404, 409, 413, 502),
     )
     def index_job(
@@ -422,7 +433,7 @@ def create_app(catalog: Catalog) -> FastAPI:
         summary="Purge a job for good",
         description="Remove the job, its file records and its archive contents. With "
         "`dry_run=true` nothing is removed and the report lists what would go.",
-        response_model=dict[str, Any],
+        response_model=PurgeReportModel,
         responses={**admin_errors, **_errors(502)},
     )
     def purge_job(
@@ -443,7 +454,10 @@ def create_app(catalog: Catalog) -> FastAPI:
         "`503` with the error otherwise.",
         response_model=Health,
         response_model_exclude_none=True,
-        responses={503: {"model": Health, "description": "The catalog cannot be read."}},
+        responses={
+            500: _errors()[500],
+            503: {"model": Health, "description": "The catalog cannot be read."},
+        },
     )
     def healthz() -> Any:
         try:
@@ -453,6 +467,27 @@ def create_app(catalog: Catalog) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+def _document_400_not_422(app: FastAPI) -> None:
+    """Leave FastAPI's default ``422`` out of the OpenAPI document.
+
+    Request validation errors are answered ``400`` with the one error body
+    (:func:`_install_error_handlers`), which every route documents already.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                operation.get("responses", {}).pop("422", None)
+        components = schema.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_error_handlers(app: FastAPI) -> None:

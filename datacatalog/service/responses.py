@@ -100,13 +100,86 @@ class IndexRequestBody(BaseModel):
 
 
 # -- responses -------------------------------------------------------------------------------
+#
+# The shapes of what the routes return (the ``to_dict()`` of the core's value objects), so
+# the OpenAPI document describes every field. ``extra="allow"`` keeps any field a newer
+# core adds; dates are ISO 8601 strings in UTC, as the core writes them.
+
+_OPEN = ConfigDict(extra="allow")
+
+
+class JobModel(BaseModel):
+    """A job as stored, without its history."""
+
+    model_config = _OPEN
+
+    uuid: str = Field(description="The job's typed UUID (`107…`).")
+    pipeline_uuid: str
+    state: str = Field(description="The job's state, e.g. `RUNNING`.")
+    last_event: str
+    data: dict[str, Any] = Field(description="The job's parameters (part of its identity).")
+    archive_path: str
+    archive_system: str
+    instanced: bool
+    session: str | None
+    agent: str | None
+    task: str | None
+    child_of: list[str] = Field(description="UUIDs of the metadata the job is computed from.")
+    generated_by: list[str]
+    acted_on: list[str]
+    acted_using: list[str]
+    archive_patterns: list[dict[str, Any]]
+    product_patterns: list[dict[str, Any]]
+    archive_collection_level: str | None
+    visible: bool
+    created_date: str | None = Field(description="ISO 8601, UTC.")
+    modified_date: str | None = Field(description="ISO 8601, UTC.")
+    revision: int
+
+
+class HistoryEntryModel(BaseModel):
+    """One event in a job's history, with who sent it."""
+
+    model_config = _OPEN
+
+    uuid: str
+    name: str = Field(description="The event, e.g. `run`.")
+    date: str = Field(description="ISO 8601, UTC, millisecond precision.")
+    data: dict[str, Any]
+    event_id: str | None = Field(description="The idempotency key, when one was given.")
+    to_state: str | None
+    agent: str | None
+    host: str | None
+    pid: int | None
+    version: str | None
+
+
+class FileRecordModel(BaseModel):
+    """An indexed file."""
+
+    model_config = _OPEN
+
+    uuid: str
+    name: str = Field(description="The file's absolute catalog path.")
+    storage_system: str
+    size: int | None
+    sha256: str | None
+    level: str
+    type: str
+    generated_by: list[str]
+    derived_from: list[str]
+    derived_using: list[str]
+    child_of: list[str]
+    modified_date: str | None
+    fixity_date: str | None
+    note: str | None
 
 
 class EventResponse(BaseModel):
     """The job after an event, and the history entry the event made (or had made)."""
 
-    job: dict[str, Any] = Field(description="The job as stored after the event.")
-    entry: dict[str, Any] = Field(description="The history entry of the event.")
+    job: JobModel = Field(description="The job as stored after the event.")
+    entry: HistoryEntryModel = Field(description="The history entry of the event.")
     applied: bool = Field(
         description="False when the `event_id` had been seen already and nothing changed."
     )
@@ -115,7 +188,7 @@ class EventResponse(BaseModel):
 class JobList(BaseModel):
     """One page of jobs, newest first."""
 
-    jobs: list[dict[str, Any]]
+    jobs: list[JobModel]
     limit: int
     skip: int
 
@@ -124,20 +197,79 @@ class HistoryResponse(BaseModel):
     """A job's events, oldest first."""
 
     job: str
-    history: list[dict[str, Any]]
+    history: list[HistoryEntryModel]
 
 
 class FilesResponse(BaseModel):
     """The files indexed for a job."""
 
     job: str
-    files: list[dict[str, Any]]
+    files: list[FileRecordModel]
 
 
 class JobResponse(BaseModel):
     """A job after an administrative action."""
 
-    job: dict[str, Any]
+    job: JobModel
+
+
+class SkippedEntry(BaseModel):
+    """An archive entry the listing left out, and why."""
+
+    path: str
+    reason: str
+
+
+class FileError(BaseModel):
+    """A file that could not be read, or a reference a permissive run dropped."""
+
+    path: str
+    message: str
+
+
+class IndexReportModel(BaseModel):
+    """What one indexing run did."""
+
+    model_config = _OPEN
+
+    job_uuid: str
+    seen: int = Field(description="Files listed under the archive path.")
+    matched: int = Field(description="Files an index request selected.")
+    written: int = Field(description="File records written.")
+    files: list[str] = Field(description="UUIDs of the records written, in path order.")
+    skipped: list[SkippedEntry]
+    errors: list[FileError]
+    batches: int = Field(description="Bulk writes sent.")
+    state: str = Field(description="The job's state at the end.")
+
+
+class PurgeReportModel(BaseModel):
+    """What a purge removed (or, for a dry run, would remove)."""
+
+    model_config = _OPEN
+
+    job_uuid: str
+    dry_run: bool
+    archive_path: str
+    archive_system: str
+    files: list[str] = Field(description="UUIDs of the file records.")
+    archive_entries: list[str] = Field(description="Paths under the archive path.")
+
+
+class LineageResponse(BaseModel):
+    """Everything upstream of one file (stored documents, dates as ISO 8601)."""
+
+    model_config = _OPEN
+
+    file: dict[str, Any] = Field(description="The file record.")
+    jobs: list[dict[str, Any]] = Field(description="The jobs that generated it.")
+    pipelines: list[dict[str, Any]] = Field(description="Those jobs' pipelines.")
+    metadata: list[dict[str, Any]] = Field(
+        description="The metadata chain, up to the experiment design."
+    )
+    upstream_files: list[dict[str, Any]] = Field(
+        description="Every file it was derived from, followed transitively."
+    )
 
 
 class Health(BaseModel):

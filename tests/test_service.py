@@ -811,6 +811,20 @@ def test_unknown_routes_and_methods_use_the_error_body(service: Service) -> None
     error_of(service.client.get(events_url(service)), 405, "method_not_allowed")
 
 
+def test_an_unexpected_failure_is_500_with_the_error_body(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("internal detail /srv/secret-path")
+
+    monkeypatch.setattr(service.catalog.jobs, "find", broken)
+    with TestClient(create_app(service.catalog), raise_server_exceptions=False) as client:
+        response = client.get("/jobs")
+    body = error_of(response, 500, "error")
+    assert "secret-path" not in response.text
+    assert "GET /jobs" in body["message"]
+
+
 # -- provenance ---------------------------------------------------------------------------
 
 

@@ -15,7 +15,8 @@ Errors
     Every :class:`~datacatalog.errors.DataCatalogError` becomes the status of
     its code (:func:`datacatalog.errors.mapping_for`) and the body
     ``{"error": {"code", "message", "details"}}``. Malformed JSON and bodies of
-    the wrong shape are ``400 invalid_request``. Bodies over
+    the wrong shape are ``400 invalid_request``; an unexpected failure is ``500``
+    with code ``error`` and the same body (its details go to the server log only). Bodies over
     ``settings.max_body_bytes`` are refused with ``413`` before they are parsed
     (:mod:`datacatalog.service.limits`).
 
@@ -520,9 +521,20 @@ def _install_error_handlers(app: FastAPI) -> None:
             error.code = _HTTP_CODES.get(exc.status_code, "error")
         return _error_response(error, status=exc.status_code, headers=exc.headers)
 
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        # The exception's text may name internals; the server log keeps it (the
+        # exception is raised on after this answer), the caller gets the one body.
+        return _error_response(
+            DataCatalogError(
+                f"internal error while handling {request.method} {request.url.path}; "
+                "the service log has the details"
+            )
+        )
+
     app.add_exception_handler(DataCatalogError, catalog_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)
 
 
 _HTTP_CODES = {405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}

@@ -804,9 +804,9 @@ class IndexingService:
         """The file records ``generated_by`` the job, by name.
 
         Raises:
-            NotFoundError: No such job (soft-deleted jobs count as existing).
+            NotFoundError: No such job, or it is soft-deleted (hidden here as everywhere).
         """
-        self.jobs.get(job_uuid, include_deleted=True)
+        self.jobs.get(job_uuid)
         return [FileRecord.from_document(d) for d in self._file_documents(job_uuid)]
 
     def _file_documents(self, job_uuid: str) -> list[Document]:

@@ -383,6 +383,32 @@ def references_in(
     return list(seen)
 
 
+# -- reading stored jobs ---------------------------------------------------------------------
+
+
+def job_document(
+    store: Store, job_uuid: str, *, include_deleted: bool = False, history: bool = False
+) -> Document:
+    """The stored job ``job_uuid``, without its history unless ``history``.
+
+    A soft-deleted job is not found unless ``include_deleted``: every read of a job
+    (events, indexing, files, provenance) goes through here, so a deleted job is hidden
+    from all of them alike.
+
+    Raises:
+        InvalidRequestError: ``job_uuid`` is not a job UUID.
+        NotFoundError: No such job (or it is deleted).
+    """
+    require_kind(job_uuid, "pipelinejob", what="job")
+    query: dict[str, Any] = {"uuid": job_uuid}
+    if not include_deleted:
+        query["_visible"] = True
+    found = store.find("job", query, projection=None if history else {"history": 0})
+    if not found:
+        raise NotFoundError(f"job {job_uuid} not found", job=job_uuid)
+    return found[0]
+
+
 # -- the service -----------------------------------------------------------------------------
 
 
@@ -605,14 +631,9 @@ class JobService:
     def _get_document(
         self, job_uuid: str, *, include_deleted: bool = False, history: bool = False
     ) -> Document:
-        require_kind(job_uuid, "pipelinejob", what="job")
-        query: dict[str, Any] = {"uuid": job_uuid}
-        if not include_deleted:
-            query["_visible"] = True
-        found = self.store.find("job", query, projection=None if history else {"history": 0})
-        if not found:
-            raise NotFoundError(f"job {job_uuid} not found", job=job_uuid)
-        return found[0]
+        return job_document(
+            self.store, job_uuid, include_deleted=include_deleted, history=history
+        )
 
     def history(self, job_uuid: str, *, include_deleted: bool = False) -> list[HistoryEntry]:
         """The job's events, oldest first."""

@@ -27,6 +27,7 @@ import prov.model as prov_model
 
 from datacatalog.errors import NotFoundError
 from datacatalog.identifiers import file_uuid, is_uuid, kind_of, require_kind
+from datacatalog.jobs import job_document
 from datacatalog.metadata import LEVELS
 from datacatalog.store import Document, Store
 
@@ -97,14 +98,6 @@ class JobDiff:
 _MISSING = "<absent>"
 
 
-def _job(store: Store, job_uuid: str) -> Document:
-    require_kind(job_uuid, "pipelinejob", what="job")
-    found = store.find("job", {"uuid": job_uuid}, projection={"history": 0})
-    if not found:
-        raise NotFoundError(f"job {job_uuid} not found", job=job_uuid)
-    return found[0]
-
-
 def find_file(store: Store, uuid_or_path: str) -> Document:
     """A file record by UUID or absolute catalog path."""
     key = uuid_or_path if is_uuid(uuid_or_path) else file_uuid(uuid_or_path)
@@ -137,7 +130,10 @@ def metadata_chain(store: Store, uuids: list[str]) -> list[Document]:
 
 
 def lineage(store: Store, uuid_or_path: str, *, max_depth: int = MAX_UPSTREAM_DEPTH) -> Lineage:
-    """Trace a file back to the jobs, pipelines, metadata and files behind it."""
+    """Trace a file back to the jobs, pipelines, metadata and files behind it.
+
+    Soft-deleted jobs are left out, as from every other read.
+    """
     record = find_file(store, uuid_or_path)
     upstream: list[Document] = []
     if record.get("derived_from"):
@@ -172,7 +168,10 @@ def lineage(store: Store, uuid_or_path: str, *, max_depth: int = MAX_UPSTREAM_DE
         }
     )
     jobs = store.find(
-        "job", {"uuid": {"$in": job_uuids}}, projection={"history": 0}, sort=[("uuid", 1)]
+        "job",
+        {"uuid": {"$in": job_uuids}, "_visible": True},  # deleted jobs stay hidden
+        projection={"history": 0},
+        sort=[("uuid", 1)],
     )
     pipeline_uuids = sorted({j["pipeline_uuid"] for j in jobs})
     pipelines = store.find("pipeline", {"uuid": {"$in": pipeline_uuids}}, sort=[("uuid", 1)])
@@ -188,7 +187,7 @@ def lineage(store: Store, uuid_or_path: str, *, max_depth: int = MAX_UPSTREAM_DE
 
 def prov_document(store: Store, job_uuid: str) -> prov_model.ProvDocument:
     """A W3C PROV document of one job: outputs, inputs, pipeline and metadata."""
-    job = _job(store, job_uuid)
+    job = job_document(store, job_uuid)
     document = prov_model.ProvDocument()
     document.add_namespace("dc", NAMESPACE)
     activity = document.activity(
@@ -239,7 +238,7 @@ def prov_json(store: Store, job_uuid: str) -> str:
 
 def diff_jobs(store: Store, left: str, right: str) -> JobDiff:
     """Compare the identity inputs of two jobs."""
-    a, b = _job(store, left), _job(store, right)
+    a, b = job_document(store, left), job_document(store, right)
     changed: dict[str, tuple[Any, Any]] = {}
     _diff_values(a.get("data", {}), b.get("data", {}), "data", changed)
     return JobDiff(

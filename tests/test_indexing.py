@@ -715,6 +715,25 @@ def test_bad_arguments_are_refused(
     assert_untouched(catalog, job)
 
 
+def test_a_deleted_jobs_files_are_hidden(catalog: Catalog, archive_system: str) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    catalog.indexing.index(job.uuid, transition=True)
+    admin = catalog.jobs.admin_token()
+    catalog.jobs.delete(job.uuid, token=admin)
+
+    for read in (
+        lambda: catalog.indexing.files(job.uuid),
+        lambda: catalog.indexing.verify(job.uuid),
+        lambda: catalog.indexing.index(job.uuid),
+    ):
+        with pytest.raises(NotFoundError, match=job.uuid):
+            read()
+
+    catalog.jobs.undelete(job.uuid, token=admin)
+    assert len(catalog.indexing.files(job.uuid)) == len(OUTPUTS)
+
+
 def test_an_unknown_job_is_not_found(catalog: Catalog) -> None:
     missing = typed_uuid("no such job", "pipelinejob")
     with pytest.raises(NotFoundError, match=missing):

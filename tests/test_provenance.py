@@ -32,6 +32,10 @@ def catalog(store: Store, tmp_path: Path) -> Catalog:
     return cat
 
 
+def _admin(catalog: Catalog) -> str:
+    return catalog.jobs.admin_token()
+
+
 def _job(catalog: Catalog, sample: str, data: dict[str, object]) -> Job:
     plan = catalog.jobs.plan(pipeline="align", metadata={"sample_id": sample}, data=data)
     return catalog.jobs.create(plan)[0]
@@ -126,3 +130,26 @@ def test_diff_names_the_identity_inputs_that_differ(catalog: Catalog, store: Sto
     assert provenance.diff_jobs(store, a.uuid, a.uuid).same_identity
     with pytest.raises(NotFoundError):
         provenance.diff_jobs(store, a.uuid, "107" + a.uuid[3:-1] + "0")
+
+
+def test_a_deleted_job_is_hidden(catalog: Catalog, store: Store) -> None:
+    kept = _job(catalog, "sample-1", {"kept": True})
+    gone = _job(catalog, "sample-2", {"gone": True})
+    raw = _file(store, kept, "raw.csv")
+    output = _file(store, gone, "out.csv", derived_from=[raw])
+    catalog.jobs.delete(gone.uuid, token=_admin(catalog))
+
+    for read in (
+        lambda: provenance.prov_json(store, gone.uuid),
+        lambda: provenance.diff_jobs(store, kept.uuid, gone.uuid),
+        lambda: provenance.diff_jobs(store, gone.uuid, kept.uuid),
+    ):
+        with pytest.raises(NotFoundError, match=gone.uuid):
+            read()
+    found = provenance.lineage(store, output)
+    assert [j["uuid"] for j in found.jobs] == [kept.uuid]
+    assert [f["uuid"] for f in found.upstream_files] == [raw]
+
+    catalog.jobs.undelete(gone.uuid, token=_admin(catalog))
+    assert {j["uuid"] for j in provenance.lineage(store, output).jobs} == {kept.uuid, gone.uuid}
+    assert provenance.diff_jobs(store, kept.uuid, gone.uuid).data

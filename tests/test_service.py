@@ -264,6 +264,19 @@ def test_malformed_event_bodies_are_400(service: Service, content: bytes) -> Non
     assert error["details"]["problems"]
 
 
+def test_malformed_json_is_named_as_such(service: Service) -> None:
+    with nothing_written(service):
+        response = service.client.post(
+            f"{events_url(service)}?token={service.token()}",
+            content=b'{"name": "run",}',
+            headers={"Content-Type": "application/json"},
+        )
+        error = error_of(response, 400, "invalid_request")
+    assert error["message"].startswith("invalid request: body: not valid JSON: ")
+    assert error["message"].endswith("(at character 15)")
+    assert error["details"]["problems"][0]["where"] == "body"
+
+
 def test_a_body_sent_as_a_form_is_400_and_says_to_send_json(service: Service) -> None:
     with nothing_written(service):
         response = service.client.post(

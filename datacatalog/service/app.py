@@ -556,8 +556,11 @@ def _error_response(
 def _problem(error: Mapping[str, Any]) -> dict[str, Any]:
     """One validation problem, without echoing the (possibly large) input back."""
     location = [str(part) for part in error.get("loc", ())]
-    return {
-        "where": ".".join(location) or "request",
-        "message": str(error.get("msg", "invalid")),
-        "type": str(error.get("type", "invalid")),
-    }
+    kind = str(error.get("type", "invalid"))
+    message = str(error.get("msg", "invalid"))
+    if kind == "json_invalid" and location[:1] == ["body"]:
+        # FastAPI puts the character position where a field name would be ("body.1").
+        reason = (error.get("ctx") or {}).get("error") or message
+        at = f" (at character {location[1]})" if len(location) > 1 else ""
+        return {"where": "body", "message": f"not valid JSON: {reason}{at}", "type": kind}
+    return {"where": ".".join(location) or "request", "message": message, "type": kind}

@@ -41,9 +41,10 @@ import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from datacatalog import archive, states, tokens
+from datacatalog import archive, schemas, states, tokens
 from datacatalog.clock import utc_now
 from datacatalog.errors import (
     ConflictError,
@@ -387,13 +388,26 @@ def references_in(
 
 
 def job_document(
-    store: Store, job_uuid: str, *, include_deleted: bool = False, history: bool = False
+    store: Store,
+    job_uuid: str,
+    *,
+    include_deleted: bool = False,
+    history: bool = False,
+    entry: str | None = None,
 ) -> Document:
     """The stored job ``job_uuid``, without its history unless ``history``.
 
     A soft-deleted job is not found unless ``include_deleted``: every read of a job
     (events, indexing, files, provenance) goes through here, so a deleted job is hidden
     from all of them alike.
+
+    Args:
+        store: The store.
+        job_uuid: The job.
+        include_deleted: Find a soft-deleted job too.
+        history: Read the whole history (up to 12 MiB).
+        entry: Read only the history entry with this UUID (``history`` is then ``[]``
+            or that one entry); the server picks it out, the rest never travels.
 
     Raises:
         InvalidRequestError: ``job_uuid`` is not a job UUID.
@@ -403,10 +417,20 @@ def job_document(
     query: dict[str, Any] = {"uuid": job_uuid}
     if not include_deleted:
         query["_visible"] = True
-    found = store.find("job", query, projection=None if history else {"history": 0})
+    projection: dict[str, Any] | None = None if history else {"history": 0}
+    if entry is not None:
+        projection = {f: 1 for f in _fields_besides_history()}
+        projection["history"] = {"$elemMatch": {"uuid": entry}}
+    found = store.find("job", query, projection=projection)
     if not found:
         raise NotFoundError(f"job {job_uuid} not found", job=job_uuid)
     return found[0]
+
+
+@cache
+def _fields_besides_history() -> tuple[str, ...]:
+    # Named from the schema: an inclusion projection must list every field it keeps.
+    return tuple(f for f in schemas.schema_for("job")["properties"] if f != "history")
 
 
 # -- the service -----------------------------------------------------------------------------
@@ -626,18 +650,13 @@ class JobService:
 
     def get(self, job_uuid: str, *, include_deleted: bool = False) -> Job:
         """A job by UUID; a deleted job is not found unless ``include_deleted``."""
-        return Job.from_document(self._get_document(job_uuid, include_deleted=include_deleted))
-
-    def _get_document(
-        self, job_uuid: str, *, include_deleted: bool = False, history: bool = False
-    ) -> Document:
-        return job_document(
-            self.store, job_uuid, include_deleted=include_deleted, history=history
+        return Job.from_document(
+            job_document(self.store, job_uuid, include_deleted=include_deleted)
         )
 
     def history(self, job_uuid: str, *, include_deleted: bool = False) -> list[HistoryEntry]:
         """The job's events, oldest first."""
-        doc = self._get_document(job_uuid, include_deleted=include_deleted, history=True)
+        doc = job_document(self.store, job_uuid, include_deleted=include_deleted, history=True)
         return [HistoryEntry.from_document(e) for e in doc.get("history", [])]
 
     def find(
@@ -775,7 +794,7 @@ class JobService:
     def _explain_miss(
         self, job_uuid: str, event: str, entry_uuid: str, size: int
     ) -> EventResult | None:
-        doc = self._get_document(job_uuid, history=True)
+        doc = job_document(self.store, job_uuid, entry=entry_uuid)
         for stored in doc.get("history", []):
             if stored["uuid"] == entry_uuid:
                 doc.pop("history", None)
@@ -842,7 +861,7 @@ class JobService:
     def delete(self, job_uuid: str, *, token: str | None, actor: Actor | None = None) -> Job:
         """Soft-delete: hide the job from queries and events; :meth:`undelete` restores it."""
         self.check_admin(token, action="delete")
-        self._get_document(job_uuid, include_deleted=True)
+        job_document(self.store, job_uuid, include_deleted=True)
         doc = self.store.update(
             "job",
             {"uuid": job_uuid},
@@ -881,7 +900,7 @@ class JobService:
         With ``dry_run`` nothing is removed; the report lists what would go.
         """
         self.check_admin(token, action="purge")
-        job = Job.from_document(self._get_document(job_uuid, include_deleted=True))
+        job = Job.from_document(job_document(self.store, job_uuid, include_deleted=True))
         system = self.storage.get(job.archive_system)
         file_query = {"generated_by": job_uuid}
         files = sorted(

@@ -152,6 +152,33 @@ def test_a_replayed_transition_is_a_no_op_even_after_the_state_moved_on(world: W
     assert world.jobs.history(job.uuid) == history
 
 
+def test_a_replay_or_a_refusal_reads_one_history_entry_not_the_whole_history(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = job_in(world, "RUNNING")
+    for n in range(5):
+        world.jobs.send(job.uuid, "update", data={"n": n, "pad": "x" * 1000})
+    sent = world.jobs.send(job.uuid, "update", data={"beat": 1}, event_id="beat")
+    projections: list[Any] = []
+    find = world.store.find
+
+    def spy(kind: str, query: Any, **options: Any) -> Any:
+        projections.append(options.get("projection"))
+        return find(kind, query, **options)
+
+    monkeypatch.setattr(world.store, "find", spy)
+    replay = world.jobs.send(job.uuid, "update", data={"beat": 1}, event_id="beat")
+    with pytest.raises(InvalidTransitionError, match="RUNNING"):
+        world.jobs.send(job.uuid, "validate")
+
+    assert (replay.applied, replay.entry, replay.job) == (False, sent.entry, sent.job)
+    assert projections, "the misses were explained by a read"
+    for projection in projections:
+        assert projection is not None
+        history = projection.get("history")
+        assert history == 0 or set(history) == {"$elemMatch"}, projection
+
+
 def test_idempotency_keys_belong_to_one_job(world: World) -> None:
     one = job_in(world, "RUNNING", n=1)
     two = job_in(world, "RUNNING", n=2)

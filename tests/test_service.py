@@ -891,3 +891,33 @@ def test_prov_export_of_a_job(service: Service) -> None:
     assert document["entity"][f"dc:{file_uuid}"]["dc:name"].endswith("/result.csv")
     service.catalog.jobs.delete(service.job.uuid, token=service.admin())
     error_of(service.client.get(f"/jobs/{service.job.uuid}/prov"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/jobs/J/events?token=SECRET",
+        "/jobs/J/events?a=1&token=SECRET&b=2",
+        "/jobs/J/events?%74oken=SECRET",
+        "/jobs/J/events?tok%65n=SECRET&event_id=x",
+        "/jobs/J/events?TOKEN=SECRET",
+    ],
+)
+def test_the_access_log_filter_masks_every_spelling_of_the_token(path: str) -> None:
+    import logging
+
+    from datacatalog.service.server import RedactTokens
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "POST", path, "1.1", 200),
+        None,
+    )
+    assert RedactTokens().filter(record)
+    line = record.getMessage()
+    assert "SECRET" not in line
+    assert "=***" in line

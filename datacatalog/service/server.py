@@ -2,13 +2,16 @@
 
 Job tokens travel in webhook URLs (``?token=...``), and uvicorn's access log
 prints every request's URL; :class:`RedactTokens` masks token values in those
-lines so the log never holds a usable token.
+lines so the log never holds a usable token. A query parameter counts as the
+token when its *decoded* name is ``token`` (``?%74oken=`` is read as ``token``
+by the service, so it is masked too).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote_plus
 
 import uvicorn
 
@@ -16,20 +19,29 @@ from datacatalog.catalog import Catalog
 from datacatalog.service.app import create_app
 from datacatalog.settings import Settings
 
-_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*", re.IGNORECASE)
+_QUERY_PARAMETER = re.compile(r"([?&])([^=&\s#]*)=([^&\s#\"]*)")
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with the value of every ``token`` query parameter replaced by ``***``."""
+
+    def mask(match: re.Match[str]) -> str:
+        if unquote_plus(match.group(2)).strip().lower() != "token":
+            return match.group(0)
+        return f"{match.group(1)}{match.group(2)}=***"
+
+    return _QUERY_PARAMETER.sub(mask, text)
 
 
 class RedactTokens(logging.Filter):
-    """Replace the value of every ``token=`` query parameter in a log record with ``***``."""
+    """Replace the value of every ``token`` query parameter in a log record with ``***``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact the record's arguments (and message) in place; always keep the record."""
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                _TOKEN_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
-            )
+            record.args = tuple(redact_tokens(a) if isinstance(a, str) else a for a in record.args)
         if isinstance(record.msg, str):
-            record.msg = _TOKEN_IN_QUERY.sub(r"\1***", record.msg)
+            record.msg = redact_tokens(record.msg)
         return True
 
 

@@ -38,7 +38,8 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
@@ -48,6 +49,7 @@ from datacatalog import archive, schemas, states, tokens
 from datacatalog.clock import utc_now
 from datacatalog.errors import (
     ConflictError,
+    DataCatalogError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
@@ -840,15 +842,20 @@ class JobService:
     # -- admin actions ----------------------------------------------------------------------
 
     def reset(self, job_uuid: str, *, token: str | None, actor: Actor | None = None) -> Job:
-        """RESET the job: empty its archive directory and unlink its indexed files."""
+        """RESET the job: unlink its indexed files and empty its archive directory.
+
+        The job's storage system is checked before anything is written. Once the job is
+        RESET the action is audited, also when emptying the directory fails (the record
+        then holds the error, and resetting again finishes the work).
+        """
         self.check_admin(token, action="reset")
-        result = self.send(job_uuid, "reset", token=token, actor=actor)
-        job = result.job
-        removed = self.storage.get(job.archive_system).remove_tree_contents(job.archive_path)
-        unlinked = self.store.update_many(
-            "file", {"generated_by": job_uuid}, {"$pull": {"generated_by": job_uuid}}
-        )
-        self._audit("reset", job_uuid, {"removed": len(removed), "unlinked_files": unlinked}, actor)
+        system = self.storage.get(self.get(job_uuid).archive_system)
+        job = self.send(job_uuid, "reset", token=token, actor=actor).job
+        with self._audited("reset", job_uuid, actor) as details:
+            details["unlinked_files"] = self.store.update_many(
+                "file", {"generated_by": job_uuid}, {"$pull": {"generated_by": job_uuid}}
+            )
+            details["removed"] = len(system.remove_tree_contents(job.archive_path))
         return job
 
     def ready(self, job_uuid: str, *, token: str | None, actor: Actor | None = None) -> Job:
@@ -861,10 +868,9 @@ class JobService:
     def delete(self, job_uuid: str, *, token: str | None, actor: Actor | None = None) -> Job:
         """Soft-delete: hide the job from queries and events; :meth:`undelete` restores it."""
         self.check_admin(token, action="delete")
-        job_document(self.store, job_uuid, include_deleted=True)
         doc = self.store.update(
             "job",
-            {"uuid": job_uuid},
+            {"uuid": require_kind(job_uuid, "pipelinejob", what="job")},
             {"$set": {"_visible": False, "deleted_date": utc_now()}},
             projection={"history": 0},
         )
@@ -897,7 +903,9 @@ class JobService:
     ) -> PurgeReport:
         """Remove the job, its file records and its archive contents for good.
 
-        With ``dry_run`` nothing is removed; the report lists what would go.
+        With ``dry_run`` nothing is removed; the report lists what would go. The archive
+        contents go first (a storage failure leaves the job and its records for another
+        try). The action is audited, with the error when it failed part-way.
         """
         self.check_admin(token, action="purge")
         job = Job.from_document(job_document(self.store, job_uuid, include_deleted=True))
@@ -906,16 +914,25 @@ class JobService:
         files = sorted(
             d["name"] for d in self.store.find("file", file_query, projection={"name": 1})
         )
-        if dry_run:
-            entries = [f.path for f in system.list_files(job.archive_path).files]
-        else:
-            entries = (
-                system.remove_tree(job.archive_path) if system.exists(job.archive_path) else []
+        entries: list[str] = []
+        with self._audited("purge", job_uuid, actor, dry_run=dry_run) as details:
+            details.update(
+                {
+                    "archive_path": job.archive_path,
+                    "archive_system": job.archive_system,
+                    "files": len(files),
+                    "pipeline_uuid": job.pipeline_uuid,
+                    "child_of": job.child_of,
+                }
             )
-            if files:
+            if dry_run:
+                entries = [f.path for f in system.list_files(job.archive_path).files]
+            else:
+                entries = system.remove_tree(job.archive_path)
                 self.store.delete_many("file", file_query)
-            self.store.delete_many("job", {"uuid": job_uuid})
-        report = PurgeReport(
+                self.store.delete_many("job", {"uuid": job_uuid})
+            details["archive_entries"] = len(entries)
+        return PurgeReport(
             job_uuid=job_uuid,
             dry_run=dry_run,
             archive_path=job.archive_path,
@@ -923,27 +940,31 @@ class JobService:
             files=files,
             archive_entries=sorted(entries),
         )
-        self._audit(
-            "purge",
-            job_uuid,
-            {
-                "archive_path": job.archive_path,
-                "archive_system": job.archive_system,
-                "files": len(files),
-                "archive_entries": len(entries),
-                "pipeline_uuid": job.pipeline_uuid,
-                "child_of": job.child_of,
-            },
-            actor,
-            dry_run=dry_run,
-        )
-        return report
 
     def audit_log(self, job_uuid: str | None = None, *, limit: int = 100) -> list[AuditRecord]:
         """Admin actions, newest first (for one job, or all)."""
         query = {"job_uuid": job_uuid} if job_uuid else {}
         docs = self.store.find("audit", query, sort=[("date", -1)], limit=limit)
         return [AuditRecord.from_document(d) for d in docs]
+
+    @contextmanager
+    def _audited(
+        self, action: str, job_uuid: str, actor: Actor | None, *, dry_run: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """Audit the action done in the block, with the details it fills in.
+
+        A failure is audited too, with its message, and then raised as it was.
+        """
+        details: dict[str, Any] = {}
+        try:
+            yield details
+        except Exception as exc:
+            details["error"] = str(exc) or type(exc).__name__
+            # The action's own error is what the caller needs, even if the audit fails too.
+            with suppress(DataCatalogError):
+                self._audit(action, job_uuid, details, actor, dry_run=dry_run)
+            raise
+        self._audit(action, job_uuid, details, actor, dry_run=dry_run)
 
     def _audit(
         self,

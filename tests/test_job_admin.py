@@ -11,16 +11,20 @@ from typing import Any
 
 import pytest
 
+from datacatalog.catalog import Catalog
 from datacatalog.errors import (
     ForbiddenError,
     InvalidTransitionError,
     NotFoundError,
+    StorageFailureError,
     UnauthorizedError,
 )
 from datacatalog.identifiers import file_uuid
 from datacatalog.jobs import Actor, Job
+from datacatalog.settings import Settings
+from datacatalog.storage import StorageRegistry, StorageSystem
 from datacatalog.store import Store
-from tests.test_jobs import World, make_world, nothing_written
+from tests.test_jobs import SECRET, World, make_world, nothing_written
 
 
 @pytest.fixture
@@ -116,6 +120,51 @@ def test_reset_of_a_job_whose_directory_was_never_made(world: World) -> None:
     job = world.new_job({"n": 1}, setup_archive_path=False)
     assert world.jobs.reset(job.uuid, token=world.admin()).state == "RESET"
     assert not world.archive_dir(job).exists()
+
+
+def test_reset_of_a_job_on_an_unconfigured_storage_system_writes_nothing(
+    world: World, tmp_path: Path
+) -> None:
+    job = running_job(world)
+    add_file_record(world, job, "result.csv")
+    settings = Settings.load(env={}, data_dir=tmp_path / "elsewhere", secret=SECRET)
+    moved = Catalog(
+        world.store,
+        settings=settings,
+        storage=StorageRegistry(systems={"other": "memory://dc-admin-other"}, default="other"),
+    )
+
+    with nothing_written(world, job), pytest.raises(NotFoundError, match="storage system"):
+        moved.jobs.reset(job.uuid, token=moved.jobs.admin_token())
+
+    assert world.store.count("file", {"generated_by": job.uuid}) == 1
+    assert world.jobs.audit_log(job.uuid) == []
+
+
+def test_a_reset_that_cannot_empty_the_directory_is_audited_with_the_error(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = running_job(world)
+    outputs = write_outputs(world, job)
+    add_file_record(world, job, "result.csv")
+
+    def refuse(self: StorageSystem, path: str) -> list[str]:
+        raise StorageFailureError(f"cannot empty {path!r}: device busy")
+
+    monkeypatch.setattr(StorageSystem, "remove_tree_contents", refuse)
+    with pytest.raises(StorageFailureError, match="device busy"):
+        world.jobs.reset(job.uuid, token=world.admin())
+
+    assert world.jobs.get(job.uuid).state == "RESET"
+    assert world.store.count("file", {"generated_by": job.uuid}) == 0
+    assert all(path.exists() for path in outputs)
+    (record,) = world.jobs.audit_log(job.uuid)
+    assert record.action == "reset" and "device busy" in record.details["error"]
+
+    monkeypatch.undo()
+    world.jobs.reset(job.uuid, token=world.admin())
+    assert not any(path.exists() for path in outputs)
+    assert sorted("error" in r.details for r in world.jobs.audit_log(job.uuid)) == [False, True]
 
 
 def test_admin_actions_record_who_did_them(world: World) -> None:
@@ -243,6 +292,32 @@ def test_purge_removes_job_files_and_archive_and_keeps_the_audit(world: World) -
     assert last.details["files"] == 1
 
 
+def test_a_purge_that_cannot_remove_the_archive_keeps_the_job_and_is_audited(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = running_job(world)
+    write_outputs(world, job)
+    add_file_record(world, job, "result.csv")
+
+    def refuse(self: StorageSystem, path: str) -> list[str]:
+        raise StorageFailureError(f"cannot remove {path!r}: read-only file system")
+
+    monkeypatch.setattr(StorageSystem, "remove_tree", refuse)
+    with nothing_written(world, job), pytest.raises(StorageFailureError, match="read-only"):
+        world.jobs.purge(job.uuid, token=world.admin())
+
+    assert world.store.count("file", {"generated_by": job.uuid}) == 1
+    (record,) = world.jobs.audit_log(job.uuid)
+    assert (record.action, record.dry_run) == ("purge", False)
+    assert "read-only" in record.details["error"]
+
+    monkeypatch.undo()
+    assert world.jobs.purge(job.uuid, token=world.admin()).files == [
+        f"{job.archive_path}/result.csv"
+    ]
+    assert world.store.count("job", {"uuid": job.uuid}) == 0
+
+
 def test_purge_then_create_makes_a_fresh_job(world: World) -> None:
     job = running_job(world)
     world.jobs.purge(job.uuid, token=world.admin())
@@ -290,9 +365,6 @@ def test_admin_actions_need_a_valid_admin_token(world: World, action: str) -> No
 
 
 def test_an_admin_token_from_another_secret_is_refused(world: World, tmp_path: Path) -> None:
-    from datacatalog.catalog import Catalog
-    from datacatalog.settings import Settings
-
     stranger = Catalog(
         world.store, settings=Settings.load(env={}, data_dir=tmp_path, secret="other-" * 8)
     )

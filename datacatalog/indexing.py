@@ -26,6 +26,12 @@ What :meth:`IndexingService.index` does, in order:
    trip per ``batch_size`` files;
 5. with ``transition=True``, sends ``indexed`` (the job goes back to FINISHED).
 
+After each batch the job is read again: if it was reset, deleted or purged meanwhile, or
+another run took it out of INDEXING, the run stops with a
+:class:`~datacatalog.errors.ConflictError` and what it wrote follows the action that won
+(unlinked after a reset, removed after a purge) rather than half-indexing a job that is
+no longer there.
+
 A file's UUID is the typed UUID of its absolute catalog path, and links are added with
 ``$addToSet``, so indexing again rewrites the same records and never duplicates a link.
 A failure after step 2 is written to the job's history (an ``update`` event carrying
@@ -48,6 +54,7 @@ from typing import Any
 from datacatalog import states, tokens
 from datacatalog.clock import utc_now
 from datacatalog.errors import (
+    ConflictError,
     DataCatalogError,
     InvalidRequestError,
     InvalidTransitionError,
@@ -90,6 +97,9 @@ DERIVED_KINDS: tuple[str, ...] = ("file", "reference", "product")
 """Kinds of typed UUID a ``derived_from`` / ``derived_using`` reference may name."""
 
 _STAMP_CHUNK = 10_000  # UUIDs per fixity-date write; keeps each $in list small
+
+# States an INDEXING job can only reach again through ``reset`` (and ``ready``, ``run``).
+_ONLY_AFTER_RESET = frozenset({"RESET", "CREATED", "RUNNING"})
 
 _COMPRESSIONS: dict[str, str] = {".gz": "GZIP", ".bz2": "BZIP2", ".xz": "XZ", ".zst": "ZSTD"}
 
@@ -465,6 +475,8 @@ class IndexingService:
             written.extend(uuids)
             batches += sent
             pending.clear()
+            if sent:
+                self._check_still_indexing(job.uuid)
             report()
 
         report()
@@ -524,6 +536,51 @@ class IndexingService:
             return [], 0
         result = self.store.bulk_upsert("file", operations, batch_size=len(operations))
         return uuids, result.batches
+
+    def _check_still_indexing(self, job_uuid: str) -> None:
+        """After a batch is written: stop unless the job is still visible and INDEXING.
+
+        An administrator (or another indexing run) may have moved the job on while this
+        run was writing. Every write is followed by this check, and the admin actions
+        change the job before they touch its records, so whatever this run wrote is put
+        in line with the action that won: a purged job's records are removed, a reset
+        job's are unlinked; a deleted job keeps them (as it keeps its earlier ones), and
+        a job that another run finished or failed keeps them too. Each case is a
+        :class:`ConflictError` naming what happened.
+        """
+        found = self.store.find(
+            "job", {"uuid": job_uuid}, projection={"state": 1, "_visible": 1}, limit=1
+        )
+        if not found:
+            self.store.delete_many("file", {"generated_by": job_uuid})
+            raise ConflictError(
+                f"job {job_uuid} was purged while it was being indexed; the file records "
+                "this run wrote were removed",
+                job=job_uuid,
+            )
+        state = found[0]["state"]
+        if not found[0].get("_visible", True):
+            raise ConflictError(
+                f"job {job_uuid} was deleted while it was being indexed; indexing stopped",
+                job=job_uuid,
+            )
+        if state in _ONLY_AFTER_RESET:
+            self.store.update_many(
+                "file", {"generated_by": job_uuid}, {"$pull": {"generated_by": job_uuid}}
+            )
+            raise ConflictError(
+                f"job {job_uuid} was reset while it was being indexed (it is {state} now); "
+                "the file records this run wrote were unlinked from it",
+                job=job_uuid,
+                state=state,
+            )
+        if state != "INDEXING":
+            raise ConflictError(
+                f"job {job_uuid} left INDEXING while it was being indexed (it is {state} "
+                "now: another run finished it, or an event moved it on); indexing stopped",
+                job=job_uuid,
+                state=state,
+            )
 
     def _record_failure(self, job_uuid: str, exc: BaseException, token: str | None) -> None:
         message = _truncate(str(exc) or type(exc).__name__)

@@ -905,7 +905,10 @@ class JobService:
 
         With ``dry_run`` nothing is removed; the report lists what would go. The archive
         contents go first (a storage failure leaves the job and its records for another
-        try). The action is audited, with the error when it failed part-way.
+        try), then the job, then its file records: an indexing run racing the purge finds
+        the job gone after its next write and removes what it wrote since (see
+        :mod:`datacatalog.indexing`). The action is audited, with the error when it
+        failed part-way.
         """
         self.check_admin(token, action="purge")
         job = Job.from_document(job_document(self.store, job_uuid, include_deleted=True))
@@ -929,8 +932,8 @@ class JobService:
                 entries = [f.path for f in system.list_files(job.archive_path).files]
             else:
                 entries = system.remove_tree(job.archive_path)
-                self.store.delete_many("file", file_query)
                 self.store.delete_many("job", {"uuid": job_uuid})
+                self.store.delete_many("file", file_query)
             details["archive_entries"] = len(entries)
         return PurgeReport(
             job_uuid=job_uuid,

@@ -19,6 +19,7 @@ import pytest
 
 from datacatalog.catalog import Catalog
 from datacatalog.errors import (
+    ConflictError,
     ForbiddenError,
     InvalidRequestError,
     InvalidTransitionError,
@@ -833,3 +834,88 @@ def test_purge_removes_the_records(catalog: Catalog, archive_system: str) -> Non
     assert [r.name for r in catalog.indexing.files(other.uuid)] == [
         f"{other.archive_path}/kept.txt"
     ]
+
+
+# -- admin actions and other runs racing an indexing run ---------------------------------
+
+
+def _after_batch(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch, batch: int, action: Any
+) -> None:
+    """Run ``action`` right after the ``batch``-th bulk write of file records."""
+    bulk_upsert = catalog.store.bulk_upsert
+    calls = 0
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        result = bulk_upsert(*args, **kwargs)
+        calls += 1
+        if calls == batch:
+            action()
+        return result
+
+    monkeypatch.setattr(catalog.store, "bulk_upsert", racing)
+
+
+def _linked(catalog: Catalog, job: Job) -> int:
+    return catalog.store.count("file", {"generated_by": job.uuid})
+
+
+def test_a_reset_during_indexing_stops_it_and_leaves_nothing_linked(
+    catalog: Catalog, archive_system: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    admin = catalog.jobs.admin_token()
+    _after_batch(catalog, monkeypatch, 2, lambda: catalog.jobs.reset(job.uuid, token=admin))
+
+    with pytest.raises(ConflictError, match="was reset while it was being indexed"):
+        catalog.indexing.index(job.uuid, batch_size=1, transition=True)
+
+    assert catalog.jobs.get(job.uuid).state == "RESET"
+    assert _linked(catalog, job) == 0
+
+
+def test_a_purge_during_indexing_stops_it_and_leaves_no_records(
+    catalog: Catalog, archive_system: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    admin = catalog.jobs.admin_token()
+    _after_batch(catalog, monkeypatch, 2, lambda: catalog.jobs.purge(job.uuid, token=admin))
+
+    with pytest.raises(ConflictError, match="was purged while it was being indexed"):
+        catalog.indexing.index(job.uuid, batch_size=1)
+
+    assert catalog.store.count("job", {"uuid": job.uuid}) == 0
+    assert _linked(catalog, job) == 0
+
+
+def test_a_delete_during_indexing_stops_it(
+    catalog: Catalog, archive_system: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    admin = catalog.jobs.admin_token()
+    _after_batch(catalog, monkeypatch, 2, lambda: catalog.jobs.delete(job.uuid, token=admin))
+
+    with pytest.raises(ConflictError, match="was deleted while it was being indexed"):
+        catalog.indexing.index(job.uuid, batch_size=1, transition=True)
+
+    assert _linked(catalog, job) == 2  # kept, as a deleted job keeps its records
+    hidden = catalog.jobs.get(job.uuid, include_deleted=True)
+    assert (hidden.visible, hidden.state) == (False, "INDEXING")
+
+
+def test_another_run_finishing_the_job_stops_this_one(
+    catalog: Catalog, archive_system: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_outputs(catalog, job)
+    _after_batch(catalog, monkeypatch, 1, lambda: catalog.indexing.indexed(job.uuid))
+
+    with pytest.raises(ConflictError, match=r"left INDEXING .*it is FINISHED"):
+        catalog.indexing.index(job.uuid, batch_size=2, transition=True)
+
+    assert catalog.jobs.get(job.uuid).state == "FINISHED"
+    assert events(catalog, job)[-2:] == ["index", "indexed"]

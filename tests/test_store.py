@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import mongomock_ng
 import pymongo
 import pymongo.collection
+import pymongo.monitoring
 import pytest
 from mongomock_ng.collection import Collection as MemoryCollection
 
@@ -465,6 +466,41 @@ def test_connect_pymongo_database(mongo_uri: str, database_name: str) -> None:
         fetched = store.get("reference", {"uuid": inserted["uuid"]})
         assert fetched == inserted
         assert_stored_dates(fetched)
+        store.drop_database()
+    finally:
+        client.close()
+
+
+class _Commands(pymongo.monitoring.CommandListener):
+    """Names of the commands a client sends."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: pymongo.monitoring.CommandStartedEvent) -> None:
+        self.names.append(event.command_name)
+
+    def succeeded(self, event: pymongo.monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: pymongo.monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def test_insert_if_absent_is_one_round_trip(mongo_uri: str, database_name: str) -> None:
+    commands = _Commands()
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        mongo_uri, event_listeners=[commands]
+    )
+    try:
+        store = connect(client[database_name])
+        store.count("reference", {})  # creates the indexes
+        commands.names.clear()
+        first, created = store.insert_if_absent("reference", ref("once"))
+        again, created_again = store.insert_if_absent("reference", ref("once", name="other"))
+        assert (created, created_again, again) == (True, False, first)
+        assert store.get("reference", {"uuid": first["uuid"]}) == first
+        assert commands.names == ["findAndModify", "findAndModify", "find"]
         store.drop_database()
     finally:
         client.close()

@@ -237,6 +237,8 @@ class Store:
 
         Atomic: racing callers end with one document. Returns the stored document
         and whether this call created it. The existing document is never changed.
+        One round trip: the upsert returns the document as it was before, which is
+        nothing when this call inserted ``document``.
         """
         doc = _stamped(document)
         schemas.validate(kind, doc)
@@ -244,16 +246,21 @@ class Store:
         for _attempt in range(3):
             with self._op(kind, write=True) as coll:
                 try:
-                    result = coll.update_one(query, {"$setOnInsert": doc}, upsert=True)
+                    before = coll.find_one_and_update(
+                        query,
+                        {"$setOnInsert": doc},
+                        upsert=True,
+                        return_document=ReturnDocument.BEFORE,
+                    )
                 except mongo_errors.DuplicateKeyError as exc:
                     # Two upserts raced on the unique index: the loser retries and finds
                     # the winner's document. Any other taken key is a real conflict.
                     if _key_pattern(exc) != {k: 1 for k in key}:
                         raise
                     continue
-                stored = coll.find_one(query)
-            if stored is not None:
-                return _clean(stored), result.upserted_id is not None
+            if before is None:
+                return doc, True
+            return _clean(before), False
         raise ConflictError(f"could not insert or find the {kind} with {query}", kind=kind)
 
     def update(

@@ -26,9 +26,11 @@ the data dir.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -110,15 +112,7 @@ class Settings:
             return self.secret
         path = self.data_dir / "secret"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            candidate = secrets.token_hex(32)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # another process created it first; read theirs below
-            else:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(candidate)
+            _create_secret_file(path)
         text = path.read_text(encoding="utf-8").strip()
         if not text:
             raise InvalidRequestError(f"the secret file {path} is empty")
@@ -132,6 +126,48 @@ class Settings:
             raise InvalidRequestError(f"unknown setting(s): {', '.join(unknown)}")
         # The data dir is passed along: left out, it would fall back to the default.
         return replace(self, **_coerce({"data_dir": self.data_dir, **given}))
+
+
+    def __repr__(self) -> str:
+        # Settings end up in tracebacks and logs: never show the secret or a password.
+        from datacatalog.store import redact_uri
+
+        shown = {
+            "secret": None if self.secret is None else "***",
+            "mongodb_uri": None if self.mongodb_uri is None else redact_uri(self.mongodb_uri),
+        }
+        fields = ", ".join(f"{name}={shown.get(name, getattr(self, name))!r}" for name in _FIELDS)
+        return f"Settings({fields})"
+
+
+def _create_secret_file(path: Path) -> None:
+    """Create ``path`` (mode 0600) holding a new secret, unless it exists already.
+
+    The secret is written to a private temporary file and then hard-linked into place,
+    which fails when ``path`` exists: racing processes all end up reading the first
+    one, and none can ever read a file that is created but not yet written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32)
+    fd, temporary = tempfile.mkstemp(prefix=".secret.", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(secret)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process was first: everyone reads theirs
+        except OSError:
+            # A filesystem without hard links: claim the name itself (a reader racing
+            # this write may then see an empty file, and is told so).
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(secret)
+    finally:
+        os.unlink(temporary)
 
 
 _FIELDS = (

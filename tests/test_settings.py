@@ -246,6 +246,44 @@ def test_empty_secret_file_refused(tmp_path: Path) -> None:
         settings.resolve_secret()
 
 
+def test_a_secret_file_is_never_seen_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process resolving the secret while this one creates it reads a whole one."""
+    path = tmp_path / "secret"
+    seen: list[str] = []
+    real_open = os.open
+
+    def open_and_race(name: str | os.PathLike[str], flags: int, *args: int) -> int:
+        fd = real_open(name, flags, *args)
+        if not seen and os.path.dirname(os.fspath(name)) == str(tmp_path):
+            seen.append("racing")  # once: the racing process runs in the middle of this one
+            seen.append(Settings.load(env={}, data_dir=tmp_path).resolve_secret())
+        return fd
+
+    monkeypatch.setattr(os, "open", open_and_race)
+    mine = Settings.load(env={}, data_dir=tmp_path).resolve_secret()
+    monkeypatch.undo()
+
+    assert seen == ["racing", mine]
+    assert path.read_text(encoding="utf-8") == mine
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret"]
+
+
+def test_repr_hides_the_secret_and_the_database_password(tmp_path: Path) -> None:
+    settings = Settings.load(
+        env={},
+        data_dir=tmp_path,
+        secret="do-not-print-this-secret",
+        mongodb_uri="mongodb://reader:hunter2@db.example.org/",
+    )
+    shown = repr(settings)
+    assert "do-not-print-this-secret" not in shown and "hunter2" not in shown
+    assert "secret='***'" in shown and "reader:***@db.example.org" in shown
+    assert f"data_dir={tmp_path!r}" in shown
+
+
 def test_with_overrides_refuses_unknown_fields(tmp_path: Path) -> None:
     settings = Settings.load(env={"DATACATALOG_DATA_DIR": str(tmp_path)})
     with pytest.raises(InvalidRequestError, match="unknown setting"):

@@ -876,21 +876,7 @@ class IndexingService:
             InvalidRequestError: Not a file UUID, absolute path or URI.
             NotFoundError: No record, naming what was asked for.
         """
-        if not isinstance(uuid_or_path, str) or not uuid_or_path:
-            raise InvalidRequestError(f"expected a file UUID or path, not {uuid_or_path!r}")
-        if is_uuid(uuid_or_path):
-            uuid = require_kind(uuid_or_path, "file", what="file")
-        elif "://" in uuid_or_path:
-            path = _uri_path(uuid_or_path)
-            if path is None:
-                raise InvalidRequestError(f"{uuid_or_path!r} names no file path")
-            uuid = file_uuid(path)
-        else:
-            uuid = file_uuid(uuid_or_path)
-        doc = self.store.get("file", {"uuid": uuid})
-        if doc is None:
-            raise NotFoundError(f"file {uuid_or_path!r} is not indexed", file=uuid_or_path)
-        return FileRecord.from_document(doc)
+        return FileRecord.from_document(file_document(self.store, uuid_or_path))
 
     # -- verifying --------------------------------------------------------------------------
 
@@ -972,6 +958,33 @@ class IndexingService:
         if info.get("type", "file") != "file" or info.get("size") is None:
             return None
         return int(info["size"])
+
+
+# -- lookups ---------------------------------------------------------------------------------
+
+
+def file_document(store: Store, uuid_or_path: str) -> Document:
+    """The stored file record named by a file UUID, absolute catalog path or storage URI.
+
+    Raises:
+        InvalidRequestError: Not a file UUID, absolute path or URI.
+        NotFoundError: No record, naming what was asked for.
+    """
+    if not isinstance(uuid_or_path, str) or not uuid_or_path:
+        raise InvalidRequestError(f"expected a file UUID or path, not {uuid_or_path!r}")
+    if is_uuid(uuid_or_path):
+        uuid = require_kind(uuid_or_path, "file", what="file")
+    elif "://" in uuid_or_path:
+        path = _uri_path(uuid_or_path)
+        if path is None:
+            raise InvalidRequestError(f"{uuid_or_path!r} names no file path")
+        uuid = file_uuid(path)
+    else:
+        uuid = file_uuid(uuid_or_path)
+    doc = store.get("file", {"uuid": uuid})
+    if doc is None:
+        raise NotFoundError(f"file {uuid_or_path!r} is not indexed", file=uuid_or_path)
+    return doc
 
 
 # -- pure helpers ----------------------------------------------------------------------------

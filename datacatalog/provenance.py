@@ -25,8 +25,8 @@ from typing import Any
 
 import prov.model as prov_model
 
-from datacatalog.errors import NotFoundError
-from datacatalog.identifiers import file_uuid, is_uuid, kind_of, require_kind
+from datacatalog.identifiers import kind_of
+from datacatalog.indexing import file_document
 from datacatalog.jobs import job_document
 from datacatalog.metadata import LEVELS
 from datacatalog.store import Document, Store
@@ -99,13 +99,8 @@ _MISSING = "<absent>"
 
 
 def find_file(store: Store, uuid_or_path: str) -> Document:
-    """A file record by UUID or absolute catalog path."""
-    key = uuid_or_path if is_uuid(uuid_or_path) else file_uuid(uuid_or_path)
-    require_kind(key, "file", what="file")
-    doc = store.get("file", {"uuid": key})
-    if doc is None:
-        raise NotFoundError(f"file {uuid_or_path} is not indexed", file=uuid_or_path)
-    return doc
+    """A file record by UUID, absolute catalog path or storage URI."""
+    return file_document(store, uuid_or_path)
 
 
 def metadata_chain(store: Store, uuids: list[str]) -> list[Document]:

@@ -92,6 +92,8 @@ def test_lineage_by_path_and_unknown_file(catalog: Catalog, store: Store) -> Non
     job = _job(catalog, "sample-2", {})
     uuid = _file(store, job, "out.csv")
     assert provenance.lineage(store, f"{job.archive_path}/out.csv").file["uuid"] == uuid
+    uri = f"agave://{job.archive_system}{job.archive_path}/out.csv"
+    assert provenance.lineage(store, uri).file["uuid"] == uuid
     with pytest.raises(NotFoundError, match="not indexed"):
         provenance.lineage(store, "/nowhere/x.csv")
     with pytest.raises(InvalidRequestError):

@@ -70,6 +70,7 @@ from datacatalog.indexrequests import (
     ProductIndexRequest,
     index_request_from,
 )
+from datacatalog.metadata import LEVELS as METADATA_LEVELS
 from datacatalog.metadata import MetadataRegistry
 from datacatalog.pipelines import PipelineRegistry
 from datacatalog.settings import Settings
@@ -698,12 +699,7 @@ class JobService:
         if pipeline is not None:
             query["pipeline_uuid"] = self.pipelines.get(pipeline).uuid
         if metadata is not None:
-            if kind_of(metadata) not in (
-                "experiment_design",
-                "experiment",
-                "sample",
-                "measurement",
-            ):
+            if kind_of(metadata) not in METADATA_LEVELS:
                 raise InvalidRequestError(f"{metadata!r} is not a metadata UUID")
             query["child_of"] = metadata
         if agent is not None:

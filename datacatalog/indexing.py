@@ -351,6 +351,23 @@ class _Rule:
         return isinstance(self.request, ProductIndexRequest)
 
 
+@dataclass(frozen=True)
+class _Reference:
+    """How one derived reference resolves, worked out before any query.
+
+    In order: a stored reference with this ``uri`` (or ``name``, when ``by_name``);
+    else ``uuid``; else the file at ``path`` if it is indexed or on storage; else
+    ``failure`` is raised.
+    """
+
+    reference: str
+    uuid: str | None = None
+    lookup: bool = False
+    by_name: bool = False
+    path: str | None = None
+    failure: InvalidIndexingRequest | None = None
+
+
 # -- the service -----------------------------------------------------------------------------
 
 
@@ -678,20 +695,25 @@ class IndexingService:
     def _resolve(
         self, job: Job, references: Sequence[str], permissive: bool
     ) -> tuple[list[str], list[tuple[str, str]]]:
+        """Resolve references in order; two queries in all, not two per reference."""
         if isinstance(references, (str, bytes)) or not isinstance(references, Sequence):
             raise InvalidIndexingRequest("derived references must be a list of strings")
+        plans = [self._plan_reference(job, reference) for reference in references]
+        stored = self._stored_references(plans)
+        known = self._known_files(plans)
         found: dict[str, None] = {}
         dropped: list[tuple[str, str]] = []
-        for reference in references:
+        for plan in plans:
             try:
-                found.setdefault(self._resolve_one(job, reference), None)
+                found.setdefault(self._settle(job, plan, stored, known), None)
             except UnresolvedReference as exc:
                 if not permissive:
                     raise
-                dropped.append((str(reference), str(exc)))
+                dropped.append((plan.reference, str(exc)))
         return list(found), dropped
 
-    def _resolve_one(self, job: Job, reference: object) -> str:
+    def _plan_reference(self, job: Job, reference: object) -> _Reference:
+        """What it takes to resolve ``reference`` (no I/O); malformed ones are refused."""
         if not isinstance(reference, str) or not reference:
             raise InvalidIndexingRequest(
                 f"a derived reference must be a non-empty string, not {reference!r}"
@@ -699,53 +721,103 @@ class IndexingService:
         if is_uuid(reference):
             kind = kind_of(reference)
             if kind in DERIVED_KINDS:
-                return reference
-            raise UnresolvedReference(
-                f"derived reference {reference!r} is a {kind or 'untyped'} UUID; expected a "
-                f"{', '.join(DERIVED_KINDS)} UUID",
-                reference=reference,
+                return _Reference(reference, uuid=reference)
+            return _Reference(
+                reference,
+                failure=UnresolvedReference(
+                    f"derived reference {reference!r} is a {kind or 'untyped'} UUID; "
+                    f"expected a {', '.join(DERIVED_KINDS)} UUID",
+                    reference=reference,
+                ),
             )
         if "://" in reference or reference.startswith("doi:"):
-            stored = self._stored_reference(reference, by_name=False)
-            if stored is not None:
-                return stored
             path = _uri_path(reference) if reference.startswith(FILE_SCHEMES) else None
-            if path is not None:
-                return file_uuid(path)
-            raise _unresolved(reference, "no stored reference has this URI")
-        if reference.startswith("/"):
-            path = normalize_path(reference)
-            if self._known_file(path) or self._exists(job.archive_system, path):
-                return file_uuid(path)
-            raise _unresolved(
-                reference, f"no indexed file has this name and it is not on {job.archive_system!r}"
+            return _Reference(
+                reference,
+                lookup=True,
+                uuid=file_uuid(path) if path is not None else None,
+                failure=_unresolved(reference, "no stored reference has this URI"),
             )
-        if not reference.startswith(("./", "../")) and reference not in (".", ".."):
-            stored = self._stored_reference(reference, by_name=True)
-            if stored is not None:
-                return stored
-        path = self._job_path(job, reference)
-        if self._known_file(path) or self._exists(job.archive_system, path):
-            return file_uuid(path)
-        raise _unresolved(
+        if reference.startswith("/"):
+            return _Reference(
+                reference,
+                path=normalize_path(reference),
+                failure=_unresolved(
+                    reference,
+                    f"no indexed file has this name and it is not on {job.archive_system!r}",
+                ),
+            )
+        by_name = not reference.startswith(("./", "../")) and reference not in (".", "..")
+        try:
+            path = self._job_path(job, reference)
+        except InvalidIndexingRequest as exc:
+            if not by_name:
+                raise
+            # A stored reference may carry this name; refused only if none does.
+            return _Reference(reference, lookup=True, by_name=True, failure=exc)
+        return _Reference(
             reference,
-            f"not a stored reference, and {path!r} (relative to the archive path) does not exist",
+            lookup=by_name,
+            by_name=by_name,
+            path=path,
+            failure=_unresolved(
+                reference,
+                f"not a stored reference, and {path!r} (relative to the archive path) does "
+                "not exist",
+            ),
         )
 
-    def _stored_reference(self, value: str, *, by_name: bool) -> str | None:
-        query: dict[str, Any] = (
-            {"$or": [{"uri": value}, {"name": value}]} if by_name else {"uri": value}
-        )
-        docs = self.store.find("reference", query, projection={"uuid": 1, "uri": 1}, limit=3)
-        by_uri = [d["uuid"] for d in docs if d.get("uri") == value]
-        if by_uri:
-            return str(by_uri[0])
-        if len(docs) > 1:
-            raise _unresolved(value, "more than one stored reference has this name")
-        return str(docs[0]["uuid"]) if docs else None
+    def _settle(
+        self,
+        job: Job,
+        plan: _Reference,
+        stored: Mapping[str, list[Document]],
+        known: set[str],
+    ) -> str:
+        """The UUID ``plan`` resolves to, given the stored references and known files."""
+        if plan.lookup:
+            value = plan.reference
+            by_uri = [d for d in stored.get(value, []) if d.get("uri") == value]
+            by_name = [d for d in stored.get(value, []) if d.get("name") == value]
+            if by_uri:
+                return str(by_uri[0]["uuid"])
+            if plan.by_name and len(by_name) > 1:
+                raise _unresolved(value, "more than one stored reference has this name")
+            if plan.by_name and by_name:
+                return str(by_name[0]["uuid"])
+        if plan.uuid is not None:
+            return plan.uuid
+        if plan.path is not None:
+            uuid = file_uuid(plan.path)
+            if uuid in known or self._exists(job.archive_system, plan.path):
+                return uuid
+        assert plan.failure is not None
+        raise plan.failure
 
-    def _known_file(self, path: str) -> bool:
-        return self.store.count("file", {"uuid": file_uuid(path)}) > 0
+    def _stored_references(self, plans: Sequence[_Reference]) -> dict[str, list[Document]]:
+        """Stored references whose ``uri`` (or, where allowed, ``name``) is looked up."""
+        uris = sorted({p.reference for p in plans if p.lookup})
+        names = sorted({p.reference for p in plans if p.lookup and p.by_name})
+        if not uris:
+            return {}
+        query: dict[str, Any] = {"uri": {"$in": uris}}
+        if names:
+            query = {"$or": [query, {"name": {"$in": names}}]}
+        found: dict[str, list[Document]] = {}
+        docs = self.store.find("reference", query, projection={"uuid": 1, "uri": 1, "name": 1})
+        for doc in docs:
+            for value in {doc.get("uri"), doc.get("name")}:
+                if isinstance(value, str):
+                    found.setdefault(value, []).append(doc)
+        return found
+
+    def _known_files(self, plans: Sequence[_Reference]) -> set[str]:
+        """UUIDs of the planned paths that have a file record."""
+        uuids = sorted({file_uuid(p.path) for p in plans if p.path is not None})
+        if not uuids:
+            return set()
+        docs = self.store.find("file", {"uuid": {"$in": uuids}}, projection={"uuid": 1})
+        return {str(d["uuid"]) for d in docs}
 
     def _exists(self, system_name: str, path: str) -> bool:
         return self._size(self.storage.get(system_name), path) is not None

@@ -427,6 +427,60 @@ def test_resolve_derived_references(catalog: Catalog, archive_system: str) -> No
     )
 
 
+def test_resolving_many_references_takes_two_queries(
+    catalog: Catalog, archive_system: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = make_job(catalog, archive_system)
+    names = [f"in/{n}.csv" for n in range(20)]
+    for name in names:
+        put(catalog, job, name, b"1")
+    catalog.indexing.index(job.uuid, filters=[r"in/1"])  # some are indexed, some are not
+    catalog.store.insert(
+        "reference", {"uuid": typed_uuid("genome", "reference"), "uri": "https://x/g", "name": "g"}
+    )
+    queries: list[str] = []
+    for method in ("find", "count", "get"):
+        original = getattr(catalog.store, method)
+
+        def spy(kind: str, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            queries.append(kind)
+            return _original(kind, *args, **kwargs)
+
+        monkeypatch.setattr(catalog.store, method, spy)
+
+    references = [f"./{name}" for name in names] + ["https://x/g", "g"]
+    resolved = catalog.indexing.resolve_derived_references(job, references)
+
+    genome = typed_uuid("genome", "reference")
+    assert resolved == [file_uuid(f"{job.archive_path}/{name}") for name in names] + [genome]
+    assert sorted(queries) == ["file", "reference"]
+
+
+def test_stored_references_by_uri_then_by_a_unique_name(
+    catalog: Catalog, archive_system: str
+) -> None:
+    job = make_job(catalog, archive_system)
+    stored = {
+        "one": {"uri": "https://x/1", "name": "shared"},
+        "two": {"uri": "https://x/2", "name": "shared"},
+        "odd": {"uri": "https://x/3", "name": "up/../../x"},
+        "uri-named": {"uri": "https://x/4", "name": "https://x/1"},
+    }
+    for key, fields in stored.items():
+        catalog.store.insert("reference", {"uuid": typed_uuid(key, "reference"), **fields})
+    resolve = catalog.indexing.resolve_derived_references
+
+    assert resolve(job, ["https://x/1", "up/../../x"]) == [
+        typed_uuid("one", "reference"),  # a URI match wins over a reference named the URI
+        typed_uuid("odd", "reference"),  # a name that would leave the archive path
+    ]
+    with pytest.raises(UnresolvedReference, match="more than one stored reference"):
+        resolve(job, ["shared"])
+    assert resolve(job, ["shared"], permissive=True) == []
+    with pytest.raises(InvalidIndexingRequest, match="leaves the archive path"):
+        resolve(job, ["up/../../y"], permissive=True)
+
+
 # -- batching, progress, idempotence -----------------------------------------------------
 
 

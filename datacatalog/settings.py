@@ -40,6 +40,7 @@ import platformdirs
 import yaml
 
 from datacatalog.errors import InvalidRequestError
+from datacatalog.storage import default_storage_url
 
 PREFIX = "DATACATALOG_"
 DEFAULT_SERVICE_URL = "http://127.0.0.1:8750"
@@ -86,8 +87,10 @@ class Settings:
 
     @property
     def archive_url(self) -> str:
-        """The fsspec URL of the default local archive."""
-        return (self.data_dir / "archive").resolve().as_uri()
+        """The fsspec URL of the default local archive (``file://<data dir>/archive``)."""
+        # Not Path.as_uri(): fsspec takes a file URL's path literally, so a percent-encoded
+        # space ("Application%20Support") would name another directory.
+        return default_storage_url(self.data_dir)
 
     def storage_map(self) -> dict[str, str]:
         """All storage systems, the local default included."""

@@ -10,6 +10,7 @@ import pytest
 
 from datacatalog.errors import InvalidRequestError
 from datacatalog.settings import DEFAULT_SERVICE_URL, Settings, default_data_dir
+from datacatalog.storage import StorageSystem
 
 
 def write_config(tmp_path: Path, text: str, name: str = "datacatalog.yaml") -> Path:
@@ -175,7 +176,16 @@ def test_storage_map_includes_the_local_archive(tmp_path: Path) -> None:
         }
     )
     systems = settings.storage_map()
-    assert systems == {"local": (tmp_path / "archive").resolve().as_uri(), "s3": "s3://b/p"}
+    assert systems == {"local": f"file://{tmp_path}/archive", "s3": "s3://b/p"}
+
+
+def test_the_local_archive_of_a_data_dir_with_spaces(tmp_path: Path) -> None:
+    data_dir = tmp_path / "Application Support" / "datacatalog"
+    settings = Settings.load(env={}, data_dir=data_dir)
+    system = StorageSystem(name="local", url=settings.storage_map()["local"])
+    system.makedirs("/products/x")
+    assert (data_dir / "archive" / "products" / "x").is_dir()
+    assert not (tmp_path / "Application%20Support").exists()
 
 
 def test_embedded_target_under_data_dir(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from datacatalog.catalog import Catalog
-from datacatalog.errors import DataCatalogError, InvalidTransitionError
+from datacatalog.errors import ConflictError, DataCatalogError, InvalidTransitionError
 from datacatalog.freeform import encoded_size
 from datacatalog.jobs import _ENTRY_OVERHEAD, EventResult, JobPlan
 from datacatalog.settings import Settings
@@ -218,3 +218,80 @@ def test_two_processes_creating_the_same_job_make_one_document(
     job = world.jobs.get(plan.uuid)
     assert job.archive_path == plan.archive_path
     assert [e.name for e in world.jobs.history(plan.uuid)] == ["create"]
+
+
+def _race_reset(world: World, job_uuid: str, admin: str) -> dict[str, Any]:
+    """Reset the job while ``finish`` and ``update`` are sent to it from other threads."""
+    barrier = threading.Barrier(3)
+    outcomes: dict[str, Any] = {}
+
+    def act(name: str) -> None:
+        barrier.wait(timeout=BARRIER_TIMEOUT)
+        try:
+            if name == "reset":
+                outcomes[name] = world.jobs.reset(job_uuid, token=admin)
+            else:
+                outcomes[name] = world.jobs.send(job_uuid, name)
+        except DataCatalogError as exc:
+            outcomes[name] = exc
+
+    threads = [threading.Thread(target=act, args=(e,)) for e in ("reset", "finish", "update")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=BARRIER_TIMEOUT)
+    return outcomes
+
+
+def test_reset_racing_events_leaves_a_reset_job_and_clear_refusals(world: World) -> None:
+    admin = world.admin()
+    for n in range(20):
+        job = world.jobs.send(world.new_job({"concurrency": "reset", "n": n}).uuid, "run").job
+
+        outcomes = _race_reset(world, job.uuid, admin)
+
+        assert not isinstance(outcomes["reset"], DataCatalogError), outcomes
+        history = [e.name for e in world.jobs.history(job.uuid)]
+        assert world.jobs.get(job.uuid).state == "RESET"
+        assert history[:2] == ["create", "run"] and "reset" in history
+        for event in ("finish", "update"):
+            outcome = outcomes[event]
+            if isinstance(outcome, DataCatalogError):
+                # Refused only for arriving after the reset (or, for update, after finish).
+                assert isinstance(outcome, InvalidTransitionError), outcome
+                assert outcome.details["state"] in ("RESET", "FINISHED")
+                assert event not in history
+            else:
+                assert history.index(event) < history.index("reset")
+        assert [r.action for r in world.jobs.audit_log(job.uuid)] == ["reset"]
+
+
+def test_two_indexers_on_one_job_end_consistent(world: World) -> None:
+    job = world.new_job({"concurrency": "indexers"})
+    for event in ("run", "finish"):
+        world.jobs.send(job.uuid, event)
+    root = world.archive_dir(job)
+    names = [f"out/{n:02}.csv" for n in range(40)]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(name, encoding="utf-8")
+    barrier = threading.Barrier(2)
+
+    def index(_: int) -> Any:
+        barrier.wait(timeout=BARRIER_TIMEOUT)
+        try:
+            return world.catalog.indexing.index(job.uuid, batch_size=3, transition=True)
+        except DataCatalogError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(index, range(2)))
+
+    for outcome in outcomes:  # each run finished, was refused at the start, or was stopped
+        if isinstance(outcome, DataCatalogError):
+            assert isinstance(outcome, (ConflictError, InvalidTransitionError)), outcome
+    assert any(not isinstance(o, DataCatalogError) for o in outcomes), outcomes
+    assert world.jobs.get(job.uuid).state == "FINISHED"
+    records = world.catalog.indexing.files(job.uuid)
+    assert sorted(r.name for r in records) == [f"{job.archive_path}/{n}" for n in names]
+    assert all(r.generated_by.count(job.uuid) == 1 for r in records)

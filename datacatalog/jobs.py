@@ -561,6 +561,7 @@ class JobService:
         """
         who = actor or self.actor
         current = plan
+        self.storage.get(plan.archive_system)  # an unknown system is refused before writing
         self._check_no_overlap(plan)
         for _attempt in range(INSTANCE_ATTEMPTS):
             doc = self._document(current, who)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -372,6 +372,13 @@ def test_bad_job_input_is_refused_and_nothing_is_written(
 
 def uuids(found: Sequence[Job]) -> set[str]:
     return {j.uuid for j in found}
+
+
+def test_a_plan_naming_an_unconfigured_storage_system_creates_nothing(world: World) -> None:
+    plan = replace(world.plan({"system": "gone"}), archive_system="gone")
+    with nothing_written(world), pytest.raises(NotFoundError, match="'gone'"):
+        world.jobs.create(plan)
+    assert world.store.get("job", {"uuid": plan.uuid}) is None
 
 
 def test_find_filters(world: World) -> None:

@@ -197,3 +197,23 @@ def test_the_access_log_never_holds_a_token(running: Running) -> None:
     text = running.log.read_text()
     assert "token=***" in text
     assert running.token not in text
+
+
+def test_a_port_in_use_is_one_error_line_with_the_table_exit_code(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DATACATALOG_")}
+        env.update(DATACATALOG_DATA_DIR=str(tmp_path / "data"), DATACATALOG_SECRET=SECRET)
+        for command in (
+            [sys.executable, "-m", "datacatalog.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "datacatalog.service", "--port", str(port)],
+            [sys.executable, "-m", "datacatalog.service", "--port", "99999"],
+        ):
+            done = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=START_TIMEOUT
+            )
+            assert done.returncode == 2, (command, done.stderr)
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 1 and "cannot listen on 127.0.0.1:" in lines[0], done.stderr

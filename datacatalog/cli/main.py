@@ -99,7 +99,6 @@ def serve(app: App, host: str, port: int) -> None:
         from datacatalog.service import serve as run_service
     except ImportError as exc:
         raise InvalidRequestError(f"the HTTP service cannot start: {exc}") from exc
-    app.out.note(f"serving the catalog on http://{host}:{port} (Ctrl-C stops)")
     run_service(settings, host=host, port=port)
 
 

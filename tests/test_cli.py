@@ -255,6 +255,36 @@ def test_metadata_load(dc: CLI, tmp_path: Path) -> None:
     assert "not valid YAML" in dc.fails(2, "metadata", "load", str(broken))["message"]
 
 
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            "a: [1, 2\n",
+            "while parsing a flow sequence, expected ',' or ']', but got '<stream end>' "
+            "(line 2, column 1)",
+        ),
+        (
+            "- a\n---\n- b\n",
+            "expected a single document in the stream, but found another document "
+            "(line 2, column 1)",
+        ),
+        ("a: b: c\n", "mapping values are not allowed here (line 1, column 5)"),
+    ],
+    ids=["unclosed", "two-documents", "nested-colon"],
+)
+def test_a_yaml_error_says_what_and_where_in_one_line(
+    tmp_path: Path, content: str, expected: str
+) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(content, encoding="utf-8")
+    result = CliRunner().invoke(
+        cli, ["--data-dir", str(tmp_path / "data"), "metadata", "load", str(broken)]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {broken} is not valid YAML: {expected}\n"
+    assert "<unicode string>" not in result.stderr
+
+
 # -- jobs ----------------------------------------------------------------------------------
 
 

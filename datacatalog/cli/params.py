@@ -69,5 +69,16 @@ def read_document(path: Path) -> Any:
     try:
         return yaml.safe_load(content)
     except yaml.YAMLError as exc:
-        problem = " ".join(str(exc).split())
-        raise InvalidRequestError(f"{path} is not valid YAML: {problem}", path=str(path)) from None
+        raise InvalidRequestError(
+            f"{path} is not valid YAML: {_yaml_problem(exc)}", path=str(path)
+        ) from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, in one line (PyYAML's own text quotes the source)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        what = f"{exc.context}, {exc.problem}" if exc.context else exc.problem
+        mark = exc.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return f"{what}{where}"
+    return " ".join(str(exc).split())

@@ -10,6 +10,7 @@ confirmation unless ``--yes`` is given; with ``--json`` (no prompt possible)
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -19,12 +20,41 @@ from datacatalog.cli.context import App, pass_app
 from datacatalog.cli.output import NotConfirmedError, fields_panel, table
 from datacatalog.jobs import AuditRecord, Job
 
-_QUESTIONS = {
-    "reset": "Reset job {uuid}? Its archive directory will be emptied",
-    "ready": "Make job {uuid} ready (CREATED) again?",
-    "delete": "Delete job {uuid}? It will be hidden until undeleted",
-    "purge": "Purge job {uuid}? The job, its file records and its archive files go for good",
-}
+
+@dataclass(frozen=True)
+class _JobAction:
+    """An admin action on one job that answers with the job (reset, ready, ...)."""
+
+    name: str
+    summary: str
+    past: str
+    question: str | None
+    """Asked before acting (``None``: the action is not destructive; no ``--yes``)."""
+
+
+_JOB_ACTIONS = (
+    _JobAction(
+        "reset",
+        "RESET a job: empty its archive directory and unlink its indexed files.",
+        "reset",
+        "Reset job {uuid}? Its archive directory will be emptied",
+    ),
+    _JobAction(
+        "ready",
+        "Make a RESET job CREATED again.",
+        "made ready",
+        "Make job {uuid} ready (CREATED) again?",
+    ),
+    _JobAction(
+        "delete",
+        "Soft-delete a job (hidden from queries and events; `admin undelete` restores it).",
+        "deleted",
+        "Delete job {uuid}? It will be hidden until undeleted",
+    ),
+    _JobAction("undelete", "Restore a soft-deleted job.", "undeleted", None),
+)
+
+_PURGE_QUESTION = "Purge job {uuid}? The job, its file records and its archive files go for good"
 
 
 @click.group()
@@ -44,14 +74,32 @@ def token(app: App) -> None:
     )
 
 
-def _confirm(app: App, action: str, uuid: str, yes: bool) -> None:
+def _confirm(app: App, action: str, question: str, yes: bool) -> None:
     if yes:
         return
     if app.json_mode:
         raise NotConfirmedError(f"{action} needs confirmation: pass --yes", action=action)
-    question = _QUESTIONS[action].format(uuid=uuid)
     if not click.confirm(question, default=False, err=True):
         raise NotConfirmedError(f"{action} was not confirmed; nothing was changed", action=action)
+
+
+def _authorized(
+    app: App,
+    action: str,
+    uuid: str,
+    token: str | None,
+    *,
+    question: str | None,
+    yes: bool,
+    include_deleted: bool = False,
+) -> str:
+    """The admin token to act with, once the job exists and the action is confirmed."""
+    if question is None:
+        return app.admin_token(token)
+    app.catalog.jobs.get(uuid, include_deleted=include_deleted)  # before any question
+    admin_token = app.admin_token(token)
+    _confirm(app, action, question.format(uuid=uuid), yes)
+    return admin_token
 
 
 def _token_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -66,65 +114,30 @@ def _yes_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")(func)
 
 
-def _emit_job(app: App, action: str, job: Job) -> None:
-    past = {"reset": "reset", "ready": "made ready", "delete": "deleted", "undelete": "undeleted"}
+def _job_command(spec: _JobAction) -> click.Command:
+    """The ``admin <action> UUID [--yes] [--token T]`` command of ``spec``."""
 
-    def render(console: Console) -> None:
-        console.print(f"[green]{past[action]}[/green] job {job.uuid}: {job.state}")
+    def command(app: App, uuid: str, token: str | None, yes: bool = False) -> None:
+        admin_token = _authorized(app, spec.name, uuid, token, question=spec.question, yes=yes)
+        act: Callable[..., Job] = getattr(app.catalog.jobs, spec.name)
+        job = act(uuid, token=admin_token)
 
-    app.out.emit({"action": action, "job": job.to_dict()}, render)
+        def render(console: Console) -> None:
+            console.print(f"[green]{spec.past}[/green] job {job.uuid}: {job.state}")
 
+        app.out.emit({"action": spec.name, "job": job.to_dict()}, render)
 
-@admin.command("reset")
-@click.argument("uuid")
-@_token_option
-@_yes_option
-@pass_app
-def reset(app: App, uuid: str, token: str | None, yes: bool) -> None:
-    """RESET a job: empty its archive directory and unlink its indexed files."""
-    catalog = app.catalog
-    catalog.jobs.get(uuid)  # an unknown job is reported before any question
-    admin_token = app.admin_token(token)
-    _confirm(app, "reset", uuid, yes)
-    _emit_job(app, "reset", catalog.jobs.reset(uuid, token=admin_token))
-
-
-@admin.command("ready")
-@click.argument("uuid")
-@_token_option
-@_yes_option
-@pass_app
-def ready(app: App, uuid: str, token: str | None, yes: bool) -> None:
-    """Make a RESET job CREATED again."""
-    catalog = app.catalog
-    catalog.jobs.get(uuid)
-    admin_token = app.admin_token(token)
-    _confirm(app, "ready", uuid, yes)
-    _emit_job(app, "ready", catalog.jobs.ready(uuid, token=admin_token))
+    command.__name__ = spec.name
+    command.__doc__ = spec.summary
+    decorated = pass_app(command)
+    if spec.question is not None:
+        decorated = _yes_option(decorated)
+    decorated = click.argument("uuid")(_token_option(decorated))
+    return admin.command(spec.name)(decorated)
 
 
-@admin.command("delete")
-@click.argument("uuid")
-@_token_option
-@_yes_option
-@pass_app
-def delete(app: App, uuid: str, token: str | None, yes: bool) -> None:
-    """Soft-delete a job (hidden from queries and events; `admin undelete` restores it)."""
-    catalog = app.catalog
-    catalog.jobs.get(uuid)
-    admin_token = app.admin_token(token)
-    _confirm(app, "delete", uuid, yes)
-    _emit_job(app, "delete", catalog.jobs.delete(uuid, token=admin_token))
-
-
-@admin.command("undelete")
-@click.argument("uuid")
-@_token_option
-@pass_app
-def undelete(app: App, uuid: str, token: str | None) -> None:
-    """Restore a soft-deleted job."""
-    catalog = app.catalog
-    _emit_job(app, "undelete", catalog.jobs.undelete(uuid, token=app.admin_token(token)))
+for _spec in _JOB_ACTIONS:
+    _job_command(_spec)
 
 
 @admin.command("purge")
@@ -135,12 +148,16 @@ def undelete(app: App, uuid: str, token: str | None) -> None:
 @pass_app
 def purge(app: App, uuid: str, token: str | None, yes: bool, dry_run: bool) -> None:
     """Remove a job, its file records and its archive files for good (deleted jobs too)."""
-    catalog = app.catalog
-    catalog.jobs.get(uuid, include_deleted=True)
-    admin_token = app.admin_token(token)
-    if not dry_run:
-        _confirm(app, "purge", uuid, yes)
-    report = catalog.jobs.purge(uuid, token=admin_token, dry_run=dry_run)
+    admin_token = _authorized(
+        app,
+        "purge",
+        uuid,
+        token,
+        question=_PURGE_QUESTION,
+        yes=yes or dry_run,  # a dry run removes nothing: no question
+        include_deleted=True,
+    )
+    report = app.catalog.jobs.purge(uuid, token=admin_token, dry_run=dry_run)
     payload = {
         "job_uuid": report.job_uuid,
         "dry_run": report.dry_run,

@@ -27,7 +27,7 @@ runs each call in its worker thread pool.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -46,7 +46,7 @@ from datacatalog.errors import (
     UnauthorizedError,
     mapping_for,
 )
-from datacatalog.jobs import Actor, EventResult
+from datacatalog.jobs import Actor, EventResult, Job
 from datacatalog.service.limits import BodySizeLimit
 from datacatalog.service.responses import (
     ErrorResponse,
@@ -106,6 +106,31 @@ _query_token = APIKeyQuery(
     scheme_name="queryToken",
     description="The same token as a query parameter, as in the job's webhook URL.",
 )
+
+
+_ADMIN_JOB_ROUTES: tuple[tuple[str, str, str, tuple[int, ...]], ...] = (
+    (
+        "reset",
+        "Reset a job",
+        "Move the job to RESET, empty its archive directory and unlink the files "
+        "indexed from it. Recorded in the audit log.",
+        (502,),
+    ),
+    (
+        "ready",
+        "Make a reset job ready",
+        "Move a RESET job back to CREATED. Recorded in the audit log.",
+        (),
+    ),
+    (
+        "delete",
+        "Delete a job (recoverable)",
+        "Hide the job from queries and events; `undelete` restores it.",
+        (),
+    ),
+    ("undelete", "Restore a deleted job", "Make a deleted job visible again.", ()),
+)
+"""Admin actions answered with the job: (action, summary, description, extra statuses)."""
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -381,52 +406,26 @@ def create_app(catalog: Catalog) -> FastAPI:
 
     # -- admin ------------------------------------------------------------------------------
 
-    admin_errors = _errors(400, 401, 403, 404, 409, 413)
+    admin_errors = (400, 401, 403, 404, 409, 413)
 
-    @app.post(
-        "/admin/jobs/{job_uuid}/reset",
-        tags=["admin"],
-        summary="Reset a job",
-        description="Move the job to RESET, empty its archive directory and unlink the files "
-        "indexed from it. Recorded in the audit log.",
-        response_model=JobResponse,
-        responses={**admin_errors, **_errors(502)},
-    )
-    def reset_job(job_uuid: JobUUID, token: Token, request: Request) -> dict[str, Any]:
-        return {"job": jobs.reset(job_uuid, token=token, actor=_caller(request)).to_dict()}
+    def admin_route(action: str) -> Callable[..., dict[str, Any]]:
+        act: Callable[..., Job] = getattr(jobs, action)
 
-    @app.post(
-        "/admin/jobs/{job_uuid}/ready",
-        tags=["admin"],
-        summary="Make a reset job ready",
-        description="Move a RESET job back to CREATED. Recorded in the audit log.",
-        response_model=JobResponse,
-        responses=admin_errors,
-    )
-    def ready_job(job_uuid: JobUUID, token: Token, request: Request) -> dict[str, Any]:
-        return {"job": jobs.ready(job_uuid, token=token, actor=_caller(request)).to_dict()}
+        def route(job_uuid: JobUUID, token: Token, request: Request) -> dict[str, Any]:
+            return {"job": act(job_uuid, token=token, actor=_caller(request)).to_dict()}
 
-    @app.post(
-        "/admin/jobs/{job_uuid}/delete",
-        tags=["admin"],
-        summary="Delete a job (recoverable)",
-        description="Hide the job from queries and events; `undelete` restores it.",
-        response_model=JobResponse,
-        responses=admin_errors,
-    )
-    def delete_job(job_uuid: JobUUID, token: Token, request: Request) -> dict[str, Any]:
-        return {"job": jobs.delete(job_uuid, token=token, actor=_caller(request)).to_dict()}
+        route.__name__ = f"{action}_job"  # the OpenAPI operation id
+        return route
 
-    @app.post(
-        "/admin/jobs/{job_uuid}/undelete",
-        tags=["admin"],
-        summary="Restore a deleted job",
-        description="Make a deleted job visible again.",
-        response_model=JobResponse,
-        responses=admin_errors,
-    )
-    def undelete_job(job_uuid: JobUUID, token: Token, request: Request) -> dict[str, Any]:
-        return {"job": jobs.undelete(job_uuid, token=token, actor=_caller(request)).to_dict()}
+    for action, summary, description, statuses in _ADMIN_JOB_ROUTES:
+        app.post(
+            f"/admin/jobs/{{job_uuid}}/{action}",
+            tags=["admin"],
+            summary=summary,
+            description=description,
+            response_model=JobResponse,
+            responses=_errors(*admin_errors, *statuses),
+        )(admin_route(action))
 
     @app.post(
         "/admin/jobs/{job_uuid}/purge",
@@ -435,7 +434,7 @@ def create_app(catalog: Catalog) -> FastAPI:
         description="Remove the job, its file records and its archive contents. With "
         "`dry_run=true` nothing is removed and the report lists what would go.",
         response_model=PurgeReportModel,
-        responses={**admin_errors, **_errors(502)},
+        responses=_errors(*admin_errors, 502),
     )
     def purge_job(
         job_uuid: JobUUID,

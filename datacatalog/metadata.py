@@ -23,10 +23,10 @@ from typing import Any
 
 from datacatalog import schemas
 from datacatalog.clock import utc_now
-from datacatalog.errors import InvalidRequestError, NotFoundError
+from datacatalog.errors import ConflictError, InvalidRequestError, NotFoundError
 from datacatalog.freeform import check_json
 from datacatalog.identifiers import is_uuid, kind_of, typed_uuid
-from datacatalog.store import Document, Store, Upsert
+from datacatalog.store import BulkResult, Document, Store, Upsert
 
 # Kinds from the top of the chain down, with their id field and their parent kind.
 LEVELS: tuple[str, ...] = ("experiment_design", "experiment", "sample", "measurement")
@@ -107,27 +107,45 @@ class MetadataRegistry:
             wanted = {doc["uuid"]: doc for k_, doc in prepared if k_ == kind}
             if not wanted:
                 continue
-            stored = {
-                d["uuid"]: {k: v for k, v in d.items() if k not in ("_properties", "_visible")}
-                for d in self.store.find(kind, {"uuid": {"$in": sorted(wanted)}})
-            }
+            found = self.store.find(kind, {"uuid": {"$in": sorted(wanted)}})
+            stored = {d["uuid"]: d for d in found}
             # A document loaded again as it is changes nothing (not even its revision).
-            changed = [doc for uuid, doc in wanted.items() if stored.get(uuid) != doc]
+            changed = [doc for uuid, doc in wanted.items() if _fields(stored.get(uuid)) != doc]
             unchanged += len(wanted) - len(changed)
             if changed:
-                result = self.store.bulk_upsert(
-                    kind,
-                    [
-                        Upsert({"uuid": doc["uuid"]}, _replacement(doc, stored.get(doc["uuid"])))
-                        for doc in changed
-                    ],
-                )
+                result = self._replace(kind, changed, stored)
                 created += result.upserted
                 updated += result.modified
         entities = [MetadataEntity.from_document(kind, doc) for kind, doc in prepared]
         return LoadResult(
             created=created, updated=updated, unchanged=unchanged, entities=entities
         )
+
+    def _replace(
+        self, kind: str, documents: Sequence[Document], stored: Mapping[str, Document]
+    ) -> BulkResult:
+        """Make each stored entity equal its document, in one bulk write.
+
+        Each replacement is conditional on the revision read (a new entity on its
+        absence): an entity another load changed in between is not overwritten
+        half-and-half but refused with a :class:`ConflictError`.
+        """
+        operations = []
+        for doc in documents:
+            before = stored.get(doc["uuid"])
+            query: Document = {"uuid": doc["uuid"]}
+            if before is not None:
+                query["_properties.revision"] = before["_properties"]["revision"]
+            operations.append(Upsert(query, _replacement(doc, _fields(before))))
+        try:
+            return self.store.bulk_upsert(kind, operations)
+        except ConflictError as exc:
+            raise ConflictError(
+                f"{exc.details.get('failed', 'some')} {kind} document(s) were changed by "
+                "another load while this one ran and were left as that load made them; "
+                "the rest were loaded; load again to apply this list",
+                kind=kind,
+            ) from exc
 
     def _prepare(self, raw: Mapping[str, Any], index: int) -> tuple[str, Document]:
         where = f"metadata document {index}"
@@ -267,6 +285,13 @@ class MetadataRegistry:
         if missing:
             raise NotFoundError(f"unknown {kind}: {', '.join(missing)}", kind=kind, missing=missing)
         return sorted({d["uuid"] for d in docs if d["uuid"] in uuids or d[id_field] in ids})
+
+
+def _fields(stored: Document | None) -> Document | None:
+    """A stored entity as :meth:`MetadataRegistry._prepare` makes it (no bookkeeping)."""
+    if stored is None:
+        return None
+    return {k: v for k, v in stored.items() if k not in ("_properties", "_visible")}
 
 
 def _replacement(doc: Document, stored: Document | None) -> Document:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from datacatalog.errors import InvalidRequestError, NotFoundError
+from datacatalog.errors import ConflictError, InvalidRequestError, NotFoundError
 from datacatalog.identifiers import typed_uuid
 from datacatalog.metadata import LEVELS, MetadataEntity, MetadataRegistry
 from datacatalog.store import Store
@@ -130,6 +130,36 @@ def test_reload_updates_fields(registry: MetadataRegistry, store: Store) -> None
     result = registry.load([{**DESIGN, "title": "renamed"}])
     assert result.created == 0
     assert registry.get("experiment_design", "design.rnaseq").fields["title"] == "renamed"
+
+
+def test_a_load_racing_another_never_merges_the_two(
+    registry: MetadataRegistry, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.load([{**DESIGN, "notes": "first"}])
+    other = MetadataRegistry(store)
+    find = store.find
+    raced: list[bool] = []
+
+    def read_then_race(kind: str, query: Any, **options: Any) -> Any:
+        found = find(kind, query, **options)
+        if kind == "experiment_design" and not raced:
+            raced.append(True)  # another load replaces the design between read and write
+            other.load([{**DESIGN, "owner": "lab-b"}])
+        return found
+
+    monkeypatch.setattr(store, "find", read_then_race)
+    with pytest.raises(ConflictError, match="changed by another load"):
+        registry.load([{**DESIGN, "title": "mine", "notes": "second"}])
+    monkeypatch.undo()
+
+    design = registry.get("experiment_design", "design.rnaseq")
+    assert design.fields == {"title": DESIGN["title"], "owner": "lab-b"}
+    result = registry.load([{**DESIGN, "title": "mine", "notes": "second"}])
+    assert result.updated == 1
+    assert registry.get("experiment_design", "design.rnaseq").fields == {
+        "title": "mine",
+        "notes": "second",
+    }
 
 
 def test_entities(loaded: MetadataRegistry) -> None:

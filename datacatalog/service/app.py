@@ -46,7 +46,7 @@ from datacatalog.errors import (
     UnauthorizedError,
     mapping_for,
 )
-from datacatalog.jobs import Actor, EventResult, Job
+from datacatalog.jobs import Actor, Job
 from datacatalog.service.limits import BodySizeLimit
 from datacatalog.service.responses import (
     ErrorResponse,
@@ -180,14 +180,6 @@ def _caller(request: Request) -> Actor:
     return Actor(host=request.client.host if request.client else None)
 
 
-def _event_response(result: EventResult) -> dict[str, Any]:
-    return {
-        "job": result.job.to_dict(),
-        "entry": result.entry.to_dict(),
-        "applied": result.applied,
-    }
-
-
 def create_app(catalog: Catalog) -> FastAPI:
     """Build the service's application over ``catalog``.
 
@@ -209,6 +201,30 @@ def create_app(catalog: Catalog) -> FastAPI:
     _install_error_handlers(app)
     _document_400_not_422(app)
     jobs = catalog.jobs
+
+    def remote_event(
+        job_uuid: str,
+        name: str,
+        data: dict[str, Any] | None,
+        event_id: str | None,
+        token: str | None,
+        request: Request,
+    ) -> dict[str, Any]:
+        """Apply an event from a remote caller: the job token is required."""
+        result = jobs.send(
+            job_uuid,
+            name,
+            data=data,
+            event_id=event_id,
+            token=token,
+            require_token=True,
+            actor=_caller(request),
+        )
+        return {
+            "job": result.job.to_dict(),
+            "entry": result.entry.to_dict(),
+            "applied": result.applied,
+        }
 
     # -- events -----------------------------------------------------------------------------
 
@@ -232,16 +248,7 @@ def create_app(catalog: Catalog) -> FastAPI:
                 f"use POST /admin/jobs/{job_uuid}/{body.name} with an admin token",
                 event=body.name,
             )
-        result = jobs.send(
-            job_uuid,
-            body.name,
-            data=body.data,
-            event_id=body.event_id,
-            token=token,
-            require_token=True,
-            actor=_caller(request),
-        )
-        return _event_response(result)
+        return remote_event(job_uuid, body.name, body.data, body.event_id, token, request)
 
     @app.post(
         "/jobs/{job_uuid}/status",
@@ -273,16 +280,7 @@ def create_app(catalog: Catalog) -> FastAPI:
         event = states.event_for_status(status)
         payload = dict(data or {})
         payload.setdefault("status", status.strip().upper())
-        result = jobs.send(
-            job_uuid,
-            event,
-            data=payload,
-            event_id=event_id,
-            token=token,
-            require_token=True,
-            actor=_caller(request),
-        )
-        return _event_response(result)
+        return remote_event(job_uuid, event, payload, event_id, token, request)
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -524,6 +524,18 @@ def test_admin_reset_ready_need_confirmation_and_a_valid_token(world: CLI) -> No
     assert world.fails(4, "admin", "ready", uuid, "--yes")["code"] == "invalid_transition"
 
 
+def test_an_unanswered_admin_question_is_one_error_line(world: CLI) -> None:
+    uuid = create_job(world)["job"]["uuid"]
+    # No answer (end of input): one error line, not click's "Aborted!".
+    no_answer = world("admin", "delete", uuid)
+    assert no_answer.exit_code == 1
+    assert "Aborted" not in no_answer.output
+    assert no_answer.stderr.strip().splitlines()[-1] == (
+        "error: delete was not confirmed; nothing was changed"
+    )
+    assert world.json("jobs", "show", uuid)["job"]["visible"] is True
+
+
 def test_admin_delete_undelete_purge_audit(world: CLI) -> None:
     job, folder = _finished_job_with_outputs(world)
     uuid = job["uuid"]

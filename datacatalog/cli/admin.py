@@ -79,7 +79,12 @@ def _confirm(app: App, action: str, question: str, yes: bool) -> None:
         return
     if app.json_mode:
         raise NotConfirmedError(f"{action} needs confirmation: pass --yes", action=action)
-    if not click.confirm(question, default=False, err=True):
+    try:
+        confirmed = click.confirm(question, default=False, err=True)
+    except click.Abort:  # end of input or Ctrl-C: nobody said yes
+        click.echo(err=True)
+        confirmed = False
+    if not confirmed:
         raise NotConfirmedError(f"{action} was not confirmed; nothing was changed", action=action)
 
 

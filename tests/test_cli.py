@@ -536,6 +536,18 @@ def test_an_unanswered_admin_question_is_one_error_line(world: CLI) -> None:
     assert world.json("jobs", "show", uuid)["job"]["visible"] is True
 
 
+def test_a_wrong_admin_token_is_refused_before_the_question(world: CLI) -> None:
+    uuid = create_job(world)["job"]["uuid"]
+    for action in ("reset", "delete", "purge"):
+        wrong = world("admin", action, uuid, "--token", "f" * 64, input="y\n")
+        assert wrong.exit_code == 6, wrong.output
+        assert "?" not in wrong.stderr  # no question was asked
+        assert (
+            wrong.stderr == f"error: the admin token is not valid (or has expired) for {action}\n"
+        )
+    assert world.json("jobs", "show", uuid)["job"]["state"] == "CREATED"
+
+
 def test_admin_delete_undelete_purge_audit(world: CLI) -> None:
     job, folder = _finished_job_with_outputs(world)
     uuid = job["uuid"]

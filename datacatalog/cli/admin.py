@@ -98,11 +98,15 @@ def _authorized(
     yes: bool,
     include_deleted: bool = False,
 ) -> str:
-    """The admin token to act with, once the job exists and the action is confirmed."""
+    """The admin token to act with, once the job exists and the action is confirmed.
+
+    An unknown job and a wrong token are reported before the question is asked.
+    """
     if question is None:
         return app.admin_token(token)
-    app.catalog.jobs.get(uuid, include_deleted=include_deleted)  # before any question
+    app.catalog.jobs.get(uuid, include_deleted=include_deleted)
     admin_token = app.admin_token(token)
+    app.catalog.jobs.check_admin(admin_token, action=action)
     _confirm(app, action, question.format(uuid=uuid), yes)
     return admin_token
 

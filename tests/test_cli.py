@@ -536,6 +536,14 @@ def test_an_unanswered_admin_question_is_one_error_line(world: CLI) -> None:
     assert world.json("jobs", "show", uuid)["job"]["visible"] is True
 
 
+def test_an_empty_admin_token_is_checked_not_replaced(world: CLI) -> None:
+    uuid = create_job(world)["job"]["uuid"]
+    for args in (["delete", uuid, "--yes"], ["undelete", uuid], ["purge", uuid, "--dry-run"]):
+        body = world.fails(6, "admin", *args, "--token", "")
+        assert body["code"] == "unauthorized"
+    assert world.json("jobs", "show", uuid)["job"]["visible"] is True
+
+
 def test_a_wrong_admin_token_is_refused_before_the_question(world: CLI) -> None:
     uuid = create_job(world)["job"]["uuid"]
     for action in ("reset", "delete", "purge"):

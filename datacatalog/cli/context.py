@@ -68,9 +68,10 @@ class App:
         """``given``, or an admin token minted from the local secret.
 
         Whoever can read the deployment secret owns the catalog, so the local
-        operator may act without passing a token.
+        operator may act without passing a token. A token that is given, even an
+        empty one (``--token "$UNSET"``), is used as it is and checked.
         """
-        return given if given else self.catalog.jobs.admin_token()
+        return given if given is not None else self.catalog.jobs.admin_token()
 
     def close(self) -> None:
         """Release the catalog."""

@@ -544,6 +544,13 @@ def test_an_empty_admin_token_is_checked_not_replaced(world: CLI) -> None:
     assert world.json("jobs", "show", uuid)["job"]["visible"] is True
 
 
+@pytest.mark.parametrize("value", ["nope", SAMPLE_UUID, ""])
+def test_admin_audit_refuses_what_is_not_a_job_uuid(dc: CLI, value: str) -> None:
+    body = dc.fails(2, "admin", "audit", value)
+    assert body["code"] == "invalid_request"
+    assert dc.json("admin", "audit", UNKNOWN_JOB) == {"audit": []}  # a purged job's UUID is fine
+
+
 def test_a_wrong_admin_token_is_refused_before_the_question(world: CLI) -> None:
     uuid = create_job(world)["job"]["uuid"]
     for action in ("reset", "delete", "purge"):

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from datacatalog.cli.context import App, pass_app
 from datacatalog.cli.output import NotConfirmedError, fields_panel, table
+from datacatalog.identifiers import require_kind
 from datacatalog.jobs import AuditRecord, Job
 
 
@@ -204,6 +205,9 @@ def purge(app: App, uuid: str, token: str | None, yes: bool, dry_run: bool) -> N
 @pass_app
 def audit(app: App, uuid: str | None, limit: int) -> None:
     """Show recorded admin actions, newest first (for one job, or all)."""
+    if uuid is not None:
+        # The log outlives purged jobs, so the job need not exist; the UUID must be one.
+        require_kind(uuid, "pipelinejob", what="job")
     records = app.catalog.jobs.audit_log(uuid, limit=limit)
     payload = {"audit": [audit_dict(r) for r in records]}
 

@@ -758,13 +758,23 @@ class JobService:
         payload = check_object(data, where="event data", max_bytes=MAX_EVENT_DATA_BYTES)
         if event_id is not None and (not isinstance(event_id, str) or not 0 < len(event_id) <= 128):
             raise InvalidRequestError("event_id must be a string of 1-128 characters")
+        who = actor or self.actor
+        if row.admin:
+            return self._admin_event(job_uuid, row, payload, event_id, who)
+        return self._apply(job_uuid, row, payload, event_id, who)
+
+    def _apply(
+        self,
+        job_uuid: str,
+        row: states.Transition,
+        payload: Mapping[str, Any],
+        event_id: str | None,
+        who: Actor,
+    ) -> EventResult:
+        """The one conditional update that applies an event (arguments already checked)."""
+        event = row.event
         entry = self._entry(
-            event,
-            payload,
-            event_id=event_id,
-            to_state=row.target,
-            actor=actor or self.actor,
-            job=job_uuid,
+            event, payload, event_id=event_id, to_state=row.target, actor=who, job=job_uuid
         )
         size = _entry_size(entry)
         update: dict[str, Any] = {
@@ -841,26 +851,48 @@ class JobService:
     def reset(self, job_uuid: str, *, token: str | None, actor: Actor | None = None) -> Job:
         """RESET the job: unlink its indexed files and empty its archive directory.
 
-        The job's storage system is checked before anything is written. Once the job is
-        RESET the action is audited, also when emptying the directory fails (the record
-        then holds the error, and resetting again finishes the work).
+        The same as sending the ``reset`` event (see :meth:`_admin_event`).
         """
         self.check_admin(token, action="reset")
-        system = self.storage.get(self.get(job_uuid).archive_system)
-        job = self.send(job_uuid, "reset", token=token, actor=actor).job
-        with self._audited("reset", job_uuid, actor) as details:
-            details["unlinked_files"] = self.store.update_many(
-                "file", {"generated_by": job_uuid}, {"$pull": {"generated_by": job_uuid}}
-            )
-            details["removed"] = len(system.remove_tree_contents(job.archive_path))
-        return job
+        return self.send(job_uuid, "reset", token=token, actor=actor).job
 
     def ready(self, job_uuid: str, *, token: str | None, actor: Actor | None = None) -> Job:
-        """Make a RESET job CREATED again."""
+        """Make a RESET job CREATED again (the same as sending the ``ready`` event)."""
         self.check_admin(token, action="ready")
-        job = self.send(job_uuid, "ready", token=token, actor=actor).job
-        self._audit("ready", job_uuid, {}, actor)
-        return job
+        return self.send(job_uuid, "ready", token=token, actor=actor).job
+
+    def _admin_event(
+        self,
+        job_uuid: str,
+        row: states.Transition,
+        payload: Mapping[str, Any],
+        event_id: str | None,
+        who: Actor,
+    ) -> EventResult:
+        """Apply ``reset`` or ``ready`` with all the action entails, and audit it.
+
+        However it arrives (:meth:`reset`, or :meth:`send` with the event), a reset
+        unlinks the job's indexed files and empties its archive directory. The storage
+        system is checked before anything is written. Once the job is RESET the action
+        is audited, also when emptying the directory fails (the record then holds the
+        error, and resetting again finishes the work). A replayed idempotency key
+        changes nothing and is not audited again.
+        """
+        system = (
+            self.storage.get(self.get(job_uuid).archive_system) if row.event == "reset" else None
+        )
+        result = self._apply(job_uuid, row, payload, event_id, who)
+        if not result.applied:
+            return result
+        with self._audited(row.event, job_uuid, who) as details:
+            if event_id is not None:
+                details["event_id"] = event_id
+            if system is not None:
+                details["unlinked_files"] = self.store.update_many(
+                    "file", {"generated_by": job_uuid}, {"$pull": {"generated_by": job_uuid}}
+                )
+                details["removed"] = len(system.remove_tree_contents(result.job.archive_path))
+        return result
 
     def delete(self, job_uuid: str, *, token: str | None, actor: Actor | None = None) -> Job:
         """Soft-delete: hide the job from queries and events; :meth:`undelete` restores it."""

@@ -105,6 +105,24 @@ def test_reset_empties_the_archive_and_unlinks_files(world: World) -> None:
     assert audit_actions(world, job) == [("reset", False), ("ready", False)]
 
 
+def test_the_reset_event_is_the_reset_action_and_is_audited_once(world: World) -> None:
+    job = running_job(world)
+    outputs = write_outputs(world, job)
+    add_file_record(world, job, "result.csv")
+    admin = world.admin()
+
+    reset = world.jobs.send(job.uuid, "reset", token=admin, event_id="reset-1")
+    replay = world.jobs.send(job.uuid, "reset", token=admin, event_id="reset-1")
+    ready = world.jobs.send(job.uuid, "ready", token=admin)
+
+    assert (reset.applied, replay.applied, ready.job.state) == (True, False, "CREATED")
+    assert not any(path.exists() for path in outputs)
+    assert world.store.count("file", {"generated_by": job.uuid}) == 0
+    assert sorted(audit_actions(world, job)) == [("ready", False), ("reset", False)]
+    record = next(r for r in world.jobs.audit_log(job.uuid) if r.action == "reset")
+    assert record.details["event_id"] == "reset-1" and record.details["unlinked_files"] == 1
+
+
 def test_reset_works_from_any_state_and_ready_only_from_reset(world: World) -> None:
     job = running_job(world)
     world.jobs.send(job.uuid, "finish")

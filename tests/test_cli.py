@@ -120,6 +120,29 @@ def archive_dir(dc: CLI, job: dict[str, Any]) -> Path:
 # -- global behaviour ----------------------------------------------------------------------
 
 
+def test_an_unexpected_failure_is_one_line_and_exit_1(
+    dc: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datacatalog.jobs import JobService
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("something broke\non two lines")
+
+    monkeypatch.setattr(JobService, "find", broken)
+    body = dc.fails(1, "jobs", "list")
+    assert body["message"] == "unexpected RuntimeError: something broke on two lines"
+    assert body["code"] == "error"
+
+
+def test_a_file_system_error_names_the_reason_and_the_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    data_dir = blocker / "data"
+    result = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "jobs", "list"])
+    assert result.exit_code == 1
+    assert result.stderr == f"error: Not a directory: {data_dir}\n"
+
+
 def test_version_and_help() -> None:
     from datacatalog import __version__
 

@@ -28,14 +28,14 @@ from datacatalog.cli.metadata import metadata
 from datacatalog.cli.output import fields_panel, report_error, text
 from datacatalog.cli.pipelines import pipelines
 from datacatalog.cli.provenance import provenance
-from datacatalog.errors import DataCatalogError, InvalidRequestError
+from datacatalog.errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from datacatalog.demo import DemoResult
 
 
 class CatalogGroup(click.Group):
-    """The root group: reports every library error in one place, with its exit code."""
+    """The root group: reports every error in one place, with its exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; turn any error into one line and the table's exit code."""
@@ -43,9 +43,9 @@ class CatalogGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except DataCatalogError as exc:
-            ctx.exit(report_error(exc, json_mode=_json_mode(ctx)))
-        except OSError as exc:
+        except Exception as exc:
+            # Library errors carry their category; anything else (a file system error,
+            # a bug) is still one line and exit code 1, never a traceback.
             ctx.exit(report_error(exc, json_mode=_json_mode(ctx)))
 
 

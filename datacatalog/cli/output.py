@@ -118,10 +118,18 @@ def error_body(exc: BaseException) -> dict[str, Any]:
 
 
 def one_line(exc: BaseException) -> str:
-    """The exception's message on a single line."""
-    text = str(exc).strip() or type(exc).__name__
-    if not isinstance(exc, DataCatalogError):
-        text = f"{type(exc).__name__}: {text}"
+    """The exception's message on a single line.
+
+    A file system error reads ``<reason>: <path>``; any other error that is not the
+    library's own is marked unexpected and named by its type.
+    """
+    if isinstance(exc, DataCatalogError):
+        text = str(exc).strip() or type(exc).__name__
+    elif isinstance(exc, OSError) and exc.strerror:
+        where = [str(name) for name in (exc.filename, exc.filename2) if name is not None]
+        text = ": ".join([exc.strerror, " -> ".join(where)] if where else [exc.strerror])
+    else:
+        text = f"unexpected {type(exc).__name__}: {str(exc).strip() or '(no message)'}"
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 

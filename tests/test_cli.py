@@ -120,6 +120,24 @@ def archive_dir(dc: CLI, job: dict[str, Any]) -> Path:
 # -- global behaviour ----------------------------------------------------------------------
 
 
+def test_json_may_follow_the_command(world: CLI) -> None:
+    uuid = create_job(world)["job"]["uuid"]
+    for args in (
+        ["jobs", "list", "--json"],
+        ["jobs", "show", uuid, "--json"],
+        ["jobs", "event", "--json", uuid, "run"],
+        ["admin", "token", "--json"],
+        ["pipelines", "--json", "list"],
+        ["demo", "--json"],
+    ):
+        result = world(*args)
+        assert result.exit_code == 0, (args, result.output)
+        assert isinstance(json.loads(result.stdout), dict), args
+    bad = world("jobs", "event", uuid, "update", "--json", "--data", "[1]")
+    assert bad.exit_code == 2
+    assert json.loads(bad.stdout)["error"]["code"] == "invalid_request"
+
+
 def test_an_unexpected_failure_is_one_line_and_exit_1(
     dc: CLI, monkeypatch: pytest.MonkeyPatch
 ) -> None:

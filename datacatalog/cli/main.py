@@ -6,6 +6,8 @@ accepts the global options::
 
     datacatalog [--mongodb-uri URI] [--database NAME] [--data-dir DIR] [--json] COMMAND
 
+and ``--json`` may also follow the command (``datacatalog jobs list --json``).
+
 With no MongoDB URI (neither ``--mongodb-uri`` nor ``DATACATALOG_MONGODB_URI``) the
 embedded local catalog under the data dir is used, so the command works with zero
 configuration.
@@ -144,6 +146,37 @@ def render_demo(result: DemoResult, console: Console) -> None:
 
 for _group in (pipelines, metadata, jobs, admin, provenance):
     cli.add_command(_group)
+
+
+def _json_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        app = ctx.find_object(App)
+        if app is not None:
+            app.out.json_mode = True
+
+
+def _accept_json_after_the_command(group: click.Group) -> None:
+    """Give every command a ``--json`` of its own, the same as the global option.
+
+    ``datacatalog jobs list --json`` then works as ``datacatalog --json jobs list``
+    does. The flag is eager, so an error in a later option is already reported as JSON.
+    """
+    for command in group.commands.values():
+        command.params.append(
+            click.Option(
+                ["--json"],
+                is_flag=True,
+                expose_value=False,
+                is_eager=True,
+                callback=_json_flag,
+                help="Print one JSON document on stdout (as the global --json).",
+            )
+        )
+        if isinstance(command, click.Group):
+            _accept_json_after_the_command(command)
+
+
+_accept_json_after_the_command(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -120,6 +120,26 @@ def archive_dir(dc: CLI, job: dict[str, Any]) -> Path:
 # -- global behaviour ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--json", "--no-such-option", "jobs", "list"], "No such option"),
+        (["--json", "nope"], "No such command"),
+        (["--json", "jobs", "list", "--state", "SLEEPING"], "'SLEEPING' is not one of"),
+        (["--json", "jobs", "create", "--sample-id", "s"], "Missing option '--pipeline'"),
+        (["jobs", "show", "--json"], "Missing argument 'UUID'"),
+        (["--json", "pipelines", "register", "missing.json"], "does not exist"),
+    ],
+)
+def test_usage_errors_are_json_with_json(args: list[str], words: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), *args])
+    assert result.exit_code == 2, result.output
+    body = json.loads(result.stdout)["error"]
+    assert body["code"] == "invalid_request" and words in body["message"]
+    assert result.stderr == f"error: {body['message']}\n"
+    assert not (tmp_path / "catalog.json").exists()
+
+
 def test_json_may_follow_the_command(world: CLI) -> None:
     uuid = create_job(world)["job"]["uuid"]
     for args in (

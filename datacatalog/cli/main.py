@@ -37,18 +37,63 @@ if TYPE_CHECKING:
 
 
 class CatalogGroup(click.Group):
-    """The root group: reports every error in one place, with its exit code."""
+    """The root group: reports every error in one place, with its exit code.
+
+    With ``--json``, usage errors (an unknown option, a missing argument, a value
+    outside its choices) are reported like any other error, as one line on stderr
+    and an ``invalid_request`` error body on stdout; without it, click prints them
+    with the usage line. Either way they exit 2.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        """Parse the global options (a usage error there is reported as JSON too)."""
+        given = list(args)  # parsing consumes ``args``
+        try:
+            ctx = super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if _asks_for_json(given):
+                raise click.exceptions.Exit(_report_usage_error(exc)) from None
+            raise
+        ctx.meta[_ARGS] = given
+        return ctx
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; turn any error into one line and the table's exit code."""
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            if _json_mode(ctx) or _asks_for_json(ctx.meta.get(_ARGS, [])):
+                ctx.exit(_report_usage_error(exc))
+            raise
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
             # Library errors carry their category; anything else (a file system error,
             # a bug) is still one line and exit code 1, never a traceback.
             ctx.exit(report_error(exc, json_mode=_json_mode(ctx)))
+
+
+_ARGS = "datacatalog.args"
+"""Key of the command line's arguments in the root context's ``meta``."""
+
+
+def _asks_for_json(args: list[str]) -> bool:
+    """True when ``--json`` is among the options (before a ``--``)."""
+    options = args[: args.index("--")] if "--" in args else args
+    return "--json" in options
+
+
+def _report_usage_error(exc: click.UsageError) -> int:
+    where = exc.ctx.command_path if exc.ctx is not None else "datacatalog"
+    error = InvalidRequestError(f"{where}: {exc.format_message()}")
+    report_error(error, json_mode=True)
+    return exc.exit_code
 
 
 def _json_mode(ctx: click.Context) -> bool:

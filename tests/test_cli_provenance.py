@@ -84,6 +84,26 @@ def test_export_writes_prov_json(indexed: dict[str, Any], tmp_path: Path) -> Non
     assert json.loads(target.read_text(encoding="utf-8")) == printed
 
 
+def test_export_to_a_file_reports_as_json_and_write_errors_in_one_line(
+    indexed: dict[str, Any], tmp_path: Path
+) -> None:
+    data_dir, job = indexed["data_dir"], indexed["jobs"][0]
+    target = tmp_path / "out.prov.json"
+    body = json.loads(
+        _run(data_dir, "--json", "provenance", "export", job.uuid, "--output", str(target))
+    )
+    assert body == {"job": job.uuid, "output": str(target)}
+    assert target.exists()
+
+    unwritable = tmp_path / "no-such-dir" / "out.json"
+    result = CliRunner().invoke(
+        cli,
+        ["--data-dir", str(data_dir), "provenance", "export", job.uuid, "-o", str(unwritable)],
+    )
+    assert result.exit_code == 2
+    assert result.stderr == f"error: cannot write {unwritable}: No such file or directory\n"
+
+
 def test_diff_names_what_differs(indexed: dict[str, Any]) -> None:
     data_dir = indexed["data_dir"]
     first, second = (j.uuid for j in indexed["jobs"])

@@ -11,6 +11,7 @@ from rich.tree import Tree
 from datacatalog import provenance as core
 from datacatalog.cli.context import App, pass_app
 from datacatalog.cli.output import table, text
+from datacatalog.errors import InvalidRequestError
 
 
 @click.group()
@@ -76,13 +77,23 @@ def _metadata_branch(branch: Tree, uuid: str, metadata: dict[str, dict[str, obje
 )
 @pass_app
 def export(app: App, job: str, output: Path | None) -> None:
-    """Export JOB, its outputs, inputs, pipeline and metadata as W3C PROV-JSON."""
+    """Export JOB, its outputs, inputs, pipeline and metadata as W3C PROV-JSON.
+
+    Without --output the document is printed (it is the one JSON document, with or
+    without --json); with --output, --json prints where it was written.
+    """
     document = core.prov_json(app.catalog.store, job)
     if output is None:
         click.echo(document)
         return
-    output.write_text(document + "\n", encoding="utf-8")
+    try:
+        output.write_text(document + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InvalidRequestError(
+            f"cannot write {output}: {exc.strerror or exc}", path=str(output)
+        ) from exc
     app.out.note(f"wrote PROV-JSON of job {job} to {output}")
+    app.out.emit({"job": job, "output": str(output)}, lambda console: None)
 
 
 @provenance.command("diff")

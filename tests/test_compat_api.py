@@ -271,6 +271,20 @@ def test_load_of_a_missing_job_is_not_found(store: Store, settings: Settings) ->
         JobManager(store, settings=settings, colour="blue")
 
 
+def test_an_instance_that_fails_to_load_closes_what_it_opened(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[Catalog] = []
+    monkeypatch.setattr(Catalog, "close", lambda self: closed.append(self))
+    missing = typed_uuid("no such job", "pipelinejob")
+    with pytest.raises(NotFoundError):
+        ManagedPipelineJobInstance("mongomock://", missing, settings=settings)
+    assert len(closed) == 1
+    with pytest.raises(InvalidRequestError):
+        ManagedPipelineJobInstance("mongomock://", "not-a-uuid", settings=settings)
+    assert len(closed) == 2
+
+
 # -- config ---------------------------------------------------------------------------------
 
 

@@ -61,7 +61,11 @@ class ManagedPipelineJobInstance(Indexer):
 
     def __init__(self, mongodb: Any, uuid: str, agave: Any = None, **kwargs: Any) -> None:
         super().__init__(mongodb, agave, uuid=uuid, **kwargs)
-        self.load(uuid)
+        try:
+            self.load(uuid)
+        except BaseException:
+            self.close()  # a connection this instance opened is not left behind
+            raise
 
     def _token(self, token: str | None) -> str | None:
         chosen = token if token is not None else self._caller_token

@@ -169,6 +169,17 @@ def test_filters_replace_the_job_requests(
     assert record.name.endswith("/logs/run.txt") and record.level == "0"
 
 
+def test_a_single_filter_string_is_one_pattern(
+    store: Store, settings: Settings, catalog: Catalog, pipeline_uuid: str
+) -> None:
+    job = finished_job(store, settings, pipeline_uuid)
+    instance = ManagedPipelineJobInstance(store, job.uuid, settings=settings)
+    report = instance.index(token=job.token, filters="counts", transition=True)
+    assert report.written == 1
+    (record,) = catalog.indexing.files(job.uuid or "")
+    assert record.name.endswith("/out/counts.csv")
+
+
 def test_unresolved_derivation_fails_unless_permissive(
     store: Store, settings: Settings, catalog: Catalog, pipeline_uuid: str
 ) -> None:

@@ -108,7 +108,8 @@ class ManagedPipelineJobInstance(Indexer):
             transition: Send ``index`` before and ``indexed`` after (→ FINISHED).
             level: Processing level of files no index request of the job covers.
             fixity: Compute sha256 checksums.
-            filters: Patterns limiting which files are indexed.
+            filters: Patterns limiting which files are indexed (one pattern may be
+                given as a plain string).
             permissive: Skip ``derived_from`` references that do not resolve.
 
         Returns:
@@ -121,7 +122,7 @@ class ManagedPipelineJobInstance(Indexer):
             transition=transition,
             level=level,
             fixity=fixity,
-            filters=None if filters is None else list(filters),
+            filters=None if filters is None else _patterns(filters),
             permissive=permissive,
         )
         self.refresh()
@@ -132,3 +133,8 @@ class ManagedPipelineJobInstance(Indexer):
         chosen = self._token(token)
         self._populate(self.indexing.indexed(self._require_uuid(), token=chosen))
         return self
+
+
+def _patterns(filters: Sequence[str] | str) -> list[str]:
+    """``filters`` as a list; a lone string is one pattern, not a list of characters."""
+    return [filters] if isinstance(filters, str) else list(filters)

@@ -521,6 +521,8 @@ def test_linkages_and_options_are_stored(
     assert not (settings.data_dir / "archive" / job.archive_path.lstrip("/")).exists()
     with pytest.raises(InvalidRequestError, match="store"):
         job.refs_from_data_dict(data, store="nowhere")
+    with pytest.raises(InvalidRequestError, match="data must be a dict, not list"):
+        job.refs_from_data_dict(["/uploads/run1/reads.fastq"])  # type: ignore[arg-type]
 
 
 # -- webhook --------------------------------------------------------------------------------

@@ -274,7 +274,12 @@ class ManagedPipelineJob(JobManager):
     ) -> list[str]:
         """Files (``store="files"``) or references (``store="references"``) named in the
         ``inputs`` and ``parameters`` of ``data`` (default: this job's data).
+
+        Raises:
+            InvalidRequestError: ``data`` is not a dict, or ``store`` is unknown.
         """
+        if data is not None and not isinstance(data, Mapping):
+            raise InvalidRequestError(f"data must be a dict, not {type(data).__name__}")
         return references_in(self.data if data is None else data, store=store)
 
     def build_webhook(self) -> str:

@@ -96,6 +96,7 @@ def test_demo_json_reports_files_with_sha256_and_provenance(
     assert job["child_of"] == [typed_uuid(demo.SAMPLE_ID, "sample")]
     names = [e["name"] for e in result["history"]]
     assert names[:2] == ["create", "run"] and names[-3:] == ["finish", "index", "indexed"]
+    assert {e["agent"] for e in result["history"]} == {demo.AGENT}
     assert names.count("update") >= 3
 
     archive = tmp_path / "data" / "archive" / job["archive_path"].lstrip("/")

@@ -310,7 +310,15 @@ def test_metadata_load(dc: CLI, tmp_path: Path) -> None:
     assert dc.fails(3, "metadata", "load", str(orphan))["code"] == "not_found"
     not_a_list = tmp_path / "one.yaml"
     not_a_list.write_text("sample_id: s.y\n", encoding="utf-8")
-    assert "list" in dc.fails(2, "metadata", "load", str(not_a_list))["message"]
+    assert dc.fails(2, "metadata", "load", str(not_a_list))["message"] == (
+        f"{not_a_list} must hold a list of metadata documents; "
+        "it holds one document; make it a list ('- sample_id: ...')"
+    )
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("", encoding="utf-8")
+    assert dc.fails(2, "metadata", "load", str(empty))["message"] == (
+        f"{empty} must hold a list of metadata documents; it is empty"
+    )
     broken = tmp_path / "broken.yaml"
     broken.write_text("- [unclosed\n", encoding="utf-8")
     assert "not valid YAML" in dc.fails(2, "metadata", "load", str(broken))["message"]

@@ -32,9 +32,13 @@ def load(app: App, file: Path) -> None:
     """
     documents = read_document(file)
     if not isinstance(documents, list):
-        raise InvalidRequestError(
-            f"{file} must hold a list of metadata documents, not a {type(documents).__name__}"
-        )
+        if documents is None:
+            found = "it is empty"
+        elif isinstance(documents, dict):
+            found = "it holds one document; make it a list ('- sample_id: ...')"
+        else:
+            found = f"it holds a {type(documents).__name__}"
+        raise InvalidRequestError(f"{file} must hold a list of metadata documents; {found}")
     result = app.catalog.metadata.load(documents)
     order = {kind: i for i, kind in enumerate(LEVELS)}
     entities = sorted(result.entities, key=lambda e: (order[e.kind], e.id))

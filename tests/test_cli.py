@@ -534,6 +534,11 @@ def test_jobs_index_filter_and_no_transition(world: CLI) -> None:
     report = world.json("jobs", "index", uuid, "--filter", r"\.csv$", "--filter", "plot",
                         "--no-transition")  # fmt: skip
     assert (report["matched"], report["state"]) == (2, "INDEXING")
+    human = world("jobs", "index", uuid, "--filter", "plot")
+    assert human.exit_code == 0, human.output
+    assert "records written  1" in human.stdout and "state            FINISHED" in human.stdout
+    for record in world.json("jobs", "files", uuid)["files"]:
+        assert record["uuid"] not in human.stdout  # counts, not the written records' UUIDs
     names = sorted(f["name"].rsplit("/", 1)[1] for f in world.json("jobs", "files", uuid)["files"])
     assert names == ["plot.txt", "summary.csv"]
     assert all(f["sha256"] is None for f in world.json("jobs", "files", uuid)["files"])

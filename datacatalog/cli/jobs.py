@@ -413,9 +413,26 @@ def index(
     payload = report.to_dict()
 
     def render(console: Console) -> None:
+        # Counts, not the written records' UUIDs (`jobs files` lists those).
         console.print(
-            fields_panel(f"indexed job {uuid}", {k: v for k, v in payload.items() if k != "job"})
+            fields_panel(
+                f"indexed job {uuid}",
+                {
+                    "state": report.state,
+                    "files seen": report.seen,
+                    "matched": report.matched,
+                    "records written": report.written,
+                    "bulk writes": report.batches,
+                    "skipped": len(report.skipped),
+                    "errors": len(report.errors),
+                },
+                style="red" if report.errors else "cyan",
+            )
         )
+        problems = [("error", path, why) for path, why in report.errors]
+        problems += [("skipped", path, why) for path, why in report.skipped]
+        if problems:
+            console.print(table("Not indexed", ("what", "path", "why"), problems))
 
     app.out.emit(payload, render)
 

@@ -556,6 +556,7 @@ def test_list_jobs_with_filters(service: Service) -> None:
 
     assert sorted(uuids()) == sorted([service.job.uuid, second.uuid])
     assert uuids(state="RUNNING") == [second.uuid]
+    assert uuids(state="running") == [second.uuid]  # as on the command line, any case
     assert uuids(state="CREATED") == [service.job.uuid]
     assert uuids(metadata=M2) == [second.uuid]
     assert sorted(uuids(pipeline="tests.service")) == sorted([service.job.uuid, second.uuid])

@@ -293,7 +293,9 @@ def create_app(catalog: Catalog) -> FastAPI:
         responses=_errors(400, 404),
     )
     def list_jobs(
-        state: Annotated[str | None, Query(description="A job state, e.g. `FINISHED`.")] = None,
+        state: Annotated[
+            str | None, Query(description="A job state, e.g. `FINISHED` (any case).")
+        ] = None,
         pipeline: Annotated[str | None, Query(description="A pipeline UUID or id.")] = None,
         metadata: Annotated[
             str | None, Query(description="A metadata UUID the jobs are a `child_of`.")
@@ -303,7 +305,12 @@ def create_app(catalog: Catalog) -> FastAPI:
         skip: Annotated[int, Query(ge=0, description="Jobs to skip (paging).")] = 0,
     ) -> dict[str, Any]:
         found = jobs.find(
-            state=state, pipeline=pipeline, metadata=metadata, agent=agent, limit=limit, skip=skip
+            state=state.strip().upper() if state is not None else None,
+            pipeline=pipeline,
+            metadata=metadata,
+            agent=agent,
+            limit=limit,
+            skip=skip,
         )
         return {"jobs": [j.to_dict() for j in found], "limit": limit, "skip": skip}
 

@@ -217,3 +217,19 @@ def test_a_port_in_use_is_one_error_line_with_the_table_exit_code(tmp_path: Path
             assert done.returncode == 2, (command, done.stderr)
             lines = done.stderr.strip().splitlines()
             assert len(lines) == 1 and "cannot listen on 127.0.0.1:" in lines[0], done.stderr
+
+
+def test_a_data_dir_that_cannot_be_made_is_one_error_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATACATALOG_")}
+    env.update(DATACATALOG_DATA_DIR=str(blocker / "data"))
+    done = subprocess.run(
+        [sys.executable, "-m", "datacatalog.service", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+    )
+    assert done.returncode == 1
+    assert done.stderr == f"datacatalog service: Not a directory: {blocker / 'data'}\n"

@@ -33,6 +33,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataCatalogError as exc:
         print(f"datacatalog service: {exc}", file=sys.stderr)
         return mapping_for(exc).exit_code
+    except OSError as exc:  # the data dir or the secret file cannot be made or read
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        print(f"datacatalog service: {exc.strerror or exc}{where}", file=sys.stderr)
+        return mapping_for(exc).exit_code
     return 0
 
 

@@ -301,7 +301,7 @@ def create_app(catalog: Catalog) -> FastAPI:
             str | None, Query(description="A metadata UUID the jobs are a `child_of`.")
         ] = None,
         agent: Annotated[str | None, Query(description="The agent that created the jobs.")] = None,
-        limit: Annotated[int, Query(ge=0, le=1000, description="Page size.")] = 100,
+        limit: Annotated[int, Query(ge=0, le=1000, description="Page size (0: 1000).")] = 100,
         skip: Annotated[int, Query(ge=0, description="Jobs to skip (paging).")] = 0,
     ) -> dict[str, Any]:
         found = jobs.find(

@@ -423,6 +423,8 @@ class IndexingService:
             NotFoundError: No such job, or its storage system is not configured.
             InvalidTransitionError: The job is not FINISHED or INDEXING.
             StorageFailureError: The archive path cannot be listed.
+            ConflictError: The job was reset, deleted or purged, or left INDEXING, while
+                this run was writing (see the module docstring).
         """
         _check_batch_size(batch_size)
         require_kind(job_uuid, "pipelinejob", what="job")

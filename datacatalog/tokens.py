@@ -40,6 +40,10 @@ def admin_token(
     secret: str, *, lifetime: int = DEFAULT_ADMIN_LIFETIME, now: float | None = None
 ) -> str:
     """An admin token for the current time window."""
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1:
+        raise InvalidRequestError(
+            f"the admin token lifetime must be a positive number of seconds, not {lifetime!r}"
+        )
     window = int((time.time() if now is None else now) // lifetime)
     return _mac(secret, f"admin:{window}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 import pytest
 
@@ -130,3 +131,11 @@ def test_short_secret_refused(secret: str) -> None:
 def test_minimum_length_secret_accepted() -> None:
     secret = "x" * MIN_SECRET_LENGTH
     check_job_token(secret, JOB, job_token(secret, JOB))
+
+
+@pytest.mark.parametrize("lifetime", [0, -5, 1.5, True])
+def test_a_lifetime_that_is_not_a_positive_integer_is_refused(lifetime: Any) -> None:
+    with pytest.raises(InvalidRequestError, match="lifetime"):
+        admin_token(SECRET, lifetime=lifetime, now=NOW)
+    with pytest.raises(InvalidRequestError, match="lifetime"):
+        check_admin_token(SECRET, "0" * 64, lifetime=lifetime, now=NOW)

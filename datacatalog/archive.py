@@ -34,12 +34,20 @@ _SESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 def compress(value: str) -> str:
     """Encode a UUID string with shortuuid's default alphabet (22 characters)."""
-    return str(shortuuid.encode(uuid.UUID(value)))
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"expected a UUID string, not {type(value).__name__}")
+    try:
+        return str(shortuuid.encode(uuid.UUID(value)))
+    except ValueError:
+        raise InvalidRequestError(f"{value!r} is not a UUID", value=value) from None
 
 
 def archive_path(pipeline_uuid: str, child_of: Iterable[str], data: dict[str, Any] | None) -> str:
     """The (not instanced) archive path of a job; a pure function of its identity."""
-    links = typed_uuid(":".join(sorted(child_of)), "generic")
+    parents = list(child_of)
+    if not all(isinstance(c, str) for c in parents):
+        raise InvalidRequestError("child_of must be a list of UUID strings")
+    links = typed_uuid(":".join(sorted(parents)), "generic")
     params = typed_uuid(canonical_json({} if data is None else data), "generic")
     return posixpath.join(PREFIX, compress(pipeline_uuid), compress(links), compress(params))
 

@@ -72,6 +72,20 @@ def test_compress_round_trips() -> None:
     assert str(shortuuid.decode(encoded)) == GOLDEN_PIPELINE
 
 
+@pytest.mark.parametrize(
+    ("pipeline", "child_of"),
+    [
+        ("not-a-uuid", GOLDEN_CHILD_OF),
+        (None, GOLDEN_CHILD_OF),
+        (5, GOLDEN_CHILD_OF),
+        (GOLDEN_PIPELINE, [5]),
+    ],
+)
+def test_malformed_identity_is_an_invalid_request(pipeline: Any, child_of: Any) -> None:
+    with pytest.raises(InvalidRequestError):
+        archive_path(pipeline, child_of, {})
+
+
 @FAST
 @given(
     child_of=st.lists(st.builds(typed_uuid, st.text(max_size=8), st.just("sample")), max_size=5),

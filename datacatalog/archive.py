@@ -26,7 +26,7 @@ import petname
 import shortuuid
 
 from datacatalog.errors import InvalidRequestError
-from datacatalog.identifiers import canonical_json, typed_uuid
+from datacatalog.identifiers import canonical_json, typed_uuid, uuid_strings
 
 PREFIX = "/products/v2"
 _SESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -44,10 +44,7 @@ def compress(value: str) -> str:
 
 def archive_path(pipeline_uuid: str, child_of: Iterable[str], data: dict[str, Any] | None) -> str:
     """The (not instanced) archive path of a job; a pure function of its identity."""
-    parents = list(child_of)
-    if not all(isinstance(c, str) for c in parents):
-        raise InvalidRequestError("child_of must be a list of UUID strings")
-    links = typed_uuid(":".join(sorted(parents)), "generic")
+    links = typed_uuid(":".join(sorted(uuid_strings(child_of))), "generic")
     params = typed_uuid(canonical_json({} if data is None else data), "generic")
     return posixpath.join(PREFIX, compress(pipeline_uuid), compress(links), compress(params))
 

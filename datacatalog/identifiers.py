@@ -134,6 +134,10 @@ def canonical_json(value: Any) -> str:
 
 def pipeline_uuid(pipeline_id: str, components: list[Any]) -> str:
     """The UUID of a pipeline: its id and its exact component list."""
+    if not isinstance(pipeline_id, str):
+        raise InvalidRequestError(
+            f"a pipeline id must be a string, not {type(pipeline_id).__name__}"
+        )
     if not isinstance(components, list):
         raise InvalidRequestError(
             f"pipeline components must be a list, not {type(components).__name__}"
@@ -141,13 +145,28 @@ def pipeline_uuid(pipeline_id: str, components: list[Any]) -> str:
     return typed_uuid(pipeline_id + ":" + canonical_json(components), "pipeline")
 
 
+def uuid_strings(child_of: Iterable[str]) -> list[str]:
+    """``child_of`` as a list of strings; a bare string (whose characters would be
+    taken for UUIDs) or a non-string item is refused."""
+    if isinstance(child_of, (str, bytes)):
+        raise InvalidRequestError("child_of must be a list of UUIDs, not a single string")
+    items = list(child_of)
+    if not all(isinstance(c, str) for c in items):
+        raise InvalidRequestError("child_of must be a list of UUID strings")
+    return items
+
+
 def child_of_literal(child_of: Iterable[str]) -> str:
     """The sorted ``child_of`` list written as a Python list literal of quoted strings."""
-    return repr(sorted(str(c) for c in child_of))
+    return repr(sorted(uuid_strings(child_of)))
 
 
 def job_uuid(pipeline_uuid: str, child_of: Iterable[str], data: dict[str, Any] | None) -> str:
     """The UUID of a job: what is computed (pipeline, upstream metadata, parameters)."""
+    if not isinstance(pipeline_uuid, str):
+        raise InvalidRequestError(
+            f"a pipeline UUID must be a string, not {type(pipeline_uuid).__name__}"
+        )
     parts = sorted(
         [pipeline_uuid, child_of_literal(child_of), canonical_json({} if data is None else data)]
     )

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from datacatalog.archive import archive_path
 from datacatalog.errors import InvalidRequestError
 from datacatalog.identifiers import (
     KIND_PREFIXES,
@@ -167,6 +168,21 @@ def test_pipeline_uuid_depends_on_id_and_components() -> None:
 def test_pipeline_uuid_requires_a_list() -> None:
     with pytest.raises(InvalidRequestError, match="must be a list, not dict"):
         pipeline_uuid("p", {"a": 1})  # type: ignore[arg-type]
+
+
+def test_identity_inputs_of_the_wrong_type_are_refused() -> None:
+    with pytest.raises(InvalidRequestError, match="pipeline id must be a string"):
+        pipeline_uuid(5, [])  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="pipeline UUID must be a string"):
+        job_uuid(None, GOLDEN_CHILD_OF, {})  # type: ignore[arg-type]
+    # A single UUID string is not a list: its characters must not become the child_of.
+    with pytest.raises(InvalidRequestError, match="not a single string"):
+        job_uuid(GOLDEN_PIPELINE, GOLDEN_CHILD_OF[0], {})
+    with pytest.raises(InvalidRequestError, match="not a single string"):
+        archive_path(GOLDEN_PIPELINE, GOLDEN_CHILD_OF[0], {})
+    with pytest.raises(InvalidRequestError, match="UUID strings"):
+        child_of_literal([5])  # type: ignore[list-item]
+    assert job_uuid(GOLDEN_PIPELINE, tuple(GOLDEN_CHILD_OF), {}) == GOLDEN_JOB
 
 
 def test_child_of_literal_is_a_sorted_python_list() -> None:

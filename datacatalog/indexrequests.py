@@ -66,6 +66,7 @@ class IndexType(str):
     __slots__ = ()
 
     MEMBERS: ClassVar[list[str]] = ["archive", "product"]
+    kind: ClassVar[str | None] = None
 
     def __new__(cls, value: object) -> IndexType:
         if not isinstance(value, str) or value.lower() not in cls.MEMBERS:
@@ -324,6 +325,14 @@ class ArchiveIndexRequest(IndexRequest):
     __slots__ = ("_level",)
 
     kind: ClassVar[str] = "archive"
+    # (name, mandatory, stored field, default), as the replaced API declared them.
+    PARAMS: ClassVar[tuple[tuple[str, bool, str, Any], ...]] = (
+        ("patterns", True, "filters", ()),
+        ("note", False, "note", None),
+        ("fixity", False, "fixity", True),
+        ("generated_by", False, "generated_by", ()),
+        ("level", True, "level", DEFAULT_LEVEL),
+    )
     _FIELDS: ClassVar[tuple[str, ...]] = (
         "patterns",
         "filters",
@@ -407,6 +416,15 @@ class ProductIndexRequest(IndexRequest):
     __slots__ = ("_derived_from", "_derived_using")
 
     kind: ClassVar[str] = "product"
+    # (name, mandatory, stored field, default), as the replaced API declared them.
+    PARAMS: ClassVar[tuple[tuple[str, bool, str, Any], ...]] = (
+        ("patterns", True, "filters", ()),
+        ("note", False, "note", None),
+        ("fixity", False, "fixity", False),
+        ("generated_by", False, "generated_by", ()),
+        ("derived_from", True, "derived_from", ()),
+        ("derived_using", False, "derived_using", ()),
+    )
     _FIELDS: ClassVar[tuple[str, ...]] = (
         "patterns",
         "filters",

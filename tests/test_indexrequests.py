@@ -428,3 +428,18 @@ def test_round_trips_are_exact(request: IndexRequest) -> None:
 def test_escaped_literals_match_where_they_occur(words: list[str], path: str) -> None:
     request = ArchiveIndexRequest(patterns=[re.escape(w) for w in words])
     assert request.matches(path) == (not words or any(w in path for w in words))
+
+
+def test_seed_class_attributes_are_kept() -> None:
+    assert IndexType.MEMBERS == ["archive", "product"]
+    assert IndexType.kind is None
+    assert [p[0] for p in ArchiveIndexRequest.PARAMS] == [
+        "patterns",
+        "note",
+        "fixity",
+        "generated_by",
+        "level",
+    ]
+    assert dict((p[0], p[3]) for p in ArchiveIndexRequest.PARAMS)["fixity"] is True
+    assert [p[0] for p in ProductIndexRequest.PARAMS if p[1]] == ["patterns", "derived_from"]
+    assert dict((p[0], p[3]) for p in ProductIndexRequest.PARAMS)["fixity"] is False

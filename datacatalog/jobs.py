@@ -806,6 +806,16 @@ class JobService:
         doc = job_document(self.store, job_uuid, entry=entry_uuid)
         for stored in doc.get("history", []):
             if stored["uuid"] == entry_uuid:
+                if stored["name"] != event:
+                    # A retry resends the same event; another event under the same key is
+                    # a client bug, and pretending it happened would hide it.
+                    raise ConflictError(
+                        f"event_id {stored.get('event_id')!r} was already used for the "
+                        f"{stored['name']!r} event of job {job_uuid}, not {event!r}; "
+                        "use a new key for a new event",
+                        job=job_uuid,
+                        event_id=stored.get("event_id"),
+                    )
                 doc.pop("history", None)
                 return EventResult(
                     Job.from_document(doc), HistoryEntry.from_document(stored), False

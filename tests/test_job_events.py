@@ -17,6 +17,7 @@ import pytest
 import datacatalog
 from datacatalog import jobs, states
 from datacatalog.errors import (
+    ConflictError,
     ForbiddenError,
     InvalidRequestError,
     InvalidTransitionError,
@@ -150,6 +151,16 @@ def test_a_replayed_transition_is_a_no_op_even_after_the_state_moved_on(world: W
     assert replay.entry == finished.entry
     assert replay.job.state == "RETIRED"
     assert world.jobs.history(job.uuid) == history
+
+
+def test_an_idempotency_key_reused_for_another_event_is_refused(world: World) -> None:
+    job = job_in(world, "RUNNING")
+    world.jobs.send(job.uuid, "update", data={"progress": 10}, event_id="k-1")
+
+    with nothing_written(world, job), pytest.raises(ConflictError, match="already used"):
+        world.jobs.send(job.uuid, "fail", event_id="k-1")
+
+    assert world.jobs.get(job.uuid).state == "RUNNING"
 
 
 def test_a_replay_or_a_refusal_reads_one_history_entry_not_the_whole_history(

@@ -15,12 +15,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from datacatalog import states
 from datacatalog.errors import (
+    ConflictError,
     ForbiddenError,
     InvalidRequestError,
     InvalidTransitionError,
@@ -124,6 +126,12 @@ class StoredJobMachine(RuleBasedStateMachine):
 
     def _replay(self, event: str, key: str, token: str | None) -> None:
         history = self.world.jobs.history(self.job.uuid)
+        if event != self.keys[key].name:
+            # A key names one event: reusing it for another is refused, nothing written.
+            with pytest.raises(ConflictError, match="already used"):
+                self.world.jobs.send(self.job.uuid, event, event_id=key, token=token)
+            assert self.world.jobs.history(self.job.uuid) == history
+            return
         result = self.world.jobs.send(self.job.uuid, event, event_id=key, token=token)
         assert result.applied is False
         assert result.entry == self.keys[key]

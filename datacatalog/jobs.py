@@ -985,7 +985,9 @@ class JobService:
 
     def audit_log(self, job_uuid: str | None = None, *, limit: int = 100) -> list[AuditRecord]:
         """Admin actions, newest first (for one job, or all)."""
-        query = {"job_uuid": job_uuid} if job_uuid else {}
+        if job_uuid is not None:
+            require_kind(job_uuid, "pipelinejob", what="job")
+        query = {"job_uuid": job_uuid} if job_uuid is not None else {}
         docs = self.store.find("audit", query, sort=[("date", -1)], limit=limit)
         return [AuditRecord.from_document(d) for d in docs]
 

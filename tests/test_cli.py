@@ -177,8 +177,9 @@ def test_a_file_system_error_names_the_reason_and_the_path(tmp_path: Path) -> No
     blocker.write_text("", encoding="utf-8")
     data_dir = blocker / "data"
     result = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "jobs", "list"])
-    assert result.exit_code == 1
-    assert result.stderr == f"error: Not a directory: {data_dir}\n"
+    assert result.exit_code == 7  # storage failure
+    catalog = data_dir / "catalog.json"
+    assert result.stderr == f"error: cannot open the embedded catalog {catalog}: Not a directory\n"
 
 
 def test_version_and_help() -> None:

@@ -269,3 +269,11 @@ def test_database_name(catalog_file: Path) -> None:
     assert open_catalog(catalog_file).database_name == "catalog"
     assert connect("embedded://" + str(catalog_file), database="other").database_name == "other"
     assert str(catalog_file) in open_catalog(catalog_file).description
+
+
+def test_a_catalog_that_cannot_be_created_is_a_storage_failure(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data dir should be", encoding="utf-8")
+    store = connect("embedded://" + str(blocker / "sub" / "catalog.json"))
+    with pytest.raises(StorageFailureError, match="cannot open the embedded catalog"):
+        store.count("job", {})

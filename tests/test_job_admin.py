@@ -14,6 +14,7 @@ import pytest
 from datacatalog.catalog import Catalog
 from datacatalog.errors import (
     ForbiddenError,
+    InvalidRequestError,
     InvalidTransitionError,
     NotFoundError,
     StorageFailureError,
@@ -389,3 +390,8 @@ def test_an_admin_token_from_another_secret_is_refused(world: World, tmp_path: P
     job = running_job(world)
     with nothing_written(world, job), pytest.raises(ForbiddenError):
         world.jobs.reset(job.uuid, token=stranger.jobs.admin_token())
+
+
+def test_the_audit_log_refuses_a_value_that_is_not_a_job_uuid(world: World) -> None:
+    with pytest.raises(InvalidRequestError):
+        world.jobs.audit_log("not-a-uuid")

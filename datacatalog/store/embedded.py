@@ -81,15 +81,20 @@ class EmbeddedBackend:
         with self._thread_lock:
             outermost = self._depth == 0
             if outermost:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
                 try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
                     self._file_lock.acquire()
-                except filelock.Timeout:
+                except filelock.Timeout:  # a TimeoutError, so before OSError
                     raise UnavailableError(
                         f"the embedded catalog {self.path} is busy: another process held its "
                         f"lock for more than {self._timeout:g} s; nothing was written",
                         path=str(self.path),
                     ) from None
+                except OSError as exc:
+                    raise StorageFailureError(
+                        f"cannot open the embedded catalog {self.path}: {exc.strerror or exc}",
+                        path=str(self.path),
+                    ) from exc
             self._depth += 1
             try:
                 if outermost:

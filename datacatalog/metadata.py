@@ -117,9 +117,7 @@ class MetadataRegistry:
                 created += result.upserted
                 updated += result.modified
         entities = [MetadataEntity.from_document(kind, doc) for kind, doc in prepared]
-        return LoadResult(
-            created=created, updated=updated, unchanged=unchanged, entities=entities
-        )
+        return LoadResult(created=created, updated=updated, unchanged=unchanged, entities=entities)
 
     def _replace(
         self, kind: str, documents: Sequence[Document], stored: Mapping[str, Document]

@@ -130,7 +130,6 @@ class Settings:
         # The data dir is passed along: left out, it would fall back to the default.
         return replace(self, **_coerce({"data_dir": self.data_dir, **given}))
 
-
     def __repr__(self) -> str:
         # Settings end up in tracebacks and logs: never show the secret or a password.
         from datacatalog.store import redact_uri

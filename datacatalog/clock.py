@@ -14,9 +14,14 @@ def utc_now() -> datetime:
     return truncate(datetime.now(timezone.utc))
 
 
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive value (as BSON dates and some filesystems give) is UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
 def truncate(moment: datetime) -> datetime:
     """``moment`` in UTC at millisecond precision (a naive value is taken as UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    moment = moment.astimezone(timezone.utc)
+    moment = as_utc(moment)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

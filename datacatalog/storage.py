@@ -49,6 +49,7 @@ from typing import Any, BinaryIO, cast
 import fsspec.core
 from fsspec.implementations.local import LocalFileSystem
 
+from datacatalog.clock import as_utc
 from datacatalog.errors import (
     DataCatalogError,
     InvalidRequestError,
@@ -174,11 +175,7 @@ def _within(root: str, candidate: str) -> bool:
 
 def _to_utc(value: object) -> datetime | None:
     if isinstance(value, datetime):
-        return (
-            value.replace(tzinfo=timezone.utc)
-            if value.tzinfo is None
-            else value.astimezone(timezone.utc)
-        )
+        return as_utc(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, tz=timezone.utc)
     if isinstance(value, str):

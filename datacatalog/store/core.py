@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Protocol
 
 from bson import errors as bson_errors
@@ -32,7 +32,7 @@ from pymongo import errors as mongo_errors
 from pymongo.database import Database
 
 from datacatalog import schemas
-from datacatalog.clock import truncate, utc_now
+from datacatalog.clock import as_utc, truncate, utc_now
 from datacatalog.errors import (
     ConflictError,
     DataCatalogError,
@@ -433,11 +433,7 @@ def _clean(document: Mapping[str, Any]) -> Document:
 
 def _aware(value: Any) -> Any:
     if isinstance(value, datetime):
-        return (
-            value.replace(tzinfo=timezone.utc)
-            if value.tzinfo is None
-            else value.astimezone(timezone.utc)
-        )
+        return as_utc(value)
     if isinstance(value, dict):
         return {k: _aware(v) for k, v in value.items()}
     if isinstance(value, list):

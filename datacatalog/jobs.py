@@ -305,6 +305,7 @@ class AuditRecord:
     actor: dict[str, Any]
     details: dict[str, Any]
     dry_run: bool
+    seq: int | None = None
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> AuditRecord:
@@ -317,6 +318,7 @@ class AuditRecord:
             actor=dict(doc.get("actor") or {}),
             details=dict(doc.get("details") or {}),
             dry_run=bool(doc.get("dry_run", False)),
+            seq=doc.get("seq"),
         )
 
 
@@ -676,6 +678,9 @@ class JobService:
     ) -> list[Job]:
         """Jobs matching the filters, newest first.
 
+        Jobs created within one millisecond (their creation dates tie) come newest first
+        in the order the database stored them, so pages are stable and in creation order.
+
         Args:
             state: One of :data:`datacatalog.states.STATES`.
             pipeline: A pipeline UUID or id.
@@ -710,7 +715,7 @@ class JobService:
         docs = self.store.find(
             "job",
             query,
-            sort=[("_properties.created_date", -1), ("uuid", 1)],
+            sort=[("_properties.created_date", -1), ("_id", -1)],
             skip=skip,
             limit=limit,
             projection={"history": 0},
@@ -984,11 +989,17 @@ class JobService:
         )
 
     def audit_log(self, job_uuid: str | None = None, *, limit: int = 100) -> list[AuditRecord]:
-        """Admin actions, newest first (for one job, or all)."""
+        """Admin actions, newest first (for one job, or all).
+
+        The order is the order the actions were recorded in, taken from the catalog's
+        ``audit`` sequence (:meth:`Store.next_sequence`), never from their dates alone:
+        actions within one millisecond share a date. Records written before the sequence
+        existed have none and come last, by date.
+        """
         if job_uuid is not None:
             require_kind(job_uuid, "pipelinejob", what="job")
         query = {"job_uuid": job_uuid} if job_uuid is not None else {}
-        docs = self.store.find("audit", query, sort=[("date", -1)], limit=limit)
+        docs = self.store.find("audit", query, sort=[("seq", -1), ("date", -1)], limit=limit)
         return [AuditRecord.from_document(d) for d in docs]
 
     @contextmanager
@@ -1023,6 +1034,7 @@ class JobService:
             "audit",
             {
                 "uuid": random_uuid("generic"),
+                "seq": self.store.next_sequence("audit"),
                 "action": action,
                 "job_uuid": job_uuid,
                 "date": utc_now(),

@@ -109,7 +109,9 @@ def _memory(uri: str, database: str | None, timeout_ms: int, lock_timeout: float
 
     rest = uri.partition("://")[2].strip("/")
     client: Any = mongomock_ng.MongoClient(tz_aware=True)
-    return DatabaseBackend(client[database or rest or DEFAULT_DATABASE], "mongomock://", True)
+    return DatabaseBackend(
+        client[database or rest or DEFAULT_DATABASE], "mongomock://", True, serialized=True
+    )
 
 
 def _embedded(

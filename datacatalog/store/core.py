@@ -76,8 +76,11 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "experiment": [([("experiment_id", 1)], {"unique": True}), ([("child_of", 1)], {})],
     "sample": [([("sample_id", 1)], {"unique": True}), ([("child_of", 1)], {})],
     "measurement": [([("measurement_id", 1)], {"unique": True}), ([("child_of", 1)], {})],
-    "audit": [([("job_uuid", 1)], {}), ([("date", -1)], {})],
+    "audit": [([("job_uuid", 1), ("seq", -1)], {}), ([("seq", -1)], {})],
 }
+
+# The store's own collection of named counters (see Store.next_sequence); not a kind.
+SEQUENCES_COLLECTION = "sequences"
 
 _FRAGMENT_OPERATORS = ("$set", "$setOnInsert")
 _ITEM_OPERATORS = ("$push", "$addToSet")
@@ -90,7 +93,7 @@ class Backend(Protocol):
     database: Database[Document]
     description: str
 
-    def operation(self, *, write: bool) -> AbstractContextManager[None]:
+    def operation(self, *, write: bool) -> AbstractContextManager[object]:
         """Bracket one store operation (the embedded engine locks and persists here)."""
 
     def close(self) -> None:
@@ -99,15 +102,23 @@ class Backend(Protocol):
 
 @dataclass
 class DatabaseBackend:
-    """A backend over a pymongo (or in-memory engine) database: nothing to bracket."""
+    """A backend over a pymongo (or in-memory engine) database.
+
+    A server makes each operation atomic, so there is nothing to bracket. The in-memory
+    engine is not safe for threads (two increments of one field can both read the old
+    value), so it is given ``serialized=True``: one operation at a time, as a server would
+    appear to run them.
+    """
 
     database: Database[Document]
     description: str
     owns_client: bool = False
+    serialized: bool = False
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
-    def operation(self, *, write: bool) -> AbstractContextManager[None]:
-        """No bracketing is needed: the server makes each operation atomic."""
-        return nullcontext()
+    def operation(self, *, write: bool) -> AbstractContextManager[object]:
+        """Bracket one operation: nothing on a server, a lock on the in-memory engine."""
+        return self._lock if self.serialized else nullcontext()
 
     def close(self) -> None:
         """Close the client if this backend created it."""
@@ -287,6 +298,34 @@ class Store:
                 return_document=ReturnDocument.AFTER,
             )
         return _clean(after) if after is not None else None
+
+    def next_sequence(self, name: str) -> int:
+        """Take the next value (1, 2, ...) of the catalog-wide counter ``name``.
+
+        One atomic increment on the server: values are strictly increasing in the order the
+        calls reached the database, across threads and processes, and never repeat. Records
+        read back "in the order it happened" sort by such a value, since their dates (at
+        millisecond precision) tie when several are written within one millisecond.
+        """
+        if not name:
+            raise InvalidRequestError("a sequence needs a name")
+        coll = self._db[SEQUENCES_COLLECTION]
+        for _attempt in range(3):
+            with self._backend.operation(write=True), _translated(self.description):
+                try:
+                    after = coll.find_one_and_update(
+                        {"_id": name},
+                        {"$inc": {"value": 1}},
+                        upsert=True,
+                        return_document=ReturnDocument.AFTER,
+                    )
+                except mongo_errors.DuplicateKeyError:
+                    # Two first increments raced to create the counter: the loser increments
+                    # the winner's document on the next try.
+                    continue
+            if after is not None:  # an upsert returning the document after always has one
+                return int(after["value"])
+        raise ConflictError(f"could not take the next value of the sequence {name!r}")
 
     def update_many(self, kind: str, query: Mapping[str, Any], update: Mapping[str, Any]) -> int:
         """Update every matching document; return how many changed."""

@@ -6,7 +6,9 @@ Lineage graph (:mod:`.graph`)
     ``graph(store_or_catalog, ref, *, direction="up"|"down"|"both", depth=5,
     relations=None, include_deleted=False, max_nodes=1000) -> LineageGraph``;
     ``LineageGraph`` (``to_dict()`` gives the documented JSON shape), ``Node``,
-    ``Edge``, ``RELATIONS``, ``DIRECTIONS``.
+    ``Edge``, ``RELATIONS``, ``DIRECTIONS``, ``MAX_DEPTH``, ``MAX_NODES``. (The
+    name ``graph`` is the function; the module is ``datacatalog.provenance.graph``
+    only through ``sys.modules``, so import its other names from this package.)
 
 Pictures (:mod:`.pictures`), each taking an optional ``link=`` callable mapping a
 ``Node`` to a URL
@@ -19,7 +21,10 @@ A file's upstream view (:mod:`.files`)
     ``lineage(store, file)`` -> ``Lineage``; ``find_file``, ``metadata_chain``.
 
 Exports
-    ``prov_document`` / ``prov_json`` (W3C PROV, :mod:`.provjson`).
+    ``prov_document`` / ``prov_json`` (W3C PROV, :mod:`.provjson`);
+    :mod:`.openlineage` (``lifecycle``, ``export``: run events as JSON Lines);
+    :mod:`.rocrate` (``build``, ``export``: a Process Run Crate);
+    :mod:`.emitter` (``OpenLineageEmitter``: live emission as events happen).
 
 Why two jobs differ (:mod:`.diff`)
     ``diff_jobs`` -> ``JobDiff``.
@@ -34,7 +39,11 @@ from datacatalog.provenance.files import (
     metadata_chain,
 )
 from datacatalog.provenance.graph import (
+    DEFAULT_DEPTH,
+    DEFAULT_MAX_NODES,
     DIRECTIONS,
+    MAX_DEPTH,
+    MAX_NODES,
     RELATIONS,
     Direction,
     Edge,
@@ -57,7 +66,11 @@ from datacatalog.provenance.pictures import (
 from datacatalog.provenance.provjson import NAMESPACE, prov_document, prov_json
 
 __all__ = [
+    "DEFAULT_DEPTH",
+    "DEFAULT_MAX_NODES",
     "DIRECTIONS",
+    "MAX_DEPTH",
+    "MAX_NODES",
     "MAX_UPSTREAM_DEPTH",
     "NAMESPACE",
     "PICTURE_FORMATS",

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from datacatalog import provenance
 from datacatalog.catalog import Catalog
@@ -31,6 +32,38 @@ MEDIA_TYPES = {
     "svg": "image/svg+xml",
     "tree": "text/plain; charset=utf-8",
 }
+
+
+class GraphNodeModel(BaseModel):
+    """One entity of the graph."""
+
+    id: str = Field(description="The entity's UUID.")
+    kind: str = Field(description="job, file, pipeline, reference, sample, ...")
+    label: str
+    depth: int = Field(description="Edges from the root.")
+    attrs: dict[str, Any]
+
+
+class GraphEdgeModel(BaseModel):
+    """One stored link, effect (source) → cause (target)."""
+
+    source: str
+    target: str
+    relation: str
+
+
+class LineageGraphModel(BaseModel):
+    """The lineage graph: flat node and edge lists."""
+
+    root: str
+    direction: Literal["up", "down", "both"]
+    depth: int
+    relations: list[str]
+    truncated: bool = Field(description="True when max_nodes cut the walk short.")
+    frontier: list[str] = Field(description="UUIDs reached but left out by max_nodes.")
+    nodes: list[GraphNodeModel]
+    edges: list[GraphEdgeModel]
+
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "A bad direction, depth, relation or format."},
@@ -51,9 +84,14 @@ def router(catalog: Catalog) -> APIRouter:
         "entity, to `depth` edges, following the given `relation`s (default all). JSON has "
         "flat `nodes` and `edges` lists; `dot`, `mermaid`, `svg` and `tree` are pictures "
         "whose nodes link to their own lineage.",
+        response_model=None,
         responses={
             **_ERRORS,
-            200: {"content": {m.split(";")[0]: {} for m in MEDIA_TYPES.values()}},
+            200: {
+                "model": LineageGraphModel,
+                "description": "The graph (JSON) or its picture.",
+                "content": {m.split(";")[0]: {} for m in MEDIA_TYPES.values() if "json" not in m},
+            },
         },
     )
     def lineage(

@@ -24,14 +24,14 @@ class _Receiver(BaseHTTPRequestHandler):
     received: list[dict[str, Any]]
     paths: list[str]
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server hook name
+    def do_POST(self) -> None:
         length = int(self.headers.get("content-length", 0))
         type(self).received.append(json.loads(self.rfile.read(length)))
         type(self).paths.append(self.path)
         self.send_response(201)
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return None
 
 

@@ -394,6 +394,7 @@ class _Walk:
                 query["_visible"] = {"$ne": False}
             # What comes back is either a node already (at most all of them) or new; one
             # more than the cap is enough to fill the graph and to know it was cut off.
+            # (Past the cap, which of the many matches come back is the server's choice.)
             docs = self._query(holder, query, limit=self.cap + 1)
             for doc in docs:
                 for relation in fields:
@@ -411,13 +412,15 @@ class _Walk:
 
     def _query(self, store_kind: str, query: Mapping[str, Any], *, limit: int) -> list[Document]:
         self.round_trips += 1
-        return self.store.find(
+        # No server-side sort: sorting on ``uuid`` would tempt the planner to walk the
+        # whole uuid index instead of the link fields' indexes. Results are sorted here.
+        found = self.store.find(
             store_kind,
             query,
-            sort=[("uuid", 1)],
             limit=limit,
             projection=_PROJECTION if store_kind == "job" else None,
         )
+        return sorted(found, key=lambda d: str(d["uuid"]))
 
     # -- results ----------------------------------------------------------------------------
 

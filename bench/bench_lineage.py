@@ -150,9 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         and last["down_ms"] <= 1.5 * base["down_ms"]
         and len({(r["up_trips"], r["down_trips"]) for r in rows}) == 1
     )
-    print(
-        f"goal (largest within 1.5x of the baseline, equal round trips): {'met' if ok else 'MISSED'}"
-    )
+    verdict = "met" if ok else "MISSED"
+    print(f"goal (largest within 1.5x of the baseline, equal round trips): {verdict}")
     return 0
 
 

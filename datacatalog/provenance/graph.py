@@ -290,6 +290,12 @@ class _Walk:
                 f"a lineage root must be a UUID or a file path, not {ref!r}", value=str(ref)
             )
         kind = kind_of(ref)
+        if kind is None and not ref.startswith("/") and "://" not in ref:
+            raise InvalidRequestError(
+                f"lineage root {ref!r} is neither a typed UUID nor a file's absolute "
+                "catalog path or URI",
+                value=ref,
+            )
         if kind is None:
             # Not a typed UUID: a file's catalog path or URI.
             doc = file_document(self.store, ref)
@@ -476,7 +482,7 @@ def _label(store_kind: str, doc: Mapping[str, Any]) -> str:
     if store_kind == "pipeline":
         return str(doc.get("id") or doc.get("name") or doc["uuid"])
     if store_kind == "job":
-        return f"job {str(doc['uuid'])[:13]} ({doc.get('state', '?')})"
+        return f"{str(doc['uuid'])[:13]} ({doc.get('state', '?')})"
     if store_kind == "reference":
         return str(doc.get("name") or doc.get("uri") or doc["uuid"])
     return str(doc.get(f"{store_kind}_id") or doc["uuid"])

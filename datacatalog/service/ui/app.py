@@ -20,7 +20,7 @@ from datacatalog.catalog import Catalog
 from datacatalog.errors import DataCatalogError, InvalidRequestError, NotFoundError, mapping_for
 from datacatalog.service.ui.pages import page_routes
 from datacatalog.service.ui.render import Pages
-from datacatalog.service.ui.security import SecurityHeaders
+from datacatalog.service.ui.security import HEADERS, SecurityHeaders
 
 DEFAULT_REFRESH_SECONDS = 5.0
 
@@ -97,14 +97,17 @@ def _install_error_pages(ui: FastAPI, pages: Pages) -> None:
         return error_page(request, exc.status_code, error)
 
     async def unexpected_error(request: Request, exc: Exception) -> HTMLResponse:
-        # The exception's text may name internals: the server log keeps it.
-        return error_page(
+        # The exception's text may name internals: the server log keeps it. This
+        # handler runs outside the middleware, so it adds the security headers itself.
+        response = error_page(
             request,
             500,
             DataCatalogError(
                 f"the page {request.url.path} failed to render; the service log has the details"
             ),
         )
+        response.headers.update(HEADERS)
+        return response
 
     ui.add_exception_handler(DataCatalogError, catalog_error)
     ui.add_exception_handler(RequestValidationError, validation_error)

@@ -168,11 +168,13 @@ class JobQuery:
 
 @dataclass(frozen=True)
 class Label:
-    """How the pages name an entity: its kind, UUID and a readable label."""
+    """How the pages name an entity: its kind, UUID, a readable label, and whether it exists
+    in the catalog (a job's input need not be indexed)."""
 
     kind: str
     uuid: str
     label: str
+    known: bool = True
 
 
 @dataclass(frozen=True)
@@ -384,7 +386,7 @@ def labels(store: Store, uuids: Iterable[str]) -> dict[str, Label]:
             docs = store.find("reference", wanted, projection={"uuid": 1, "uri": 1, "name": 1})
             found = {d["uuid"]: str(d.get("name") or d.get("uri") or d["uuid"]) for d in docs}
         for value in values:
-            out[value] = Label(kind=kind, uuid=value, label=found.get(value, value))
+            out[value] = Label(kind, value, found.get(value, value), known=value in found)
     return out
 
 

@@ -18,6 +18,7 @@ from datacatalog.indexing import IndexingService
 from datacatalog.jobs import Actor, JobService
 from datacatalog.metadata import MetadataRegistry
 from datacatalog.pipelines import PipelineRegistry
+from datacatalog.provenance.emitter import OpenLineageEmitter, from_environment
 from datacatalog.settings import Settings
 from datacatalog.storage import StorageRegistry
 from datacatalog.store import Store, connect
@@ -41,6 +42,12 @@ class Catalog:
         self.pipelines: PipelineRegistry = self.jobs.pipelines
         self.metadata: MetadataRegistry = self.jobs.metadata
         self.indexing = IndexingService(store, jobs=self.jobs, storage=self.storage)
+        # Live OpenLineage emission when DATACATALOG_OPENLINEAGE_URL or _FILE is set.
+        self.openlineage: OpenLineageEmitter | None = from_environment(
+            store, storage=self.storage, data_dir=self.settings.data_dir
+        )
+        if self.openlineage is not None:
+            self.jobs.observers.append(self.openlineage)
 
     @classmethod
     def open(
@@ -61,7 +68,9 @@ class Catalog:
         return cls(store, settings=resolved, actor=actor)
 
     def close(self) -> None:
-        """Release the store."""
+        """Send what OpenLineage events are queued (bounded wait), then release the store."""
+        if self.openlineage is not None:
+            self.openlineage.close()
         self.store.close()
 
     def __enter__(self) -> Catalog:

@@ -35,10 +35,11 @@ Tokens and admin actions
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -76,6 +77,8 @@ from datacatalog.pipelines import PipelineRegistry
 from datacatalog.settings import Settings
 from datacatalog.storage import StorageRegistry
 from datacatalog.store import Document, Store
+
+_log = logging.getLogger(__name__)
 
 MAX_JOB_DATA_BYTES = 1 << 20
 MAX_EVENT_DATA_BYTES = 64 << 10
@@ -459,6 +462,9 @@ class JobService:
         self.pipelines = PipelineRegistry(store)
         self.metadata = MetadataRegistry(store)
         self._secret: str | None = None
+        # Called with each applied event after its write succeeded (live OpenLineage
+        # emission, datacatalog.provenance.emitter); an observer never fails the event.
+        self.observers: list[Callable[[EventResult], None]] = []
 
     # -- tokens -----------------------------------------------------------------------------
 
@@ -760,8 +766,19 @@ class JobService:
             raise InvalidRequestError("event_id must be a string of 1-128 characters")
         who = actor or self.actor
         if row.admin:
-            return self._admin_event(job_uuid, row, payload, event_id, who)
-        return self._apply(job_uuid, row, payload, event_id, who)
+            result = self._admin_event(job_uuid, row, payload, event_id, who)
+        else:
+            result = self._apply(job_uuid, row, payload, event_id, who)
+        self._notify_observers(result)
+        return result
+
+    def _notify_observers(self, result: EventResult) -> None:
+        """Tell the observers about an event whose write succeeded; their failures are logged."""
+        for observer in self.observers:
+            try:
+                observer(result)
+            except Exception:
+                _log.exception("job event observer %r failed", observer)
 
     def _apply(
         self,

@@ -48,6 +48,7 @@ from datacatalog.errors import (
 )
 from datacatalog.jobs import Actor, Job
 from datacatalog.service.limits import BodySizeLimit
+from datacatalog.service.lineage import router as lineage_router
 from datacatalog.service.responses import (
     ErrorResponse,
     EventRequest,
@@ -203,6 +204,7 @@ def create_app(catalog: Catalog) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=catalog.settings.max_body_bytes)
     _install_error_handlers(app)
     _document_400_not_422(app)
+    app.include_router(lineage_router(catalog))
     app.mount(UI_PATH, create_ui(catalog), name="ui")
     jobs = catalog.jobs
 

@@ -55,13 +55,19 @@ COLLECTIONS: dict[str, str] = {
     "audit": "audit",
 }
 
-# (keys, options) per kind; every kind also gets a unique index on ``uuid``.
+# (keys, options) per kind; every kind also gets a unique index on ``uuid``. The link
+# fields (child_of, generated_by, acted_on, acted_using, derived_from, derived_using) are
+# arrays, so their indexes are multikey: they answer the lineage graph's reverse lookups
+# ("what links to these UUIDs?") without a collection scan.
 INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "pipeline": [([("id", 1)], {})],
     "job": [
         ([("state", 1)], {}),
         ([("pipeline_uuid", 1)], {}),
         ([("child_of", 1)], {}),
+        ([("generated_by", 1)], {}),
+        ([("acted_on", 1)], {}),
+        ([("acted_using", 1)], {}),
         ([("agent", 1)], {}),
         ([("_properties.created_date", -1)], {}),
         ([("archive_system", 1), ("archive_path", 1)], {"unique": True}),
@@ -69,10 +75,14 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "file": [
         ([("generated_by", 1)], {}),
         ([("derived_from", 1)], {}),
+        ([("derived_using", 1)], {}),
         ([("storage_system", 1), ("name", 1)], {}),
     ],
     "reference": [([("uri", 1)], {}), ([("name", 1)], {})],
-    "experiment_design": [([("experiment_design_id", 1)], {"unique": True})],
+    "experiment_design": [
+        ([("experiment_design_id", 1)], {"unique": True}),
+        ([("child_of", 1)], {}),
+    ],
     "experiment": [([("experiment_id", 1)], {"unique": True}), ([("child_of", 1)], {})],
     "sample": [([("sample_id", 1)], {"unique": True}), ([("child_of", 1)], {})],
     "measurement": [([("measurement_id", 1)], {"unique": True}), ([("child_of", 1)], {})],

@@ -1,0 +1,91 @@
+"""``GET /lineage/{uuid}`` and ``GET /jobs/{uuid}/export`` over the hand-built catalog."""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+import zipfile
+from pathlib import Path
+
+import pydot
+import pytest
+
+from datacatalog.service import create_app
+from datacatalog.store import Store
+from tests.lineage_catalog import Built, build
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+
+@pytest.fixture
+def built(store: Store, tmp_path: Path) -> Built:
+    return build(store, tmp_path / "data")
+
+
+@pytest.fixture
+def client(built: Built) -> TestClient:
+    return TestClient(create_app(built.catalog))
+
+
+def test_lineage_json_both_ways(built: Built, client: TestClient) -> None:
+    up = client.get(f"/lineage/{built.ids['final']}", params={"depth": 5})
+    assert up.status_code == 200
+    assert {n["id"] for n in up.json()["nodes"]} == {
+        built.ids[n]
+        for n in set(built.ids) - {"summary"}
+    }
+    down = client.get(
+        f"/lineage/{built.ids['raw']}",
+        params=[("direction", "down"), ("relation", "derived_from"), ("relation", "acted_on")],
+    )
+    plain = down.json()
+    assert plain["relations"] == ["acted_on", "derived_from"]
+    assert {n["id"] for n in plain["nodes"]} == {built.ids[n] for n in ("raw", "plot", "job_b")}
+
+
+def test_lineage_pictures_link_their_nodes(built: Built, client: TestClient) -> None:
+    answer = client.get(f"/lineage/{built.ids['plot']}", params={"format": "dot", "depth": 1})
+    assert answer.headers["content-type"].startswith("text/vnd.graphviz")
+    (parsed,) = pydot.graph_from_dot_data(answer.text)
+    urls = {n.get("URL").strip('"') for n in parsed.get_nodes() if n.get("URL")}
+    assert f"/lineage/{built.ids['raw']}?direction=up&depth=1&format=dot" in urls
+    mermaid = client.get(f"/lineage/{built.ids['plot']}", params={"format": "mermaid"})
+    assert mermaid.text.startswith("flowchart BT")
+
+
+def test_lineage_refusals(
+    built: Built, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = client.get(f"/lineage/{built.ids['plot']}", params={"relation": "made_by"})
+    assert bad.status_code == 400 and "unknown relation" in bad.json()["error"]["message"]
+    assert client.get(f"/lineage/{built.ids['plot']}", params={"depth": -1}).status_code == 400
+    missing = client.get("/lineage/10700000-0000-5000-8000-000000000000")
+    assert missing.status_code == 404
+    monkeypatch.setenv("PATH", "")
+    svg = client.get(f"/lineage/{built.ids['plot']}", params={"format": "svg"})
+    assert svg.status_code == 503 and "Graphviz" in svg.json()["error"]["message"]
+
+
+def test_job_exports(built: Built, client: TestClient) -> None:
+    job_uuid = built.ids["job_a"]
+    prov = client.get(f"/jobs/{job_uuid}/export")
+    assert f"dc:{job_uuid}" in prov.json()["activity"]
+    built.catalog.jobs.send(job_uuid, "run")
+    built.catalog.jobs.send(job_uuid, "finish")
+    events = client.get(f"/jobs/{job_uuid}/export", params={"format": "openlineage"})
+    assert events.headers["content-type"] == "application/x-ndjson"
+    kinds = [json.loads(line)["eventType"] for line in events.text.splitlines()]
+    assert kinds == ["START", "COMPLETE"]
+    crate = client.get(f"/jobs/{job_uuid}/export", params={"format": "ro-crate"})
+    assert crate.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(crate.content)) as archive:
+        metadata = json.loads(archive.read("ro-crate-metadata.json"))
+    ids = {e["@id"] for e in metadata["@graph"]}
+    assert f"urn:uuid:{job_uuid}" in ids
+    refused = client.get(f"/jobs/{built.ids['job_b']}/export", params={"format": "ro-crate"})
+    assert refused.status_code == 400 and "CREATED" in refused.json()["error"]["message"]
+    wrong = client.get(f"/jobs/{job_uuid}/export", params={"with_files": True})
+    assert wrong.status_code == 400

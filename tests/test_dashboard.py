@@ -383,6 +383,26 @@ def test_job_prov_download(ui: UI) -> None:
     assert f"dc:{b.indexed.uuid}" in document["activity"]
 
 
+def test_job_exports_openlineage_and_ro_crate(ui: UI) -> None:
+    b = ui.built
+    events = ui.get(f"/jobs/{b.indexed.uuid}/openlineage.jsonl")
+    assert events.status_code == 200
+    assert events.headers["content-disposition"].startswith("attachment;")
+    lines = [json.loads(line) for line in events.text.splitlines()]
+    assert [e["eventType"] for e in lines][:2] == ["START", "COMPLETE"]
+    assert {e["run"]["runId"] for e in lines} == {b.indexed.uuid}
+    crate = ui.get(f"/jobs/{b.indexed.uuid}/ro-crate.zip")
+    assert crate.status_code == 200 and crate.headers["content-type"] == "application/zip"
+    assert crate.content[:2] == b"PK"
+    text = ui.get(f"/jobs/{b.indexed.uuid}").text
+    assert f'href="/ui/jobs/{b.indexed.uuid}/ro-crate.zip"' in text
+    # A run that is not over has no crate: the link is not offered, the route explains.
+    assert "ro-crate.zip" not in ui.get(f"/jobs/{b.running.uuid}").text
+    assert "an RO-Crate describes a finished run" in is_page(
+        ui.get(f"/jobs/{b.running.uuid}/ro-crate.zip"), 400
+    )
+
+
 def test_unknown_deleted_and_malformed_jobs_get_clear_pages(ui: UI) -> None:
     b = ui.built
     missing = "107" + b.running.uuid[3:-4] + "0000"
@@ -395,6 +415,59 @@ def test_unknown_deleted_and_malformed_jobs_get_clear_pages(ui: UI) -> None:
     assert "not a pipelinejob UUID" in text or "job" in text
     text = is_page(ui.get("/jobs/<script>"), 400)
     assert "<script>" not in text.replace('<script src="/ui/static/dashboard.js" defer>', "")
+
+
+# -- lineage pictures ------------------------------------------------------------------------
+
+
+def picture_links(text: str) -> list[str]:
+    found = re.search(
+        r"<div class=\"lineage-picture\" data-lineage-picture>(.*?)</div>", text, re.S
+    )
+    assert found is not None, "no lineage picture"
+    svg = found.group(1)
+    assert "<script" not in svg.lower()
+    return re.findall(r'xlink:href="([^"]+)"', svg)
+
+
+def test_job_page_draws_its_lineage_with_each_node_linked(ui: UI) -> None:
+    b = ui.built
+    text = ui.get(f"/jobs/{b.indexed.uuid}").text
+    links = picture_links(text)
+    for target in (
+        f"/ui/files/{b.text_file.uuid}",
+        f"/ui/files/{b.csv_file.uuid}",
+        f"/ui/pipelines/{b.plot_uuid}",
+        f"/ui/metadata/{M2}",
+        f"/ui/jobs/{b.reader.uuid}",  # downstream: it reads the text file
+    ):
+        assert target in links, target
+    # The hostile file name is SVG text, escaped, never markup.
+    assert "&lt;script&gt;alert(&#39;name&#39;)&lt;script&gt; &amp; &lt;b&gt;x.txt" in text
+
+
+def test_file_page_draws_its_lineage(ui: UI) -> None:
+    b = ui.built
+    links = picture_links(ui.get(f"/files/{b.csv_file.uuid}").text)
+    assert f"/ui/files/{b.text_file.uuid}" in links
+    assert f"/ui/jobs/{b.indexed.uuid}" in links
+
+
+def test_without_graphviz_the_pages_keep_their_lists(
+    ui: UI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datacatalog import provenance
+    from datacatalog.errors import UnavailableError
+
+    def no_dot(*_: Any, **__: Any) -> str:
+        raise UnavailableError("SVG pictures need the Graphviz 'dot' program")
+
+    monkeypatch.setattr(provenance, "to_svg", no_dot)
+    b = ui.built
+    text = is_page(ui.get(f"/jobs/{b.indexed.uuid}"))
+    assert "data-lineage-picture" not in text
+    assert "No picture: SVG pictures need the Graphviz" in text
+    assert f'href="/ui/files/{b.csv_file.uuid}"' in text.split("<h3>Downstream</h3>", 1)[1]
 
 
 # -- a file ----------------------------------------------------------------------------------

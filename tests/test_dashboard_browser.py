@@ -33,6 +33,7 @@ import uvicorn
 from datacatalog import demo
 from datacatalog.catalog import Catalog
 from datacatalog.jobs import Actor
+from datacatalog.provenance import node_id
 from datacatalog.service import create_app
 from datacatalog.service.server import listen
 from datacatalog.settings import Settings
@@ -201,17 +202,23 @@ def test_jobs_filter_job_history_files_and_a_file_page(tab: Tab, built: Built) -
     expect(page.locator(".state-line [data-badge]")).to_have_text("FINISHED")
     tab.shot("job")
 
-    # The job's lineage: follow its output to the file's page.
-    page.locator(".lineage-lists a", has_text="table.csv").first.click()
+    # The job's lineage picture: click its output's node, land on the file's page.
+    picture = page.locator("[data-lineage-picture] svg")
+    expect(picture).to_be_visible()
+    page.locator(f"[data-lineage-picture] g#{node_id(built.csv_file.uuid)} a").click()
     page.wait_for_url(f"**/ui/files/{built.csv_file.uuid}")
     expect(page.locator("h1")).to_contain_text("table.csv")
     expect(page.locator("dd code.hash")).to_have_text(str(built.csv_file.sha256))
     tab.shot("file")
 
-    # Upstream from there: the file it was derived from, whose hostile name stays text.
-    page.locator(".lineage-lists a", has_text="alert('name')").first.click()
+    # Upstream from there, in its own picture: the file it was derived from, whose
+    # hostile name is drawn as text.
+    node = page.locator(f"[data-lineage-picture] g#{node_id(built.text_file.uuid)}")
+    expect(node.locator("text")).to_have_text(HOSTILE_NAME)
+    node.locator("a").click()
     page.wait_for_url(f"**/ui/files/{built.text_file.uuid}")
     expect(page.locator("h1 code.path")).to_have_text(built.text_file.name)
+    assert page.evaluate("document.querySelectorAll('script').length") == 1  # ours only
 
 
 def test_pipelines_metadata_and_search_pages(tab: Tab, built: Built) -> None:

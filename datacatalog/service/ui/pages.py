@@ -6,6 +6,8 @@ path (under the mount point)    page
 ``/``                           jobs: filters, sorting, keyset paging, live states
 ``/jobs/{uuid}``                a job: identity, state, timeline, files, lineage
 ``/jobs/{uuid}/prov.json``      the job as W3C PROV-JSON (a download)
+``/jobs/{uuid}/openlineage...``  its OpenLineage run events, JSON Lines (a download)
+``/jobs/{uuid}/ro-crate.zip``   its Process Run Crate, metadata only (a download)
 ``/files/{uuid}``               a file: record, storage, lineage up and down
 ``/pipelines``, ``/{uuid}``     pipelines, and one pipeline with its newest jobs
 ``/metadata``, ``/{uuid}``      metadata trees, and one entity with its children and jobs
@@ -18,6 +20,9 @@ Routes are plain functions (the store blocks; FastAPI runs them in its thread po
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -31,10 +36,11 @@ from datacatalog.identifiers import require_kind
 from datacatalog.indexing import file_document
 from datacatalog.jobs import HistoryEntry, Job, job_document
 from datacatalog.metadata import ID_FIELDS, LEVELS, PARENTS
-from datacatalog.service.ui import details, queries
+from datacatalog.provenance import openlineage, rocrate
+from datacatalog.service.ui import details, pictures, queries
 from datacatalog.service.ui.queries import JobPage, JobQuery
 from datacatalog.service.ui.render import Pages
-from datacatalog.service.ui.search import search
+from datacatalog.service.ui.search import page_path, search
 
 FILES_PER_PAGE = 200
 JOBS_PER_ENTITY = 50
@@ -128,12 +134,29 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             file_count=queries.file_counts(store, [job.uuid]).get(job.uuid, 0),
             relative=lambda name: details.relative_name(job.archive_path, name),
             live=job.state in queries.LIVE_STATES,
+            picture=pictures.picture(store, job.uuid, link=_linker(request)),
+            rocrate=job.state in rocrate.FINISHED_STATES,
         )
 
     @router.get("/jobs/{job_uuid}/prov.json")
     def job_prov(job_uuid: str) -> Response:
         job_document(store, job_uuid)  # a deleted or unknown job is not exported
         return _download(provenance.prov_json(store, job_uuid), f"{job_uuid}.prov.json")
+
+    @router.get("/jobs/{job_uuid}/openlineage.jsonl")
+    def job_openlineage(job_uuid: str) -> Response:
+        job_document(store, job_uuid)
+        body = openlineage.export(store, job_uuid, storage=catalog.storage)
+        return _download(body, f"{job_uuid}.openlineage.jsonl", "application/x-ndjson")
+
+    @router.get("/jobs/{job_uuid}/ro-crate.zip")
+    def job_rocrate(job_uuid: str) -> Response:
+        job_document(store, job_uuid)
+        with tempfile.TemporaryDirectory(prefix="datacatalog-crate-") as scratch:
+            target = Path(scratch) / f"{job_uuid}.zip"
+            rocrate.export(store, job_uuid, target, storage=catalog.storage)
+            content = target.read_bytes()
+        return _download(content, f"{job_uuid}-ro-crate.zip", "application/zip")
 
     @router.get("/files/{file_uuid}", response_class=HTMLResponse)
     def file_page(request: Request, file_uuid: str) -> HTMLResponse:
@@ -163,6 +186,7 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             downstream=below,
             system_url=details.location(url, "") if url else None,
             location=details.location(url, record["name"]),
+            picture=pictures.picture(store, record["uuid"], link=_linker(request)),
         )
 
     @router.get("/pipelines", response_class=HTMLResponse)
@@ -246,7 +270,18 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
     return router
 
 
-def _download(body: str, filename: str, media_type: str = "application/json") -> Response:
+def _linker(request: Request) -> Callable[[str], str | None]:
+    """Links to the dashboard's pages as seen from ``request`` (its mount point)."""
+    base = str(request.scope.get("root_path", "")).rstrip("/")
+
+    def link(uuid: str) -> str | None:
+        path = page_path(uuid)
+        return base + path if path is not None else None
+
+    return link
+
+
+def _download(body: str | bytes, filename: str, media_type: str = "application/json") -> Response:
     return Response(
         body,
         media_type=media_type,

@@ -54,6 +54,22 @@ def test_after_asks_for_the_rows_past_the_cursor_in_the_sort_order() -> None:
     }
 
 
+def test_after_puts_the_filter_into_every_branch() -> None:
+    # MongoDB merges the branches in index order only when the filter is inside them.
+    found = after(Cursor((WHEN, "107a")), KEYS, within={"state": "RUNNING"})
+    assert found == {
+        "$or": [
+            {"$and": [{"state": "RUNNING"}, {"_properties.created_date": {"$lt": WHEN}}]},
+            {
+                "$and": [
+                    {"state": "RUNNING"},
+                    {"_properties.created_date": WHEN, "uuid": {"$gt": "107a"}},
+                ]
+            },
+        ]
+    }
+
+
 def test_job_query_defaults_and_params() -> None:
     query = JobQuery.from_params({"state": " running ", "limit": "100", "sample": ""})
     assert query.state == "RUNNING" and query.limit == 100 and query.sample is None

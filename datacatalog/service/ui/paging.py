@@ -89,13 +89,20 @@ def reversed_keys(keys: SortKeys) -> list[tuple[str, int]]:
     return [(field, -direction) for field, direction in keys]
 
 
-def after(cursor: Cursor, keys: SortKeys) -> dict[str, Any]:
-    """A query for the rows strictly after ``cursor`` in the order ``keys``."""
+def after(
+    cursor: Cursor, keys: SortKeys, *, within: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A query for the rows matching ``within`` strictly after ``cursor`` in ``keys`` order.
+
+    The filter goes into every branch of the ``$or`` rather than around it: MongoDB then
+    plans each branch on the sort order's index and merges them in order (reading one
+    page), where an ``$and`` around the ``$or`` makes it scan the index up to the cursor.
+    """
     branches: list[dict[str, Any]] = []
     for i, (field, direction) in enumerate(keys):
         branch: dict[str, Any] = {f: cursor.values[j] for j, (f, _) in enumerate(keys[:i])}
         branch[field] = {"$gt" if direction > 0 else "$lt": cursor.values[i]}
-        branches.append(branch)
+        branches.append({"$and": [dict(within), branch]} if within else branch)
     return branches[0] if len(branches) == 1 else {"$or": branches}
 
 

@@ -221,14 +221,14 @@ def job_page(
     base = job_filter(store, query)
     backwards = bool(before_cursor)
     order = reversed_keys(keys) if backwards else list(keys)
-    clauses = [base]
+    condition = base
     given = before_cursor or after_cursor
     if given:
         cursor = Cursor.decode(given, keys=keys, where="before" if backwards else "after")
-        clauses.append(after(cursor, order))
+        condition = after(cursor, order, within=base)
     docs = store.find(
         "job",
-        clauses[0] if len(clauses) == 1 else {"$and": clauses},
+        condition,
         sort=order,
         limit=query.limit + 1,
         projection=_LISTING_FIELDS,

@@ -11,6 +11,7 @@ import json
 import re
 import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -370,6 +371,96 @@ def test_job_page_pages_through_many_files(ui: UI, monkeypatch: pytest.MonkeyPat
     second = ui.client.get(html.unescape(link.group(1))).text
     assert "table.csv" not in first.split('<table class="files">')[1].split("</table>")[0]
     assert "table.csv" in second.split('<table class="files">')[1].split("</table>")[0]
+
+
+def test_job_page_shows_the_lease_holder(ui: UI, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datacatalog import schemas
+    from datacatalog.clock import utc_now
+
+    b = ui.built
+    held = ui.get(f"/jobs/{b.running.uuid}").text.split("Held by", 1)[1].split("</dd>", 1)[0]
+    assert "(run event)" in held  # no lease recorded: whoever sent run
+    # A lease as the stage driver records it on the job (the field belongs to the
+    # driver's schema, so its write is not validated here).
+    checked = schemas.validate_fragment
+    monkeypatch.setattr(
+        schemas,
+        "validate_fragment",
+        lambda kind, path, value, **kw: (
+            None if path == "lease" else checked(kind, path, value, **kw)
+        ),
+    )
+    now = utc_now()
+    lease = {"holder": "driver-<1>", "kind": "driver", "host": "node7", "pid": 42,
+             "since": now, "expires": now - timedelta(seconds=1)}  # fmt: skip
+    b.store.update("job", {"uuid": b.running.uuid}, {"$set": {"lease": lease}})
+    text = ui.get(f"/jobs/{b.running.uuid}").text
+    held = text.split("Held by", 1)[1].split("</dd>", 1)[0]
+    assert "driver-&lt;1&gt;" in held and "node7" in held and "(lease)" in held
+    assert "the lease has lapsed" in held
+
+
+def test_job_page_shows_workflow_executions_when_there_are_some(
+    ui: UI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datacatalog import schemas
+    from datacatalog.clock import utc_now
+    from datacatalog.identifiers import random_uuid
+    from datacatalog.service.ui import executions
+    from datacatalog.store import COLLECTIONS
+
+    b = ui.built
+    assert "Workflow executions" not in ui.get(f"/jobs/{b.running.uuid}").text
+    # The workflow runner's kinds, as a build with it registers them (their schemas
+    # belong to the runner, so writes of them are not validated here).
+    monkeypatch.setitem(COLLECTIONS, executions.EXECUTION_KIND, "workflow_executions")
+    monkeypatch.setitem(COLLECTIONS, executions.TASK_KIND, "workflow_tasks")
+    checked = schemas.validate
+    monkeypatch.setattr(
+        schemas,
+        "validate",
+        lambda kind, doc: (
+            None
+            if kind in (executions.EXECUTION_KIND, executions.TASK_KIND)
+            else checked(kind, doc)
+        ),
+    )
+    now = utc_now()
+    execution = random_uuid("generic")
+    b.store.insert(
+        executions.EXECUTION_KIND,
+        {"uuid": execution, "job_uuid": b.running.uuid, "workflow_name": "diamond",
+         "status": "failed", "reason": "task_failed", "created_at": now, "started_at": now,
+         "ended_at": now, "error": {"type": "ValueError", "message": "<script>bad</script>",
+                                    "task": "right"}},
+    )  # fmt: skip
+    for position, (name, status, after, attempts) in enumerate(
+        [
+            ("left", "success", [], 1),
+            ("right", "failed", [], 3),
+            ("join", "pending", ["left", "right"], 0),
+        ]
+    ):
+        b.store.insert(
+            executions.TASK_KIND,
+            {"uuid": random_uuid("generic"), "execution_id": execution, "name": name,
+             "position": position, "operation": f"examples.diamond:{name}",
+             "dependencies": after, "status": status, "attempts": attempts, "max_attempts": 3,
+             "ignore_failure": False, "started_at": now, "ended_at": now,
+             "error": {"type": "ValueError", "message": "<script>bad</script>", "traceback": "t"}
+             if status == "failed" else None, "message": None},
+        )  # fmt: skip
+    text = is_page(ui.get(f"/jobs/{b.running.uuid}"))
+    section = text.split('<section class="executions">', 1)[1].split("</section>", 1)[0]
+    assert "diamond" in section and "task_failed" in section
+    assert re.findall(r'<tr data-task="(\w+)">', section) == ["left", "right", "join"]
+    assert "3 / 3" in section and "left, right" in section
+    assert "&lt;script&gt;bad&lt;/script&gt;" in section and "<script>bad" not in section
+    graph = re.search(r"data-task-graph>(.*?)</div>", section, re.S)
+    assert (
+        graph is not None and "join" in graph.group(1) and "failed · attempts 3/3" in graph.group(1)
+    )
+    assert "Workflow executions" not in ui.get(f"/jobs/{b.indexed.uuid}").text
 
 
 def test_job_prov_download(ui: UI) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -98,13 +98,20 @@ def test_last_verify_is_the_newest_verify_update() -> None:
 
 
 def test_the_holder_is_the_lease_or_the_sender_of_run() -> None:
+    later = WHEN + timedelta(minutes=5)
     history = [entry("run", {}, agent="a", host="h", pid=7), entry("update", {})]
-    held = details.holder({"state": "RUNNING"}, history)
+    held = details.holder({"state": "RUNNING"}, history, now=later)
     assert held is not None and held.fields == {"agent": "a", "host": "h", "pid": 7}
-    assert held.source == "run event" and held.since == WHEN
-    leased = details.holder({"state": "RUNNING", "lease": {"holder": "x", "since": WHEN}}, [])
+    assert held.source == "run event" and held.since == WHEN and not held.lapsed
+    lease = {"holder": "x", "kind": "driver", "since": WHEN, "expires": later}
+    leased = details.holder({"state": "RUNNING", "lease": lease}, [], now=WHEN)
     assert leased is not None and leased.source == "lease" and leased.since == WHEN
-    assert details.holder({"state": "FINISHED"}, history) is None
+    assert not leased.lapsed
+    lapsed = details.holder(
+        {"state": "RUNNING", "lease": lease}, [], now=later + timedelta(seconds=1)
+    )
+    assert lapsed is not None and lapsed.lapsed
+    assert details.holder({"state": "FINISHED", "lease": None}, history, now=later) is None
 
 
 def test_a_location_never_shows_a_password() -> None:

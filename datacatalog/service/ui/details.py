@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from datacatalog import states
+from datacatalog.clock import as_utc
 from datacatalog.jobs import HistoryEntry
 
 MAX_TIMELINE = 1000
@@ -39,6 +40,7 @@ class Holder:
     source: str  # "lease" or "run event"
     fields: dict[str, Any]
     since: datetime | None
+    lapsed: bool = False  # the lease expired without being renewed (its holder may be gone)
 
 
 @dataclass(frozen=True)
@@ -67,19 +69,23 @@ def next_events(state: str) -> list[NextEvent]:
     ]
 
 
-def holder(document: Mapping[str, Any], history: Sequence[HistoryEntry]) -> Holder | None:
-    """Who holds the job while it runs (None when it is not running).
+def holder(
+    document: Mapping[str, Any], history: Sequence[HistoryEntry], *, now: datetime
+) -> Holder | None:
+    """Who holds the job (None when nobody does and it is not running).
 
-    A recorded ``lease`` (a mapping on the job) is shown as it is; without one, the
-    sender of the latest ``run`` event is the holder.
+    A recorded ``lease`` (the job's ``lease`` field: holder, kind, host, pid, since,
+    expires, ...) is shown as it is, marked lapsed once ``expires`` is before ``now``;
+    without one, the sender of the latest ``run`` event of a running job is the holder.
     """
     lease = document.get("lease")
     if isinstance(lease, Mapping) and lease:
-        since = lease.get("since") or lease.get("acquired")
+        since, expires = lease.get("since"), lease.get("expires")
         return Holder(
             source="lease",
             fields={str(k): v for k, v in lease.items()},
             since=since if isinstance(since, datetime) else None,
+            lapsed=isinstance(expires, datetime) and as_utc(expires) < as_utc(now),
         )
     if document.get("state") != "RUNNING":
         return None

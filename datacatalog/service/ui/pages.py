@@ -31,13 +31,14 @@ from starlette.responses import HTMLResponse
 
 from datacatalog import provenance
 from datacatalog.catalog import Catalog
+from datacatalog.clock import utc_now
 from datacatalog.errors import DataCatalogError, InvalidRequestError, NotFoundError, mapping_for
 from datacatalog.identifiers import require_kind
 from datacatalog.indexing import file_document
 from datacatalog.jobs import HistoryEntry, Job, job_document
 from datacatalog.metadata import ID_FIELDS, LEVELS, PARENTS
 from datacatalog.provenance import openlineage, rocrate
-from datacatalog.service.ui import details, pictures, queries
+from datacatalog.service.ui import details, executions, pictures, queries
 from datacatalog.service.ui.queries import JobPage, JobQuery
 from datacatalog.service.ui.render import Pages
 from datacatalog.service.ui.search import page_path, search
@@ -123,7 +124,7 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             pipeline=store.get("pipeline", {"uuid": job.pipeline_uuid}),
             chain=provenance.metadata_chain(store, job.child_of),
             next_events=details.next_events(job.state),
-            holder=details.holder(document, history),
+            holder=details.holder(document, history, now=utc_now()),
             verify=details.last_verify(history),
             entries=entries,
             left_out=left_out,
@@ -136,6 +137,8 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             live=job.state in queries.LIVE_STATES,
             picture=pictures.picture(store, job.uuid, link=_linker(request)),
             rocrate=job.state in rocrate.FINISHED_STATES,
+            executions=executions.executions(store, job.uuid),
+            max_executions=executions.MAX_EXECUTIONS,
         )
 
     @router.get("/jobs/{job_uuid}/prov.json")

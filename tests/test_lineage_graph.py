@@ -295,5 +295,7 @@ def test_unknown_and_unsupported_roots(built: Built) -> None:
         provenance.graph(built.catalog, typed_uuid("nothing", "upload"))
     with pytest.raises(NotFoundError):
         provenance.graph(built.catalog, "/nowhere/x.csv")
+    with pytest.raises(InvalidRequestError, match="neither a typed UUID"):
+        provenance.graph(built.catalog, "sample-1")
     with pytest.raises(InvalidRequestError, match="Store or a Catalog"):
         provenance.graph(object(), built.ids["final"])

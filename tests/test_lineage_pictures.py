@@ -126,3 +126,10 @@ def test_svg_has_a_linked_group_per_node(upstream: LineageGraph) -> None:
     assert {provenance.node_id(n.id) for n in upstream.nodes} <= ids
     hrefs = {a.get(f"{{{ns['xlink']}}}href") for a in root.iterfind(".//svg:a", ns)}
     assert {_link(n) for n in upstream.nodes} <= hrefs
+    # A query string survives as XML (dot copies URLs as they are).
+    amp = provenance.to_svg(upstream, link=lambda n: f"/x?id={n.id}&f=svg")
+    hrefs = {
+        a.get(f"{{{ns['xlink']}}}href")
+        for a in ElementTree.fromstring(amp).iterfind(".//svg:a", ns)
+    }
+    assert f"/x?id={upstream.root}&f=svg" in hrefs

@@ -11,6 +11,7 @@ from pathlib import Path
 import pydot
 import pytest
 
+from datacatalog import provenance
 from datacatalog.service import create_app
 from datacatalog.store import Store
 from tests.lineage_catalog import Built, build
@@ -88,3 +89,11 @@ def test_job_exports(built: Built, client: TestClient) -> None:
     assert refused.status_code == 400 and "CREATED" in refused.json()["error"]["message"]
     wrong = client.get(f"/jobs/{job_uuid}/export", params={"with_files": True})
     assert wrong.status_code == 400
+
+
+@pytest.mark.skipif(not provenance.dot_available(), reason="Graphviz dot is not installed")
+def test_lineage_svg_when_dot_is_installed(built: Built, client: TestClient) -> None:
+    answer = client.get(f"/lineage/{built.ids['plot']}", params={"format": "svg", "depth": 1})
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/svg+xml"
+    assert answer.text.lstrip().startswith(("<?xml", "<svg", "<!DOCTYPE"))
+    assert f"/lineage/{built.ids['raw']}?direction=up&amp;depth=1&amp;format=svg" in answer.text

@@ -290,6 +290,12 @@ class _Walk:
                 f"a lineage root must be a UUID or a file path, not {ref!r}", value=str(ref)
             )
         kind = kind_of(ref)
+        if kind is None and not ref.startswith("/") and "://" not in ref:
+            raise InvalidRequestError(
+                f"lineage root {ref!r} is neither a typed UUID nor a file's absolute "
+                "catalog path or URI",
+                value=ref,
+            )
         if kind is None:
             # Not a typed UUID: a file's catalog path or URI.
             doc = file_document(self.store, ref)
@@ -394,6 +400,7 @@ class _Walk:
                 query["_visible"] = {"$ne": False}
             # What comes back is either a node already (at most all of them) or new; one
             # more than the cap is enough to fill the graph and to know it was cut off.
+            # (Past the cap, which of the many matches come back is the server's choice.)
             docs = self._query(holder, query, limit=self.cap + 1)
             for doc in docs:
                 for relation in fields:
@@ -411,13 +418,15 @@ class _Walk:
 
     def _query(self, store_kind: str, query: Mapping[str, Any], *, limit: int) -> list[Document]:
         self.round_trips += 1
-        return self.store.find(
+        # No server-side sort: sorting on ``uuid`` would tempt the planner to walk the
+        # whole uuid index instead of the link fields' indexes. Results are sorted here.
+        found = self.store.find(
             store_kind,
             query,
-            sort=[("uuid", 1)],
             limit=limit,
             projection=_PROJECTION if store_kind == "job" else None,
         )
+        return sorted(found, key=lambda d: str(d["uuid"]))
 
     # -- results ----------------------------------------------------------------------------
 
@@ -473,7 +482,7 @@ def _label(store_kind: str, doc: Mapping[str, Any]) -> str:
     if store_kind == "pipeline":
         return str(doc.get("id") or doc.get("name") or doc["uuid"])
     if store_kind == "job":
-        return f"job {str(doc['uuid'])[:13]} ({doc.get('state', '?')})"
+        return f"{str(doc['uuid'])[:13]} ({doc.get('state', '?')})"
     if store_kind == "reference":
         return str(doc.get("name") or doc.get("uri") or doc["uuid"])
     return str(doc.get(f"{store_kind}_id") or doc["uuid"])

@@ -12,6 +12,7 @@ by the Graphviz ``dot`` program: :func:`to_svg` refuses with a clear
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import shutil
@@ -188,8 +189,17 @@ def to_svg(result: LineageGraph, *, link: Link | None = None) -> str:
             "the dot or mermaid format instead",
             program="dot",
         )
+    escaped: Link | None = None
+    if link is not None:
+        given = link
+
+        def escaped(node: Node) -> str | None:
+            # dot copies URLs into the SVG as they are; an "&" there is not XML.
+            url = given(node)
+            return html.escape(url, quote=True) if url else url
+
     try:
-        svg = to_digraph(result, link=link).pipe(format="svg", encoding="utf-8")
+        svg = to_digraph(result, link=escaped).pipe(format="svg", encoding="utf-8")
     except (graphviz.ExecutableNotFound, graphviz.CalledProcessError) as exc:
         raise UnavailableError(f"Graphviz 'dot' could not draw the graph: {exc}") from exc
     return str(svg)

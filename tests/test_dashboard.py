@@ -699,12 +699,12 @@ def test_unknown_pages_and_methods_get_html_error_pages(ui: UI) -> None:
 
 
 def test_an_unexpected_failure_is_a_plain_500_page(ui: UI, monkeypatch: pytest.MonkeyPatch) -> None:
-    from datacatalog.service.ui import queries
+    from datacatalog.service.ui import lookups
 
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(queries, "metadata_entity", broken)
+    monkeypatch.setattr(lookups, "metadata_entity", broken)
     with TestClient(create_app(ui.built.catalog), raise_server_exceptions=False) as client:
         response = client.get(f"/ui/metadata/{S1}")
     text = is_page(response, 500)

@@ -35,7 +35,8 @@ def test_lineage_json_both_ways(built: Built, client: TestClient) -> None:
     up = client.get(f"/lineage/{built.ids['final']}", params={"depth": 5})
     assert up.status_code == 200
     assert {n["id"] for n in up.json()["nodes"]} == {
-        built.ids[n] for n in set(built.ids) - {"summary"}
+        built.ids[n]
+        for n in set(built.ids) - {"summary"}
     }
     down = client.get(
         f"/lineage/{built.ids['raw']}",

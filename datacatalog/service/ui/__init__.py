@@ -7,9 +7,12 @@ nothing fetched from elsewhere, so it works offline. ``datacatalog serve`` mount
 
 Modules: :mod:`~datacatalog.service.ui.app` (the application and its error pages),
 :mod:`~datacatalog.service.ui.pages` (the routes), :mod:`~datacatalog.service.ui.queries`
-(the read-only queries), :mod:`~datacatalog.service.ui.paging` (keyset paging),
+(the jobs listing), :mod:`~datacatalog.service.ui.lookups` (the other pages' reads),
+:mod:`~datacatalog.service.ui.paging` (keyset paging),
 :mod:`~datacatalog.service.ui.details` (what the pages derive from documents),
 :mod:`~datacatalog.service.ui.search` (the search box),
+:mod:`~datacatalog.service.ui.pictures` (lineage pictures),
+:mod:`~datacatalog.service.ui.executions` (workflow executions),
 :mod:`~datacatalog.service.ui.render` (templates) and
 :mod:`~datacatalog.service.ui.security` (security headers).
 """

@@ -38,7 +38,7 @@ from datacatalog.indexing import file_document
 from datacatalog.jobs import HistoryEntry, Job, job_document
 from datacatalog.metadata import ID_FIELDS, LEVELS, PARENTS
 from datacatalog.provenance import openlineage, rocrate
-from datacatalog.service.ui import details, executions, pictures, queries
+from datacatalog.service.ui import details, executions, lookups, pictures, queries
 from datacatalog.service.ui.queries import JobPage, JobQuery
 from datacatalog.service.ui.render import Pages
 from datacatalog.service.ui.search import page_path, search
@@ -106,10 +106,10 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
         document = job_document(store, job_uuid, history=True)
         history = [HistoryEntry.from_document(e) for e in document.get("history", [])]
         job = Job.from_document(document)
-        files, more_files = queries.job_files(
+        files, more_files = lookups.job_files(
             store, job.uuid, after_name=files_after or None, limit=FILES_PER_PAGE
         )
-        names = queries.labels(
+        names = lookups.labels(
             store,
             [job.pipeline_uuid, *job.child_of, *job.acted_on, *job.acted_using, *job.generated_by],
         )
@@ -166,8 +166,8 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
         require_kind(file_uuid, "file", what="file")
         record = file_document(store, file_uuid)
         upstream = provenance.lineage(store, file_uuid)
-        below = queries.downstream(store, file_uuid)
-        names = queries.labels(
+        below = lookups.downstream(store, file_uuid)
+        names = lookups.labels(
             store,
             [
                 *(job["pipeline_uuid"] for job in upstream.jobs),
@@ -199,8 +199,8 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             "pipelines.html",
             title="Pipelines",
             nav="pipelines",
-            pipelines=catalog.pipelines.find(limit=queries.MAX_CHILDREN),
-            limit=queries.MAX_CHILDREN,
+            pipelines=catalog.pipelines.find(limit=lookups.MAX_CHILDREN),
+            limit=lookups.MAX_CHILDREN,
         )
 
     @router.get("/pipelines/{pipeline_uuid}", response_class=HTMLResponse)
@@ -223,14 +223,14 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             "metadata.html",
             title="Metadata",
             nav="metadata",
-            tops={kind: queries.roots(store, kind) for kind in LEVELS},
+            tops={kind: lookups.roots(store, kind) for kind in LEVELS},
             id_fields=ID_FIELDS,
-            limit=queries.MAX_CHILDREN,
+            limit=lookups.MAX_CHILDREN,
         )
 
     @router.get("/metadata/{entity_uuid}", response_class=HTMLResponse)
     def entity_page(request: Request, entity_uuid: str) -> HTMLResponse:
-        entity = queries.metadata_entity(store, entity_uuid)
+        entity = lookups.metadata_entity(store, entity_uuid)
         kind = entity["kind"]
         ancestors = provenance.metadata_chain(store, list(entity.get("child_of", [])))
         skip = {"uuid", "kind", ID_FIELDS[kind], "child_of", "_properties", "_visible"}
@@ -246,12 +246,12 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             ancestors=list(reversed(ancestors)),
             parent_kind=PARENTS[kind],
             extras={k: v for k, v in entity.items() if k not in skip},
-            children=queries.children(store, entity["uuid"]),
+            children=lookups.children(store, entity["uuid"]),
             id_fields=ID_FIELDS,
             rows=queries.jobs_of(store, "child_of", entity["uuid"], limit=JOBS_PER_ENTITY),
             jobs_filter={filter_name: entity["uuid"]},
             limit=JOBS_PER_ENTITY,
-            children_limit=queries.MAX_CHILDREN,
+            children_limit=lookups.MAX_CHILDREN,
         )
 
     @router.get("/search", response_class=HTMLResponse)

@@ -88,3 +88,18 @@ def test_wheel_metadata(wheel: zipfile.ZipFile) -> None:
     assert "pymongo>=4.9" in metadata.get_all("Requires-Dist", [])
     entry_points = wheel.read(prefix + "entry_points.txt").decode()
     assert "datacatalog = datacatalog.cli:main" in entry_points
+
+
+def test_wheel_contains_the_dashboards_templates_and_static_files(
+    wheel: zipfile.ZipFile, source: Path
+) -> None:
+    folder = source / "datacatalog" / "service" / "ui"
+    assets = sorted(
+        path.relative_to(source).as_posix()
+        for sub in ("templates", "static")
+        for path in (folder / sub).iterdir()
+        if path.is_file()
+    )
+    assert any(a.endswith(".html") for a in assets) and any(a.endswith(".js") for a in assets)
+    missing = [a for a in assets if a not in _names(wheel)]
+    assert not missing, f"dashboard files missing from the wheel: {missing}"

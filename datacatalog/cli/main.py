@@ -31,6 +31,7 @@ from datacatalog.cli.metadata import metadata
 from datacatalog.cli.output import fields_panel, report_error, text
 from datacatalog.cli.pipelines import pipelines
 from datacatalog.cli.provenance import provenance
+from datacatalog.cli.ui import ui
 from datacatalog.errors import InvalidRequestError
 
 if TYPE_CHECKING:
@@ -190,7 +191,7 @@ def render_demo(result: DemoResult, console: Console) -> None:
     console.print(tree)
 
 
-for _group in (pipelines, metadata, jobs, admin, provenance, lineage, export):
+for _group in (pipelines, metadata, jobs, admin, provenance, lineage, export, ui):
     cli.add_command(_group)
 
 

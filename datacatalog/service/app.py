@@ -65,6 +65,7 @@ from datacatalog.service.responses import (
     PurgeReportModel,
     error_body,
 )
+from datacatalog.service.ui import create_ui
 
 DESCRIPTION = """\
 The webhook service of **datacatalog**: remote jobs report their progress here, and
@@ -87,6 +88,8 @@ TAGS = [
     {"name": "admin", "description": "Administrative actions; need an admin token."},
     {"name": "health", "description": "Liveness and readiness."},
 ]
+UI_PATH = "/ui"
+"""Where the dashboard (:mod:`datacatalog.service.ui`) is mounted."""
 
 JobUUID = Annotated[
     str,
@@ -202,6 +205,7 @@ def create_app(catalog: Catalog) -> FastAPI:
     _install_error_handlers(app)
     _document_400_not_422(app)
     app.include_router(lineage_router(catalog))
+    app.mount(UI_PATH, create_ui(catalog), name="ui")
     jobs = catalog.jobs
 
     def remote_event(

@@ -70,6 +70,13 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
         ([("acted_using", 1)], {}),
         ([("agent", 1)], {}),
         ([("_properties.created_date", -1)], {}),
+        # The dashboard's keyset paging: each sort order (and the common filters with
+        # it) read from one index, ending in uuid, the tie-breaker of every order.
+        ([("_properties.created_date", -1), ("uuid", 1)], {}),
+        ([("_properties.modified_date", -1), ("uuid", 1)], {}),
+        ([("state", 1), ("_properties.created_date", -1), ("uuid", 1)], {}),
+        ([("pipeline_uuid", 1), ("_properties.created_date", -1), ("uuid", 1)], {}),
+        ([("agent", 1), ("_properties.created_date", -1), ("uuid", 1)], {}),
         ([("archive_system", 1), ("archive_path", 1)], {"unique": True}),
     ],
     "file": [

@@ -1,0 +1,718 @@
+"""The dashboard's pages through FastAPI's test client, on both engines.
+
+Every page is rendered over the catalog of :mod:`tests.dashboard_catalog` (hostile file
+names, tasks and event data included) as ``datacatalog serve`` mounts it, under ``/ui``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import warnings
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from markupsafe import escape
+
+from datacatalog.errors import InvalidRequestError
+from datacatalog.service import create_app
+from datacatalog.service.ui import create_ui
+from datacatalog.store import Store
+from tests.dashboard_catalog import (
+    DESIGN,
+    EXPERIMENT,
+    HOSTILE_DATA,
+    HOSTILE_NAME,
+    HOSTILE_TASK,
+    M1,
+    M2,
+    S1,
+    Built,
+    build,
+)
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+JOB_ROW = re.compile(r'<tr data-job="(107[0-9a-f-]{33})"')
+
+
+class UI:
+    """A client of the service over a built catalog."""
+
+    def __init__(self, built: Built, client: TestClient) -> None:
+        self.built = built
+        self.client = client
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.client.get("/ui" + path, params=params, follow_redirects=False)
+
+    def listed(self, **params: Any) -> list[str]:
+        response = self.get("/", **params)
+        assert response.status_code == 200, response.text
+        return JOB_ROW.findall(response.text)
+
+
+@pytest.fixture
+def ui(store: Store, tmp_path: Path) -> Iterator[UI]:
+    built = build(store, tmp_path)
+    with TestClient(create_app(built.catalog)) as client:
+        yield UI(built, client)
+
+
+def is_page(response: Any, status: int = 200) -> str:
+    """Assert an HTML page of ``status`` with the security headers; return its text."""
+    assert response.status_code == status, response.text[:2000]
+    assert response.headers["content-type"].startswith("text/html")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "default-src 'none'" in policy
+    assert response.headers["x-content-type-options"] == "nosniff"
+    return str(response.text)
+
+
+def every_page(ui: UI) -> list[str]:
+    b = ui.built
+    jobs = [b.running, b.indexed, b.failed, b.reader]
+    return [
+        "/",
+        *(f"/jobs/{j.uuid}" for j in jobs),
+        f"/files/{b.text_file.uuid}",
+        f"/files/{b.csv_file.uuid}",
+        "/pipelines",
+        *(f"/pipelines/{p}" for p in (b.count_uuid, b.count_v2_uuid, b.plot_uuid)),
+        "/metadata",
+        *(f"/metadata/{e}" for e in (DESIGN, EXPERIMENT, S1, M1, M2)),
+    ]
+
+
+# -- every page ------------------------------------------------------------------------------
+
+
+def test_every_page_renders_with_security_headers(ui: UI) -> None:
+    for path in every_page(ui):
+        text = is_page(ui.get(path))
+        assert "<title>" in text and "datacatalog" in text, path
+    css = ui.get("/static/dashboard.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    script = ui.get("/static/dashboard.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+
+
+def test_the_mount_point_without_a_slash_redirects_to_the_jobs_page(ui: UI) -> None:
+    response = ui.client.get("/ui", follow_redirects=False)
+    assert response.status_code in (307, 308)
+    assert response.headers["location"].endswith("/ui/")
+
+
+def test_pages_link_only_to_the_dashboard_and_its_own_static_files(ui: UI) -> None:
+    for path in every_page(ui):
+        text = ui.get(path).text
+        for target in re.findall(r'(?:href|src|action)="([^"]*)"', text):
+            assert target.startswith("/ui/") or target.startswith("/ui?"), (path, target)
+        assert "<script>" not in text, path  # no inline script: the CSP forbids it anyway
+
+
+def test_touring_every_page_writes_nothing(ui: UI) -> None:
+    store = ui.built.store
+    kinds = ("job", "file", "pipeline", "sample", "measurement", "audit")
+    before = {kind: store.find(kind, {}, sort=[("uuid", 1)]) for kind in kinds}
+    for path in every_page(ui):
+        ui.get(path)
+    ui.get("/search", q="sample.ui.1")
+    ui.get(f"/jobs/{ui.built.indexed.uuid}/prov.json")
+    ui.get("/api/states", uuid=[ui.built.running.uuid])
+    assert {kind: store.find(kind, {}, sort=[("uuid", 1)]) for kind in kinds} == before
+
+
+# -- the jobs page ---------------------------------------------------------------------------
+
+
+def test_jobs_page_lists_visible_jobs_newest_first(ui: UI) -> None:
+    b = ui.built
+    assert ui.listed() == [b.reader.uuid, b.failed.uuid, b.indexed.uuid, b.running.uuid]
+    text = ui.get("/").text
+    for label in ("tests.count", "tests.plot", "sample.ui.1", "measurement.ui.2", "agent.b"):
+        assert label in text
+    admin = b.catalog.jobs.admin_token()
+    b.catalog.jobs.delete(b.failed.uuid, token=admin)
+    assert b.failed.uuid not in ui.listed()
+
+
+def test_jobs_page_shows_file_counts(ui: UI) -> None:
+    text = ui.get("/").text
+    row = text.split(f'data-job="{ui.built.indexed.uuid}"', 1)[1].split("</tr>", 1)[0]
+    assert re.search(r'<td class="num">2</td>', row)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"state": "running"}, ["running"]),
+        ({"state": "FAILED"}, ["failed"]),
+        ({"pipeline": "tests.count"}, ["reader", "failed", "running"]),
+        ({"pipeline": "tests.plot"}, ["indexed"]),
+        ({"design": "design.ui"}, ["reader", "failed", "indexed", "running"]),
+        ({"experiment": "experiment.ui"}, ["reader", "failed", "indexed", "running"]),
+        ({"sample": "sample.ui.1"}, ["reader", "running"]),
+        ({"sample": S1}, ["reader", "running"]),
+        ({"measurement": "measurement.ui.2"}, ["indexed"]),
+        ({"agent": "agent.b"}, ["failed"]),
+        ({"q": "COUNT READS"}, ["running"]),
+        ({"q": "onerror"}, ["indexed"]),
+        ({"state": "CREATED", "sample": "sample.ui.1"}, ["reader"]),
+        ({"state": "FINISHED", "pipeline": "tests.count"}, []),
+    ],
+)
+def test_jobs_page_filters(ui: UI, params: dict[str, str], expected: list[str]) -> None:
+    names = {getattr(ui.built, n).uuid: n for n in ("running", "indexed", "failed", "reader")}
+    assert [names[u] for u in ui.listed(**params)] == expected
+
+
+def test_jobs_page_filters_by_a_pipeline_uuid_and_a_uuid_prefix(ui: UI) -> None:
+    b = ui.built
+    assert ui.listed(pipeline=b.count_v2_uuid) == [b.failed.uuid]
+    assert ui.listed(q=b.indexed.uuid[:12]) == [b.indexed.uuid]
+    assert ui.listed(q=b.indexed.uuid.upper()) == [b.indexed.uuid]
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "message"),
+    [
+        ({"state": "bogus"}, 400, "state &#39;BOGUS&#39; is not a job state"),
+        ({"sort": "size"}, 400, "sort &#39;size&#39; is not one of"),
+        ({"order": "sideways"}, 400, "order &#39;sideways&#39; must be"),
+        ({"limit": "7"}, 400, "limit &#39;7&#39; must be one of"),
+        ({"q": "x" * 201}, 400, "over 200 characters"),
+        ({"sample": "sample.nowhere"}, 404, "unknown sample: sample.nowhere"),
+        ({"pipeline": "tests.nothing"}, 404, "pipeline &#39;tests.nothing&#39; is not registered"),
+        ({"measurement": S1}, 400, "is a sample UUID, not a measurement UUID"),
+        ({"after": "not-a-cursor"}, 400, "after is not a paging cursor"),
+        ({"after": "WyJ4Il0", "before": "WyJ4Il0"}, 400, "not both"),
+    ],
+)
+def test_jobs_page_explains_a_bad_filter_on_the_page(
+    ui: UI, params: dict[str, str], status: int, message: str
+) -> None:
+    text = is_page(ui.get("/", **params), status)
+    assert message in text
+    assert 'id="filters"' in text  # the form is there to fix it
+    assert JOB_ROW.findall(text) == []
+
+
+def test_jobs_page_sorts(ui: UI) -> None:
+    b = ui.built
+    newest_first = ui.listed()
+    assert ui.listed(order="asc") == list(reversed(newest_first))
+    by_state = ui.listed(sort="state")
+    states = [b.catalog.jobs.get(u).state for u in by_state]
+    assert states == sorted(states)
+    assert ui.listed(sort="state", order="desc") == list(reversed(by_state))
+    b.catalog.jobs.send(b.running.uuid, "update", data={"progress": 1})
+    assert ui.listed(sort="modified")[0] == b.running.uuid
+
+
+def test_sort_links_flip_the_order_and_keep_the_filters(ui: UI) -> None:
+    text = html.unescape(ui.get("/", state="RUNNING").text)
+    assert 'href="/ui/?state=RUNNING&sort=modified"' in text
+    text = html.unescape(ui.get("/", sort="modified").text)
+    assert 'href="/ui/?sort=modified&order=asc"' in text
+
+
+def _pages(ui: UI, params: dict[str, str]) -> tuple[list[list[str]], list[str]]:
+    """Follow the Next links from the first page; return each page's jobs and the links."""
+    pages, links = [], []
+    current = dict(params)
+    while True:
+        text = ui.get("/", **current).text
+        pages.append(JOB_ROW.findall(text))
+        found = re.search(r'<a rel="next" href="/ui/\?([^"]+)"', text)
+        if found is None:
+            return pages, links
+        links.append(html.unescape(found.group(1)))
+        current = dict(p.split("=", 1) for p in links[-1].split("&"))
+
+
+def test_paging_walks_every_job_once_both_ways(ui: UI) -> None:
+    b = ui.built
+    for i in range(56):
+        b.job({"i": i}, sample="sample.ui.2" if i % 2 else "sample.ui.1")
+    for sort in ("created", "modified", "state"):
+        everything = ui.listed(sort=sort, limit="200")
+        assert len(everything) == 60
+        pages, links = _pages(ui, {"sort": sort, "limit": "25"})
+        assert [len(p) for p in pages] == [25, 25, 10], sort
+        assert [u for p in pages for u in p] == everything, sort
+        # Back again from the last page, through the Previous links.
+        last = dict(p.split("=", 1) for p in links[-1].split("&"))
+        text = ui.get("/", **last).text
+        seen = [JOB_ROW.findall(text)]
+        while (found := re.search(r'<a rel="prev" href="/ui/\?([^"]+)"', text)) is not None:
+            params = dict(p.split("=", 1) for p in html.unescape(found.group(1)).split("&"))
+            text = ui.get("/", **params).text
+            seen.insert(0, JOB_ROW.findall(text))
+        assert seen == pages, sort
+
+
+def test_paging_with_a_filter(ui: UI) -> None:
+    b = ui.built
+    for i in range(30):
+        b.job({"i": i}, sample="sample.ui.2")
+    pages, _ = _pages(ui, {"sample": "sample.ui.2", "limit": "25"})
+    # 30 new, the failed job (sample 2) and the indexed one (its measurement 2)
+    assert [len(p) for p in pages] == [25, 7]
+
+
+def test_a_page_reads_one_page_of_jobs_and_counts_nothing(
+    ui: UI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    b = ui.built
+    for i in range(40):
+        b.job({"i": i})
+    store = b.store
+    reads: list[int] = []
+    original = store.find
+
+    def find(kind: str, query: Any, **options: Any) -> Any:
+        if kind == "job":
+            reads.append(options.get("limit", 0))
+        return original(kind, query, **options)
+
+    def count(*_: Any, **__: Any) -> int:
+        raise AssertionError("the jobs page counted documents")
+
+    monkeypatch.setattr(store, "find", find)
+    monkeypatch.setattr(store, "count", count)
+    pages, _ = _pages(ui, {"limit": "25"})
+    assert len(pages) == 2
+    assert reads and all(0 < n <= 26 for n in reads), reads
+
+
+# -- a job -----------------------------------------------------------------------------------
+
+
+def test_job_page_shows_identity_state_and_history(ui: UI) -> None:
+    b = ui.built
+    text = is_page(ui.get(f"/jobs/{b.running.uuid}"))
+    for expected in (
+        b.running.uuid,
+        "tests.count",
+        "Count reads",
+        "sample.ui.1",
+        "experiment.ui",
+        "design.ui",
+        b.running.archive_path,
+        "count reads",
+        "agent.a",
+        "RUNNING",
+        "the pipeline is computing",
+        "Held by",
+    ):
+        assert expected in text, expected
+    allowed = re.findall(r"<li><code>(\w+)</code>", text)
+    assert allowed == ["run", "update", "resource", "fail", "finish", "reset"]
+    assert re.findall(r'<code class="event-name">(\w+)</code>', text) == ["create", "run"]
+    assert "data-live-job" in text  # a running job's page refreshes itself
+
+
+def test_job_page_escapes_event_data_and_tasks(ui: UI) -> None:
+    b = ui.built
+    text = ui.get(f"/jobs/{b.running.uuid}").text
+    assert HOSTILE_DATA not in text
+    assert escape(HOSTILE_DATA) in text
+    listing = ui.get("/").text
+    assert HOSTILE_TASK not in listing
+    assert "&lt;img src=x onerror=alert(&#39;task&#39;)&gt;" in listing
+
+
+def test_job_page_lists_files_with_checksums_and_the_last_verify(ui: UI) -> None:
+    b = ui.built
+    text = is_page(ui.get(f"/jobs/{b.indexed.uuid}"))
+    assert HOSTILE_NAME not in text
+    assert escape(HOSTILE_NAME) in text
+    assert "table.csv" in text
+    assert b.text_file.sha256 is not None and b.text_file.sha256 in text
+    assert text.count(b.text_file.fixity_date.strftime("%Y-%m-%d %H:%M:%S UTC")) >= 1
+    assert "last matched its size and SHA-256" in text
+    assert f'href="/ui/files/{b.text_file.uuid}"' in text
+    assert "6 B" in text  # "hello\n"
+    assert "data-live-job" not in text  # FINISHED: nothing to refresh
+
+
+def test_job_page_shows_the_verify_counts_recorded_in_the_history(ui: UI) -> None:
+    b = ui.built
+    jobs = b.catalog.jobs
+    jobs.send(b.indexed.uuid, "index")  # INDEXING takes update events, where verify reports
+    folder = Path(b.catalog.storage.get(b.indexed.archive_system).resolve(b.indexed.archive_path))
+    (folder / "table.csv").write_text("changed\n", encoding="utf-8")
+    b.catalog.indexing.verify(b.indexed.uuid)
+    text = ui.get(f"/jobs/{b.indexed.uuid}").text
+    found = re.search(r'<p class="verify bad">Last verify (.*?)</p>', text, re.S)
+    assert found is not None
+    assert re.sub(r"\s+", " ", found.group(1)).endswith(
+        "1 unchanged, 1 changed, 0 missing, 0 unhashed"
+    )
+
+
+def test_job_page_pages_through_many_files(ui: UI, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datacatalog.service.ui import pages
+
+    monkeypatch.setattr(pages, "FILES_PER_PAGE", 1)
+    b = ui.built
+    first = ui.get(f"/jobs/{b.indexed.uuid}").text
+    link = re.search(r'href="(/ui/jobs/[^"]+files_after=[^"]+)"', first)
+    assert link is not None
+    second = ui.client.get(html.unescape(link.group(1))).text
+    assert "table.csv" not in first.split('<table class="files">')[1].split("</table>")[0]
+    assert "table.csv" in second.split('<table class="files">')[1].split("</table>")[0]
+
+
+def test_job_page_shows_the_lease_holder(ui: UI, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datacatalog import schemas
+    from datacatalog.clock import utc_now
+
+    b = ui.built
+    held = ui.get(f"/jobs/{b.running.uuid}").text.split("Held by", 1)[1].split("</dd>", 1)[0]
+    assert "(run event)" in held  # no lease recorded: whoever sent run
+    # A lease as the stage driver records it on the job (the field belongs to the
+    # driver's schema, so its write is not validated here).
+    checked = schemas.validate_fragment
+    monkeypatch.setattr(
+        schemas,
+        "validate_fragment",
+        lambda kind, path, value, **kw: (
+            None if path == "lease" else checked(kind, path, value, **kw)
+        ),
+    )
+    now = utc_now()
+    lease = {"holder": "driver-<1>", "kind": "driver", "host": "node7", "pid": 42,
+             "since": now, "expires": now - timedelta(seconds=1)}  # fmt: skip
+    b.store.update("job", {"uuid": b.running.uuid}, {"$set": {"lease": lease}})
+    text = ui.get(f"/jobs/{b.running.uuid}").text
+    held = text.split("Held by", 1)[1].split("</dd>", 1)[0]
+    assert "driver-&lt;1&gt;" in held and "node7" in held and "(lease)" in held
+    assert "the lease has lapsed" in held
+
+
+def test_job_page_shows_workflow_executions_when_there_are_some(
+    ui: UI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datacatalog import schemas
+    from datacatalog.clock import utc_now
+    from datacatalog.identifiers import random_uuid
+    from datacatalog.service.ui import executions
+    from datacatalog.store import COLLECTIONS
+
+    b = ui.built
+    assert "Workflow executions" not in ui.get(f"/jobs/{b.running.uuid}").text
+    # The workflow runner's kinds, as a build with it registers them (their schemas
+    # belong to the runner, so writes of them are not validated here).
+    monkeypatch.setitem(COLLECTIONS, executions.EXECUTION_KIND, "workflow_executions")
+    monkeypatch.setitem(COLLECTIONS, executions.TASK_KIND, "workflow_tasks")
+    checked = schemas.validate
+    monkeypatch.setattr(
+        schemas,
+        "validate",
+        lambda kind, doc: (
+            None
+            if kind in (executions.EXECUTION_KIND, executions.TASK_KIND)
+            else checked(kind, doc)
+        ),
+    )
+    now = utc_now()
+    execution = random_uuid("generic")
+    b.store.insert(
+        executions.EXECUTION_KIND,
+        {"uuid": execution, "job_uuid": b.running.uuid, "workflow_name": "diamond",
+         "status": "failed", "reason": "task_failed", "created_at": now, "started_at": now,
+         "ended_at": now, "error": {"type": "ValueError", "message": "<script>bad</script>",
+                                    "task": "right"}},
+    )  # fmt: skip
+    for position, (name, status, after, attempts) in enumerate(
+        [
+            ("left", "success", [], 1),
+            ("right", "failed", [], 3),
+            ("join", "pending", ["left", "right"], 0),
+        ]
+    ):
+        b.store.insert(
+            executions.TASK_KIND,
+            {"uuid": random_uuid("generic"), "execution_id": execution, "name": name,
+             "position": position, "operation": f"examples.diamond:{name}",
+             "dependencies": after, "status": status, "attempts": attempts, "max_attempts": 3,
+             "ignore_failure": False, "started_at": now, "ended_at": now,
+             "error": {"type": "ValueError", "message": "<script>bad</script>", "traceback": "t"}
+             if status == "failed" else None, "message": None},
+        )  # fmt: skip
+    text = is_page(ui.get(f"/jobs/{b.running.uuid}"))
+    section = text.split('<section class="executions">', 1)[1].split("</section>", 1)[0]
+    assert "diamond" in section and "task_failed" in section
+    assert re.findall(r'<tr data-task="(\w+)">', section) == ["left", "right", "join"]
+    assert "3 / 3" in section and "left, right" in section
+    assert "&lt;script&gt;bad&lt;/script&gt;" in section and "<script>bad" not in section
+    graph = re.search(r"data-task-graph>(.*?)</div>", section, re.S)
+    assert (
+        graph is not None and "join" in graph.group(1) and "failed · attempts 3/3" in graph.group(1)
+    )
+    assert "Workflow executions" not in ui.get(f"/jobs/{b.indexed.uuid}").text
+
+
+def test_job_prov_download(ui: UI) -> None:
+    b = ui.built
+    response = ui.get(f"/jobs/{b.indexed.uuid}/prov.json")
+    assert response.status_code == 200
+    assert response.headers["content-disposition"] == (
+        f'attachment; filename="{b.indexed.uuid}.prov.json"'
+    )
+    document = json.loads(response.text)
+    assert f"dc:{b.indexed.uuid}" in document["activity"]
+
+
+def test_job_exports_openlineage_and_ro_crate(ui: UI) -> None:
+    b = ui.built
+    events = ui.get(f"/jobs/{b.indexed.uuid}/openlineage.jsonl")
+    assert events.status_code == 200
+    assert events.headers["content-disposition"].startswith("attachment;")
+    lines = [json.loads(line) for line in events.text.splitlines()]
+    assert [e["eventType"] for e in lines][:2] == ["START", "COMPLETE"]
+    assert {e["run"]["runId"] for e in lines} == {b.indexed.uuid}
+    crate = ui.get(f"/jobs/{b.indexed.uuid}/ro-crate.zip")
+    assert crate.status_code == 200 and crate.headers["content-type"] == "application/zip"
+    assert crate.content[:2] == b"PK"
+    text = ui.get(f"/jobs/{b.indexed.uuid}").text
+    assert f'href="/ui/jobs/{b.indexed.uuid}/ro-crate.zip"' in text
+    # A run that is not over has no crate: the link is not offered, the route explains.
+    assert "ro-crate.zip" not in ui.get(f"/jobs/{b.running.uuid}").text
+    assert "an RO-Crate describes a finished run" in is_page(
+        ui.get(f"/jobs/{b.running.uuid}/ro-crate.zip"), 400
+    )
+
+
+def test_unknown_deleted_and_malformed_jobs_get_clear_pages(ui: UI) -> None:
+    b = ui.built
+    missing = "107" + b.running.uuid[3:-4] + "0000"
+    text = is_page(ui.get(f"/jobs/{missing}"), 404)
+    assert f"job {missing} not found" in text
+    b.catalog.jobs.delete(b.failed.uuid, token=b.catalog.jobs.admin_token())
+    is_page(ui.get(f"/jobs/{b.failed.uuid}"), 404)
+    is_page(ui.get(f"/jobs/{b.failed.uuid}/prov.json"), 404)
+    text = is_page(ui.get(f"/jobs/{b.text_file.uuid}"), 400)
+    assert "not a pipelinejob UUID" in text or "job" in text
+    text = is_page(ui.get("/jobs/<script>"), 400)
+    assert "<script>" not in text.replace('<script src="/ui/static/dashboard.js" defer>', "")
+
+
+# -- lineage pictures ------------------------------------------------------------------------
+
+
+def picture_links(text: str) -> list[str]:
+    found = re.search(
+        r"<div class=\"lineage-picture\" data-lineage-picture>(.*?)</div>", text, re.S
+    )
+    assert found is not None, "no lineage picture"
+    svg = found.group(1)
+    assert "<script" not in svg.lower()
+    return re.findall(r'xlink:href="([^"]+)"', svg)
+
+
+def test_job_page_draws_its_lineage_with_each_node_linked(ui: UI) -> None:
+    b = ui.built
+    text = ui.get(f"/jobs/{b.indexed.uuid}").text
+    links = picture_links(text)
+    for target in (
+        f"/ui/files/{b.text_file.uuid}",
+        f"/ui/files/{b.csv_file.uuid}",
+        f"/ui/pipelines/{b.plot_uuid}",
+        f"/ui/metadata/{M2}",
+        f"/ui/jobs/{b.reader.uuid}",  # downstream: it reads the text file
+    ):
+        assert target in links, target
+    # The hostile file name is SVG text, escaped, never markup.
+    assert "&lt;script&gt;alert(&#39;name&#39;)&lt;script&gt; &amp; &lt;b&gt;x.txt" in text
+
+
+def test_file_page_draws_its_lineage(ui: UI) -> None:
+    b = ui.built
+    links = picture_links(ui.get(f"/files/{b.csv_file.uuid}").text)
+    assert f"/ui/files/{b.text_file.uuid}" in links
+    assert f"/ui/jobs/{b.indexed.uuid}" in links
+
+
+def test_without_graphviz_the_pages_keep_their_lists(
+    ui: UI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datacatalog import provenance
+    from datacatalog.errors import UnavailableError
+
+    def no_dot(*_: Any, **__: Any) -> str:
+        raise UnavailableError("SVG pictures need the Graphviz 'dot' program")
+
+    monkeypatch.setattr(provenance, "to_svg", no_dot)
+    b = ui.built
+    text = is_page(ui.get(f"/jobs/{b.indexed.uuid}"))
+    assert "data-lineage-picture" not in text
+    assert "No picture: SVG pictures need the Graphviz" in text
+    assert f'href="/ui/files/{b.csv_file.uuid}"' in text.split("<h3>Downstream</h3>", 1)[1]
+
+
+# -- a file ----------------------------------------------------------------------------------
+
+
+def test_file_page_shows_the_record_storage_and_lineage(ui: UI) -> None:
+    b = ui.built
+    record = b.text_file
+    text = is_page(ui.get(f"/files/{record.uuid}"))
+    assert escape(record.name) in text and record.name not in text
+    root = b.catalog.storage.get(record.storage_system).url.rstrip("/")
+    assert escape(root + record.name) in text
+    assert record.sha256 is not None and record.sha256 in text
+    for expected in (b.indexed.uuid, "tests.plot", "measurement.ui.2", "sample.ui.2"):
+        assert expected in text, expected
+    # Downstream: the CSV made from it, and the job that reads it.
+    assert f'href="/ui/files/{b.csv_file.uuid}"' in text
+    assert f'href="/ui/jobs/{b.reader.uuid}"' in text
+
+
+def test_file_page_of_a_derived_file_links_upstream(ui: UI) -> None:
+    b = ui.built
+    text = ui.get(f"/files/{b.csv_file.uuid}").text
+    upstream = text.split("<h3>Upstream</h3>", 1)[1].split("<h3>Downstream</h3>", 1)[0]
+    assert f'href="/ui/files/{b.text_file.uuid}"' in upstream
+    assert "nothing was made from this file" in text
+
+
+def test_unknown_files_get_not_found_pages(ui: UI) -> None:
+    missing = "105" + ui.built.text_file.uuid[3:-4] + "0000"
+    assert f"file {missing!r}".replace("'", "&#39;") in is_page(ui.get(f"/files/{missing}"), 404)
+    is_page(ui.get(f"/files/{ui.built.running.uuid}"), 400)
+
+
+# -- pipelines and metadata ------------------------------------------------------------------
+
+
+def test_pipelines_pages(ui: UI) -> None:
+    b = ui.built
+    text = is_page(ui.get("/pipelines"))
+    for uuid in (b.count_uuid, b.count_v2_uuid, b.plot_uuid):
+        assert f'href="/ui/pipelines/{uuid}"' in text
+    text = is_page(ui.get(f"/pipelines/{b.count_uuid}"))
+    assert "count:1" in text and "Count reads" in text
+    assert JOB_ROW.findall(text) == [b.reader.uuid, b.running.uuid]
+    assert f'href="/ui/?pipeline={b.count_uuid}"' in text
+    is_page(ui.get("/pipelines/106" + b.count_uuid[3:-4] + "0000"), 404)
+
+
+def test_metadata_pages_walk_the_tree(ui: UI) -> None:
+    b = ui.built
+    text = is_page(ui.get("/metadata"))
+    assert f'href="/ui/metadata/{DESIGN}"' in text
+    text = is_page(ui.get(f"/metadata/{DESIGN}"))
+    assert f'href="/ui/metadata/{EXPERIMENT}"' in text
+    text = is_page(ui.get(f"/metadata/{EXPERIMENT}"))
+    assert f'href="/ui/metadata/{S1}"' in text and "sample.ui.2" in text
+    assert "&lt;b&gt;bold&lt;/b&gt;" in text and "<b>bold</b>" not in text
+    assert f'href="/ui/?experiment={EXPERIMENT}"' in text
+    text = is_page(ui.get(f"/metadata/{S1}"))
+    assert f'href="/ui/metadata/{M1}"' in text
+    assert JOB_ROW.findall(text) == [b.running.uuid]
+    breadcrumb = text.split('class="breadcrumb"', 1)[1].split("</nav>", 1)[0]
+    assert "design.ui" in breadcrumb and "experiment.ui" in breadcrumb
+    text = is_page(ui.get(f"/metadata/{M1}"))
+    assert JOB_ROW.findall(text) == [b.reader.uuid]
+    is_page(ui.get(f"/metadata/{b.running.uuid}"), 400)
+    is_page(ui.get("/metadata/104" + M2[3:-4] + "0000"), 404)
+
+
+# -- search ----------------------------------------------------------------------------------
+
+
+def test_search_goes_to_the_one_match(ui: UI) -> None:
+    b = ui.built
+    cases = {
+        b.running.uuid: f"/ui/jobs/{b.running.uuid}",
+        b.text_file.uuid: f"/ui/files/{b.text_file.uuid}",
+        b.text_file.name: f"/ui/files/{b.text_file.uuid}",
+        f"local://{b.csv_file.name}": f"/ui/files/{b.csv_file.uuid}",
+        "sample.ui.2": f"/ui/metadata/{typed('sample.ui.2', 'sample')}",
+        M2: f"/ui/metadata/{M2}",
+        "tests.plot": f"/ui/pipelines/{b.plot_uuid}",
+        f"  {b.plot_uuid} ": f"/ui/pipelines/{b.plot_uuid}",
+    }
+    for text, target in cases.items():
+        response = ui.get("/search", q=text)
+        assert response.status_code == 303, (text, response.text[:500])
+        assert response.headers["location"] == target
+
+
+def typed(text: str, kind: str) -> str:
+    from datacatalog.identifiers import typed_uuid
+
+    return typed_uuid(text, kind)
+
+
+def test_search_lists_several_matches_and_explains_none(ui: UI) -> None:
+    b = ui.built
+    text = is_page(ui.get("/search", q="tests.count"))
+    assert f'href="/ui/pipelines/{b.count_uuid}"' in text
+    assert f'href="/ui/pipelines/{b.count_v2_uuid}"' in text
+    text = is_page(ui.get("/search", q="<script>nothing"), 404)
+    assert "&lt;script&gt;nothing" in text and "<script>nothing" not in text
+    assert 'href="/ui/?q=%3Cscript%3Enothing"' in text
+    b.catalog.jobs.delete(b.failed.uuid, token=b.catalog.jobs.admin_token())
+    is_page(ui.get("/search", q=b.failed.uuid), 404)
+    is_page(ui.get("/search", q="/no/such/file"), 404)
+    assert "type a UUID" in is_page(ui.get("/search", q="  "), 400)
+    assert "over 200 characters" in is_page(ui.get("/search", q="x" * 300), 400)
+
+
+# -- live states, errors ---------------------------------------------------------------------
+
+
+def test_live_states(ui: UI) -> None:
+    b = ui.built
+    response = ui.get("/api/states", uuid=[b.running.uuid, b.indexed.uuid])
+    assert response.status_code == 200
+    assert response.headers["content-security-policy"]
+    jobs = {j["uuid"]: j for j in response.json()["jobs"]}
+    assert jobs[b.running.uuid]["state"] == "RUNNING" and jobs[b.running.uuid]["live"]
+    assert jobs[b.indexed.uuid]["state"] == "FINISHED" and not jobs[b.indexed.uuid]["live"]
+    b.catalog.jobs.send(b.running.uuid, "finish")
+    (job,) = ui.get("/api/states", uuid=[b.running.uuid]).json()["jobs"]
+    assert job["state"] == "FINISHED" and job["revision"] > jobs[b.running.uuid]["revision"]
+    is_page(ui.get("/api/states", uuid=["nonsense"]), 400)
+    is_page(ui.get("/api/states", uuid=[b.running.uuid] * 201), 400)
+    is_page(ui.get("/api/states"), 400)
+
+
+def test_unknown_pages_and_methods_get_html_error_pages(ui: UI) -> None:
+    text = is_page(ui.get("/no/such/page"), 404)
+    assert "there is no page at /ui/no/such/page" in text
+    text = is_page(ui.client.post("/ui/"), 405)
+    assert "Method not allowed" in text
+    # The API beside the dashboard keeps its JSON errors.
+    api = ui.client.get("/jobs/not-a-uuid")
+    assert api.headers["content-type"].startswith("application/json")
+
+
+def test_an_unexpected_failure_is_a_plain_500_page(ui: UI, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datacatalog.service.ui import lookups
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(lookups, "metadata_entity", broken)
+    with TestClient(create_app(ui.built.catalog), raise_server_exceptions=False) as client:
+        response = client.get(f"/ui/metadata/{S1}")
+    text = is_page(response, 500)
+    assert "secret internals" not in text
+    assert "the service log has the details" in text
+
+
+def test_the_refresh_interval_must_be_positive(ui: UI) -> None:
+    for bad in (0, -1.0, "5"):
+        with pytest.raises(InvalidRequestError, match="refresh interval"):
+            create_ui(ui.built.catalog, refresh_seconds=bad)  # type: ignore[arg-type]

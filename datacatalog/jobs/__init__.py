@@ -8,6 +8,7 @@ The package has one module per concept:
 * :mod:`~datacatalog.jobs.references` — which inputs name files and references;
 * :mod:`~datacatalog.jobs.plan` — a job's identity, archive path and creation;
 * :mod:`~datacatalog.jobs.events` — applying an event, in one conditional update;
+* :mod:`~datacatalog.jobs.leases` — one active execution per job: the lease, its heartbeat;
 * :mod:`~datacatalog.jobs.admin` — reset, ready, delete, purge and the audit trail;
 * :mod:`~datacatalog.jobs.queries` — reading jobs and their history;
 * :mod:`~datacatalog.jobs.credentials` — job and admin tokens;
@@ -16,6 +17,7 @@ The package has one module per concept:
 
 from __future__ import annotations
 
+from datacatalog.jobs.leases import Heartbeat, LeaseService
 from datacatalog.jobs.limits import ENTRY_OVERHEAD as _ENTRY_OVERHEAD
 from datacatalog.jobs.limits import (
     MAX_EVENT_DATA_BYTES,
@@ -32,6 +34,7 @@ from datacatalog.jobs.model import (
     HistoryEntry,
     Job,
     JobPlan,
+    Lease,
     PurgeReport,
 )
 from datacatalog.jobs.queries import job_document
@@ -59,10 +62,13 @@ __all__ = [
     "Actor",
     "AuditRecord",
     "EventResult",
+    "Heartbeat",
     "HistoryEntry",
     "Job",
     "JobPlan",
     "JobService",
+    "Lease",
+    "LeaseService",
     "PurgeReport",
     "file_reference_uuid",
     "is_file_reference",

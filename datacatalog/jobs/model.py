@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid as uuidlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -85,6 +86,63 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """A job's lease, held by its one active execution (see :mod:`datacatalog.jobs.leases`).
+
+    Dates are the database server's. ``taken_over`` describes the lapsed lease this one
+    replaced (its holder, kind, host, pid and expiry), or is None.
+    """
+
+    job_uuid: uuidlib.UUID
+    holder: str
+    kind: str
+    host: str
+    pid: int
+    since: datetime
+    expires: datetime
+    renewed: datetime | None = None
+    ttl: float = 0.0
+    taken_over: dict[str, Any] | None = None
+
+    @classmethod
+    def from_document(cls, job_uuid: str | uuidlib.UUID, doc: Mapping[str, Any]) -> Lease:
+        """Build from the stored ``lease`` field of job ``job_uuid``."""
+        return cls(
+            job_uuid=job_uuid if isinstance(job_uuid, uuidlib.UUID) else uuidlib.UUID(job_uuid),
+            holder=doc["holder"],
+            kind=doc["kind"],
+            host=doc["host"],
+            pid=int(doc["pid"]),
+            since=doc["since"],
+            expires=doc["expires"],
+            renewed=doc.get("renewed"),
+            ttl=float(doc.get("ttl", 0.0)),
+            taken_over=dict(doc["taken_over"]) if doc.get("taken_over") else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        taken = None
+        if self.taken_over is not None:
+            taken = {
+                k: (v.isoformat() if isinstance(v, datetime) else v)
+                for k, v in self.taken_over.items()
+            }
+        return {
+            "job_uuid": str(self.job_uuid),
+            "holder": self.holder,
+            "kind": self.kind,
+            "host": self.host,
+            "pid": self.pid,
+            "since": self.since.isoformat(),
+            "renewed": self.renewed.isoformat() if self.renewed else None,
+            "expires": self.expires.isoformat(),
+            "ttl": self.ttl,
+            "taken_over": taken,
+        }
+
+
+@dataclass(frozen=True)
 class Job:
     """A job as stored (its history is read separately: :meth:`JobService.history`)."""
 
@@ -110,11 +168,13 @@ class Job:
     created_date: datetime | None = None
     modified_date: datetime | None = None
     revision: int = 0
+    lease: Lease | None = None
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Job:
         """Build from a stored document."""
         props = doc.get("_properties", {})
+        lease = doc.get("lease")
         return cls(
             uuid=doc["uuid"],
             pipeline_uuid=doc["pipeline_uuid"],
@@ -138,6 +198,7 @@ class Job:
             created_date=props.get("created_date"),
             modified_date=props.get("modified_date"),
             revision=int(props.get("revision", 0)),
+            lease=Lease.from_document(doc["uuid"], lease) if lease else None,
         )
 
     def index_requests(self) -> list[IndexRequest]:
@@ -169,6 +230,7 @@ class Job:
             "created_date": self.created_date.isoformat() if self.created_date else None,
             "modified_date": self.modified_date.isoformat() if self.modified_date else None,
             "revision": self.revision,
+            "lease": self.lease.to_dict() if self.lease else None,
         }
 
 

@@ -12,6 +12,8 @@ part                    operations
 ``planner``             ``plan``, ``create`` (:mod:`datacatalog.jobs.plan`)
 ``queries``             ``get``, ``history``, ``find`` (:mod:`datacatalog.jobs.queries`)
 ``events``              ``send`` (:mod:`datacatalog.jobs.events`)
+``leases``              ``acquire``, ``renew``, ``release``, ``get`` of a job's lease
+                        (:mod:`datacatalog.jobs.leases`; also ``catalog.leases``)
 ``admin``               ``reset``, ``ready``, ``delete``, ``undelete``, ``purge``,
                         ``audit_log`` (:mod:`datacatalog.jobs.admin`)
 ======================  ==============================================================
@@ -25,6 +27,7 @@ from typing import Any
 from datacatalog.jobs.admin import JobAdmin
 from datacatalog.jobs.credentials import Credentials
 from datacatalog.jobs.events import EventApplier
+from datacatalog.jobs.leases import LeaseService
 from datacatalog.jobs.model import (
     Actor,
     AuditRecord,
@@ -76,6 +79,7 @@ class JobService:
             actor=self.actor,
         )
         self.events = EventApplier(store, credentials=self.credentials, actor=self.actor)
+        self.leases = LeaseService(store, events=self.events, actor=self.actor)
         self.admin = JobAdmin(
             store,
             events=self.events,

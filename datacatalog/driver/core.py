@@ -239,6 +239,11 @@ class Driver:
         return self._source.catalog
 
     @property
+    def token(self) -> str | None:
+        """The job token the driver's events carry (None in-process, where none is needed)."""
+        return self._source.token
+
+    @property
     def job(self) -> Job:
         """The job as last read or written by the driver."""
         return self._job
@@ -321,6 +326,14 @@ class Driver:
         if self._result is None:  # start() itself was refused
             raise DriverError(f"driver {self.id} did not start: start() raised")
         return self._result
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for the life-cycle to end; return whether it has.
+
+        Unlike :meth:`wait_for_completion`, a short wait that runs out is not an error
+        (a caller can wait in slices and stay responsive to signals).
+        """
+        return self._finished.wait(timeout)
 
     def cancel(self) -> bool:
         """Ask the life-cycle to stop; returns whether the request had any effect.

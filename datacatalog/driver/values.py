@@ -60,13 +60,24 @@ def cut(text: str, limit: int, *, keep: str = "head") -> str:
 
 
 def error_record(error: BaseException, *, traceback: bool = True) -> dict[str, Any]:
-    """An error as the driver records it: type, message and a bounded traceback."""
-    text = "".join(tb.format_exception(type(error), error, error.__traceback__))
-    return {
+    """An error as the driver records it: type, message and a bounded traceback.
+
+    An error with a ``record_details`` mapping (a failed command's exit code and the end
+    of its stderr, for instance) is described by those details instead of a traceback of
+    the code that noticed it.
+    """
+    details = getattr(error, "record_details", None)
+    record: dict[str, Any] = {
         "type": type(error).__name__,
         "message": cut(str(error) or type(error).__name__, MAX_MESSAGE),
-        "traceback": cut(text, MAX_TRACEBACK, keep="tail") if traceback else None,
+        "traceback": None,
     }
+    if isinstance(details, dict):
+        record["details"] = dict(details)
+    elif traceback:
+        text = "".join(tb.format_exception(type(error), error, error.__traceback__))
+        record["traceback"] = cut(text, MAX_TRACEBACK, keep="tail")
+    return record
 
 
 @dataclass(frozen=True)

@@ -522,6 +522,34 @@ def test_a_job_that_cannot_run_is_refused_at_start_and_the_lease_given_back(
         driver.wait_for_completion(timeout=WAIT)
 
 
+def test_a_lost_lease_stops_the_driver_without_a_terminal_event(world: World) -> None:
+    job = new_job(world)
+    notes: list[str] = []
+
+    def execute(driver: Driver, payload: Payload) -> bool:
+        # Another execution takes the lease over (as if this driver had stalled past it).
+        stored = world.store.get("job", {"uuid": job.uuid})
+        assert stored is not None
+        usurper = {**stored["lease"], "holder": "driver-usurper", "taken_over": None}
+        world.store.update("job", {"uuid": job.uuid}, {"$set": {"lease": usurper}})
+        for _ in range(2000):  # the heartbeat (every 0.05 s here) notices and cancels
+            if driver.cancel_requested:
+                return False
+            threading.Event().wait(0.005)
+        return True
+
+    result = run(
+        world, job, execute=execute, lease_ttl=0.15, notify=lambda d, n: notes.append(n.kind)
+    )
+    assert (result.reason, result.state) == ("lease_lost", "RUNNING")
+    assert result.error is not None and "driver-usurper" in result.error["message"]
+    assert not result.lease_released
+    assert terminal(world, job.uuid) == []
+    assert "lease_lost" in notes
+    lease = world.catalog.leases.get(job.uuid)
+    assert lease is not None and lease.holder == "driver-usurper"
+
+
 # -- the store failing ------------------------------------------------------------------------
 
 

@@ -62,7 +62,7 @@ Notify = Callable[["Driver", Notification], Any]
 MAX_RECORDED_NOTIFICATIONS = 50  # per life-cycle, as update events in the job history
 # Recorded in the history: what explains trouble. The rest only goes to notify: the run
 # and terminal events already say when the stage started, ended and how.
-_RECORDED = frozenset({"error", "retry_scheduled", "timeout", "cancel_requested", "lease_lost"})
+_RECORDED = frozenset({"error", "retry_scheduled", "timeout", "cancel_requested"})
 MAX_NOTIFICATION_MESSAGE = 500
 DEFAULT_CLEANUP_GRACE = 30.0
 _POLL = 0.05  # seconds between looks at the clock while a deadline runs
@@ -496,6 +496,7 @@ class Driver:
             if outcome.reason is None and self._cancel_reason == "cancelled":
                 outcome.fail("cancelled", self._current_phase or "execute", None)
         if self._lease_lost is not None:
+            self._emit("lease_lost", self._current_phase, str(self._lease_lost))
             outcome.reason = "lease_lost"
             outcome.phase = outcome.phase or self._current_phase or "execute"
             outcome.error = error_record(self._lease_lost, traceback=False)

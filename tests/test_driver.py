@@ -503,6 +503,9 @@ def test_a_second_driver_on_a_held_job_raises_naming_the_holder(
     second = driver_for(world, job, execute=lambda d, p: True)
     with pytest.raises(ActiveExecutionsError, match=first.id):
         second.start()
+    with pytest.raises(DriverError, match="did not start"):
+        second.wait_for_completion()  # no timeout: it would hang if it blocked
+    assert second.cancel() is False
     release.set()
     assert first.wait_for_completion(timeout=WAIT).succeeded
     assert events(world, job.uuid) == ["create", "run", "finish"]

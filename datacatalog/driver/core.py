@@ -284,20 +284,25 @@ class Driver:
             self._complete(_Outcome(reason="cancelled"), events_posted=False)
             return
         leases = self.catalog.leases
-        if self._execute is not None:
-            self._payload_entries = self._entries()  # before anything is written
-        self._lease = leases.acquire(
-            self._source.job_uuid, holder=self.id, kind="driver", ttl=self._lease_ttl
-        )
         try:
-            self._job = self._send("run", {"driver": self.id, "stage": self._stage_name})
+            if self._execute is not None:
+                self._payload_entries = self._entries()  # before anything is written
+            self._lease = leases.acquire(
+                self._source.job_uuid, holder=self.id, kind="driver", ttl=self._lease_ttl
+            )
+            try:
+                self._job = self._send("run", {"driver": self.id, "stage": self._stage_name})
+            except BaseException:
+                with suppress(DataCatalogError):
+                    leases.release(self._lease)
+                self._lease = None
+                raise
         except BaseException:
-            with suppress(DataCatalogError):
-                leases.release(self._lease)
-            self._lease = None
+            # Refused before anything ran: the driver is over (a wait does not block).
             with self._lock:
                 self._deciding = True
             self._finished.set()
+            self._close_catalog()
             raise
         self._heartbeat = Heartbeat(leases, self._lease, on_lost=self._on_lease_lost).start()
         if self._timeout is not None:

@@ -511,6 +511,49 @@ def test_a_second_driver_on_a_held_job_raises_naming_the_holder(
     assert events(world, job.uuid) == ["create", "run", "finish"]
 
 
+def start_together(drivers: list[Driver]) -> dict[int, Exception | None]:
+    """Start each driver from a thread of its own, released together by a barrier."""
+    barrier = threading.Barrier(len(drivers))
+    outcomes: dict[int, Exception | None] = {}
+
+    def go(number: int) -> None:
+        barrier.wait(timeout=WAIT)
+        try:
+            drivers[number].start()
+            outcomes[number] = None
+        except ActiveExecutionsError as exc:
+            outcomes[number] = exc
+
+    threads = [threading.Thread(target=go, args=(n,)) for n in range(len(drivers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=WAIT)
+    return outcomes
+
+
+def test_two_drivers_starting_at_once_on_the_real_server_one_wins_every_time(
+    mongo_uri: str, database_name: str, tmp_path: Path
+) -> None:
+    store = connect(mongo_uri, database=database_name)
+    try:
+        world = make_world(store, tmp_path)
+        for n in range(50):
+            job = world.new_job({"race": n}, setup_archive_path=False)
+            drivers = [Driver(job.uuid, catalog=world.catalog) for _ in range(2)]
+            outcomes = start_together(drivers)
+            winners = [number for number, error in outcomes.items() if error is None]
+            assert len(winners) == 1 and len(outcomes) == 2, outcomes
+            winner = drivers[winners[0]]
+            (refusal,) = [e for e in outcomes.values() if e is not None]
+            assert refusal.details["holder"] == winner.id
+            assert winner.wait_for_completion(timeout=WAIT).succeeded
+            assert events(world, job.uuid) == ["create", "run", "finish"]
+    finally:
+        store.drop_database()
+        store.close()
+
+
 def test_a_job_that_cannot_run_is_refused_at_start_and_the_lease_given_back(
     world: World,
 ) -> None:

@@ -405,7 +405,7 @@ def test_the_audit_log_refuses_a_value_that_is_not_a_job_uuid(world: World) -> N
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
     """A clock that never advances: every record written gets the same date."""
     instant = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
-    for module in ("datacatalog.jobs", "datacatalog.store.core"):
+    for module in ("datacatalog.jobs.admin", "datacatalog.jobs.events", "datacatalog.store.core"):
         monkeypatch.setattr(f"{module}.utc_now", lambda: instant)
     return instant
 

@@ -104,11 +104,17 @@ _ITEM_OPERATORS = ("$push", "$addToSet")
 _KNOWN_OPERATORS = {*_FRAGMENT_OPERATORS, *_ITEM_OPERATORS, "$inc", "$pull", "$unset", "$pullAll"}
 
 
+# In an update pipeline or an ``$expr``: the database server's clock (see Store.update_pipeline).
+SERVER_NOW = "$$NOW"
+
+
 class Backend(Protocol):
     """What an engine provides to the store."""
 
     database: Database[Document]
     description: str
+    # False on the in-memory engine, which has no server clock to evaluate ``$$NOW`` with.
+    evaluates_now: bool
 
     def operation(self, *, write: bool) -> AbstractContextManager[object]:
         """Bracket one store operation (the embedded engine locks and persists here)."""
@@ -131,6 +137,7 @@ class DatabaseBackend:
     description: str
     owns_client: bool = False
     serialized: bool = False
+    evaluates_now: bool = True
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def operation(self, *, write: bool) -> AbstractContextManager[object]:
@@ -316,6 +323,51 @@ class Store:
             )
         return _clean(after) if after is not None else None
 
+    def update_pipeline(
+        self,
+        kind: str,
+        query: Mapping[str, Any],
+        stages: Sequence[Mapping[str, Any]],
+        *,
+        fragments: Mapping[str, Any],
+        projection: Mapping[str, Any] | None = None,
+    ) -> Document | None:
+        """Atomically update one document with an update pipeline; return it after.
+
+        The query (in ``$expr``) and the stages may read the database server's clock as
+        :data:`SERVER_NOW` (``"$$NOW"``), so that hosts whose clocks disagree still agree on
+        what time it is. The in-memory engine has no server: there ``$$NOW`` is the process
+        clock (:func:`datacatalog.clock.utc_now`), read once for the whole operation.
+
+        A pipeline writes expressions, not values, so the caller names in ``fragments``
+        (field path → value) what its stages write, with any date standing for a date the
+        server computes; they are validated against the kind's schema before anything is
+        sent. The modified date (the server's) and revision are kept as by :meth:`update`.
+        Returns None when nothing matched.
+        """
+        for path, value in fragments.items():
+            schemas.validate_fragment(kind, path, value)
+        bookkeeping = {
+            "$set": {
+                "_properties.modified_date": SERVER_NOW,
+                "_properties.revision": {"$add": ["$_properties.revision", 1]},
+            }
+        }
+        change: list[Any] = [dict(stage) for stage in stages] + [bookkeeping]
+        filter_: Any = dict(query)
+        if not self._backend.evaluates_now:
+            now = utc_now()
+            change = _with_now(change, now)
+            filter_ = _with_now(filter_, now)
+        with self._op(kind, write=True) as coll:
+            after = coll.find_one_and_update(
+                filter_,
+                change,
+                projection=dict(projection) if projection else None,
+                return_document=ReturnDocument.AFTER,
+            )
+        return _clean(after) if after is not None else None
+
     def next_sequence(self, name: str) -> int:
         """Take the next value (1, 2, ...) of the catalog-wide counter ``name``.
 
@@ -481,6 +533,19 @@ def _with_bookkeeping(kind: str, update: Mapping[str, Any]) -> Document:
         # Always: an upsert without $setOnInsert must still create a complete document.
         change.setdefault("$setOnInsert", {})["_properties.created_date"] = now
     return change
+
+
+def _with_now(value: Any, now: datetime) -> Any:
+    """``value`` with every :data:`SERVER_NOW` replaced by ``now`` (for the in-memory engine)."""
+    if isinstance(value, str):
+        return now if value == SERVER_NOW else value
+    if isinstance(value, Mapping):
+        if "$literal" in value:
+            return dict(value)
+        return {k: _with_now(v, now) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_now(v, now) for v in value]
+    return value
 
 
 def _clean(document: Mapping[str, Any]) -> Document:

@@ -27,7 +27,6 @@ the data dir.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import tempfile
@@ -40,6 +39,7 @@ import platformdirs
 import yaml
 
 from datacatalog.errors import InvalidRequestError
+from datacatalog.freeform import bounded_parse, parse_json
 from datacatalog.storage import default_storage_url
 
 PREFIX = "DATACATALOG_"
@@ -197,7 +197,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise InvalidRequestError(f"cannot read config file {path}: {exc}") from exc
     try:
-        loaded = yaml.safe_load(text)
+        loaded = bounded_parse(lambda: yaml.safe_load(text), where=f"config file {path}")
     except yaml.YAMLError as exc:
         raise InvalidRequestError(f"config file {path} is not valid YAML/JSON: {exc}") from exc
     if loaded is None:
@@ -219,11 +219,11 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         systems = out["storage_systems"]
         if isinstance(systems, str):
             try:
-                systems = json.loads(systems)
-            except json.JSONDecodeError as exc:
+                systems = parse_json(systems, where="storage_systems")
+            except InvalidRequestError as exc:
                 raise InvalidRequestError(
                     f"storage_systems must be a JSON object of name → URL: {exc}"
-                ) from exc
+                ) from None
         if not isinstance(systems, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in systems.items()
         ):

@@ -541,7 +541,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected_error)
 
 
-_HTTP_CODES = {405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 
 
 def _error_response(

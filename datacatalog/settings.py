@@ -18,6 +18,8 @@ variable                               meaning (default)
 ``DATACATALOG_ADMIN_TOKEN_LIFETIME``   admin token window in seconds (3600)
 ``DATACATALOG_MAX_BODY_BYTES``         largest HTTP request body (1048576)
 ``DATACATALOG_LOCK_TIMEOUT``           seconds to wait for the embedded catalog's lock (30)
+``DATACATALOG_MONGODB_TIMEOUT``        seconds any one MongoDB call may wait for the server
+                                       (10): finding it, connecting, each answer
 =====================================  ===================================================
 
 Zero configuration works: the embedded catalog and the archive both live under
@@ -61,6 +63,7 @@ class Settings:
     admin_token_lifetime: int = 3600
     max_body_bytes: int = 1 << 20
     lock_timeout: float = 30.0
+    mongodb_timeout: float = 10.0
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -183,6 +186,7 @@ _FIELDS = (
     "admin_token_lifetime",
     "max_body_bytes",
     "lock_timeout",
+    "mongodb_timeout",
 )
 
 
@@ -213,8 +217,9 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("admin_token_lifetime", "max_body_bytes"):
         if name in out:
             out[name] = _positive(name, out[name], int)
-    if "lock_timeout" in out:
-        out["lock_timeout"] = _positive("lock_timeout", out["lock_timeout"], float)
+    for name in ("lock_timeout", "mongodb_timeout"):
+        if name in out:
+            out[name] = _positive(name, out[name], float)
     if "storage_systems" in out:
         systems = out["storage_systems"]
         if isinstance(systems, str):

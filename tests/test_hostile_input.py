@@ -9,7 +9,7 @@ regular expressions of any shape. Two properties hold for every example:
 * a call that is refused writes nothing: the whole database (every document of every
   collection) is the same before and after.
 
-``DATACATALOG_FUZZ_EXAMPLES`` sets the examples per test (default 25, the CI profile;
+``DATACATALOG_FUZZ_EXAMPLES`` sets the examples per test (default 15, the CI profile;
 ``make fuzz`` runs 500). New surfaces (lineage queries, runners) add one test each,
 built the same way with :func:`refused_calls_write_nothing`.
 """
@@ -33,7 +33,7 @@ from datacatalog.indexrequests import ArchiveIndexRequest, index_request_from
 from datacatalog.store import Store
 from tests.hostile import World, snapshot, world
 
-EXAMPLES = int(os.environ.get("DATACATALOG_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("DATACATALOG_FUZZ_EXAMPLES", "15"))
 
 fuzz = settings(
     max_examples=EXAMPLES,

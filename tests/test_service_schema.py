@@ -8,7 +8,7 @@ every status, header and body as documented. Two callers are tried: an anonymous
 one holding the job's token with the job's UUID in every path, so that the generated
 requests reach past the token check into the routes themselves.
 
-``DATACATALOG_FUZZ_EXAMPLES`` sets the examples per operation and mode (default 10, a
+``DATACATALOG_FUZZ_EXAMPLES`` sets the examples per operation and mode (default 6, a
 CI-sized run; ``make fuzz`` runs a long one).
 """
 
@@ -27,7 +27,7 @@ from datacatalog.service import create_app
 from datacatalog.store import Store
 from tests.hostile import world
 
-EXAMPLES = int(os.environ.get("DATACATALOG_FUZZ_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("DATACATALOG_FUZZ_EXAMPLES", "6"))
 MODES = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
 # Every operation has valid requests; those without parameters or body have no invalid ones.
 _MINIMUM = {schemathesis.GenerationMode.POSITIVE: 15, schemathesis.GenerationMode.NEGATIVE: 8}

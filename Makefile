@@ -2,6 +2,8 @@
 #
 #   make install   create .venv and install the package with its dev extras (editable)
 #   make test      run the tests on both engines (memory and a throw-away real mongod)
+#   make test-faults  pause, kill and cut off real servers under load (tests/faults)
+#   make fuzz      the hostile-input and schemathesis suites with a long profile
 #   make lint      ruff + mypy --strict
 #   make bench     run every bench/bench_*.py
 #   make demo      run the end-to-end demonstration
@@ -19,7 +21,7 @@ PYTEST_ARGS ?=
 # Two workers when pytest-xdist is there (it is in the test extra); serial otherwise.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test lint bench demo clean
+.PHONY: install test test-faults fuzz lint bench demo clean
 
 install: $(STAMP)
 
@@ -38,6 +40,16 @@ test: $(STAMP)
 	else \
 		set -x; $(PY) -m datacatalog.testing.mongod run -- $(PY) -m pytest $$workers $(PYTEST_ARGS); \
 	fi
+
+# Each fault test starts (and breaks) its own mongod and service processes.
+test-faults: $(STAMP)
+	$(PY) -m pytest -p no:xdist -q tests/faults $(PYTEST_ARGS)
+
+# The fuzz suites with many more examples than the CI profile (FUZZ_EXAMPLES per case).
+FUZZ_EXAMPLES ?= 500
+fuzz: $(STAMP)
+	DATACATALOG_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m datacatalog.testing.mongod run -- \
+		$(PY) -m pytest -q tests/test_hostile_input.py tests/test_service_schema.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

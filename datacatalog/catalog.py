@@ -65,6 +65,7 @@ class Catalog:
         store = connect(
             resolved.store_target() if target is None else target,
             database=database or resolved.mongodb_database,
+            timeout_ms=_milliseconds(resolved.mongodb_timeout),
             lock_timeout=resolved.lock_timeout,
         )
         return cls(store, settings=resolved, actor=actor)
@@ -80,3 +81,7 @@ class Catalog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))

@@ -9,21 +9,33 @@ plain JSON and store identically on every engine:
 * no key may start with ``$`` (MongoDB operators) and no key may contain ``.``
   (MongoDB reads it as a path) or a NUL character; such keys are refused rather
   than silently rewritten;
-* the canonical JSON encoding must fit a size limit chosen by the caller.
+* the canonical JSON encoding must fit a size limit chosen by the caller;
+* nesting is at most :data:`MAX_DEPTH` levels.
 
 Every refusal names the path of the offending value, e.g. ``data.inputs[2]``.
+
+The checks walk values with an explicit stack, never by recursion, so a value
+nested thousands of levels deep is refused with the "nested deeper than" error
+rather than a ``RecursionError``. :func:`copy_json` and :func:`parse_json` give
+the same guarantee to the places that copy or parse user input before checking
+it (Python's ``copy.deepcopy``, ``json`` and PyYAML all recurse).
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import math
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from datacatalog.errors import InvalidRequestError, PayloadTooLargeError
 from datacatalog.identifiers import canonical_json
 
 MAX_DEPTH = 64
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+_T = TypeVar("_T")
 
 
 def check_json(value: Any, *, where: str = "data", max_bytes: int | None = None) -> Any:
@@ -38,7 +50,7 @@ def check_json(value: Any, *, where: str = "data", max_bytes: int | None = None)
         InvalidRequestError: A type or key is not allowed (the path is named).
         PayloadTooLargeError: The encoding is larger than ``max_bytes``.
     """
-    _walk(value, where, 0)
+    _walk(value, where)
     if max_bytes is not None:
         size = encoded_size(value)
         if size > max_bytes:
@@ -70,9 +82,104 @@ def encoded_size(value: Any) -> int:
     return len(canonical_json(value).encode("utf-8"))
 
 
-def _walk(value: Any, path: str, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise InvalidRequestError(f"{path} is nested deeper than {MAX_DEPTH} levels", where=path)
+def check_depth(value: Any, *, where: str = "data", max_depth: int = MAX_DEPTH) -> None:
+    """Refuse ``value`` when its dicts, lists and tuples nest deeper than ``max_depth``.
+
+    Only containers are looked at (any other value is a leaf), so this is safe to
+    run on anything before it is copied or encoded.
+
+    Raises:
+        InvalidRequestError: The value is nested too deeply (the path is named).
+    """
+    for _item, path, depth in _nodes(value, where):
+        if depth > max_depth:
+            raise InvalidRequestError(
+                f"{path} is nested deeper than {max_depth} levels", where=path, limit=max_depth
+            )
+
+
+def copy_json(value: _T, *, where: str = "data") -> _T:
+    """A deep copy of ``value``, after checking its nesting with :func:`check_depth`.
+
+    Raises:
+        InvalidRequestError: The value is nested deeper than :data:`MAX_DEPTH` levels.
+    """
+    check_depth(value, where=where)
+    return copy.deepcopy(value)
+
+
+def parse_json(text: str | bytes, *, where: str) -> Any:
+    """Parse JSON text; malformed or too deeply nested text is an invalid request.
+
+    Args:
+        text: The JSON text.
+        where: What the text is (``--data``, a file name), used in error messages.
+
+    Raises:
+        InvalidRequestError: The text is not valid JSON, or nests deeper than
+            :data:`MAX_DEPTH` levels.
+    """
+    return bounded_parse(lambda: json.loads(text), where=where)
+
+
+def bounded_parse(parse: Callable[[], _T], *, where: str) -> _T:
+    """Run a recursive parser (``json.loads``, ``yaml.safe_load``) and check the result.
+
+    A parser that recurses once per nesting level runs out of stack on text nested a
+    few hundred levels deep; that is reported as the same "nested deeper than" error
+    :func:`check_depth` gives for anything over :data:`MAX_DEPTH`.
+
+    Raises:
+        InvalidRequestError: The text nests too deeply to parse, or deeper than
+            :data:`MAX_DEPTH` levels; a ``json.JSONDecodeError`` is turned into one too.
+    """
+    try:
+        parsed = parse()
+    except RecursionError:
+        raise InvalidRequestError(
+            f"{where} is nested deeper than {MAX_DEPTH} levels", where=where, limit=MAX_DEPTH
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            f"{where} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+            where=where,
+        ) from None
+    check_depth(parsed, where=where)
+    return parsed
+
+
+def _nodes(value: Any, where: str) -> Iterator[tuple[Any, str, int]]:
+    """Every value inside ``value`` (itself included) with its path and depth, depth first.
+
+    An explicit stack rather than recursion: the depth of the input is not ours to choose.
+    Paths are only built for values that are visited, children in their natural order.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        yield item, path, depth
+        if depth > MAX_DEPTH * 4:
+            continue  # the caller has refused it by now; never walk further than needed
+        if isinstance(item, dict):
+            children = [(v, f"{path}.{k}", depth + 1) for k, v in item.items()]
+        elif isinstance(item, (list, tuple)):
+            children = [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item)]
+        else:
+            continue
+        stack.extend(reversed(children))
+
+
+def _walk(value: Any, where: str) -> None:
+    for item, path, depth in _nodes(value, where):
+        if depth > MAX_DEPTH:
+            raise InvalidRequestError(
+                f"{path} is nested deeper than {MAX_DEPTH} levels", where=path, limit=MAX_DEPTH
+            )
+        _check_leaf(item, path)
+
+
+def _check_leaf(value: Any, path: str) -> None:
+    """Check one value's own type (and, for a dict, its keys); containers' items come later."""
     if value is None or isinstance(value, (str, bool)):
         return
     if isinstance(value, int):
@@ -88,18 +195,15 @@ def _walk(value: Any, path: str, depth: int) -> None:
             raise InvalidRequestError(f"{path} is {value!r}, which JSON cannot hold", where=path)
         return
     if isinstance(value, dict):
-        for key, item in value.items():
+        for key in value:
             if not isinstance(key, str):
                 raise InvalidRequestError(
                     f"{path} has a key {key!r} of type {type(key).__name__}; keys must be strings",
                     where=path,
                 )
             _check_key(key, path)
-            _walk(item, f"{path}.{key}", depth + 1)
         return
     if isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _walk(item, f"{path}[{index}]", depth + 1)
         return
     raise InvalidRequestError(
         f"{path} is a {type(value).__name__}, which is not JSON "

@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from datacatalog.errors import DataCatalogError, InvalidRequestError
+from datacatalog.freeform import MAX_DEPTH
 
 LEVELS: tuple[str, ...] = ("0", "1", "2", "3", "Reference", "User")
 """Processing levels a file can be indexed at."""
@@ -490,6 +491,11 @@ def _parse_json(text: str | bytes) -> Any:
         return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidIndexingRequest(f"index request is not valid JSON: {exc}") from exc
+    except RecursionError:
+        # json recurses once per level; such text is never a request.
+        raise InvalidIndexingRequest(
+            f"index request is nested deeper than {MAX_DEPTH} levels"
+        ) from None
 
 
 def index_request_from(value: object, *, kind: str | None = None) -> IndexRequest:

@@ -93,7 +93,7 @@ def pipeline_document(spec: Mapping[str, Any]) -> Document:
     """
     if not isinstance(spec, Mapping):
         raise InvalidRequestError(f"a pipeline must be a JSON object, not {type(spec).__name__}")
-    unknown = sorted(set(spec) - set(FIELDS) - {"uuid", "_properties", "_visible"})
+    unknown = sorted(str(k) for k in set(spec) - set(FIELDS) - {"uuid", "_properties", "_visible"})
     if unknown:
         raise InvalidRequestError(
             f"pipeline has unknown field(s): {', '.join(unknown)}; known: {', '.join(FIELDS)}"
@@ -114,6 +114,9 @@ def pipeline_document(spec: Mapping[str, Any]) -> Document:
         raise InvalidRequestError(
             f"pipeline {pid!r} 'processing_levels' must be a list of {', '.join(PROCESSING_LEVELS)}"
         )
+    for name in ("accepts", "produces"):
+        if not isinstance(spec.get(name) or [], list):
+            raise InvalidRequestError(f"pipeline {pid!r} '{name}' must be a list of strings")
     doc: Document = {
         "uuid": pipeline_uuid(pid, components),
         "id": pid,
@@ -153,6 +156,11 @@ class PipelineRegistry:
 
     def get(self, id_or_uuid: str) -> Pipeline:
         """Return a pipeline by UUID or by ``id`` (the newest registration)."""
+        if not isinstance(id_or_uuid, str):
+            # Anything else would reach the query as it is ({"$ne": None} matches all).
+            raise InvalidRequestError(
+                f"a pipeline is named by its UUID or id, not a {type(id_or_uuid).__name__}"
+            )
         if is_uuid(id_or_uuid):
             require_kind(id_or_uuid, "pipeline", what="pipeline")
             doc = self.store.get("pipeline", {"uuid": id_or_uuid})

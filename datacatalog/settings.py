@@ -18,6 +18,8 @@ variable                               meaning (default)
 ``DATACATALOG_ADMIN_TOKEN_LIFETIME``   admin token window in seconds (3600)
 ``DATACATALOG_MAX_BODY_BYTES``         largest HTTP request body (1048576)
 ``DATACATALOG_LOCK_TIMEOUT``           seconds to wait for the embedded catalog's lock (30)
+``DATACATALOG_MONGODB_TIMEOUT``        seconds any one MongoDB call may wait for the server
+                                       (10): finding it, connecting, each answer
 =====================================  ===================================================
 
 Zero configuration works: the embedded catalog and the archive both live under
@@ -27,7 +29,6 @@ the data dir.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import tempfile
@@ -40,6 +41,7 @@ import platformdirs
 import yaml
 
 from datacatalog.errors import InvalidRequestError
+from datacatalog.freeform import bounded_parse, parse_json
 from datacatalog.storage import default_storage_url
 
 PREFIX = "DATACATALOG_"
@@ -61,6 +63,7 @@ class Settings:
     admin_token_lifetime: int = 3600
     max_body_bytes: int = 1 << 20
     lock_timeout: float = 30.0
+    mongodb_timeout: float = 10.0
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -183,6 +186,7 @@ _FIELDS = (
     "admin_token_lifetime",
     "max_body_bytes",
     "lock_timeout",
+    "mongodb_timeout",
 )
 
 
@@ -197,7 +201,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise InvalidRequestError(f"cannot read config file {path}: {exc}") from exc
     try:
-        loaded = yaml.safe_load(text)
+        loaded = bounded_parse(lambda: yaml.safe_load(text), where=f"config file {path}")
     except yaml.YAMLError as exc:
         raise InvalidRequestError(f"config file {path} is not valid YAML/JSON: {exc}") from exc
     if loaded is None:
@@ -213,17 +217,18 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("admin_token_lifetime", "max_body_bytes"):
         if name in out:
             out[name] = _positive(name, out[name], int)
-    if "lock_timeout" in out:
-        out["lock_timeout"] = _positive("lock_timeout", out["lock_timeout"], float)
+    for name in ("lock_timeout", "mongodb_timeout"):
+        if name in out:
+            out[name] = _positive(name, out[name], float)
     if "storage_systems" in out:
         systems = out["storage_systems"]
         if isinstance(systems, str):
             try:
-                systems = json.loads(systems)
-            except json.JSONDecodeError as exc:
+                systems = parse_json(systems, where="storage_systems")
+            except InvalidRequestError as exc:
                 raise InvalidRequestError(
                     f"storage_systems must be a JSON object of name → URL: {exc}"
-                ) from exc
+                ) from None
         if not isinstance(systems, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in systems.items()
         ):

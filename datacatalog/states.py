@@ -105,6 +105,11 @@ _STATUS_EVENTS: dict[str, str] = {
 
 def transition(event: str) -> Transition:
     """Return the table row for ``event``; an unknown name is an invalid request."""
+    if not isinstance(event, str):
+        raise InvalidRequestError(
+            f"an event name must be a string, not {type(event).__name__}; "
+            f"known events: {', '.join(EVENTS)}"
+        )
     try:
         return TRANSITIONS[event]
     except KeyError:
@@ -140,6 +145,8 @@ def invalid_transition(event: str, state: str) -> InvalidTransitionError:
 
 def event_for_status(status: str) -> str:
     """Map an external scheduler status (``RUNNING``, ``QUEUED``, ...) to an event."""
+    if not isinstance(status, str):
+        raise InvalidRequestError(f"status must be a string, not {type(status).__name__}")
     normalized = status.strip().upper()
     if not normalized:
         raise InvalidRequestError("status must be a non-empty string")

@@ -488,7 +488,7 @@ def test_job_exports_openlineage_and_ro_crate(ui: UI) -> None:
     # A run that is not over has no crate: the link is not offered, the route explains.
     assert "ro-crate.zip" not in ui.get(f"/jobs/{b.running.uuid}").text
     assert "an RO-Crate describes a finished run" in is_page(
-        ui.get(f"/jobs/{b.running.uuid}/ro-crate.zip"), 400
+        ui.get(f"/jobs/{b.running.uuid}/ro-crate.zip"), 409
     )
 
 

@@ -14,7 +14,7 @@ from openlineage.client.serde import Serde
 from rocrate.rocrate import ROCrate
 
 from datacatalog.catalog import Catalog
-from datacatalog.errors import InvalidRequestError
+from datacatalog.errors import ConflictError, InvalidRequestError
 from datacatalog.provenance import openlineage as ol
 from datacatalog.provenance import rocrate as crates
 from datacatalog.store import Store
@@ -203,6 +203,6 @@ def test_ro_crate_zip_with_files_has_matching_checksums(built: Built, tmp_path: 
 
 
 def test_ro_crate_refuses_an_unfinished_job(built: Built, tmp_path: Path) -> None:
-    with pytest.raises(InvalidRequestError, match="is CREATED"):
+    with pytest.raises(ConflictError, match="is CREATED"):
         crates.export(built.catalog.store, built.ids["job_a"], tmp_path / "c")
     assert not (tmp_path / "c").exists()

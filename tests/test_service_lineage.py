@@ -35,8 +35,7 @@ def test_lineage_json_both_ways(built: Built, client: TestClient) -> None:
     up = client.get(f"/lineage/{built.ids['final']}", params={"depth": 5})
     assert up.status_code == 200
     assert {n["id"] for n in up.json()["nodes"]} == {
-        built.ids[n]
-        for n in set(built.ids) - {"summary"}
+        built.ids[n] for n in set(built.ids) - {"summary"}
     }
     down = client.get(
         f"/lineage/{built.ids['raw']}",
@@ -61,7 +60,7 @@ def test_lineage_refusals(
     built: Built, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bad = client.get(f"/lineage/{built.ids['plot']}", params={"relation": "made_by"})
-    assert bad.status_code == 400 and "unknown relation" in bad.json()["error"]["message"]
+    assert bad.status_code == 400 and "query.relation" in bad.json()["error"]["message"]
     assert client.get(f"/lineage/{built.ids['plot']}", params={"depth": -1}).status_code == 400
     missing = client.get("/lineage/10700000-0000-5000-8000-000000000000")
     assert missing.status_code == 404
@@ -87,9 +86,11 @@ def test_job_exports(built: Built, client: TestClient) -> None:
     ids = {e["@id"] for e in metadata["@graph"]}
     assert f"urn:uuid:{job_uuid}" in ids
     refused = client.get(f"/jobs/{built.ids['job_b']}/export", params={"format": "ro-crate"})
-    assert refused.status_code == 400 and "CREATED" in refused.json()["error"]["message"]
-    wrong = client.get(f"/jobs/{job_uuid}/export", params={"with_files": True})
-    assert wrong.status_code == 400
+    assert refused.status_code == 409 and "CREATED" in refused.json()["error"]["message"]
+    # with_files means something to a crate only; other formats ignore it.
+    plain = client.get(f"/jobs/{job_uuid}/export")
+    ignored = client.get(f"/jobs/{job_uuid}/export", params={"with_files": True})
+    assert ignored.status_code == 200 and ignored.json() == plain.json()
 
 
 @pytest.mark.skipif(not provenance.dot_available(), reason="Graphviz dot is not installed")
@@ -98,3 +99,19 @@ def test_lineage_svg_when_dot_is_installed(built: Built, client: TestClient) -> 
     assert answer.status_code == 200 and answer.headers["content-type"] == "image/svg+xml"
     assert answer.text.lstrip().startswith(("<?xml", "<svg", "<!DOCTYPE"))
     assert f"/lineage/{built.ids['raw']}?direction=up&amp;depth=1&amp;format=svg" in answer.text
+
+
+def test_the_relation_parameter_names_exactly_the_graphs_relations() -> None:
+    from typing import get_args
+
+    from datacatalog.service.lineage import Relation
+
+    assert get_args(Relation) == provenance.RELATIONS
+
+
+def test_an_unknown_relation_is_refused_by_the_documented_parameter(
+    built: Built, client: TestClient
+) -> None:
+    answer = client.get(f"/lineage/{built.ids['plot']}", params={"relation": "eaten_by"})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "invalid_request"

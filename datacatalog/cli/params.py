@@ -7,7 +7,6 @@ invalid-request code (2).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import click
 import yaml
 
 from datacatalog.errors import InvalidRequestError
+from datacatalog.freeform import bounded_parse, parse_json
 
 
 def json_object(
@@ -30,12 +30,9 @@ def json_object(
         return None
     where = _option_name(param)
     try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequestError(
-            f"{where} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-            option=where,
-        ) from None
+        parsed = parse_json(value, where=where)
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(exc.message, option=where) from None
     if not isinstance(parsed, dict):
         raise InvalidRequestError(
             f"{where} must be a JSON object, not {type(parsed).__name__}", option=where
@@ -58,16 +55,12 @@ def read_document(path: Path) -> Any:
         content = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidRequestError(f"cannot read {path}: {exc}", path=str(path)) from exc
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(content)
-        except json.JSONDecodeError as exc:
-            raise InvalidRequestError(
-                f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-                path=str(path),
-            ) from None
     try:
-        return yaml.safe_load(content)
+        if path.suffix.lower() == ".json":
+            return parse_json(content, where=str(path))
+        return bounded_parse(lambda: yaml.safe_load(content), where=str(path))
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(exc.message, path=str(path)) from None
     except yaml.YAMLError as exc:
         raise InvalidRequestError(
             f"{path} is not valid YAML: {_yaml_problem(exc)}", path=str(path)

@@ -139,7 +139,9 @@ class JobPlanner:
         """
         who = actor or self.actor
         current = plan
-        self.storage.get(plan.archive_system)  # an unknown system is refused before writing
+        # An unknown system, or a path leaving the system's root through a symbolic link,
+        # is refused before anything is written.
+        self.storage.get(plan.archive_system).resolve(plan.archive_path)
         self._check_no_overlap(plan)
         for _attempt in range(INSTANCE_ATTEMPTS):
             doc = self._document(current, who)

@@ -108,10 +108,15 @@ class JobQueries:
             skip: Jobs to skip (paging).
             include_deleted: Include soft-deleted jobs.
         """
-        if limit < 0 or limit > MAX_PAGE or skip < 0:
+        if not _whole(limit, 0, MAX_PAGE) or not _whole(skip, 0, 2**63 - 1):
             raise InvalidRequestError(
-                f"limit must be within 0-{MAX_PAGE} (0: {MAX_PAGE}) and skip non-negative"
+                f"limit must be an integer within 0-{MAX_PAGE} (0: {MAX_PAGE}) and skip a "
+                "non-negative 64-bit integer"
             )
+        for name, value in (("state", state), ("agent", agent), ("metadata", metadata)):
+            if value is not None and not isinstance(value, str):
+                # A dict here would reach the query as an operator ({"$ne": None}).
+                raise InvalidRequestError(f"{name} must be a string, not {type(value).__name__}")
         limit = limit or MAX_PAGE
         query: dict[str, Any] = {}
         if state is not None:
@@ -139,3 +144,8 @@ class JobQueries:
             projection={"history": 0},
         )
         return [Job.from_document(d) for d in docs]
+
+
+def _whole(value: object, low: int, high: int) -> bool:
+    """Whether ``value`` is an integer (not a bool) within ``low``-``high``."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high

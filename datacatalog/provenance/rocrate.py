@@ -26,7 +26,12 @@ from rocrate.model.contextentity import ContextEntity
 from rocrate.model.softwareapplication import SoftwareApplication
 from rocrate.rocrate import ROCrate
 
-from datacatalog.errors import DataCatalogError, InvalidRequestError, StorageFailureError
+from datacatalog.errors import (
+    ConflictError,
+    DataCatalogError,
+    InvalidRequestError,
+    StorageFailureError,
+)
 from datacatalog.jobs import job_document
 from datacatalog.storage import StorageRegistry
 from datacatalog.store import Document, Store
@@ -55,12 +60,12 @@ def build(
 
     Raises:
         NotFoundError: No such job.
-        InvalidRequestError: The job has not finished its run.
+        ConflictError: The job has not finished its run (its state forbids a crate yet).
         StorageFailureError: ``with_files`` and a file cannot be read.
     """
     job = job_document(store, job_uuid, history=True)
     if job["state"] not in FINISHED_STATES:
-        raise InvalidRequestError(
+        raise ConflictError(
             f"job {job_uuid} is {job['state']}; an RO-Crate describes a finished run "
             f"({', '.join(sorted(FINISHED_STATES))})",
             job=job_uuid,

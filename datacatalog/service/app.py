@@ -35,18 +35,21 @@ from fastapi import Body, Depends, FastAPI, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from datacatalog import __version__, provenance, states, tokens
 from datacatalog.catalog import Catalog
 from datacatalog.errors import (
     DataCatalogError,
+    ForbiddenError,
     InvalidRequestError,
     NotFoundError,
     UnauthorizedError,
     mapping_for,
 )
 from datacatalog.jobs import Actor, Job
+from datacatalog.service import constraints
 from datacatalog.service.limits import BodySizeLimit
 from datacatalog.service.lineage import router as lineage_router
 from datacatalog.service.responses import (
@@ -96,6 +99,7 @@ JobUUID = Annotated[
     Path(
         description="The job's UUID (a typed UUID starting with `107`).",
         examples=["107a90b7-f083-5167-a63d-41a3bf278bf8"],
+        pattern=constraints.JOB_UUID,
     ),
 ]
 
@@ -165,14 +169,15 @@ def presented_token(
 
     Raises:
         UnauthorizedError: The ``Authorization`` header uses a scheme other than Bearer.
-        InvalidRequestError: The header and the query parameter give different tokens.
+        ForbiddenError: The header and the query parameter give different tokens (at
+            most one of them can be right, so the caller is refused as with a wrong one).
     """
     header = request.headers.get("authorization")
     if header and bearer is None:
         raise UnauthorizedError("the Authorization header must be 'Bearer <token>'")
     from_header = bearer.credentials if bearer is not None else None
     if from_header and query and from_header != query:
-        raise InvalidRequestError("two different tokens given (Authorization header and ?token=)")
+        raise ForbiddenError("two different tokens given (Authorization header and ?token=)")
     return from_header or query or None
 
 
@@ -271,12 +276,19 @@ def create_app(catalog: Catalog) -> FastAPI:
     def report_status(
         job_uuid: JobUUID,
         status: Annotated[
-            str, Query(description="The scheduler status, e.g. `RUNNING`.", max_length=64)
+            str,
+            Query(
+                description="The scheduler status, e.g. `RUNNING` (any case; not blank).",
+                max_length=64,
+                pattern=constraints.NOT_BLANK,
+            ),
         ],
         token: Token,
         request: Request,
         data: Annotated[
-            dict[str, Any] | None, Body(description="Event data (a JSON object).")
+            dict[str, Any] | None,
+            WithJsonSchema(constraints.freeform_object("Event data (a JSON object).")),
+            Body(description="Event data (a JSON object)."),
         ] = None,
         event_id: Annotated[
             str | None,
@@ -300,15 +312,32 @@ def create_app(catalog: Catalog) -> FastAPI:
     )
     def list_jobs(
         state: Annotated[
-            str | None, Query(description="A job state, e.g. `FINISHED` (any case).")
+            str | None,
+            Query(
+                description="A job state, e.g. `FINISHED` (any case).",
+                pattern=constraints.STATE_FILTER,
+            ),
         ] = None,
-        pipeline: Annotated[str | None, Query(description="A pipeline UUID or id.")] = None,
+        pipeline: Annotated[
+            str | None,
+            Query(
+                description="A pipeline UUID, or a pipeline id (which is not a UUID).",
+                min_length=1,
+                json_schema_extra=constraints.PIPELINE_REFERENCE,
+            ),
+        ] = None,
         metadata: Annotated[
-            str | None, Query(description="A metadata UUID the jobs are a `child_of`.")
+            str | None,
+            Query(
+                description="A metadata UUID the jobs are a `child_of`.",
+                pattern=constraints.METADATA_UUID,
+            ),
         ] = None,
         agent: Annotated[str | None, Query(description="The agent that created the jobs.")] = None,
         limit: Annotated[int, Query(ge=0, le=1000, description="Page size (0: 1000).")] = 100,
-        skip: Annotated[int, Query(ge=0, description="Jobs to skip (paging).")] = 0,
+        skip: Annotated[
+            int, Query(ge=0, le=constraints.MAX_SKIP, description="Jobs to skip (paging).")
+        ] = 0,
     ) -> dict[str, Any]:
         found = jobs.find(
             state=state.strip().upper() if state is not None else None,
@@ -367,7 +396,15 @@ def create_app(catalog: Catalog) -> FastAPI:
         responses=_errors(400, 404),
     )
     def file_lineage(
-        file: Annotated[str, Query(description="A file UUID or absolute catalog path.")],
+        file: Annotated[
+            str,
+            Query(
+                description="A file UUID, an absolute catalog path (no `..` parts) or a "
+                "storage URI with a path.",
+                min_length=1,
+                json_schema_extra=constraints.FILE_REFERENCE,
+            ),
+        ],
     ) -> dict[str, Any]:
         return provenance.lineage(catalog.store, file).to_dict()
 
@@ -490,6 +527,7 @@ def _document_400_not_422(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         schema = generate()
+        constraints.add_components(schema)
         for item in schema.get("paths", {}).values():
             for operation in item.values():
                 operation.get("responses", {}).pop("422", None)
@@ -547,7 +585,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected_error)
 
 
-_HTTP_CODES = {405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 
 
 def _error_response(

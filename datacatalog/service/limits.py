@@ -9,11 +9,19 @@ an oversized request.
 
 The whole body is held in memory until it is handed on; that is at most
 ``max_bytes`` (``DATACATALOG_MAX_BODY_BYTES``, 1 MiB by default) per request.
+
+Nesting is limited here too: JSON parsers recurse once per level, so a body of
+a few thousand ``[`` would make the parser give up with a ``RecursionError``.
+A body whose brackets nest deeper than :data:`MAX_BODY_DEPTH` is refused with
+``400`` and the "nested deeper than" error before it is parsed. The limit is
+the free-form limit (:data:`datacatalog.freeform.MAX_DEPTH`) plus the levels of
+the request's own shape, so no body refused here would have been accepted.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,7 +31,14 @@ from datacatalog.errors import (
     PayloadTooLargeError,
     mapping_for,
 )
+from datacatalog.freeform import MAX_DEPTH
 from datacatalog.service.responses import error_body
+
+MAX_BODY_DEPTH = MAX_DEPTH + 2
+"""Deepest bracket nesting of a request body: free-form data sits two levels down."""
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 class BodySizeLimit:
@@ -69,6 +84,10 @@ class BodySizeLimit:
                 break
 
         body = b"".join(chunks)
+        too_deep = nesting_error(body)
+        if too_deep is not None:
+            await _refuse(send, too_deep)
+            return
         delivered = False
 
         async def replay() -> Message:
@@ -85,6 +104,25 @@ class BodySizeLimit:
             f"request body too large ({what}); the limit is {self.max_bytes} bytes",
             limit=self.max_bytes,
         )
+
+
+def nesting_error(body: bytes, *, limit: int = MAX_BODY_DEPTH) -> InvalidRequestError | None:
+    """The error for a body whose JSON brackets nest deeper than ``limit``, else None.
+
+    Brackets inside JSON strings do not count. Text that is not JSON is left to
+    the parser, which reports it as such.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return None  # the common case: too few brackets to nest that deep
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    depth = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        if depth > limit:
+            return InvalidRequestError(
+                f"request body is nested deeper than {limit} levels", limit=limit
+            )
+    return None
 
 
 def _content_length(scope: Scope) -> int | DataCatalogError | None:

@@ -20,9 +20,9 @@ from pydantic import BaseModel, Field
 
 from datacatalog import provenance
 from datacatalog.catalog import Catalog
-from datacatalog.errors import InvalidRequestError
 from datacatalog.provenance import openlineage, rocrate
 from datacatalog.provenance.graph import Node
+from datacatalog.service import constraints
 from datacatalog.service.responses import ErrorResponse
 
 MEDIA_TYPES = {
@@ -73,6 +73,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+Relation = Literal[
+    "generated_by", "acted_on", "acted_using", "derived_from", "derived_using", "child_of"
+]
+"""The relations a lineage walk may follow (datacatalog.provenance.RELATIONS)."""
+
+
 def router(catalog: Catalog) -> APIRouter:
     """The lineage and export routes over ``catalog``."""
     routes = APIRouter(tags=["provenance"])
@@ -95,10 +101,19 @@ def router(catalog: Catalog) -> APIRouter:
         },
     )
     def lineage(
-        uuid: Annotated[str, Path(description="A typed UUID of any catalogued entity.")],
+        uuid: Annotated[
+            str,
+            Path(
+                description="A typed UUID of any catalogued entity.",
+                pattern=constraints.LINEAGE_ROOT,
+            ),
+        ],
         direction: Literal["up", "down", "both"] = "up",
         depth: Annotated[int, Query(ge=0, le=provenance.MAX_DEPTH)] = provenance.DEFAULT_DEPTH,
-        relation: Annotated[list[str] | None, Query(description="Repeat for several.")] = None,
+        relation: Annotated[
+            list[Relation] | None,
+            Query(description="A relation to follow (default: all); repeat for several."),
+        ] = None,
         format: Literal["json", "dot", "mermaid", "svg", "tree"] = "json",
         max_nodes: Annotated[
             int, Query(ge=1, le=provenance.MAX_NODES)
@@ -110,7 +125,7 @@ def router(catalog: Catalog) -> APIRouter:
             uuid,
             direction=direction,
             depth=depth,
-            relations=relation or None,
+            relations=list(relation) if relation else None,
             include_deleted=include_deleted,
             max_nodes=max_nodes,
         )
@@ -133,6 +148,10 @@ def router(catalog: Catalog) -> APIRouter:
         "zip, metadata only unless `with_files=true` (a finished job only).",
         responses={
             **_ERRORS,
+            409: {
+                "model": ErrorResponse,
+                "description": "An RO-Crate of a job whose run is not over.",
+            },
             200: {
                 "content": {
                     "application/json": {},
@@ -143,14 +162,17 @@ def router(catalog: Catalog) -> APIRouter:
         },
     )
     def export(
-        job_uuid: Annotated[str, Path(description="The job's UUID.")],
+        job_uuid: Annotated[str, Path(description="The job's UUID.", pattern=constraints.JOB_UUID)],
         format: Literal["prov-json", "openlineage", "ro-crate"] = "prov-json",
-        with_files: bool = False,
+        with_files: Annotated[
+            bool,
+            Query(
+                description="Copy the files into the crate (format=ro-crate; ignored otherwise)."
+            ),
+        ] = False,
         namespace: str = openlineage.DEFAULT_NAMESPACE,
     ) -> Response:
         catalog.jobs.get(job_uuid)  # a deleted job is hidden here as on every other read
-        if with_files and format != "ro-crate":
-            raise InvalidRequestError("with_files applies to format=ro-crate only")
         if format == "prov-json":
             return JSONResponse(json.loads(provenance.prov_json(catalog.store, job_uuid)))
         if format == "openlineage":

@@ -11,11 +11,12 @@ same table the command line reads its exit codes from.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from datacatalog.errors import DataCatalogError
+from datacatalog.service import constraints
 
 
 def error_body(error: DataCatalogError) -> dict[str, Any]:
@@ -61,10 +62,18 @@ class EventRequest(BaseModel):
         },
     )
 
-    name: str = Field(description="The event: `run`, `update`, `resource`, `fail`, `finish`, ...")
-    data: dict[str, Any] | None = Field(
-        default=None, description="A JSON object kept with the event (at most 64 KiB)."
+    # The service checks the name against the state machine (naming the known events);
+    # the document states the same set.
+    name: str = Field(
+        description="The event: `run`, `update`, `resource`, `fail`, `finish`, ...",
+        json_schema_extra=constraints.EVENT_NAME,
     )
+    data: Annotated[
+        dict[str, Any] | None,
+        WithJsonSchema(
+            constraints.freeform_object("A JSON object kept with the event (at most 64 KiB).")
+        ),
+    ] = Field(default=None, description="A JSON object kept with the event (at most 64 KiB).")
     event_id: str | None = Field(
         default=None,
         min_length=1,
@@ -83,8 +92,12 @@ class IndexRequestBody(BaseModel):
     )
 
     fixity: bool = Field(default=False, description="Compute a sha256 checksum of each file.")
-    level: str = Field(default="1", description="Processing level of the indexed files.")
-    filters: list[str] | None = Field(
+    level: str = Field(
+        default="1",
+        description="Processing level of the indexed files: `0`-`3`, `Reference` or `User`.",
+        json_schema_extra={"pattern": constraints.INDEX_LEVEL},
+    )
+    filters: Annotated[list[str] | None, WithJsonSchema(constraints.INDEX_FILTERS)] = Field(
         default=None,
         description="Regular expressions (OR-ed, `search` on the path relative to the archive "
         "path) selecting the files to index; default: the job's own index requests.",

@@ -85,11 +85,15 @@ def _mongodb(
         client: MongoClient[Document] | None = _CLIENTS.get(key)
         if client is None:
             try:
+                # timeoutMS bounds each whole call, retries included (finding a server,
+                # connecting, every answer): a server that stops answering mid-call
+                # makes the call fail in that time instead of hanging.
                 client = MongoClient(
                     uri,
                     tz_aware=True,
                     serverSelectionTimeoutMS=timeout_ms,
                     connectTimeoutMS=timeout_ms,
+                    timeoutMS=timeout_ms,
                 )
                 client.admin.command("ping")
             except (
@@ -97,7 +101,8 @@ def _mongodb(
                 mongo_errors.ServerSelectionTimeoutError,
             ) as exc:
                 raise UnavailableError(
-                    f"cannot reach MongoDB at {shown} within {timeout_ms / 1000:g} s",
+                    f"cannot reach MongoDB at {shown} within {timeout_ms / 1000:g} s "
+                    "(DATACATALOG_MONGODB_TIMEOUT)",
                     uri=shown,
                 ) from exc
             except mongo_errors.PyMongoError as exc:
@@ -158,7 +163,8 @@ def connect(
     Args:
         target: A URI, a settings dict, a pymongo ``Database`` or an existing ``Store``.
         database: Database name (overrides the one in the URI or settings).
-        timeout_ms: How long to wait for a server before giving up.
+        timeout_ms: How long any one call waits for the server (to find it, to connect,
+            for each answer) before giving up with :class:`UnavailableError`.
         lock_timeout: Seconds the embedded catalog waits for its lock (default: the
             ``DATACATALOG_LOCK_TIMEOUT`` variable, else 30).
 

@@ -585,6 +585,8 @@ def _translated(where: str) -> Iterator[None]:
             key=list(pattern),
         ) from exc
     except mongo_errors.BulkWriteError as exc:
+        if exc.timeout:
+            raise _timed_out(where, exc) from exc
         failures = (exc.details or {}).get("writeErrors") or []
         if failures and all(f.get("code") == 11000 for f in failures):
             found = failures[0].get("keyPattern")
@@ -601,20 +603,32 @@ def _translated(where: str) -> Iterator[None]:
         raise PayloadTooLargeError(f"document too large for the database: {exc}") from exc
     except (mongo_errors.ConnectionFailure, mongo_errors.ServerSelectionTimeoutError) as exc:
         raise UnavailableError(
-            f"cannot reach the database at {where}: {type(exc).__name__}"
+            f"cannot reach the database at {where}: {type(exc).__name__} (no answer within "
+            "the timeout, DATACATALOG_MONGODB_TIMEOUT; retrying later may work)"
         ) from exc
     except mongo_errors.OperationFailure as exc:
+        if exc.timeout:  # the call's time (timeoutMS) ran out on the server's side
+            raise _timed_out(where, exc) from exc
         if exc.code in (10334, 17419, 17420):  # BSONObjectTooLarge and friends
             raise PayloadTooLargeError(f"document too large for the database: {exc}") from exc
         raise DataCatalogError(
             f"database operation failed at {where}: {exc}", code=exc.code
         ) from exc
     except mongo_errors.PyMongoError as exc:
+        if exc.timeout:
+            raise _timed_out(where, exc) from exc
         raise DataCatalogError(f"database error at {where}: {exc}") from exc
     except (OverflowError, bson_errors.InvalidDocument) as exc:
         # The driver could not encode the document as BSON (an integer wider than 64 bits,
         # for instance), so nothing was sent: the request is at fault.
         raise InvalidRequestError(f"the document cannot be stored as BSON: {exc}") from exc
+
+
+def _timed_out(where: str, exc: Exception) -> UnavailableError:
+    return UnavailableError(
+        f"the database did not answer in time at {where}: {type(exc).__name__} "
+        "(DATACATALOG_MONGODB_TIMEOUT; retrying later may work)"
+    )
 
 
 def _plain_value(value: Any) -> str:

@@ -59,7 +59,12 @@ def open_catalog(
     database: str | None = None
     if isinstance(mongodb, str) and not _uri_names_database(mongodb):
         database = resolved.mongodb_database
-    store = connect(mongodb, database=database)
+    store = connect(
+        mongodb,
+        database=database,
+        timeout_ms=max(1, round(resolved.mongodb_timeout * 1000)),
+        lock_timeout=resolved.lock_timeout,
+    )
     catalog = Catalog(store, settings=resolved, actor=Actor.current(agent))
     return catalog, store is not mongodb
 

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, TypeVar
 
 from datacatalog import archive
 from datacatalog.errors import InvalidRequestError
+from datacatalog.freeform import copy_json
 from datacatalog.jobs import JobPlan, references_in
 from datacatalog.managers.pipelinejobs.config import PipelineJobsConfig
 from datacatalog.managers.pipelinejobs.jobmanager import JobManager, Param
@@ -169,23 +170,29 @@ class ManagedPipelineJob(JobManager):
             settings=kwargs.get("settings"),
             agent=kwargs.get("agent"),
         )
-        self.metadata: dict[str, Any] = {given[0]: copy.deepcopy(kwargs[given[0]])}
-        self.data: dict[str, Any] = copy.deepcopy(dict(data or {}))
-        self.inputs: Any = copy.deepcopy(kwargs.get("inputs"))
-        self.instanced = bool(instanced)
-        self.session: str | None = kwargs.get("session")
-        self.task: str | None = kwargs.get("task")
-        self.setup_archive_path = bool(kwargs.get("setup_archive_path", True))
-        self.archive_collection_level: str | None = kwargs.get("archive_collection_level")
-        self.level_store: str = kwargs.get("level_store") or "product"
-        self.created: bool | None = None
-        self._explicit_path: str | None = kwargs.get("archive_path")
-        self._requested: dict[str, Any] = {
-            name: copy.deepcopy(kwargs.get(name))
-            for name in ("archive_system", "archive_patterns", "product_patterns", "generated_by")
-        }
-        self._instance: str | None = None  # the instanced directory, once drawn
         try:
+            # Copies are checked first: a deep copy recurses once per nesting level.
+            self.metadata: dict[str, Any] = {given[0]: copy_json(kwargs[given[0]], where=given[0])}
+            self.data: dict[str, Any] = copy_json(dict(data or {}), where="data")
+            self.inputs: Any = copy_json(kwargs.get("inputs"), where="inputs")
+            self.instanced = bool(instanced)
+            self.session: str | None = kwargs.get("session")
+            self.task: str | None = kwargs.get("task")
+            self.setup_archive_path = bool(kwargs.get("setup_archive_path", True))
+            self.archive_collection_level: str | None = kwargs.get("archive_collection_level")
+            self.level_store: str = kwargs.get("level_store") or "product"
+            self.created: bool | None = None
+            self._explicit_path: str | None = kwargs.get("archive_path")
+            self._requested: dict[str, Any] = {
+                name: copy_json(kwargs.get(name), where=name)
+                for name in (
+                    "archive_system",
+                    "archive_patterns",
+                    "product_patterns",
+                    "generated_by",
+                )
+            }
+            self._instance: str | None = None  # the instanced directory, once drawn
             plan = self._plan(self.data)
         except BaseException:
             self.close()
@@ -240,7 +247,7 @@ class ManagedPipelineJob(JobManager):
         """
         if data is not None and not isinstance(data, Mapping):
             raise InvalidRequestError(f"data must be a dict, not {type(data).__name__}")
-        merged = {**self.data, **copy.deepcopy(dict(data or {}))}
+        merged = {**self.data, **copy_json(dict(data or {}), where="data")}
         plan = self._plan(merged)
         job, created = self.catalog.jobs.create(plan, setup_archive_path=self.setup_archive_path)
         self._populate(job)

@@ -89,6 +89,10 @@ class ConflictError(DataCatalogError):
     code = "conflict"
 
 
+class ActiveExecutionsError(ConflictError):
+    """The job already has an active execution (a stage driver or a workflow) holding it."""
+
+
 class UnauthorizedError(DataCatalogError):
     """A token is required and none was given."""
 

@@ -125,6 +125,7 @@ class TaskRecord:
     max_attempts: int
     retry_interval: float
     ignore_failure: bool
+    position: int = 0
     attempts: int = 0
     due_at: datetime | None = None
     started_at: datetime | None = None
@@ -151,6 +152,7 @@ class TaskRecord:
             max_attempts=int(doc["max_attempts"]),
             retry_interval=float(doc["retry_interval"]),
             ignore_failure=bool(doc.get("ignore_failure", False)),
+            position=int(doc.get("position", 0)),
             attempts=int(doc.get("attempts", 0)),
             due_at=doc.get("due_at"),
             started_at=doc.get("started_at"),
@@ -178,6 +180,7 @@ class TaskRecord:
             "max_attempts": self.max_attempts,
             "retry_interval": self.retry_interval,
             "ignore_failure": self.ignore_failure,
+            "position": self.position,
             "due_at": _iso(self.due_at),
             "started_at": _iso(self.started_at),
             "ended_at": _iso(self.ended_at),

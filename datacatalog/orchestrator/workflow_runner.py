@@ -409,7 +409,11 @@ class WorkflowRunner:
             if task.status in reset_statuses:
                 fields: dict[str, Any] = {"due_at": None}
                 if task.status == "failed":
-                    fields.update(attempts=0, error=None, message=None, ended_at=None)
+                    # A fresh budget; attempt numbers go on (each attempt keeps its own key).
+                    op = self._graph[task.name].operation
+                    budget = op.max_attempts if op.max_attempts is not None else self._max_attempts
+                    fields.update(max_attempts=task.attempts + budget, error=None,
+                                  message=None, ended_at=None)
                 self.records.move_task(task, "pending", **fields)
         self.records.move_execution(
             execution, "pending", resumes=execution.resumes + 1, cancel_requested=False,

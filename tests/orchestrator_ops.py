@@ -156,3 +156,8 @@ def crash_and_fine(ctx: Any, graph: Any) -> None:
 def many_noops(ctx: Any, graph: Any, count: int) -> None:
     for number in range(count):
         graph.add(noop, name=f"noop{number}")
+
+
+@workflow
+def unpicklable_argument(ctx: Any, graph: Any) -> None:
+    graph.add(noop, lock=threading.Lock())

@@ -600,7 +600,8 @@ class WorkflowRunner:
         root_error: dict[str, Any] | None,
     ) -> dict[str, Any] | None:
         if isinstance(event, Started):
-            if (event.task, event.attempt) not in finished:
+            # A start after the attempt ended, or of an attempt dropped by a cancel, is stale.
+            if inflight.get(event.task) == event.attempt and (event.task, event.attempt) not in finished:
                 self._emit(events.start_task_signal, task=self._tasks[event.task],
                            attempt=event.attempt, started=event.started)
             return root_error

@@ -118,12 +118,18 @@ def chain(ctx: Any, graph: Any, key: str, steps: int = 3) -> None:
     previous = None
     for number in range(steps):
         previous = graph.add(
-            record, after=[previous] if previous else [], name=f"step{number}", key=key, label=str(number)
+            record,
+            after=[previous] if previous else [],
+            name=f"step{number}",
+            key=key,
+            label=str(number),
         )
 
 
 @workflow
-def single(ctx: Any, graph: Any, op: str, key: str = "", sample: str = "", **arguments: Any) -> None:
+def single(
+    ctx: Any, graph: Any, op: str, key: str = "", sample: str = "", **arguments: Any
+) -> None:
     graph.add(globals()[op], **({"key": key} if key else {}), **arguments)
 
 

@@ -68,7 +68,9 @@ def key() -> Iterator[str]:
     ops.GATES.pop(name, None)
 
 
-def runner(world: World, workflow: Any, clock: FakeClock | None = None, job: Any = None, **options: Any) -> WorkflowRunner:
+def runner(
+    world: World, workflow: Any, clock: FakeClock | None = None, job: Any = None, **options: Any
+) -> WorkflowRunner:
     job = job or world.new_job({"n": uuid.uuid4().hex})
     options.setdefault("executor", ThreadExecutor(pool_size=4))
     options.setdefault("task_retry_interval", 0)
@@ -120,7 +122,12 @@ def test_diamond_runs_dependencies_in_order_and_siblings_together(world: World, 
     records = ExecutionRecords(world.store)
     stored = records.execution(run.execution_id)
     assert stored.status == "succeeded" and stored.started_at and stored.ended_at
-    assert [t.name for t in records.tasks(run.execution_id)] == ["record", "left", "right", "bottom"]
+    assert [t.name for t in records.tasks(run.execution_id)] == [
+        "record",
+        "left",
+        "right",
+        "bottom",
+    ]
     assert all(t.status == "success" and t.attempts == 1 for t in records.tasks(run.execution_id))
     job = world.jobs.get(stored.job_uuid)
     assert job.state == "FINISHED"
@@ -143,6 +150,7 @@ def test_signals_fire_in_order_and_match_the_records(world: World, key: str) -> 
                 seen.append((name, kwargs["task"].name, kwargs["task"].status))
             else:
                 seen.append((name, "", kwargs["execution"].status))
+
         return handler
 
     handlers = {s: watcher(s.name) for s in (*events.WORKFLOW_SIGNALS, *events.TASK_SIGNALS)}
@@ -182,19 +190,33 @@ def test_a_subscriber_that_raises_changes_nothing(world: World, key: str) -> Non
 
 def test_max_attempts_counts_attempts_in_all(world: World, key: str) -> None:
     clock = FakeClock()
-    run = runner(world, ops.single, clock, inputs={"op": "fail_until", "key": key, "succeed_on": 3},
-                 task_max_attempts=3, task_retry_interval=7)
+    run = runner(
+        world,
+        ops.single,
+        clock,
+        inputs={"op": "fail_until", "key": key, "succeed_on": 3},
+        task_max_attempts=3,
+        task_retry_interval=7,
+    )
     execution = run.execute()
     assert execution.status == "succeeded"
     assert ops.CALLS[key] == ["attempt 1", "attempt 2", "attempt 3"]
     task = run.tasks[0]
-    assert task.attempts == 3 and [a["outcome"] for a in task.attempt_log] == ["failed", "failed", "success"]
+    assert task.attempts == 3 and [a["outcome"] for a in task.attempt_log] == [
+        "failed",
+        "failed",
+        "success",
+    ]
     assert clock.slept == [7, 7]
 
 
 def test_too_few_attempts_fail_the_workflow_with_the_root_cause(world: World, key: str) -> None:
-    run = runner(world, ops.single, inputs={"op": "fail_until", "key": key, "succeed_on": 3},
-                 task_max_attempts=2)
+    run = runner(
+        world,
+        ops.single,
+        inputs={"op": "fail_until", "key": key, "succeed_on": 3},
+        task_max_attempts=2,
+    )
     with pytest.raises(WorkflowFailedError) as caught:
         run.execute()
     assert ops.CALLS[key] == ["attempt 1", "attempt 2"]
@@ -220,8 +242,13 @@ def test_stored_error_is_the_root_cause_with_its_chain(world: World) -> None:
 
 def test_retry_counts_as_an_attempt_and_overrides_the_interval(world: World, key: str) -> None:
     clock = FakeClock()
-    run = runner(world, ops.single, clock, inputs={"op": "retry_with", "key": key, "interval": 2.5},
-                 task_retry_interval=60)
+    run = runner(
+        world,
+        ops.single,
+        clock,
+        inputs={"op": "retry_with", "key": key, "interval": 2.5},
+        task_retry_interval=60,
+    )
     run.execute()
     assert ops.CALLS[key] == ["attempt 1", "attempt 2"]
     assert clock.slept == [2.5]
@@ -237,7 +264,9 @@ def test_abort_is_never_retried(world: World, key: str) -> None:
     assert run.tasks[0].attempts == 1
 
 
-def test_ignore_failure_lets_dependants_run_and_the_workflow_succeed(world: World, key: str) -> None:
+def test_ignore_failure_lets_dependants_run_and_the_workflow_succeed(
+    world: World, key: str
+) -> None:
     run = runner(world, ops.with_optional, inputs={"key": key}, task_max_attempts=1)
     assert run.execute().status == "succeeded"
     assert ops.CALLS[key] == ["optional", "after optional"]
@@ -336,8 +365,14 @@ def test_resume_reruns_only_unfinished_tasks(world: World, key: str) -> None:
     admin = world.admin()
     world.jobs.reset(job_uuid, token=admin)
     world.jobs.ready(job_uuid, token=admin)
-    resumed = WorkflowRunner(world.catalog, None, None, execution_id=first.execution_id,
-                             executor=ThreadExecutor(2), clock=FakeClock())
+    resumed = WorkflowRunner(
+        world.catalog,
+        None,
+        None,
+        execution_id=first.execution_id,
+        executor=ThreadExecutor(2),
+        clock=FakeClock(),
+    )
     execution = resumed.execute()
     assert execution.status == "succeeded" and execution.resumes == 1
     assert ops.CALLS[key] == ["waiting", "released", "second", "third"]
@@ -345,8 +380,12 @@ def test_resume_reruns_only_unfinished_tasks(world: World, key: str) -> None:
 
 
 def test_resume_of_a_failed_execution_needs_retry_failed(world: World, key: str) -> None:
-    run = runner(world, ops.single, inputs={"op": "fail_until", "key": key, "succeed_on": 2},
-                 task_max_attempts=1)
+    run = runner(
+        world,
+        ops.single,
+        inputs={"op": "fail_until", "key": key, "succeed_on": 2},
+        task_max_attempts=1,
+    )
     with pytest.raises(WorkflowFailedError):
         run.execute()
     with pytest.raises(InvalidWorkflowRunnerParams, match="retry_failed"):
@@ -354,8 +393,15 @@ def test_resume_of_a_failed_execution_needs_retry_failed(world: World, key: str)
     admin = world.admin()
     world.jobs.reset(run.execution.job_uuid, token=admin)
     world.jobs.ready(run.execution.job_uuid, token=admin)
-    again = WorkflowRunner(world.catalog, None, None, execution_id=run.execution_id,
-                           executor=ThreadExecutor(1), retry_failed=True, clock=FakeClock())
+    again = WorkflowRunner(
+        world.catalog,
+        None,
+        None,
+        execution_id=run.execution_id,
+        executor=ThreadExecutor(1),
+        retry_failed=True,
+        clock=FakeClock(),
+    )
     assert again.execute().status == "succeeded"
     assert ops.CALLS[key] == ["attempt 1", "attempt 2"]
     assert [a["attempt"] for a in again.tasks[0].attempt_log] == [1, 2]
@@ -397,11 +443,28 @@ def test_runner_parameters_are_checked_and_nothing_is_written(world: World, key:
     cases: list[dict[str, Any]] = [
         {},  # neither
         {"workflow_name": ops.chain},  # no service_id
-        {"execution_id": "100b8d4e-2f55-5c1a-9a77-0d1c2f3e4a5b", "service_id": job.uuid,
-         "workflow_name": ops.chain},  # both
-        {"service_id": job.uuid, "workflow_name": ops.chain, "inputs": {"key": key}, "task_max_attempts": 0},
-        {"service_id": job.uuid, "workflow_name": ops.chain, "inputs": {"key": key}, "task_retry_interval": -1},
-        {"service_id": job.uuid, "workflow_name": ops.chain, "inputs": {"key": key, "colour": "red"}},
+        {
+            "execution_id": "100b8d4e-2f55-5c1a-9a77-0d1c2f3e4a5b",
+            "service_id": job.uuid,
+            "workflow_name": ops.chain,
+        },  # both
+        {
+            "service_id": job.uuid,
+            "workflow_name": ops.chain,
+            "inputs": {"key": key},
+            "task_max_attempts": 0,
+        },
+        {
+            "service_id": job.uuid,
+            "workflow_name": ops.chain,
+            "inputs": {"key": key},
+            "task_retry_interval": -1,
+        },
+        {
+            "service_id": job.uuid,
+            "workflow_name": ops.chain,
+            "inputs": {"key": key, "colour": "red"},
+        },
         {"service_id": job.uuid, "workflow_name": ops.chain, "inputs": {}},
     ]
     for case in cases:
@@ -415,12 +478,19 @@ def test_unknown_and_unimportable_workflows(world: World) -> None:
     job = world.new_job({"which": 1})
     pm = PluginManager(world.catalog, world.data_dir / "plugins")
     with pytest.raises(UndeclaredWorkflowError, match="no-such-workflow"):
-        WorkflowRunner(world.catalog, None, pm, service_id=job.uuid, workflow_name="no-such-workflow")
+        WorkflowRunner(
+            world.catalog, None, pm, service_id=job.uuid, workflow_name="no-such-workflow"
+        )
     register_workflow("tests-broken", ops.chain)
     try:
         with pytest.raises(WorkflowImplementationNotFoundError):
-            WorkflowRunner(world.catalog, None, pm, service_id=job.uuid,
-                           workflow_name="tests.orchestrator_ops:not_there")
+            WorkflowRunner(
+                world.catalog,
+                None,
+                pm,
+                service_id=job.uuid,
+                workflow_name="tests.orchestrator_ops:not_there",
+            )
     finally:
         unregister_workflow("tests-broken")
     assert world.store.count("workflow_execution", {}) == 0
@@ -436,10 +506,16 @@ def test_registered_workflow_runs_by_name(world: World, key: str) -> None:
 
 
 def test_exception_classes_follow_the_seed() -> None:
-    for cls in (ActiveExecutionsError, InvalidWorkflowRunnerParams, UndeclaredWorkflowError,
-                WorkflowImplementationNotFoundError):
+    for cls in (
+        ActiveExecutionsError,
+        InvalidWorkflowRunnerParams,
+        UndeclaredWorkflowError,
+        WorkflowImplementationNotFoundError,
+    ):
         assert issubclass(cls, OrchestratorError) and issubclass(cls, errors.DataCatalogError)
-    assert issubclass(TaskRetryException, RuntimeError) and issubclass(TaskAbortException, RuntimeError)
+    assert issubclass(TaskRetryException, RuntimeError) and issubclass(
+        TaskAbortException, RuntimeError
+    )
     assert TaskRetryException("m", retry_interval=3).retry_interval == 3
     assert InvalidWorkflowRunnerParams("x").code == "invalid_request"
     assert ActiveExecutionsError("x").code == "conflict"

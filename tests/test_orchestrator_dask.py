@@ -32,7 +32,10 @@ from tests.test_orchestrator import FakeClock  # noqa: E402
 def client() -> Iterator[Any]:
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
             dashboard_address=None,
         )
     client = distributed.Client(cluster, set_as_default=False)
@@ -48,18 +51,31 @@ def world(store: Store, tmp_path: Path) -> World:
     return make_world(store, tmp_path)
 
 
-def dask_runner(world: World, workflow: Any, executor: DaskExecutor, **options: Any) -> WorkflowRunner:
+def dask_runner(
+    world: World, workflow: Any, executor: DaskExecutor, **options: Any
+) -> WorkflowRunner:
     job = world.new_job({"n": uuid.uuid4().hex})
     return WorkflowRunner(
-        world.catalog, None, None, service_id=job.uuid, workflow_name=workflow,
-        executor=executor, task_retry_interval=0, clock=FakeClock(), cancel_poll_interval=0.05,
+        world.catalog,
+        None,
+        None,
+        service_id=job.uuid,
+        workflow_name=workflow,
+        executor=executor,
+        task_retry_interval=0,
+        clock=FakeClock(),
+        cancel_poll_interval=0.05,
         **options,
     )
 
 
 def test_success_and_retry_with_a_new_key(world: World, client: Any) -> None:
-    run = dask_runner(world, ops.single, DaskExecutor(client=client),
-                      inputs={"op": "retry_with", "key": "k", "interval": 0})
+    run = dask_runner(
+        world,
+        ops.single,
+        DaskExecutor(client=client),
+        inputs={"op": "retry_with", "key": "k", "interval": 0},
+    )
     assert run.execute().status == "succeeded"
     # Had the second attempt reused the first one's key, Dask would have returned the
     # cached "retry" outcome instead of running it.
@@ -79,8 +95,9 @@ def test_a_worker_crash_fails_that_task_and_the_others_run(world: World, client:
 
 
 def test_cancel_on_dask(world: World, client: Any) -> None:
-    run = dask_runner(world, ops.single, DaskExecutor(client=client),
-                      inputs={"op": "poll_cancel", "key": "k"})
+    run = dask_runner(
+        world, ops.single, DaskExecutor(client=client), inputs={"op": "poll_cancel", "key": "k"}
+    )
 
     def on_start(sender: Any, task: Any, **_: Any) -> None:
         if sender is run:
@@ -119,8 +136,13 @@ def test_a_slurm_job_script_renders() -> None:
     slurm = pytest.importorskip("dask_jobqueue.slurm")
     # The job alone renders its script: no scheduler (and no server) is started.
     job = slurm.SLURMJob(
-        scheduler="tcp://127.0.0.1:8786", name="datacatalog-worker", cores=2, memory="4GB",
-        processes=1, queue="normal", walltime="01:00:00",
+        scheduler="tcp://127.0.0.1:8786",
+        name="datacatalog-worker",
+        cores=2,
+        memory="4GB",
+        processes=1,
+        queue="normal",
+        walltime="01:00:00",
     )
     script = job.job_script()
     assert script.startswith("#!/usr/bin/env bash")

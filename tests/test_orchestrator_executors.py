@@ -27,8 +27,15 @@ def world(store: Store, tmp_path: Path) -> World:
 def run_on_processes(world: World, workflow: Any, **options: Any) -> WorkflowRunner:
     job = world.new_job({"n": uuid.uuid4().hex})
     return WorkflowRunner(
-        world.catalog, None, None, service_id=job.uuid, workflow_name=workflow,
-        executor=ProcessExecutor(pool_size=2), task_retry_interval=0, clock=FakeClock(), **options,
+        world.catalog,
+        None,
+        None,
+        service_id=job.uuid,
+        workflow_name=workflow,
+        executor=ProcessExecutor(pool_size=2),
+        task_retry_interval=0,
+        clock=FakeClock(),
+        **options,
     )
 
 
@@ -47,7 +54,9 @@ def test_a_child_that_dies_fails_its_task_and_the_others_run(world: World) -> No
 
 
 def test_retry_and_logs_cross_the_process_boundary(world: World) -> None:
-    run = run_on_processes(world, ops.single, inputs={"op": "retry_with", "key": "k", "interval": 0})
+    run = run_on_processes(
+        world, ops.single, inputs={"op": "retry_with", "key": "k", "interval": 0}
+    )
     assert run.execute().status == "succeeded"
     assert [a["outcome"] for a in run.tasks[0].attempt_log] == ["retry", "success"]
 

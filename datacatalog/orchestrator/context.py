@@ -92,7 +92,9 @@ class RecordCollector(logging.Handler):
         )
 
 
-def make_logger(name: str, collector: RecordCollector, extra: list[logging.Handler]) -> logging.Logger:
+def make_logger(
+    name: str, collector: RecordCollector, extra: list[logging.Handler]
+) -> logging.Logger:
     """A logger of its own (not propagating) feeding ``collector`` and ``extra`` handlers."""
     logger = logging.Logger(name, logging.DEBUG)
     logger.propagate = False

@@ -39,7 +39,7 @@ def qualified_name(func: Callable[..., Any]) -> str:
 
 
 def import_object(path: str) -> Any:
-    """Import ``module:attribute`` (or ``module.attribute``); ImportError/AttributeError if absent."""
+    """Import ``module:attribute`` (or ``module.attribute``); ImportError if it is absent."""
     module_name, sep, attribute = path.partition(":")
     if not sep:
         module_name, _, attribute = path.rpartition(".")

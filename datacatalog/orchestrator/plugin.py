@@ -130,7 +130,9 @@ class PluginManager:
         elif isinstance(model, Store):
             self._store = model
         else:
-            raise InvalidPluginError(f"model must be a Catalog or a Store, not {type(model).__name__}")
+            raise InvalidPluginError(
+                f"model must be a Catalog or a Store, not {type(model).__name__}"
+            )
         self.plugins_dir = Path(plugins_dir).expanduser().resolve()
 
     @classmethod
@@ -175,7 +177,11 @@ class PluginManager:
             wheels_dir.mkdir()
             with zipfile.ZipFile(path) as archive:
                 for wheel in meta.wheels:
-                    member = str(PurePosixPath(meta.root, "wheels", wheel)) if meta.root else f"wheels/{wheel}"
+                    member = (
+                        str(PurePosixPath(meta.root, "wheels", wheel))
+                        if meta.root
+                        else f"wheels/{wheel}"
+                    )
                     (wheels_dir / wheel).write_bytes(archive.read(member))
             self._pip_install(meta, wheels_dir, staging / "python")
             workflows = _declared_workflows(staging / "python")
@@ -199,11 +205,14 @@ class PluginManager:
         except ConflictError as exc:
             shutil.rmtree(target, ignore_errors=True)
             raise PluginAlreadyExistsError(
-                f"plugin {meta.package_name} {meta.package_version} is installed already", plugin=key
+                f"plugin {meta.package_name} {meta.package_version} is installed already",
+                plugin=key,
             ) from exc
         return Plugin.from_document(stored)
 
-    def load_plugin(self, plugin: Plugin | str, env: MutableMapping[str, str] | None = None) -> None:
+    def load_plugin(
+        self, plugin: Plugin | str, env: MutableMapping[str, str] | None = None
+    ) -> None:
         """Load the plugin into an environment (``os.environ`` when None).
 
         The plugin's code directory is appended to ``PYTHONPATH`` and its scripts directory
@@ -226,7 +235,8 @@ class PluginManager:
         path = Path(source)
         if path.suffix.lower() not in SUFFIXES:
             raise InvalidPluginError(
-                f"{path}: a plugin is a wagon with the suffix .zip or .wgn, not {path.suffix or 'none'!r}"
+                f"{path}: a plugin is a wagon with the suffix .zip or .wgn, "
+                f"not {path.suffix or 'none'!r}"
             )
         if not path.is_file():
             raise InvalidPluginError(f"{path}: no such file")
@@ -238,8 +248,11 @@ class PluginManager:
                 bad = archive.testzip()
                 if bad is not None:
                     raise InvalidPluginError(f"{path}: the archive is corrupt (bad CRC in {bad})")
-                candidates = [n for n in names if PurePosixPath(n).name == METADATA_FILE
-                              and len(PurePosixPath(n).parts) <= 2]
+                candidates = [
+                    n
+                    for n in names
+                    if PurePosixPath(n).name == METADATA_FILE and len(PurePosixPath(n).parts) <= 2
+                ]
                 if not candidates:
                     raise InvalidPluginError(
                         f"{path}: no {METADATA_FILE} at the root or in the top-level directory: "
@@ -257,18 +270,28 @@ class PluginManager:
             raise InvalidPluginError(f"{path}: {member} must hold a JSON object")
         name, version = raw.get("package_name"), raw.get("package_version")
         if not isinstance(name, str) or not _NAME.match(name):
-            raise InvalidPluginError(f"{path}: {member}: package_name is missing or malformed ({name!r})")
+            raise InvalidPluginError(
+                f"{path}: {member}: package_name is missing or malformed ({name!r})"
+            )
         if not isinstance(version, str) or not version.strip() or "/" in version:
-            raise InvalidPluginError(f"{path}: {member}: package_version is missing or malformed ({version!r})")
+            raise InvalidPluginError(
+                f"{path}: {member}: package_version is missing or malformed ({version!r})"
+            )
         wheels = raw.get("wheels")
-        if not isinstance(wheels, list) or not wheels or not all(
-            isinstance(w, str) and w.endswith(".whl") and "/" not in w for w in wheels
+        if (
+            not isinstance(wheels, list)
+            or not wheels
+            or not all(isinstance(w, str) and w.endswith(".whl") and "/" not in w for w in wheels)
         ):
-            raise InvalidPluginError(f"{path}: {member}: wheels must list the wagon's .whl file names")
+            raise InvalidPluginError(
+                f"{path}: {member}: wheels must list the wagon's .whl file names"
+            )
         prefix = f"{root}/wheels/" if root else "wheels/"
         missing = [w for w in wheels if prefix + w not in names]
         if missing:
-            raise InvalidPluginError(f"{path}: wheel(s) listed but not in the archive: {', '.join(missing)}")
+            raise InvalidPluginError(
+                f"{path}: wheel(s) listed but not in the archive: {', '.join(missing)}"
+            )
         platform = raw.get("supported_platform", "any")
         return WagonMetadata(name, version, tuple(wheels), root, str(platform))
 
@@ -284,7 +307,9 @@ class PluginManager:
         found = []
         for plugin in self.plugins():
             for name, target in sorted(plugin.workflows.items()):
-                found.append(WorkflowDeclaration(name, target, f"plugin {plugin.key}", plugin=plugin.key))
+                found.append(
+                    WorkflowDeclaration(name, target, f"plugin {plugin.key}", plugin=plugin.key)
+                )
         return found
 
     def _find(self, plugin: str) -> Plugin:
@@ -296,14 +321,27 @@ class PluginManager:
     @staticmethod
     def _pip_install(meta: WagonMetadata, wheels_dir: Path, target: Path) -> None:
         command = [
-            sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--disable-pip-version-check",
-            "--find-links", str(wheels_dir), "--target", str(target),
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--find-links",
+            str(wheels_dir),
+            "--target",
+            str(target),
             f"{meta.package_name}=={meta.package_version}",
         ]
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT, check=False)
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=PIP_TIMEOUT, check=False
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise InvalidPluginError(f"plugin {meta.package_name}: installing its wheels failed: {exc}") from exc
+            raise InvalidPluginError(
+                f"plugin {meta.package_name}: installing its wheels failed: {exc}"
+            ) from exc
         if done.returncode != 0:
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
             raise InvalidPluginError(

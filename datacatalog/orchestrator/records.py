@@ -117,9 +117,7 @@ class ExecutionRecords:
             query["uuid"] = {"$ne": besides}
         return [Execution.from_document(d) for d in self.store.find("workflow_execution", query)]
 
-    def move_execution(
-        self, execution: Execution, status: str, **fields: Any
-    ) -> bool:
+    def move_execution(self, execution: Execution, status: str, **fields: Any) -> bool:
         """Move ``execution`` to ``status`` (setting ``fields``) if allowed; refresh it."""
         sources = EXECUTION_SOURCES[status]
         change: dict[str, Any] = {"$set": {"status": status, **fields}}
@@ -202,7 +200,9 @@ class ExecutionRecords:
 
     # -- the log ----------------------------------------------------------------------------
 
-    def add_logs(self, execution_id: str, records: Sequence[Mapping[str, Any]], *, first_seq: int) -> int:
+    def add_logs(
+        self, execution_id: str, records: Sequence[Mapping[str, Any]], *, first_seq: int
+    ) -> int:
         """Append log records (one bulk write); returns the next sequence number."""
         if not records:
             return first_seq
@@ -213,7 +213,10 @@ class ExecutionRecords:
                 "uuid": typed_uuid(f"workflow_log:{execution_id}:{seq}", "generic"),
                 "execution_id": execution_id,
                 "seq": seq,
-                **{k: record.get(k) for k in ("date", "level", "logger", "message", "task", "attempt")},
+                **{
+                    k: record.get(k)
+                    for k in ("date", "level", "logger", "message", "task", "attempt")
+                },
             }
             operations.append(Upsert({"uuid": doc["uuid"]}, {"$setOnInsert": doc}))
         self.store.bulk_upsert("workflow_log", operations)

@@ -85,9 +85,7 @@ def declarations(plugin_manager: PluginManager | None) -> list[WorkflowDeclarati
     return result
 
 
-def resolve(
-    name: str | Workflow, plugin_manager: PluginManager | None
-) -> tuple[str, Workflow]:
+def resolve(name: str | Workflow, plugin_manager: PluginManager | None) -> tuple[str, Workflow]:
     """The workflow called ``name``, and the name to record for it.
 
     Raises:

@@ -39,7 +39,7 @@ from datacatalog.orchestrator.exceptions import (
     OrchestratorError,
     WorkflowFailedError,
 )
-from datacatalog.orchestrator.executors.base import Executor, ExecutorEvent, Finished, Started
+from datacatalog.orchestrator.executors.base import Executor, ExecutorEvent, Started
 from datacatalog.orchestrator.graph import TaskGraph
 from datacatalog.orchestrator.leasing import ExecutionLease
 from datacatalog.orchestrator.model import Execution, TaskRecord
@@ -87,7 +87,8 @@ def _catalog(model_storage: Any, resource_storage: StorageRegistry | None) -> Ca
     if isinstance(model_storage, str):
         return Catalog.open(model_storage)
     raise InvalidWorkflowRunnerParams(
-        f"model_storage must be a Catalog, a Store or a catalog URI, not {type(model_storage).__name__}"
+        "model_storage must be a Catalog, a Store or a catalog URI, "
+        f"not {type(model_storage).__name__}"
     )
 
 
@@ -98,7 +99,12 @@ def _positive_int(value: object, what: str) -> int:
 
 
 def _interval(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value < 0
+        or value != value
+    ):
         raise InvalidWorkflowRunnerParams(f"{what} must be a number of seconds >= 0, not {value!r}")
     return float(value)
 
@@ -162,13 +168,19 @@ class WorkflowRunner:
                 "give either execution_id (to resume) or workflow_name and service_id, not both"
             )
         if not resuming and (workflow_name is None or service_id is None):
-            missing = [n for n, v in (("workflow_name", workflow_name), ("service_id", service_id)) if v is None]
+            missing = [
+                n
+                for n, v in (("workflow_name", workflow_name), ("service_id", service_id))
+                if v is None
+            ]
             raise InvalidWorkflowRunnerParams(
                 f"give workflow_name and service_id (missing: {', '.join(missing)}), "
                 "or execution_id to resume"
             )
         if inputs is not None and not isinstance(inputs, Mapping):
-            raise InvalidWorkflowRunnerParams(f"inputs must be a mapping, not {type(inputs).__name__}")
+            raise InvalidWorkflowRunnerParams(
+                f"inputs must be a mapping, not {type(inputs).__name__}"
+            )
         self._max_attempts = _positive_int(task_max_attempts, "task_max_attempts")
         self._retry_interval = _interval(task_retry_interval, "task_retry_interval")
         self._poll = _interval(cancel_poll_interval, "cancel_poll_interval")
@@ -185,13 +197,22 @@ class WorkflowRunner:
         self._cancel_flag = threading.Event()
         self._executed = False
         self._resumed_from: Execution | None = None
+        self._outcomes: list[dict[str, Any]] = []  # task outcomes not yet in the job history
+        self._last_flush = self.clock.now()
 
         if resuming:
             assert execution_id is not None
             previous = self.records.execution(execution_id)
             self._check_resumable(previous)
-            service_id, name, given_inputs = previous.job_uuid, previous.workflow_name, previous.inputs
-            self._max_attempts, self._retry_interval = previous.task_max_attempts, previous.task_retry_interval
+            service_id, name, given_inputs = (
+                previous.job_uuid,
+                previous.workflow_name,
+                previous.inputs,
+            )
+            self._max_attempts, self._retry_interval = (
+                previous.task_max_attempts,
+                previous.task_retry_interval,
+            )
             self._resumed_from = previous
             workflow_ref: str | Workflow = name
         else:
@@ -213,12 +234,17 @@ class WorkflowRunner:
 
         # Build the graph and check it can be shipped before anything is written.
         collector = RecordCollector(None, None)
-        self._workflow_logger = make_logger(f"datacatalog.workflow.{self.workflow.name}", collector, [])
+        self._workflow_logger = make_logger(
+            f"datacatalog.workflow.{self.workflow.name}", collector, []
+        )
         self._workflow_logs = collector
         self._graph = TaskGraph()
         build_ctx = WorkflowContext(
-            execution_id=execution_id or "", workflow_name=self.workflow_name, job=self._job_info,
-            inputs=self._inputs, logger=self._workflow_logger,
+            execution_id=execution_id or "",
+            workflow_name=self.workflow_name,
+            job=self._job_info,
+            inputs=self._inputs,
+            logger=self._workflow_logger,
         )
         try:
             self.workflow(build_ctx, self._graph, **self._inputs)
@@ -239,12 +265,18 @@ class WorkflowRunner:
                 )
         else:
             display = self.workflow.name + (
-                self.workflow.suffix_template.format(**self._inputs) if self.workflow.suffix_template else ""
+                self.workflow.suffix_template.format(**self._inputs)
+                if self.workflow.suffix_template
+                else ""
             )
             self._execution = self.records.create_execution(
-                job_uuid=self._job.uuid, workflow_name=self.workflow_name, display_name=display,
-                inputs=self._inputs, executor=self.executor.describe(),
-                task_max_attempts=self._max_attempts, task_retry_interval=self._retry_interval,
+                job_uuid=self._job.uuid,
+                workflow_name=self.workflow_name,
+                display_name=display,
+                inputs=self._inputs,
+                executor=self.executor.describe(),
+                task_max_attempts=self._max_attempts,
+                task_retry_interval=self._retry_interval,
             )
             self._tasks = {}
             for position, node in enumerate(self._graph):
@@ -257,9 +289,15 @@ class WorkflowRunner:
                     dependencies=list(node.dependencies),
                     status="pending",
                     # Given per operation wins, 0 and False included; None falls back.
-                    max_attempts=op.max_attempts if op.max_attempts is not None else self._max_attempts,
-                    retry_interval=op.retry_interval if op.retry_interval is not None else self._retry_interval,
-                    ignore_failure=bool(op.ignore_failure) if op.ignore_failure is not None else False,
+                    max_attempts=op.max_attempts
+                    if op.max_attempts is not None
+                    else self._max_attempts,
+                    retry_interval=op.retry_interval
+                    if op.retry_interval is not None
+                    else self._retry_interval,
+                    ignore_failure=bool(op.ignore_failure)
+                    if op.ignore_failure is not None
+                    else False,
                     position=position,
                 )
             self.records.create_tasks(list(self._tasks.values()))
@@ -301,7 +339,9 @@ class WorkflowRunner:
             ActiveExecutionsError: Another execution took the job meanwhile.
         """
         if self._executed:
-            raise InvalidRequestError(f"execution {self.execution_id}: execute() was called already")
+            raise InvalidRequestError(
+                f"execution {self.execution_id}: execute() was called already"
+            )
         self._executed = True
         if self._resumed_from is not None:
             self._emit(events.on_resume_workflow_signal, execution=self._execution)
@@ -324,7 +364,11 @@ class WorkflowRunner:
                 f"execution {previous.id} is {previous.status}: it is still active",
                 holder=previous.id,
             )
-        allowed = "cancelled or failed" if self._retry_failed else "cancelled (failed with retry_failed=True)"
+        allowed = (
+            "cancelled or failed"
+            if self._retry_failed
+            else "cancelled (failed with retry_failed=True)"
+        )
         raise InvalidWorkflowRunnerParams(
             f"execution {previous.id} is {previous.status}; only a {allowed} execution resumes"
         )
@@ -364,7 +408,9 @@ class WorkflowRunner:
             token=self.catalog.jobs.job_token(job.uuid),
         )
 
-    def _invocation(self, name: str, attempt: int, max_attempts: int, interval: float, exec_id: str) -> Invocation:
+    def _invocation(
+        self, name: str, attempt: int, max_attempts: int, interval: float, exec_id: str
+    ) -> Invocation:
         node = self._graph[name]
         return Invocation(
             execution_id=exec_id,
@@ -384,7 +430,10 @@ class WorkflowRunner:
     def _emit(self, signal: Any, **kwargs: Any) -> None:
         """Send ``signal``: the recording receiver's errors propagate, subscribers' do not."""
         for receiver in signal.receivers_for(self):
-            if getattr(receiver, "__name__", "") == "receiver" and receiver.__module__ == events.__name__:
+            if (
+                getattr(receiver, "__name__", "") == "receiver"
+                and receiver.__module__ == events.__name__
+            ):
                 receiver(self, **kwargs)
                 continue
             try:
@@ -400,11 +449,20 @@ class WorkflowRunner:
         self.records.move_execution(execution, "started", started_at=self.clock.now())
         if execution.status != "started":
             return
-        self._job_event("run", {"workflow": self.workflow_name, "execution_id": execution.id,
-                                "tasks": len(self._tasks), "resumes": execution.resumes})
+        self._job_event(
+            "run",
+            {
+                "workflow": self.workflow_name,
+                "execution_id": execution.id,
+                "tasks": len(self._tasks),
+                "resumes": execution.resumes,
+            },
+        )
 
     def _record_on_resume_workflow_signal(self, execution: Execution) -> None:
-        reset_statuses = ["started", "retrying", "pending"] + (["failed"] if self._retry_failed else [])
+        reset_statuses = ["started", "retrying", "pending"] + (
+            ["failed"] if self._retry_failed else []
+        )
         for task in self._tasks.values():
             if task.status in reset_statuses:
                 fields: dict[str, Any] = {"due_at": None}
@@ -412,35 +470,68 @@ class WorkflowRunner:
                     # A fresh budget; attempt numbers go on (each attempt keeps its own key).
                     op = self._graph[task.name].operation
                     budget = op.max_attempts if op.max_attempts is not None else self._max_attempts
-                    fields.update(max_attempts=task.attempts + budget, error=None,
-                                  message=None, ended_at=None)
+                    fields.update(
+                        max_attempts=task.attempts + budget, error=None, message=None, ended_at=None
+                    )
                 self.records.move_task(task, "pending", **fields)
         self.records.move_execution(
-            execution, "pending", resumes=execution.resumes + 1, cancel_requested=False,
-            ended_at=None, error=None, reason=None,
+            execution,
+            "pending",
+            resumes=execution.resumes + 1,
+            cancel_requested=False,
+            ended_at=None,
+            error=None,
+            reason=None,
         )
 
     def _record_on_cancelling_workflow_signal(self, execution: Execution) -> None:
         self.records.move_execution(execution, "cancelling", cancel_requested=True)
 
     def _record_on_cancelled_workflow_signal(self, execution: Execution, ran: bool = True) -> None:
-        self.records.move_execution(execution, "cancelled", ended_at=self.clock.now(), reason="cancelled")
+        self.records.move_execution(
+            execution, "cancelled", ended_at=self.clock.now(), reason="cancelled"
+        )
         if ran:
             self._flush_history(force=True)
-            self._job_event("fail", {"reason": "cancelled", "workflow": self.workflow_name,
-                                     "execution_id": execution.id, "counts": self._counts()})
+            self._job_event(
+                "fail",
+                {
+                    "reason": "cancelled",
+                    "workflow": self.workflow_name,
+                    "execution_id": execution.id,
+                    "counts": self._counts(),
+                },
+            )
 
     def _record_on_success_workflow_signal(self, execution: Execution) -> None:
         self.records.move_execution(execution, "succeeded", ended_at=self.clock.now())
         self._flush_history(force=True)
-        self._job_event("finish", {"workflow": self.workflow_name, "execution_id": execution.id,
-                                   "counts": self._counts()})
+        self._job_event(
+            "finish",
+            {
+                "workflow": self.workflow_name,
+                "execution_id": execution.id,
+                "counts": self._counts(),
+            },
+        )
 
-    def _record_on_failure_workflow_signal(self, execution: Execution, error: dict[str, Any], reason: str) -> None:
-        self.records.move_execution(execution, "failed", ended_at=self.clock.now(), error=error, reason=reason)
+    def _record_on_failure_workflow_signal(
+        self, execution: Execution, error: dict[str, Any], reason: str
+    ) -> None:
+        self.records.move_execution(
+            execution, "failed", ended_at=self.clock.now(), error=error, reason=reason
+        )
         self._flush_history(force=True)
-        self._job_event("fail", {"reason": reason, "workflow": self.workflow_name,
-                                 "execution_id": execution.id, "error": error, "counts": self._counts()})
+        self._job_event(
+            "fail",
+            {
+                "reason": reason,
+                "workflow": self.workflow_name,
+                "execution_id": execution.id,
+                "error": error,
+                "counts": self._counts(),
+            },
+        )
 
     def _record_sent_task_signal(self, task: TaskRecord, attempt: int) -> None:
         """Nothing is written when an attempt is sent: its start is (one write per event)."""
@@ -449,24 +540,48 @@ class WorkflowRunner:
         self.records.move_task(task, "started", attempts=attempt, started_at=started, due_at=None)
 
     def _record_on_success_task_signal(self, task: TaskRecord, outcome: Outcome) -> None:
-        self.records.move_task(task, "success", attempt=_attempt_entry(outcome),
-                               ended_at=outcome.ended, error=None, message=outcome.message)
+        self.records.move_task(
+            task,
+            "success",
+            attempt=_attempt_entry(outcome),
+            ended_at=outcome.ended,
+            error=None,
+            message=outcome.message,
+        )
         self._history_outcome(task)
 
     def _record_on_failure_task_signal(
         self, task: TaskRecord, outcome: Outcome, retry: bool, due_at: datetime | None
     ) -> None:
         if retry:
-            self.records.move_task(task, "retrying", attempt=_attempt_entry(outcome),
-                                   due_at=due_at, error=outcome.error, message=outcome.message)
+            self.records.move_task(
+                task,
+                "retrying",
+                attempt=_attempt_entry(outcome),
+                due_at=due_at,
+                error=outcome.error,
+                message=outcome.message,
+            )
             return
-        self.records.move_task(task, "failed", attempt=_attempt_entry(outcome),
-                               ended_at=outcome.ended, error=outcome.error, message=outcome.message)
+        self.records.move_task(
+            task,
+            "failed",
+            attempt=_attempt_entry(outcome),
+            ended_at=outcome.ended,
+            error=outcome.error,
+            message=outcome.message,
+        )
         self._history_outcome(task)
 
     def _history_outcome(self, task: TaskRecord) -> None:
-        self._outcomes.append({"task": task.name, "status": task.status, "attempts": task.attempts,
-                               **({"error": (task.error or {}).get("type")} if task.status == "failed" else {})})
+        self._outcomes.append(
+            {
+                "task": task.name,
+                "status": task.status,
+                "attempts": task.attempts,
+                **({"error": (task.error or {}).get("type")} if task.status == "failed" else {}),
+            }
+        )
         self._flush_history()
 
     def _flush_history(self, *, force: bool = False) -> None:
@@ -477,8 +592,14 @@ class WorkflowRunner:
             return
         batch, self._outcomes = self._outcomes, []
         self._last_flush = self.clock.now()
-        self._job_event("update", {"workflow": self.workflow_name, "execution_id": self.execution_id,
-                                   "task_outcomes": batch})
+        self._job_event(
+            "update",
+            {
+                "workflow": self.workflow_name,
+                "execution_id": self.execution_id,
+                "task_outcomes": batch,
+            },
+        )
 
     def _job_event(self, event: str, data: dict[str, Any]) -> None:
         self.catalog.jobs.send(self._job.uuid, event, data=data)
@@ -491,12 +612,13 @@ class WorkflowRunner:
 
     def _write_logs(self, records: list[dict[str, Any]]) -> None:
         if records:
-            self._log_seq = self.records.add_logs(self.execution_id, records, first_seq=self._log_seq)
+            self._log_seq = self.records.add_logs(
+                self.execution_id, records, first_seq=self._log_seq
+            )
 
     # -- the loop ---------------------------------------------------------------------------
 
     def _run(self) -> Execution:
-        self._outcomes: list[dict[str, Any]] = []
         self._last_flush = self.clock.now()
         self._emit(events.start_workflow_signal, execution=self._execution)
         if self._execution.status != "started":  # cancelled meanwhile, from elsewhere
@@ -528,8 +650,15 @@ class WorkflowRunner:
                         attempt = task.attempts + 1
                         inflight[task.name] = attempt
                         self._emit(events.sent_task_signal, task=task, attempt=attempt)
-                        self.executor.submit(self._invocation(
-                            task.name, attempt, task.max_attempts, task.retry_interval, self.execution_id))
+                        self.executor.submit(
+                            self._invocation(
+                                task.name,
+                                attempt,
+                                task.max_attempts,
+                                task.retry_interval,
+                                self.execution_id,
+                            )
+                        )
                 if not inflight:
                     if cancelling or root_error is not None:
                         break
@@ -542,7 +671,9 @@ class WorkflowRunner:
                     event = inbox.get(timeout=max(0.01, self._poll))
                 except queue.Empty:
                     continue
-                root_error = self._handle(event, inflight, finished_attempts, cancelling, root_error)
+                root_error = self._handle(
+                    event, inflight, finished_attempts, cancelling, root_error
+                )
         except BaseException as exc:
             cancelling = False
             self._abandon(exc)
@@ -553,8 +684,12 @@ class WorkflowRunner:
             self._emit(events.on_cancelled_workflow_signal, execution=self._execution)
             return self._execution
         if root_error is not None:
-            self._emit(events.on_failure_workflow_signal, execution=self._execution,
-                       error=root_error, reason="task_failed")
+            self._emit(
+                events.on_failure_workflow_signal,
+                execution=self._execution,
+                error=root_error,
+                reason="task_failed",
+            )
             raise WorkflowFailedError(
                 f"workflow {self.workflow_name} failed: task {root_error.get('task')} raised "
                 f"{root_error['type']}: {root_error['message']}",
@@ -568,7 +703,12 @@ class WorkflowRunner:
         try:
             self.executor.cancel()
             error = error_info(exc)
-            self._emit(events.on_failure_workflow_signal, execution=self._execution, error=error, reason="error")
+            self._emit(
+                events.on_failure_workflow_signal,
+                execution=self._execution,
+                error=error,
+                reason="error",
+            )
         except Exception:
             log.exception("could not record the failure of execution %s", self.execution_id)
 
@@ -583,12 +723,16 @@ class WorkflowRunner:
             if task.status == "retrying" and task.due_at is not None and task.due_at > now:
                 continue
             deps = [self._tasks[d] for d in task.dependencies]
-            if all(d.status == "success" or (d.status == "failed" and d.ignore_failure) for d in deps):
+            if all(
+                d.status == "success" or (d.status == "failed" and d.ignore_failure) for d in deps
+            ):
                 ready.append(task)
         return ready
 
     def _next_due(self) -> datetime | None:
-        dues = [t.due_at or self.clock.now() for t in self._tasks.values() if t.status == "retrying"]
+        dues = [
+            t.due_at or self.clock.now() for t in self._tasks.values() if t.status == "retrying"
+        ]
         return min(dues) if dues else None
 
     def _handle(
@@ -601,16 +745,28 @@ class WorkflowRunner:
     ) -> dict[str, Any] | None:
         if isinstance(event, Started):
             # A start after the attempt ended, or of an attempt dropped by a cancel, is stale.
-            if inflight.get(event.task) == event.attempt and (event.task, event.attempt) not in finished:
-                self._emit(events.start_task_signal, task=self._tasks[event.task],
-                           attempt=event.attempt, started=event.started)
+            if (
+                inflight.get(event.task) == event.attempt
+                and (event.task, event.attempt) not in finished
+            ):
+                self._emit(
+                    events.start_task_signal,
+                    task=self._tasks[event.task],
+                    attempt=event.attempt,
+                    started=event.started,
+                )
             return root_error
         outcome = event.outcome
         task = self._tasks[outcome.task]
         finished.add((outcome.task, outcome.attempt))
         inflight.pop(outcome.task, None)
         if task.status != "started":  # its start event is still on its way (Dask)
-            self._emit(events.start_task_signal, task=task, attempt=outcome.attempt, started=outcome.started)
+            self._emit(
+                events.start_task_signal,
+                task=task,
+                attempt=outcome.attempt,
+                started=outcome.started,
+            )
         self._write_logs(outcome.logs)
         if outcome.status == "success":
             self._emit(events.on_success_task_signal, task=task, outcome=outcome)
@@ -618,11 +774,18 @@ class WorkflowRunner:
         # A retry is recorded even while cancelling or failing: the task stays unfinished
         # (``retrying``) and is not sent again; a resume runs it.
         retry = outcome.status != "abort" and task.attempts < task.max_attempts
-        interval = outcome.retry_interval if outcome.retry_interval is not None else task.retry_interval
+        interval = (
+            outcome.retry_interval if outcome.retry_interval is not None else task.retry_interval
+        )
         due = self.clock.now() + timedelta(seconds=interval) if retry else None
-        self._emit(events.on_failure_task_signal, task=task, outcome=outcome, retry=retry, due_at=due)
+        self._emit(
+            events.on_failure_task_signal, task=task, outcome=outcome, retry=retry, due_at=due
+        )
         if task.status == "failed" and not task.ignore_failure and root_error is None:
-            return {**(outcome.error or {"type": "Error", "message": outcome.message or ""}), "task": task.name}
+            return {
+                **(outcome.error or {"type": "Error", "message": outcome.message or ""}),
+                "task": task.name,
+            }
         return root_error
 
 

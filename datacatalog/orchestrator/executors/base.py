@@ -98,12 +98,12 @@ class Executor(ABC):
 def _culprit(executor: Executor, invocation: Invocation) -> str:
     for name, value in invocation.arguments.items():
         try:
-            executor.dumps(value)  # type: ignore[arg-type]
+            executor.dumps(value)
         except Exception:
             return f"argument {name!r} ({type(value).__name__})"
     for name, value in invocation.inputs.items():
         try:
-            executor.dumps(value)  # type: ignore[arg-type]
+            executor.dumps(value)
         except Exception:
             return f"input {name!r} ({type(value).__name__})"
     return f"operation {invocation.operation.path}"

@@ -40,13 +40,16 @@ log = logging.getLogger(__name__)
 
 def _attempt_on_worker(invocation: Invocation, cancel_event: str) -> Any:
     worker = get_worker()
-    worker.log_event(TOPIC, {
-        "execution_id": invocation.execution_id,
-        "task": invocation.task,
-        "attempt": invocation.attempt,
-        "started": utc_now().isoformat(),
-        "worker": worker.address,
-    })
+    worker.log_event(
+        TOPIC,
+        {
+            "execution_id": invocation.execution_id,
+            "task": invocation.task,
+            "attempt": invocation.attempt,
+            "started": utc_now().isoformat(),
+            "worker": worker.address,
+        },
+    )
     flag = Event(cancel_event)
     return run_attempt(invocation, flag.is_set)
 
@@ -79,10 +82,16 @@ class DaskExecutor(Executor):
                 "DaskExecutor: workers sizes the local cluster it starts; an existing "
                 "scheduler's workers are its own"
             )
-        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-            raise InvalidRequestError(f"DaskExecutor: workers must be an integer of at least 1, not {workers!r}")
+        if workers is not None and (
+            isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+        ):
+            raise InvalidRequestError(
+                f"DaskExecutor: workers must be an integer of at least 1, not {workers!r}"
+            )
         if address is not None and (not isinstance(address, str) or not address.strip()):
-            raise InvalidRequestError(f"DaskExecutor: address must be a scheduler address, not {address!r}")
+            raise InvalidRequestError(
+                f"DaskExecutor: address must be a scheduler address, not {address!r}"
+            )
         self.address = address
         self.workers = workers or 2
         self.cancel_grace = cancel_grace
@@ -90,10 +99,10 @@ class DaskExecutor(Executor):
         self._client: Client | None = None
         self._cluster: LocalCluster | None = None
         self._owns_client = False
-        self._futures: dict[str, tuple[Invocation, Future]] = {}
+        self._futures: dict[str, tuple[Invocation, Future[Any]]] = {}
         self._running: dict[str, str] = {}  # key -> worker address, from start events
         self._lock = threading.Lock()
-        self._done: queue.Queue[tuple[Invocation, Future] | None] = queue.Queue()
+        self._done: queue.Queue[tuple[Invocation, Future[Any]] | None] = queue.Queue()
         self._collector: threading.Thread | None = None
         self._cancel: Event | None = None
         self._killer: threading.Timer | None = None
@@ -111,7 +120,8 @@ class DaskExecutor(Executor):
     def describe(self) -> str:
         """``dask(local, workers=N)`` or ``dask(ADDRESS)``."""
         if self._given_client is not None:
-            return f"dask({self._given_client.scheduler.address if self._given_client.scheduler else 'client'})"
+            scheduler = self._given_client.scheduler
+            return f"dask({scheduler.address if scheduler else 'client'})"
         if self.address is not None:
             return f"dask({self.address})"
         return f"dask(local, workers={self.workers})"
@@ -133,15 +143,20 @@ class DaskExecutor(Executor):
             # died, counting attempts twice: ours are the only retries.
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                 self._cluster = LocalCluster(
-                    n_workers=self.workers, threads_per_worker=1, processes=True,
-                    host="127.0.0.1", dashboard_address=None,
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
                 )
             self._client = Client(self._cluster, set_as_default=False)
             self._owns_client = True
         self._cancel = Event(f"datacatalog-cancel-{execution_id}", client=self._client)
         self._cancel.clear()
         self._client.subscribe_topic(TOPIC, self._on_started)
-        self._collector = threading.Thread(target=self._collect, name="datacatalog-dask", daemon=True)
+        self._collector = threading.Thread(
+            target=self._collect, name="datacatalog-dask", daemon=True
+        )
         self._collector.start()
 
     def _on_started(self, event: tuple[float, dict[str, Any]]) -> None:
@@ -151,14 +166,25 @@ class DaskExecutor(Executor):
         key = f"{self.execution_id}-{message['task']}-{message['attempt']}"
         with self._lock:
             self._running[key] = str(message.get("worker"))
-        self.emit(Started(message["task"], int(message["attempt"]),
-                          datetime.fromisoformat(message["started"]), str(message.get("worker"))))
+        self.emit(
+            Started(
+                message["task"],
+                int(message["attempt"]),
+                datetime.fromisoformat(message["started"]),
+                str(message.get("worker")),
+            )
+        )
 
     def submit(self, invocation: Invocation) -> None:
         """Submit one attempt as a future with a key of its own."""
         assert self._client is not None and self._cancel is not None, "start() first"
         future = self._client.submit(
-            _attempt_on_worker, invocation, self._cancel.name, key=invocation.key, pure=False, retries=0,
+            _attempt_on_worker,
+            invocation,
+            self._cancel.name,
+            key=invocation.key,
+            pure=False,
+            retries=0,
         )
         with self._lock:
             self._futures[invocation.key] = (invocation, future)
@@ -193,7 +219,9 @@ class DaskExecutor(Executor):
         assert self._client is not None and self._cancel is not None
         self._cancel.set()
         with self._lock:
-            waiting = [(inv, fut) for key, (inv, fut) in self._futures.items() if key not in self._running]
+            waiting = [
+                (inv, fut) for key, (inv, fut) in self._futures.items() if key not in self._running
+            ]
         if waiting:
             self._client.cancel([fut for _, fut in waiting])
         if self.owns_cluster and self.cancel_grace is not None:

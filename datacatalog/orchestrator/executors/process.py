@@ -47,10 +47,11 @@ class ProcessExecutor(Executor):
         method = start_method or ("forkserver" if sys.platform.startswith("linux") else "spawn")
         if method not in START_METHODS:
             raise InvalidRequestError(
-                f"ProcessExecutor: start_method must be one of {', '.join(START_METHODS)}, not {method!r}"
+                f"ProcessExecutor: start_method must be one of {', '.join(START_METHODS)}, "
+                f"not {method!r}"
             )
         self.start_method = method
-        self._context = multiprocessing.get_context(method)
+        self._context: Any = multiprocessing.get_context(method)
         self._cancel = self._context.Event()
         self._pool: ThreadPoolExecutor | None = None
         self._queued: dict[Future[None], tuple[str, int]] = {}
@@ -78,17 +79,28 @@ class ProcessExecutor(Executor):
         started = utc_now()
         receiver, sender = self._context.Pipe(duplex=False)
         child = self._context.Process(
-            target=_child, args=(sender, invocation, self._cancel),
-            name=f"datacatalog-{invocation.task}-{invocation.attempt}", daemon=True,
+            target=_child,
+            args=(sender, invocation, self._cancel),
+            name=f"datacatalog-{invocation.task}-{invocation.attempt}",
+            daemon=True,
         )
         try:
             child.start()
         except Exception as exc:
-            self.emit(Finished(failure(invocation, {
-                "type": type(exc).__name__,
-                "message": f"could not start a worker process for task {invocation.task}: {exc}",
-                "traceback": None,
-            }, started=started)))
+            self.emit(
+                Finished(
+                    failure(
+                        invocation,
+                        {
+                            "type": type(exc).__name__,
+                            "message": f"could not start a worker process for task "
+                            f"{invocation.task}: {exc}",
+                            "traceback": None,
+                        },
+                        started=started,
+                    )
+                )
+            )
             return
         sender.close()
         finished = False
@@ -99,7 +111,9 @@ class ProcessExecutor(Executor):
                 except (EOFError, OSError):
                     break
                 if kind == "started":
-                    self.emit(Started(invocation.task, invocation.attempt, payload, f"pid {child.pid}"))
+                    self.emit(
+                        Started(invocation.task, invocation.attempt, payload, f"pid {child.pid}")
+                    )
                 else:
                     finished = True
                     self.emit(Finished(payload))
@@ -108,15 +122,24 @@ class ProcessExecutor(Executor):
             child.join()
         if not finished:
             code = child.exitcode
-            self.emit(Finished(failure(invocation, {
-                "type": "WorkerProcessDied",
-                "message": (
-                    f"the worker process (pid {child.pid}) running task {invocation.task} "
-                    f"attempt {invocation.attempt} exited with code {code} before reporting "
-                    "an outcome"
-                ),
-                "traceback": None,
-            }, started=started)))
+            self.emit(
+                Finished(
+                    failure(
+                        invocation,
+                        {
+                            "type": "WorkerProcessDied",
+                            "message": (
+                                f"the worker process (pid {child.pid}) running task "
+                                f"{invocation.task} attempt {invocation.attempt} exited with "
+                                f"code {code} before reporting "
+                                "an outcome"
+                            ),
+                            "traceback": None,
+                        },
+                        started=started,
+                    )
+                )
+            )
 
     def _forget(self, future: Future[None]) -> None:
         with self._lock:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from datacatalog.errors import InvalidRequestError
 from datacatalog.clock import utc_now
+from datacatalog.errors import InvalidRequestError
 from datacatalog.orchestrator.executors.base import Emit, Executor, Finished, Started
 from datacatalog.orchestrator.worker import Invocation, run_attempt
 
@@ -14,7 +14,9 @@ from datacatalog.orchestrator.worker import Invocation, run_attempt
 def check_pool_size(pool_size: object, what: str) -> int:
     """``pool_size`` as a positive integer; InvalidRequestError otherwise."""
     if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
-        raise InvalidRequestError(f"{what}: pool_size must be an integer of at least 1, not {pool_size!r}")
+        raise InvalidRequestError(
+            f"{what}: pool_size must be an integer of at least 1, not {pool_size!r}"
+        )
     return pool_size
 
 
@@ -47,7 +49,9 @@ class ThreadExecutor(Executor):
         future.add_done_callback(self._forget)
 
     def _run(self, invocation: Invocation) -> None:
-        self.emit(Started(invocation.task, invocation.attempt, utc_now(), threading.current_thread().name))
+        self.emit(
+            Started(invocation.task, invocation.attempt, utc_now(), threading.current_thread().name)
+        )
         self.emit(Finished(run_attempt(invocation, self._cancel.is_set)))
 
     def _forget(self, future: Future[None]) -> None:

@@ -30,6 +30,7 @@ from datacatalog.cli.metadata import metadata
 from datacatalog.cli.output import fields_panel, report_error, text
 from datacatalog.cli.pipelines import pipelines
 from datacatalog.cli.provenance import provenance
+from datacatalog.cli.workflows import plugins, workflows
 from datacatalog.errors import InvalidRequestError
 
 if TYPE_CHECKING:
@@ -189,7 +190,7 @@ def render_demo(result: DemoResult, console: Console) -> None:
     console.print(tree)
 
 
-for _group in (pipelines, metadata, jobs, admin, provenance):
+for _group in (pipelines, metadata, jobs, admin, provenance, workflows, plugins):
     cli.add_command(_group)
 
 

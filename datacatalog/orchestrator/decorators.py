@@ -194,6 +194,24 @@ class Workflow:
     def __repr__(self) -> str:
         return f"<workflow {self.path}>"
 
+    def display_name(self, inputs: Mapping[str, Any]) -> str:
+        """The name followed by ``suffix_template`` formatted with the inputs (and defaults)."""
+        if not self.suffix_template:
+            return self.name
+        values = {
+            name: param.default
+            for name, param in inspect.signature(self.func).parameters.items()
+            if param.default is not param.empty
+        }
+        values.update(inputs)
+        try:
+            return self.name + self.suffix_template.format(**values)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InvalidRequestError(
+                f"workflow {self.name}: suffix_template {self.suffix_template!r} does not fit "
+                f"the inputs: {exc}"
+            ) from None
+
     def parameters(self) -> dict[str, bool]:
         """The inputs the workflow takes, each with whether it is required."""
         found: dict[str, bool] = {}

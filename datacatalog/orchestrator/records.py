@@ -135,7 +135,25 @@ class ExecutionRecords:
         return True
 
     def request_cancel(self, execution_id: str) -> tuple[Execution, bool]:
-        """Flag the execution for cancellation; returns it and whether the flag was new."""
+        """Flag the execution for cancellation; returns it and whether the flag was new.
+
+        An execution not started yet ends ``cancelled`` at once (nothing ran); a running
+        one is flagged, and its runner, which polls the flag, cancels it.
+        """
+        doc = self.store.update(
+            "workflow_execution",
+            {"uuid": check_execution_id(execution_id), "status": "pending"},
+            {
+                "$set": {
+                    "status": "cancelled",
+                    "cancel_requested": True,
+                    "reason": "cancelled",
+                    "ended_at": utc_now(),
+                }
+            },
+        )
+        if doc is not None:
+            return Execution.from_document(doc), True
         doc = self.store.update(
             "workflow_execution",
             {

@@ -227,6 +227,10 @@ class WorkflowRunner:
                 f"workflow {self.workflow_name}: {'; '.join(problems)}", workflow=self.workflow_name
             )
         self._inputs = dict(check_object(given_inputs, where="workflow inputs"))
+        try:
+            self._display_name = self.workflow.display_name(self._inputs)
+        except InvalidRequestError as exc:
+            raise InvalidWorkflowRunnerParams(str(exc)) from exc
         self.executor: Executor = executor if executor is not None else _default_executor()
         self._lease = ExecutionLease(self.catalog)
         self._check_no_active(besides=execution_id)
@@ -264,11 +268,7 @@ class WorkflowRunner:
                     f"record ({', '.join(missing)}); it cannot be resumed"
                 )
         else:
-            display = self.workflow.name + (
-                self.workflow.suffix_template.format(**self._inputs)
-                if self.workflow.suffix_template
-                else ""
-            )
+            display = self._display_name
             self._execution = self.records.create_execution(
                 job_uuid=self._job.uuid,
                 workflow_name=self.workflow_name,

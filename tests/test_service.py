@@ -775,6 +775,8 @@ def test_openapi_documents_every_route(service: Service) -> None:
         ("POST", "/jobs/{job_uuid}/index"),
         ("GET", "/jobs/{job_uuid}/prov"),
         ("GET", "/files/lineage"),
+        ("GET", "/jobs/{job_uuid}/executions"),
+        ("GET", "/executions/{execution_id}"),
         ("POST", "/admin/jobs/{job_uuid}/reset"),
         ("POST", "/admin/jobs/{job_uuid}/ready"),
         ("POST", "/admin/jobs/{job_uuid}/delete"),

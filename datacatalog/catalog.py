@@ -16,6 +16,7 @@ from typing import Any
 
 from datacatalog.indexing import IndexingService
 from datacatalog.jobs import Actor, JobService
+from datacatalog.jobs.leases import LeaseService
 from datacatalog.metadata import MetadataRegistry
 from datacatalog.pipelines import PipelineRegistry
 from datacatalog.settings import Settings
@@ -40,6 +41,7 @@ class Catalog:
         self.storage: StorageRegistry = self.jobs.storage
         self.pipelines: PipelineRegistry = self.jobs.pipelines
         self.metadata: MetadataRegistry = self.jobs.metadata
+        self.leases: LeaseService = self.jobs.leases
         self.indexing = IndexingService(store, jobs=self.jobs, storage=self.storage)
 
     @classmethod

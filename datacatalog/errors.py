@@ -14,6 +14,8 @@ PayloadTooLarge     ``payload_too_large``  2          413
 NotFound            ``not_found``          3          404
 InvalidTransition   ``invalid_transition`` 4          409
 Conflict            ``conflict``           5          409
+LeaseLost           ``lease_lost``         5          409
+ActiveExecutions    ``active_executions``  9          409
 Unauthorized        ``unauthorized``       6          401
 Forbidden           ``forbidden``          6          403
 StorageFailure      ``storage_failure``    7          502
@@ -90,7 +92,17 @@ class ConflictError(DataCatalogError):
 
 
 class ActiveExecutionsError(ConflictError):
-    """The job already has an active execution (a stage driver or a workflow) holding it."""
+    """The job already has an active execution (another driver or workflow run holds its
+    lease): wait for it to end, or for its lease to lapse if its holder died."""
+
+    code = "active_executions"
+
+
+class LeaseLostError(ConflictError):
+    """A lease is no longer held by the one renewing or releasing it (it lapsed and was
+    taken over, or was released): the holder must stop working on the job."""
+
+    code = "lease_lost"
 
 
 class UnauthorizedError(DataCatalogError):
@@ -135,6 +147,8 @@ ERROR_TABLE: dict[str, ErrorMapping] = {
         ErrorMapping(NotFoundError.code, 3, 404),
         ErrorMapping(InvalidTransitionError.code, 4, 409),
         ErrorMapping(ConflictError.code, 5, 409),
+        ErrorMapping(LeaseLostError.code, 5, 409),
+        ErrorMapping(ActiveExecutionsError.code, 9, 409),
         ErrorMapping(UnauthorizedError.code, 6, 401),
         ErrorMapping(ForbiddenError.code, 6, 403),
         ErrorMapping(StorageFailureError.code, 7, 502),

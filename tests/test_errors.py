@@ -9,12 +9,14 @@ import pytest
 from datacatalog import errors
 from datacatalog.errors import (
     ERROR_TABLE,
+    ActiveExecutionsError,
     ConflictError,
     DataCatalogError,
     ErrorMapping,
     ForbiddenError,
     InvalidRequestError,
     InvalidTransitionError,
+    LeaseLostError,
     NotFoundError,
     PayloadTooLargeError,
     StorageFailureError,
@@ -31,6 +33,8 @@ CONTRACT: dict[type[DataCatalogError], tuple[str, int, int]] = {
     NotFoundError: ("not_found", 3, 404),
     InvalidTransitionError: ("invalid_transition", 4, 409),
     ConflictError: ("conflict", 5, 409),
+    LeaseLostError: ("lease_lost", 5, 409),
+    ActiveExecutionsError: ("active_executions", 9, 409),
     UnauthorizedError: ("unauthorized", 6, 401),
     ForbiddenError: ("forbidden", 6, 403),
     StorageFailureError: ("storage_failure", 7, 502),

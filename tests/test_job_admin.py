@@ -6,6 +6,7 @@ Every test runs on both engines through the ``store`` fixture.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -395,3 +396,82 @@ def test_an_admin_token_from_another_secret_is_refused(world: World, tmp_path: P
 def test_the_audit_log_refuses_a_value_that_is_not_a_job_uuid(world: World) -> None:
     with pytest.raises(InvalidRequestError):
         world.jobs.audit_log("not-a-uuid")
+
+
+# -- the order of the audit trail ------------------------------------------------------------
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """A clock that never advances: every record written gets the same date."""
+    instant = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+    for module in ("datacatalog.jobs.admin", "datacatalog.jobs.events", "datacatalog.store.core"):
+        monkeypatch.setattr(f"{module}.utc_now", lambda: instant)
+    return instant
+
+
+def test_actions_within_one_millisecond_come_back_in_the_order_they_were_done(
+    world: World, frozen_clock: datetime
+) -> None:
+    job = running_job(world)
+    admin = world.admin()
+    world.jobs.reset(job.uuid, token=admin)
+    world.jobs.ready(job.uuid, token=admin)
+    world.jobs.delete(job.uuid, token=admin)
+    world.jobs.undelete(job.uuid, token=admin)
+    world.jobs.delete(job.uuid, token=admin)
+    world.jobs.purge(job.uuid, token=admin, dry_run=True)
+    world.jobs.purge(job.uuid, token=admin)
+
+    trail = world.jobs.audit_log(job.uuid)
+
+    assert {r.date for r in trail} == {frozen_clock}
+    assert [(r.action, r.dry_run) for r in reversed(trail)] == [
+        ("reset", False),
+        ("ready", False),
+        ("delete", False),
+        ("undelete", False),
+        ("delete", False),
+        ("purge", True),
+        ("purge", False),
+    ]
+    seqs = [r.seq for r in trail]
+    assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == len(seqs)
+    # The whole log interleaves jobs in the same order.
+    other = running_job(world, other=True)
+    world.jobs.delete(other.uuid, token=admin)
+    newest, previous = world.jobs.audit_log(limit=2)
+    assert (newest.job_uuid, newest.action) == (other.uuid, "delete")
+    assert (previous.job_uuid, previous.action) == (job.uuid, "purge")
+
+
+def test_records_written_before_the_audit_sequence_come_after_the_sequenced_ones(
+    world: World,
+) -> None:
+    job = running_job(world)
+    older = {
+        "uuid": "100de95f-38d0-5c0c-82e3-6835d2c2cee4",
+        "action": "delete",
+        "job_uuid": job.uuid,
+        "date": datetime(2020, 1, 1, tzinfo=timezone.utc),
+        "details": {},
+        "dry_run": False,
+    }
+    world.store.insert("audit", older)
+    world.jobs.delete(job.uuid, token=world.admin())
+
+    newest, oldest = world.jobs.audit_log(job.uuid)
+
+    assert (newest.action, newest.seq) == ("delete", 1)
+    assert (oldest.uuid, oldest.seq) == (older["uuid"], None)
+
+
+def test_jobs_created_within_one_millisecond_list_newest_first(
+    world: World, frozen_clock: datetime
+) -> None:
+    created = [world.new_job({"n": n}) for n in range(6)]
+
+    listed = world.jobs.find()
+
+    assert {j.created_date for j in listed} == {frozen_clock}
+    assert [j.uuid for j in listed] == [j.uuid for j in reversed(created)]

@@ -262,7 +262,7 @@ def test_a_full_history_refuses_events_and_writes_nothing(
 ) -> None:
     job = job_in(world, "RUNNING")
     # create + run used two entries of the overhead each; room for exactly one more.
-    monkeypatch.setattr(jobs, "MAX_HISTORY_BYTES", 3 * jobs._ENTRY_OVERHEAD + 100)
+    monkeypatch.setattr(jobs.limits, "MAX_HISTORY_BYTES", 3 * jobs.limits.ENTRY_OVERHEAD + 100)
     world.jobs.send(job.uuid, "update")
     full = world.jobs.get(job.uuid)
     with nothing_written(world, full), pytest.raises(PayloadTooLargeError, match="full"):

@@ -434,6 +434,32 @@ def test_one_active_execution_per_job(world: World, key: str) -> None:
     assert runner(world, ops.chain, job=job, inputs={"key": key}).execute().status == "succeeded"
 
 
+def test_a_job_held_by_a_stage_driver_is_refused_naming_the_holder(world: World, key: str) -> None:
+    job = world.new_job({"leased": key})
+    world.catalog.leases.acquire(job.uuid, holder="driver-123", kind="driver")
+    with pytest.raises(ActiveExecutionsError, match="driver-123"):
+        runner(world, ops.chain, job=job, inputs={"key": key})
+    assert world.store.count("workflow_execution", {}) == 0
+
+
+def test_the_lease_is_held_while_running_and_released_after(world: World, key: str) -> None:
+    run = runner(world, ops.single, inputs={"op": "record", "key": key, "label": "x"})
+    holders: list[str | None] = []
+
+    def on_start(sender: Any, **_: Any) -> None:
+        if sender is run:
+            lease = world.catalog.leases.get(run.execution.job_uuid)
+            holders.append(lease.holder if lease else None)
+
+    events.start_task_signal.connect(on_start)
+    try:
+        run.execute()
+    finally:
+        events.start_task_signal.disconnect(on_start)
+    assert holders == [run.execution_id]
+    assert world.catalog.leases.get(run.execution.job_uuid) is None
+
+
 # -- bad input ----------------------------------------------------------------------------
 
 
@@ -518,7 +544,7 @@ def test_exception_classes_follow_the_seed() -> None:
     )
     assert TaskRetryException("m", retry_interval=3).retry_interval == 3
     assert InvalidWorkflowRunnerParams("x").code == "invalid_request"
-    assert ActiveExecutionsError("x").code == "conflict"
+    assert ActiveExecutionsError("x").code == "active_executions"
     assert UndeclaredWorkflowError("x").code == "not_found"
 
 

@@ -679,3 +679,38 @@ def test_separate_memory_stores_each_get_their_indexes() -> None:
 def test_store_raises_only_catalog_errors(store: Store) -> None:
     with pytest.raises(DataCatalogError):
         store.find("reference", {"$bogus": 1})
+
+
+# -- sequences -------------------------------------------------------------------------------
+
+
+def test_a_sequence_counts_from_one_and_each_name_counts_alone(store: Store) -> None:
+    assert [store.next_sequence("audit") for _ in range(3)] == [1, 2, 3]
+    assert store.next_sequence("other") == 1
+    assert store.next_sequence("audit") == 4
+
+
+def test_a_sequence_needs_a_name(store: Store) -> None:
+    with pytest.raises(InvalidRequestError, match="name"):
+        store.next_sequence("")
+
+
+def test_a_sequence_taken_by_racing_threads_never_repeats(store: Store) -> None:
+    taken: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def take() -> None:
+        start.wait()
+        for _ in range(25):
+            value = store.next_sequence("race")
+            with lock:
+                taken.append(value)
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(taken) == list(range(1, 201))

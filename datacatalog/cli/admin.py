@@ -244,4 +244,5 @@ def audit_dict(record: AuditRecord) -> dict[str, Any]:
         "actor": record.actor,
         "details": record.details,
         "dry_run": record.dry_run,
+        "seq": record.seq,
     }

@@ -165,6 +165,7 @@ def show(app: App, uuid: str) -> None:
         console.print(job_panel(job, allowed))
         console.print(linkage_tree(job, links))
         console.print(fields_panel("archive", archive, style="magenta"))
+        console.print(lease_panel(job))
 
     app.out.emit(
         {"job": job.to_dict(), "linkages": links, "archive": archive, "allowed_events": allowed},
@@ -191,6 +192,23 @@ def job_panel(job: Job, allowed: Sequence[str]) -> object:
             "revision": job.revision,
         },
     )
+
+
+def lease_panel(job: Job) -> object:
+    """Who holds the job's lease (its one active execution), or that no one does."""
+    lease = job.lease
+    if lease is None:
+        return fields_panel("lease", {"holder": "none (no active execution)"}, style="green")
+    fields: dict[str, Any] = {
+        "holder": f"{lease.kind} {lease.holder}",
+        "where": f"{lease.host} (pid {lease.pid})",
+        "since": lease.since,
+        "renewed": lease.renewed,
+        "expires": lease.expires,
+    }
+    if lease.taken_over:
+        fields["took over"] = lease.taken_over.get("holder")
+    return fields_panel("lease", fields, style="yellow")
 
 
 def linkages(catalog: Catalog, job: Job) -> dict[str, list[dict[str, Any]]]:

@@ -348,7 +348,10 @@ class WorkflowRunner:
         if self._execution.cancel_requested or self._cancel_flag.is_set():
             self._emit(events.on_cancelled_workflow_signal, execution=self._execution, ran=False)
             return self._execution
-        self._lease.acquire(self._job.uuid, self._execution.id)
+        # A lease taken over (this process stalled past its ttl) stops the execution.
+        self._lease.acquire(
+            self._job.uuid, self._execution.id, on_lost=lambda _exc: self._cancel_flag.set()
+        )
         try:
             return self._run()
         finally:

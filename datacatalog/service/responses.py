@@ -108,6 +108,25 @@ class IndexRequestBody(BaseModel):
 _OPEN = ConfigDict(extra="allow")
 
 
+class LeaseModel(BaseModel):
+    """The job's lease: its one active execution (a stage driver or a workflow run)."""
+
+    model_config = _OPEN
+
+    job_uuid: str
+    holder: str = Field(description="The driver's or execution's id.")
+    kind: str = Field(description="`driver` or `workflow`.")
+    host: str
+    pid: int
+    since: str = Field(description="When the holder took the lease (ISO 8601, server time).")
+    renewed: str | None = Field(description="The holder's last renewal.")
+    expires: str = Field(description="When the lease lapses unless renewed.")
+    ttl: float = Field(description="Seconds each renewal extends the lease by.")
+    taken_over: dict[str, Any] | None = Field(
+        description="The lapsed lease this one took over (holder, kind, host, pid, expires)."
+    )
+
+
 class JobModel(BaseModel):
     """A job as stored, without its history."""
 
@@ -135,6 +154,9 @@ class JobModel(BaseModel):
     created_date: str | None = Field(description="ISO 8601, UTC.")
     modified_date: str | None = Field(description="ISO 8601, UTC.")
     revision: int
+    lease: LeaseModel | None = Field(
+        None, description="Who is running the job now, or null when no one holds its lease."
+    )
 
 
 class HistoryEntryModel(BaseModel):

@@ -30,6 +30,7 @@ from pymongo.database import Database
 from datacatalog.errors import InvalidRequestError, UnavailableError
 from datacatalog.store.core import (
     COLLECTIONS,
+    SERVER_NOW,
     Backend,
     BulkResult,
     DatabaseBackend,
@@ -40,6 +41,7 @@ from datacatalog.store.core import (
 
 __all__ = [
     "COLLECTIONS",
+    "SERVER_NOW",
     "BulkResult",
     "Document",
     "Store",
@@ -109,7 +111,13 @@ def _memory(uri: str, database: str | None, timeout_ms: int, lock_timeout: float
 
     rest = uri.partition("://")[2].strip("/")
     client: Any = mongomock_ng.MongoClient(tz_aware=True)
-    return DatabaseBackend(client[database or rest or DEFAULT_DATABASE], "mongomock://", True)
+    return DatabaseBackend(
+        client[database or rest or DEFAULT_DATABASE],
+        "mongomock://",
+        True,
+        serialized=True,
+        evaluates_now=False,
+    )
 
 
 def _embedded(
@@ -161,7 +169,15 @@ def connect(
     if isinstance(target, Store):
         return target
     if isinstance(target, Database) or _looks_like_database(target):
-        return Store(DatabaseBackend(target, f"database {target.name}"))  # type: ignore[union-attr,arg-type]
+        # An in-memory engine's database may be handed over too; it has no server clock.
+        engine = type(target.client).__module__  # type: ignore[union-attr]
+        return Store(
+            DatabaseBackend(
+                target,  # type: ignore[arg-type]
+                f"database {target.name}",  # type: ignore[union-attr]
+                evaluates_now=not engine.startswith("mongomock"),
+            )
+        )
     if isinstance(target, Mapping):
         uri, name = _from_settings(target)
         return connect(

@@ -80,16 +80,23 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "experiment": [([("experiment_id", 1)], {"unique": True}), ([("child_of", 1)], {})],
     "sample": [([("sample_id", 1)], {"unique": True}), ([("child_of", 1)], {})],
     "measurement": [([("measurement_id", 1)], {"unique": True}), ([("child_of", 1)], {})],
-    "audit": [([("job_uuid", 1)], {}), ([("date", -1)], {})],
+    "audit": [([("job_uuid", 1), ("seq", -1)], {}), ([("seq", -1)], {})],
     "workflow_execution": [([("job_uuid", 1), ("status", 1)], {}), ([("created_at", -1)], {})],
     "workflow_task": [([("execution_id", 1), ("name", 1)], {"unique": True})],
     "workflow_log": [([("execution_id", 1), ("seq", 1)], {})],
     "plugin": [([("package_name", 1), ("package_version", 1)], {"unique": True})],
 }
 
+# The store's own collection of named counters (see Store.next_sequence); not a kind.
+SEQUENCES_COLLECTION = "sequences"
+
 _FRAGMENT_OPERATORS = ("$set", "$setOnInsert")
 _ITEM_OPERATORS = ("$push", "$addToSet")
 _KNOWN_OPERATORS = {*_FRAGMENT_OPERATORS, *_ITEM_OPERATORS, "$inc", "$pull", "$unset", "$pullAll"}
+
+
+# In an update pipeline or an ``$expr``: the database server's clock (see Store.update_pipeline).
+SERVER_NOW = "$$NOW"
 
 
 class Backend(Protocol):
@@ -97,8 +104,10 @@ class Backend(Protocol):
 
     database: Database[Document]
     description: str
+    # False on the in-memory engine, which has no server clock to evaluate ``$$NOW`` with.
+    evaluates_now: bool
 
-    def operation(self, *, write: bool) -> AbstractContextManager[None]:
+    def operation(self, *, write: bool) -> AbstractContextManager[object]:
         """Bracket one store operation (the embedded engine locks and persists here)."""
 
     def close(self) -> None:
@@ -107,15 +116,24 @@ class Backend(Protocol):
 
 @dataclass
 class DatabaseBackend:
-    """A backend over a pymongo (or in-memory engine) database: nothing to bracket."""
+    """A backend over a pymongo (or in-memory engine) database.
+
+    A server makes each operation atomic, so there is nothing to bracket. The in-memory
+    engine is not safe for threads (two increments of one field can both read the old
+    value), so it is given ``serialized=True``: one operation at a time, as a server would
+    appear to run them.
+    """
 
     database: Database[Document]
     description: str
     owns_client: bool = False
+    serialized: bool = False
+    evaluates_now: bool = True
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
-    def operation(self, *, write: bool) -> AbstractContextManager[None]:
-        """No bracketing is needed: the server makes each operation atomic."""
-        return nullcontext()
+    def operation(self, *, write: bool) -> AbstractContextManager[object]:
+        """Bracket one operation: nothing on a server, a lock on the in-memory engine."""
+        return self._lock if self.serialized else nullcontext()
 
     def close(self) -> None:
         """Close the client if this backend created it."""
@@ -296,6 +314,79 @@ class Store:
             )
         return _clean(after) if after is not None else None
 
+    def update_pipeline(
+        self,
+        kind: str,
+        query: Mapping[str, Any],
+        stages: Sequence[Mapping[str, Any]],
+        *,
+        fragments: Mapping[str, Any],
+        projection: Mapping[str, Any] | None = None,
+    ) -> Document | None:
+        """Atomically update one document with an update pipeline; return it after.
+
+        The query (in ``$expr``) and the stages may read the database server's clock as
+        :data:`SERVER_NOW` (``"$$NOW"``), so that hosts whose clocks disagree still agree on
+        what time it is. The in-memory engine has no server: there ``$$NOW`` is the process
+        clock (:func:`datacatalog.clock.utc_now`), read once for the whole operation.
+
+        A pipeline writes expressions, not values, so the caller names in ``fragments``
+        (field path → value) what its stages write, with any date standing for a date the
+        server computes; they are validated against the kind's schema before anything is
+        sent. The modified date (the server's) and revision are kept as by :meth:`update`.
+        Returns None when nothing matched.
+        """
+        for path, value in fragments.items():
+            schemas.validate_fragment(kind, path, value)
+        bookkeeping = {
+            "$set": {
+                "_properties.modified_date": SERVER_NOW,
+                "_properties.revision": {"$add": ["$_properties.revision", 1]},
+            }
+        }
+        change: list[Any] = [dict(stage) for stage in stages] + [bookkeeping]
+        filter_: Any = dict(query)
+        if not self._backend.evaluates_now:
+            now = utc_now()
+            change = _with_now(change, now)
+            filter_ = _with_now(filter_, now)
+        with self._op(kind, write=True) as coll:
+            after = coll.find_one_and_update(
+                filter_,
+                change,
+                projection=dict(projection) if projection else None,
+                return_document=ReturnDocument.AFTER,
+            )
+        return _clean(after) if after is not None else None
+
+    def next_sequence(self, name: str) -> int:
+        """Take the next value (1, 2, ...) of the catalog-wide counter ``name``.
+
+        One atomic increment on the server: values are strictly increasing in the order the
+        calls reached the database, across threads and processes, and never repeat. Records
+        read back "in the order it happened" sort by such a value, since their dates (at
+        millisecond precision) tie when several are written within one millisecond.
+        """
+        if not name:
+            raise InvalidRequestError("a sequence needs a name")
+        coll = self._db[SEQUENCES_COLLECTION]
+        for _attempt in range(3):
+            with self._backend.operation(write=True), _translated(self.description):
+                try:
+                    after = coll.find_one_and_update(
+                        {"_id": name},
+                        {"$inc": {"value": 1}},
+                        upsert=True,
+                        return_document=ReturnDocument.AFTER,
+                    )
+                except mongo_errors.DuplicateKeyError:
+                    # Two first increments raced to create the counter: the loser increments
+                    # the winner's document on the next try.
+                    continue
+            if after is not None:  # an upsert returning the document after always has one
+                return int(after["value"])
+        raise ConflictError(f"could not take the next value of the sequence {name!r}")
+
     def update_many(self, kind: str, query: Mapping[str, Any], update: Mapping[str, Any]) -> int:
         """Update every matching document; return how many changed."""
         change = _with_bookkeeping(kind, update)
@@ -433,6 +524,19 @@ def _with_bookkeeping(kind: str, update: Mapping[str, Any]) -> Document:
         # Always: an upsert without $setOnInsert must still create a complete document.
         change.setdefault("$setOnInsert", {})["_properties.created_date"] = now
     return change
+
+
+def _with_now(value: Any, now: datetime) -> Any:
+    """``value`` with every :data:`SERVER_NOW` replaced by ``now`` (for the in-memory engine)."""
+    if isinstance(value, str):
+        return now if value == SERVER_NOW else value
+    if isinstance(value, Mapping):
+        if "$literal" in value:
+            return dict(value)
+        return {k: _with_now(v, now) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_now(v, now) for v in value]
+    return value
 
 
 def _clean(document: Mapping[str, Any]) -> Document:

@@ -66,6 +66,7 @@ class EmbeddedBackend:
         if self.path.is_dir():
             raise InvalidRequestError(f"embedded catalog path {self.path} is a directory")
         self.description = f"embedded catalog {self.path}"
+        self.evaluates_now = False  # the in-memory engine has no server clock
         self._client: Any = mongomock_ng.MongoClient(tz_aware=True)
         self.database: Any = self._client[database]
         timeout = _lock_timeout() if lock_timeout is None else lock_timeout

@@ -1,0 +1,196 @@
+"""Applying an event to a job: the one place a job's state and history change.
+
+One atomic conditional update per event: the filter names the job, the states the
+event is allowed from (:mod:`datacatalog.states`), that the event's idempotency key is
+not yet in the history, and that the history has room; the update sets the state and
+``last_event``, appends the history entry and bumps the revision. Nothing is read first.
+When the update matches nothing, one read says why: unknown job, replayed event (a
+no-op returning the job as it is), invalid transition, or full history.
+
+Events that arrive with a token are checked against the job token; callers outside
+the process must present one. Admin events (``reset``, ``ready``) need an admin token
+and are handed to the admin actions (:mod:`datacatalog.jobs.admin`), which apply them
+here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from datacatalog import states, tokens
+from datacatalog.clock import utc_now
+from datacatalog.errors import ConflictError, InvalidRequestError, PayloadTooLargeError
+from datacatalog.freeform import check_object, encoded_size
+from datacatalog.identifiers import random_uuid, require_kind, typed_uuid
+from datacatalog.jobs import limits
+from datacatalog.jobs.credentials import Credentials
+from datacatalog.jobs.model import Actor, EventResult, HistoryEntry, Job
+from datacatalog.jobs.queries import job_document
+from datacatalog.store import Document, Store
+
+AdminHandler = Callable[
+    [str, states.Transition, Mapping[str, Any], "str | None", Actor], EventResult
+]
+
+
+class EventApplier:
+    """Sends events to jobs on one store."""
+
+    def __init__(self, store: Store, *, credentials: Credentials, actor: Actor) -> None:
+        self.store = store
+        self.credentials = credentials
+        self.actor = actor
+        # Set by the admin actions, which own what a reset or ready entails.
+        self.admin_handler: AdminHandler | None = None
+
+    def send(
+        self,
+        job_uuid: str,
+        event: str,
+        *,
+        data: Mapping[str, Any] | None = None,
+        event_id: str | None = None,
+        token: str | None = None,
+        require_token: bool = False,
+        actor: Actor | None = None,
+    ) -> EventResult:
+        """Apply one event to a job atomically.
+
+        Args:
+            job_uuid: The job.
+            event: An event name from :data:`datacatalog.states.EVENTS`.
+            data: Event data (a JSON object, at most 64 KiB).
+            event_id: Client-chosen idempotency key; resending it changes nothing.
+            token: The job token (or, for ``reset``/``ready``, an admin token). When
+                given it is always checked.
+            require_token: Refuse the event when no token is given.
+            actor: Who sends it (defaults to this process).
+
+        Raises:
+            InvalidRequestError: Unknown event, bad data or key.
+            UnauthorizedError: A required token is missing (or wrong: ForbiddenError).
+            NotFoundError: No such job.
+            InvalidTransitionError: The event is not allowed from the job's state.
+            PayloadTooLargeError: The data or the job's history is over its limit.
+        """
+        row = states.transition(event)
+        require_kind(job_uuid, "pipelinejob", what="job")
+        if row.admin:
+            self.credentials.check_admin(token, action=f"the {event} event")
+        elif token is not None or require_token:
+            tokens.check_job_token(self.credentials.secret, job_uuid, token)
+        payload = check_object(data, where="event data", max_bytes=limits.MAX_EVENT_DATA_BYTES)
+        if event_id is not None and (not isinstance(event_id, str) or not 0 < len(event_id) <= 128):
+            raise InvalidRequestError("event_id must be a string of 1-128 characters")
+        who = actor or self.actor
+        if row.admin:
+            if self.admin_handler is None:
+                raise InvalidRequestError(f"the {event} event needs the admin actions")
+            return self.admin_handler(job_uuid, row, payload, event_id, who)
+        return self.apply(job_uuid, row, payload, event_id, who)
+
+    def apply(
+        self,
+        job_uuid: str,
+        row: states.Transition,
+        payload: Mapping[str, Any],
+        event_id: str | None,
+        who: Actor,
+    ) -> EventResult:
+        """The one conditional update that applies an event (arguments already checked)."""
+        event = row.event
+        entry = new_entry(
+            event, payload, event_id=event_id, to_state=row.target, actor=who, job=job_uuid
+        )
+        size = entry_size(entry)
+        update: dict[str, Any] = {
+            "$set": {"last_event": event, **({"state": row.target} if row.target else {})},
+            "$push": {"history": entry},
+            "$inc": {"_properties.history_bytes": size},
+        }
+        query = {
+            "uuid": job_uuid,
+            "_visible": True,
+            "state": {"$in": list(row.sources)},
+            "history.uuid": {"$ne": entry["uuid"]},
+            "_properties.history_bytes": {"$lte": history_limit(row) - size},
+        }
+        for _attempt in range(3):
+            after = self.store.update("job", query, update, projection={"history": 0})
+            if after is not None:
+                return EventResult(
+                    Job.from_document(after), HistoryEntry.from_document(entry), True
+                )
+            outcome = self._explain_miss(job_uuid, event, entry["uuid"], size)
+            if outcome is not None:
+                return outcome
+        raise ConflictError(f"job {job_uuid} kept changing while {event!r} was applied; retry")
+
+    def _explain_miss(
+        self, job_uuid: str, event: str, entry_uuid: str, size: int
+    ) -> EventResult | None:
+        doc = job_document(self.store, job_uuid, entry=entry_uuid)
+        for stored in doc.get("history", []):
+            if stored["uuid"] == entry_uuid:
+                if stored["name"] != event:
+                    # A retry resends the same event; another event under the same key is
+                    # a client bug, and pretending it happened would hide it.
+                    raise ConflictError(
+                        f"event_id {stored.get('event_id')!r} was already used for the "
+                        f"{stored['name']!r} event of job {job_uuid}, not {event!r}; "
+                        "use a new key for a new event",
+                        job=job_uuid,
+                        event_id=stored.get("event_id"),
+                    )
+                doc.pop("history", None)
+                return EventResult(
+                    Job.from_document(doc), HistoryEntry.from_document(stored), False
+                )
+        if doc["state"] not in states.transition(event).sources:
+            raise states.invalid_transition(event, doc["state"])
+        used = int(doc.get("_properties", {}).get("history_bytes", 0))
+        if used + size > history_limit(states.transition(event)):
+            raise PayloadTooLargeError(
+                f"the history of job {job_uuid} is full "
+                f"({used} of {limits.MAX_HISTORY_BYTES} bytes); "
+                "send smaller event data or retire the job",
+                job=job_uuid,
+            )
+        return None  # the job changed between the update and the read: try again
+
+
+def new_entry(
+    name: str,
+    data: Mapping[str, Any],
+    *,
+    event_id: str | None,
+    to_state: str | None,
+    actor: Actor,
+    job: str | None = None,
+) -> Document:
+    """A history entry as stored; its UUID derives from ``event_id`` when one is given."""
+    entry_uuid = (
+        typed_uuid(f"{job}:{event_id}", "pipelinejob_event")
+        if event_id is not None
+        else random_uuid("pipelinejob_event")
+    )
+    return {
+        "uuid": entry_uuid,
+        "event_id": event_id,
+        "name": name,
+        "date": utc_now(),
+        "data": dict(data),
+        "to_state": to_state,
+        **actor.to_dict(),
+    }
+
+
+def history_limit(row: states.Transition) -> int:
+    """The history bytes an event of ``row`` may fill up to."""
+    return limits.MAX_HISTORY_BYTES + (limits.ADMIN_HISTORY_RESERVE if row.admin else 0)
+
+
+def entry_size(entry: Mapping[str, Any]) -> int:
+    """The bytes an entry counts against its job's history."""
+    return encoded_size(entry.get("data") or {}) + limits.ENTRY_OVERHEAD

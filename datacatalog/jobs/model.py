@@ -1,0 +1,306 @@
+"""The values jobs are read and reported as: jobs, history entries, actors, audit records.
+
+Built from stored documents by ``from_document``; none of them holds a raw document
+or talks to the store.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid as uuidlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from datacatalog.indexrequests import IndexRequest, index_request_from
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who sends an event: the agent, and the host, process and library version."""
+
+    agent: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    version: str | None = None
+
+    @classmethod
+    def current(cls, agent: str | None = None) -> Actor:
+        """The running process, acting for ``agent``."""
+        from datacatalog import __version__
+
+        return cls(agent=agent, host=socket.gethostname(), pid=os.getpid(), version=__version__)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As stored."""
+        return {"agent": self.agent, "host": self.host, "pid": self.pid, "version": self.version}
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One event in a job's history."""
+
+    uuid: str
+    name: str
+    date: datetime
+    data: dict[str, Any]
+    event_id: str | None = None
+    to_state: str | None = None
+    agent: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    version: str | None = None
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> HistoryEntry:
+        """Build from a stored entry."""
+        return cls(
+            uuid=doc["uuid"],
+            name=doc["name"],
+            date=doc["date"],
+            data=dict(doc.get("data") or {}),
+            event_id=doc.get("event_id"),
+            to_state=doc.get("to_state"),
+            agent=doc.get("agent"),
+            host=doc.get("host"),
+            pid=doc.get("pid"),
+            version=doc.get("version"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "uuid": self.uuid,
+            "name": self.name,
+            "date": self.date.isoformat(),
+            "data": self.data,
+            "event_id": self.event_id,
+            "to_state": self.to_state,
+            "agent": self.agent,
+            "host": self.host,
+            "pid": self.pid,
+            "version": self.version,
+        }
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A job's lease, held by its one active execution (see :mod:`datacatalog.jobs.leases`).
+
+    Dates are the database server's. ``taken_over`` describes the lapsed lease this one
+    replaced (its holder, kind, host, pid and expiry), or is None.
+    """
+
+    job_uuid: uuidlib.UUID
+    holder: str
+    kind: str
+    host: str
+    pid: int
+    since: datetime
+    expires: datetime
+    renewed: datetime | None = None
+    ttl: float = 0.0
+    taken_over: dict[str, Any] | None = None
+
+    @classmethod
+    def from_document(cls, job_uuid: str | uuidlib.UUID, doc: Mapping[str, Any]) -> Lease:
+        """Build from the stored ``lease`` field of job ``job_uuid``."""
+        return cls(
+            job_uuid=job_uuid if isinstance(job_uuid, uuidlib.UUID) else uuidlib.UUID(job_uuid),
+            holder=doc["holder"],
+            kind=doc["kind"],
+            host=doc["host"],
+            pid=int(doc["pid"]),
+            since=doc["since"],
+            expires=doc["expires"],
+            renewed=doc.get("renewed"),
+            ttl=float(doc.get("ttl", 0.0)),
+            taken_over=dict(doc["taken_over"]) if doc.get("taken_over") else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        taken = None
+        if self.taken_over is not None:
+            taken = {
+                k: (v.isoformat() if isinstance(v, datetime) else v)
+                for k, v in self.taken_over.items()
+            }
+        return {
+            "job_uuid": str(self.job_uuid),
+            "holder": self.holder,
+            "kind": self.kind,
+            "host": self.host,
+            "pid": self.pid,
+            "since": self.since.isoformat(),
+            "renewed": self.renewed.isoformat() if self.renewed else None,
+            "expires": self.expires.isoformat(),
+            "ttl": self.ttl,
+            "taken_over": taken,
+        }
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as stored (its history is read separately: :meth:`JobService.history`)."""
+
+    uuid: str
+    pipeline_uuid: str
+    state: str
+    last_event: str
+    data: dict[str, Any]
+    archive_path: str
+    archive_system: str
+    child_of: list[str]
+    generated_by: list[str]
+    acted_on: list[str] = field(default_factory=list)
+    acted_using: list[str] = field(default_factory=list)
+    archive_patterns: list[dict[str, Any]] = field(default_factory=list)
+    product_patterns: list[dict[str, Any]] = field(default_factory=list)
+    instanced: bool = False
+    session: str | None = None
+    agent: str | None = None
+    task: str | None = None
+    archive_collection_level: str | None = None
+    visible: bool = True
+    created_date: datetime | None = None
+    modified_date: datetime | None = None
+    revision: int = 0
+    lease: Lease | None = None
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Job:
+        """Build from a stored document."""
+        props = doc.get("_properties", {})
+        lease = doc.get("lease")
+        return cls(
+            uuid=doc["uuid"],
+            pipeline_uuid=doc["pipeline_uuid"],
+            state=doc["state"],
+            last_event=doc["last_event"],
+            data=dict(doc.get("data") or {}),
+            archive_path=doc["archive_path"],
+            archive_system=doc["archive_system"],
+            child_of=list(doc.get("child_of", [])),
+            generated_by=list(doc.get("generated_by", [])),
+            acted_on=list(doc.get("acted_on", [])),
+            acted_using=list(doc.get("acted_using", [])),
+            archive_patterns=list(doc.get("archive_patterns", [])),
+            product_patterns=list(doc.get("product_patterns", [])),
+            instanced=bool(doc.get("instanced", False)),
+            session=doc.get("session"),
+            agent=doc.get("agent"),
+            task=doc.get("task"),
+            archive_collection_level=doc.get("archive_collection_level"),
+            visible=bool(doc.get("_visible", True)),
+            created_date=props.get("created_date"),
+            modified_date=props.get("modified_date"),
+            revision=int(props.get("revision", 0)),
+            lease=Lease.from_document(doc["uuid"], lease) if lease else None,
+        )
+
+    def index_requests(self) -> list[IndexRequest]:
+        """The job's archive and product index requests, as objects."""
+        return [index_request_from(r) for r in [*self.archive_patterns, *self.product_patterns]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "uuid": self.uuid,
+            "pipeline_uuid": self.pipeline_uuid,
+            "state": self.state,
+            "last_event": self.last_event,
+            "data": self.data,
+            "archive_path": self.archive_path,
+            "archive_system": self.archive_system,
+            "instanced": self.instanced,
+            "session": self.session,
+            "agent": self.agent,
+            "task": self.task,
+            "child_of": self.child_of,
+            "generated_by": self.generated_by,
+            "acted_on": self.acted_on,
+            "acted_using": self.acted_using,
+            "archive_patterns": self.archive_patterns,
+            "product_patterns": self.product_patterns,
+            "archive_collection_level": self.archive_collection_level,
+            "visible": self.visible,
+            "created_date": self.created_date.isoformat() if self.created_date else None,
+            "modified_date": self.modified_date.isoformat() if self.modified_date else None,
+            "revision": self.revision,
+            "lease": self.lease.to_dict() if self.lease else None,
+        }
+
+
+@dataclass(frozen=True)
+class EventResult:
+    """The outcome of sending an event."""
+
+    job: Job
+    entry: HistoryEntry
+    applied: bool  # False when the idempotency key had been seen: nothing changed
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """Everything that defines a job, computed before anything is written."""
+
+    uuid: str
+    pipeline_uuid: str
+    child_of: list[str]
+    data: dict[str, Any]
+    archive_path: str
+    archive_system: str
+    instanced: bool
+    explicit_path: bool
+    session: str | None
+    agent: str | None
+    task: str | None
+    acted_on: list[str]
+    acted_using: list[str]
+    generated_by: list[str]
+    archive_patterns: list[dict[str, Any]]
+    product_patterns: list[dict[str, Any]]
+    archive_collection_level: str | None
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    """What a purge removed (or, for a dry run, would remove)."""
+
+    job_uuid: str
+    dry_run: bool
+    archive_path: str
+    archive_system: str
+    files: list[str]
+    archive_entries: list[str]
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One administrative action, as recorded."""
+
+    uuid: str
+    action: str
+    job_uuid: str
+    date: datetime
+    actor: dict[str, Any]
+    details: dict[str, Any]
+    dry_run: bool
+    seq: int | None = None
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> AuditRecord:
+        """Build from a stored record."""
+        return cls(
+            uuid=doc["uuid"],
+            action=doc["action"],
+            job_uuid=doc["job_uuid"],
+            date=doc["date"],
+            actor=dict(doc.get("actor") or {}),
+            details=dict(doc.get("details") or {}),
+            dry_run=bool(doc.get("dry_run", False)),
+            seq=doc.get("seq"),
+        )

@@ -1,0 +1,253 @@
+"""Planning and creating a job: its identity, archive path and links, then one insert.
+
+The job's identity is what it computes: ``job_uuid(pipeline, child_of, data)``. Its
+archive path is computed from the same values, once, and stored. Creating a job that
+exists attaches to it *without changing it*; two processes creating the same job at once
+end with one document (an atomic upsert on the unique ``uuid``). Instanced archive paths
+are claimed through a unique index on ``(archive_system, archive_path)``; on a collision
+a new instance name is drawn.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from datacatalog import archive, states
+from datacatalog.errors import ConflictError, InvalidRequestError, PayloadTooLargeError
+from datacatalog.freeform import check_json, check_object
+from datacatalog.identifiers import job_uuid, kind_of
+from datacatalog.indexrequests import (
+    ArchiveIndexRequest,
+    IndexRequest,
+    ProductIndexRequest,
+    index_request_from,
+)
+from datacatalog.jobs.events import entry_size, new_entry
+from datacatalog.jobs.limits import (
+    INSTANCE_ATTEMPTS,
+    MAX_INDEX_REQUESTS,
+    MAX_INPUTS,
+    MAX_JOB_DATA_BYTES,
+)
+from datacatalog.jobs.model import Actor, Job, JobPlan
+from datacatalog.jobs.references import file_reference_uuid, reference_uuid, references_in
+from datacatalog.metadata import MetadataRegistry
+from datacatalog.pipelines import PipelineRegistry
+from datacatalog.storage import StorageRegistry
+from datacatalog.store import Document, Store
+
+
+class JobPlanner:
+    """Plans jobs (checks and computes, writes nothing) and creates them."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        storage: StorageRegistry,
+        pipelines: PipelineRegistry,
+        metadata: MetadataRegistry,
+        actor: Actor,
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.pipelines = pipelines
+        self.metadata = metadata
+        self.actor = actor
+
+    def plan(
+        self,
+        *,
+        pipeline: str,
+        metadata: Mapping[str, str | Sequence[str] | None],
+        data: Mapping[str, Any] | None = None,
+        inputs: Sequence[Any] | None = None,
+        archive_path: str | None = None,
+        archive_system: str | None = None,
+        archive_patterns: Sequence[Any] | None = None,
+        product_patterns: Sequence[Any] | None = None,
+        instanced: bool = False,
+        session: str | None = None,
+        agent: str | None = None,
+        task: str | None = None,
+        generated_by: Sequence[str] | None = None,
+        archive_collection_level: str | None = None,
+    ) -> JobPlan:
+        """Check every argument and compute the job's identity; writes nothing."""
+        pipeline_uuid = self.pipelines.get(pipeline).uuid
+        job_data = dict(check_object(data, where="data", max_bytes=MAX_JOB_DATA_BYTES))
+        child_of = self.metadata.resolve(**dict(metadata))
+        if inputs is not None and not isinstance(inputs, (list, tuple)):
+            raise InvalidRequestError("inputs must be a list")
+        check_json(list(inputs or []), where="inputs")
+        files = references_in(job_data, inputs, store="files")
+        refs = references_in(job_data, inputs, store="references")
+        if len(files) + len(refs) > MAX_INPUTS:
+            raise PayloadTooLargeError(f"a job may name at most {MAX_INPUTS} inputs")
+        uuid = job_uuid(pipeline_uuid, child_of, job_data)
+        if session is not None:
+            archive.check_session(session)
+        system = archive_system or self.storage.default_name
+        self.storage.get(system)
+        explicit = archive_path is not None
+        if archive_path is not None:
+            path = archive.check_archive_path(archive_path)
+        else:
+            path = archive.archive_path(pipeline_uuid, child_of, job_data)
+            if instanced:
+                path = f"{path}/{archive.instanced_directory(session)}"
+        extra_generators = [_generator(g) for g in (generated_by or [])]
+        return JobPlan(
+            uuid=uuid,
+            pipeline_uuid=pipeline_uuid,
+            child_of=child_of,
+            data=job_data,
+            archive_path=path,
+            archive_system=system,
+            instanced=bool(instanced) and not explicit,
+            explicit_path=explicit,
+            session=session,
+            agent=agent,
+            task=task,
+            acted_on=sorted({file_reference_uuid(f) for f in files}),
+            acted_using=sorted({reference_uuid(r) for r in refs}),
+            generated_by=sorted({pipeline_uuid, *extra_generators}),
+            archive_patterns=_requests(archive_patterns, ArchiveIndexRequest, "archive_patterns"),
+            product_patterns=_requests(product_patterns, ProductIndexRequest, "product_patterns"),
+            archive_collection_level=archive_collection_level,
+        )
+
+    def create(
+        self, plan: JobPlan, *, setup_archive_path: bool = True, actor: Actor | None = None
+    ) -> tuple[Job, bool]:
+        """Create the planned job, or attach to it unchanged if it exists.
+
+        Returns the job and whether this call created it.
+        """
+        who = actor or self.actor
+        current = plan
+        self.storage.get(plan.archive_system)  # an unknown system is refused before writing
+        self._check_no_overlap(plan)
+        for _attempt in range(INSTANCE_ATTEMPTS):
+            doc = self._document(current, who)
+            try:
+                stored, created = self.store.insert_if_absent("job", doc)
+            except ConflictError as exc:
+                if exc.details.get("key") != ["archive_system", "archive_path"]:
+                    raise
+                if not current.instanced:
+                    raise ConflictError(
+                        f"archive path {current.archive_path} on {current.archive_system} "
+                        "already belongs to another job",
+                        archive_path=current.archive_path,
+                    ) from exc
+                base = current.archive_path.rsplit("/", 1)[0]
+                fresh = f"{base}/{archive.instanced_directory(None)}"
+                current = _replace_path(current, fresh)
+                continue
+            job = Job.from_document(stored)
+            if setup_archive_path:
+                self.storage.get(job.archive_system).makedirs(job.archive_path)
+            return job, created
+        raise ConflictError(
+            f"could not claim a free instanced archive path after {INSTANCE_ATTEMPTS} attempts"
+        )
+
+    def _check_no_overlap(self, plan: JobPlan) -> None:
+        """Refuse an archive path inside another job's, or holding another job's.
+
+        Reset and purge empty a job's directory; if it held another job's outputs they
+        would go too. Generated paths never nest; explicit ones might.
+        """
+        path, system = plan.archive_path, plan.archive_system
+        parts = path.strip("/").split("/")
+        ancestors = ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
+        clash = self.store.find(
+            "job",
+            {
+                "archive_system": system,
+                "uuid": {"$ne": plan.uuid},
+                "$or": [
+                    {"archive_path": {"$in": ancestors}},
+                    {"archive_path": {"$regex": "^" + re.escape(path + "/")}},
+                ],
+            },
+            projection={"uuid": 1, "archive_path": 1},
+            limit=1,
+        )
+        if clash:
+            other = clash[0]
+            raise ConflictError(
+                f"archive path {path} on {system} overlaps job {other['uuid']}'s archive path "
+                f"{other['archive_path']}; one job's directory may not hold another's",
+                archive_path=path,
+                job=other["uuid"],
+            )
+
+    def _document(self, plan: JobPlan, who: Actor) -> Document:
+        entry = new_entry("create", {}, event_id=None, to_state=states.INITIAL_STATE, actor=who)
+        return {
+            "uuid": plan.uuid,
+            "pipeline_uuid": plan.pipeline_uuid,
+            "state": states.INITIAL_STATE,
+            "last_event": "create",
+            "history": [entry],
+            "data": plan.data,
+            "session": plan.session,
+            "agent": plan.agent,
+            "task": plan.task,
+            "archive_path": plan.archive_path,
+            "archive_system": plan.archive_system,
+            "instanced": plan.instanced,
+            "archive_collection_level": plan.archive_collection_level,
+            "archive_patterns": plan.archive_patterns,
+            "product_patterns": plan.product_patterns,
+            "generated_by": plan.generated_by,
+            "child_of": plan.child_of,
+            "acted_on": plan.acted_on,
+            "acted_using": plan.acted_using,
+            "_properties": {
+                "created_date": entry["date"],
+                "modified_date": entry["date"],
+                "revision": 0,
+                "history_bytes": entry_size(entry),
+            },
+            "_visible": True,
+        }
+
+
+def _requests(
+    values: Sequence[Any] | None, cls: type[IndexRequest], where: str
+) -> list[dict[str, Any]]:
+    if values is None:
+        return []
+    if not isinstance(values, (list, tuple)):
+        raise InvalidRequestError(f"{where} must be a list of index requests")
+    if len(values) > MAX_INDEX_REQUESTS:
+        raise PayloadTooLargeError(f"{where} may hold at most {MAX_INDEX_REQUESTS} requests")
+    out = []
+    for value in values:
+        request = index_request_from(value)
+        if not isinstance(request, cls):
+            raise InvalidRequestError(
+                f"{where} holds a {request.kind} request, expected {cls.kind}"
+            )
+        out.append(request.to_dict())
+    return out
+
+
+def _replace_path(plan: JobPlan, path: str) -> JobPlan:
+    return replace(plan, archive_path=path)
+
+
+def _generator(value: Any) -> str:
+    kind = kind_of(value)
+    if kind not in ("process", "pipeline"):
+        raise InvalidRequestError(
+            f"generated_by {value!r} must be a process or pipeline UUID", value=str(value)
+        )
+    assert isinstance(value, str)
+    return value

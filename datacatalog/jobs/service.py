@@ -1,0 +1,246 @@
+"""The jobs service: one object over the parts that plan, drive, read and administer jobs.
+
+Each part lives in its own module and can be used alone; :class:`JobService` composes
+them on one store and offers their operations under one name, as callers have always
+used them (``catalog.jobs.send(...)``, ``catalog.jobs.get(...)``):
+
+======================  ==============================================================
+part                    operations
+======================  ==============================================================
+``credentials``         ``secret``, ``job_token``, ``admin_token``, ``check_admin``,
+                        ``webhook_url`` (:mod:`datacatalog.jobs.credentials`)
+``planner``             ``plan``, ``create`` (:mod:`datacatalog.jobs.plan`)
+``queries``             ``get``, ``history``, ``find`` (:mod:`datacatalog.jobs.queries`)
+``events``              ``send`` (:mod:`datacatalog.jobs.events`)
+``leases``              ``acquire``, ``renew``, ``release``, ``get`` of a job's lease
+                        (:mod:`datacatalog.jobs.leases`; also ``catalog.leases``)
+``admin``               ``reset``, ``ready``, ``delete``, ``undelete``, ``purge``,
+                        ``audit_log`` (:mod:`datacatalog.jobs.admin`)
+======================  ==============================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from datacatalog.jobs.admin import JobAdmin
+from datacatalog.jobs.credentials import Credentials
+from datacatalog.jobs.events import EventApplier
+from datacatalog.jobs.leases import LeaseService
+from datacatalog.jobs.model import (
+    Actor,
+    AuditRecord,
+    EventResult,
+    HistoryEntry,
+    Job,
+    JobPlan,
+    PurgeReport,
+)
+from datacatalog.jobs.plan import JobPlanner
+from datacatalog.jobs.queries import JobQueries
+from datacatalog.metadata import MetadataRegistry
+from datacatalog.pipelines import PipelineRegistry
+from datacatalog.settings import Settings
+from datacatalog.storage import StorageRegistry
+from datacatalog.store import Store
+
+
+class JobService:
+    """Create, drive, query and administer jobs on one store.
+
+    Each operation is its part's (see the module docstring), which documents it.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        settings: Settings | None = None,
+        storage: StorageRegistry | None = None,
+        actor: Actor | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or Settings.load()
+        self.storage = storage or StorageRegistry(
+            systems=self.settings.storage_map(), default=self.settings.default_storage
+        )
+        self.actor = actor or Actor.current()
+        self.pipelines = PipelineRegistry(store)
+        self.metadata = MetadataRegistry(store)
+
+        self.credentials = Credentials(self.settings)
+        self.queries = JobQueries(store, pipelines=self.pipelines)
+        self.planner = JobPlanner(
+            store,
+            storage=self.storage,
+            pipelines=self.pipelines,
+            metadata=self.metadata,
+            actor=self.actor,
+        )
+        self.events = EventApplier(store, credentials=self.credentials, actor=self.actor)
+        self.leases = LeaseService(store, events=self.events, actor=self.actor)
+        self.admin = JobAdmin(
+            store,
+            events=self.events,
+            queries=self.queries,
+            credentials=self.credentials,
+            storage=self.storage,
+            actor=self.actor,
+        )
+
+    @property
+    def secret(self) -> str:
+        """The deployment secret (read or generated once)."""
+        return self.credentials.secret
+
+    # -- tokens (Credentials) ---------------------------------------------------------------
+
+    def job_token(self, job_uuid: str) -> str:
+        """The token that authorizes events for ``job_uuid``."""
+        return self.credentials.job_token(job_uuid)
+
+    def admin_token(self) -> str:
+        """An admin token for the current window."""
+        return self.credentials.admin_token()
+
+    def check_admin(self, token: str | None, *, action: str) -> None:
+        """Raise unless ``token`` is a valid admin token."""
+        self.credentials.check_admin(token, action=action)
+
+    def webhook_url(self, job_uuid: str, *, base_url: str | None = None) -> str:
+        """``<service>/jobs/<uuid>/events?token=<job token>`` (SPEC §9)."""
+        return self.credentials.webhook_url(job_uuid, base_url=base_url)
+
+    # -- creating (JobPlanner) --------------------------------------------------------------
+
+    def plan(
+        self,
+        *,
+        pipeline: str,
+        metadata: Mapping[str, str | Sequence[str] | None],
+        data: Mapping[str, Any] | None = None,
+        inputs: Sequence[Any] | None = None,
+        archive_path: str | None = None,
+        archive_system: str | None = None,
+        archive_patterns: Sequence[Any] | None = None,
+        product_patterns: Sequence[Any] | None = None,
+        instanced: bool = False,
+        session: str | None = None,
+        agent: str | None = None,
+        task: str | None = None,
+        generated_by: Sequence[str] | None = None,
+        archive_collection_level: str | None = None,
+    ) -> JobPlan:
+        """Check every argument and compute the job's identity; writes nothing."""
+        return self.planner.plan(
+            pipeline=pipeline,
+            metadata=metadata,
+            data=data,
+            inputs=inputs,
+            archive_path=archive_path,
+            archive_system=archive_system,
+            archive_patterns=archive_patterns,
+            product_patterns=product_patterns,
+            instanced=instanced,
+            session=session,
+            agent=agent,
+            task=task,
+            generated_by=generated_by,
+            archive_collection_level=archive_collection_level,
+        )
+
+    def create(
+        self, plan: JobPlan, *, setup_archive_path: bool = True, actor: Actor | None = None
+    ) -> tuple[Job, bool]:
+        """Create the planned job, or attach to it unchanged; returns it and whether new."""
+        return self.planner.create(plan, setup_archive_path=setup_archive_path, actor=actor)
+
+    # -- reading (JobQueries) ---------------------------------------------------------------
+
+    def get(self, job_uuid: str, *, include_deleted: bool = False) -> Job:
+        """A job by UUID; a deleted job is not found unless ``include_deleted``."""
+        return self.queries.get(job_uuid, include_deleted=include_deleted)
+
+    def history(self, job_uuid: str, *, include_deleted: bool = False) -> list[HistoryEntry]:
+        """The job's events, oldest first."""
+        return self.queries.history(job_uuid, include_deleted=include_deleted)
+
+    def find(
+        self,
+        *,
+        state: str | None = None,
+        pipeline: str | None = None,
+        metadata: str | None = None,
+        agent: str | None = None,
+        limit: int = 100,
+        skip: int = 0,
+        include_deleted: bool = False,
+    ) -> list[Job]:
+        """Jobs matching the filters, newest first (see :meth:`JobQueries.find`)."""
+        return self.queries.find(
+            state=state,
+            pipeline=pipeline,
+            metadata=metadata,
+            agent=agent,
+            limit=limit,
+            skip=skip,
+            include_deleted=include_deleted,
+        )
+
+    # -- events (EventApplier) --------------------------------------------------------------
+
+    def send(
+        self,
+        job_uuid: str,
+        event: str,
+        *,
+        data: Mapping[str, Any] | None = None,
+        event_id: str | None = None,
+        token: str | None = None,
+        require_token: bool = False,
+        actor: Actor | None = None,
+    ) -> EventResult:
+        """Apply one event to a job atomically (see :meth:`EventApplier.send`)."""
+        return self.events.send(
+            job_uuid,
+            event,
+            data=data,
+            event_id=event_id,
+            token=token,
+            require_token=require_token,
+            actor=actor,
+        )
+
+    # -- admin actions (JobAdmin) -----------------------------------------------------------
+
+    def reset(self, job_uuid: str, *, token: str | None, actor: Actor | None = None) -> Job:
+        """RESET the job: unlink its indexed files and empty its archive directory."""
+        return self.admin.reset(job_uuid, token=token, actor=actor)
+
+    def ready(self, job_uuid: str, *, token: str | None, actor: Actor | None = None) -> Job:
+        """Make a RESET job CREATED again."""
+        return self.admin.ready(job_uuid, token=token, actor=actor)
+
+    def delete(self, job_uuid: str, *, token: str | None, actor: Actor | None = None) -> Job:
+        """Soft-delete: hide the job from queries and events."""
+        return self.admin.delete(job_uuid, token=token, actor=actor)
+
+    def undelete(self, job_uuid: str, *, token: str | None, actor: Actor | None = None) -> Job:
+        """Restore a soft-deleted job."""
+        return self.admin.undelete(job_uuid, token=token, actor=actor)
+
+    def purge(
+        self,
+        job_uuid: str,
+        *,
+        token: str | None,
+        dry_run: bool = False,
+        actor: Actor | None = None,
+    ) -> PurgeReport:
+        """Remove the job, its file records and its archive contents for good."""
+        return self.admin.purge(job_uuid, token=token, dry_run=dry_run, actor=actor)
+
+    def audit_log(self, job_uuid: str | None = None, *, limit: int = 100) -> list[AuditRecord]:
+        """Admin actions, newest first (for one job, or all)."""
+        return self.admin.audit_log(job_uuid, limit=limit)

@@ -567,3 +567,21 @@ def test_toolbelt_and_archive_dir(world: World, key: str) -> None:
     run.execute()
     job = world.jobs.get(run.execution.job_uuid)
     assert (world.archive_dir(job) / "sub" / "out.txt").read_text() == key
+
+
+def test_an_executor_that_cannot_start_fails_the_execution_and_the_job(
+    world: World, key: str
+) -> None:
+    class Broken(ThreadExecutor):
+        def start(self, execution_id: str, emit: Any) -> None:
+            raise OSError("no workers to be had")
+
+    run = runner(world, ops.chain, inputs={"key": key}, executor=Broken(1))
+    with pytest.raises(OSError, match="no workers"):
+        run.execute()
+    stored = ExecutionRecords(world.store).execution(run.execution_id)
+    assert (stored.status, stored.reason) == ("failed", "error")
+    assert stored.error is not None and stored.error["type"] == "OSError"
+    job = world.jobs.get(stored.job_uuid)
+    assert job.state == "FAILED"
+    assert world.catalog.leases.get(job.uuid) is None

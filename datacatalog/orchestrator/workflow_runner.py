@@ -629,10 +629,12 @@ class WorkflowRunner:
             return self._execution
         self._write_logs(self._workflow_logs.records)
         inbox: queue.Queue[ExecutorEvent] = queue.Queue()
-        self.executor.start(self.execution_id, inbox.put)
         root_error: dict[str, Any] | None = None
         cancelling = False
+        started = False
         try:
+            self.executor.start(self.execution_id, inbox.put)
+            started = True
             inflight: dict[str, int] = {}
             finished_attempts: set[tuple[str, int]] = set()
             last_poll = self.clock.now()
@@ -679,10 +681,11 @@ class WorkflowRunner:
                 )
         except BaseException as exc:
             cancelling = False
-            self._abandon(exc)
+            self._abandon(exc, started=started)
             raise
         finally:
-            self.executor.close()
+            if started:
+                self.executor.close()
         if cancelling:
             self._emit(events.on_cancelled_workflow_signal, execution=self._execution)
             return self._execution
@@ -701,10 +704,11 @@ class WorkflowRunner:
         self._emit(events.on_success_workflow_signal, execution=self._execution)
         return self._execution
 
-    def _abandon(self, exc: BaseException) -> None:
+    def _abandon(self, exc: BaseException, *, started: bool) -> None:
         """The runner itself failed: record that on the execution and the job if possible."""
         try:
-            self.executor.cancel()
+            if started:
+                self.executor.cancel()
             error = error_info(exc)
             self._emit(
                 events.on_failure_workflow_signal,

@@ -52,7 +52,12 @@ def import_object(path: str) -> Any:
 
 
 def _by_reference(obj: Any) -> bool:
-    """Whether ``obj`` can be found again by importing its qualified name."""
+    """Whether ``obj`` can be found again by importing its qualified name.
+
+    Code in ``__main__`` cannot: another process's ``__main__`` is another module.
+    """
+    if obj.__module__ == "__main__":
+        return False
     try:
         return import_object(f"{obj.__module__}:{obj.__qualname__}") is obj
     except (ImportError, AttributeError):

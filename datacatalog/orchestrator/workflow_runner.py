@@ -635,6 +635,7 @@ class WorkflowRunner:
         try:
             self.executor.start(self.execution_id, inbox.put)
             started = True
+            self._prepare_schedule()
             inflight: dict[str, int] = {}
             finished_attempts: set[tuple[str, int]] = set()
             last_poll = self.clock.now()
@@ -722,19 +723,52 @@ class WorkflowRunner:
     def _poll_cancel(self) -> bool:
         return self.records.cancel_requested(self.execution_id)
 
+    @staticmethod
+    def _satisfies(task: TaskRecord) -> bool:
+        """Whether ``task`` lets its dependants run."""
+        return task.status == "success" or (task.status == "failed" and task.ignore_failure)
+
+    def _prepare_schedule(self) -> None:
+        """Count each task's unmet dependencies; the tasks with none are the candidates."""
+        self._dependants: dict[str, list[str]] = {name: [] for name in self._tasks}
+        self._unmet: dict[str, int] = {}
+        for task in self.tasks:
+            for dep in task.dependencies:
+                self._dependants[dep].append(task.name)
+            self._unmet[task.name] = sum(
+                not self._satisfies(self._tasks[d]) for d in task.dependencies
+            )
+        # An ordered set: insertion order is graph order for the first wave.
+        self._candidates: dict[str, None] = {
+            t.name: None
+            for t in self.tasks
+            if self._unmet[t.name] == 0 and t.status in ("pending", "retrying")
+        }
+
     def _ready(self, inflight: Mapping[str, int], now: datetime) -> list[TaskRecord]:
         ready = []
-        for task in self.tasks:
-            if task.name in inflight or task.status not in ("pending", "retrying"):
+        for name in list(self._candidates):
+            task = self._tasks[name]
+            if name in inflight:
+                continue
+            if task.status not in ("pending", "retrying"):
+                del self._candidates[name]
                 continue
             if task.status == "retrying" and task.due_at is not None and task.due_at > now:
                 continue
-            deps = [self._tasks[d] for d in task.dependencies]
-            if all(
-                d.status == "success" or (d.status == "failed" and d.ignore_failure) for d in deps
-            ):
-                ready.append(task)
+            del self._candidates[name]
+            ready.append(task)
         return ready
+
+    def _settled(self, task: TaskRecord) -> None:
+        """After ``task`` changed: retry it, or release the dependants it satisfies."""
+        if task.status == "retrying":
+            self._candidates[task.name] = None
+        elif self._satisfies(task):
+            for name in self._dependants[task.name]:
+                self._unmet[name] -= 1
+                if self._unmet[name] == 0:
+                    self._candidates[name] = None
 
     def _next_due(self) -> datetime | None:
         dues = [
@@ -777,6 +811,7 @@ class WorkflowRunner:
         self._write_logs(outcome.logs)
         if outcome.status == "success":
             self._emit(events.on_success_task_signal, task=task, outcome=outcome)
+            self._settled(task)
             return root_error
         # A retry is recorded even while cancelling or failing: the task stays unfinished
         # (``retrying``) and is not sent again; a resume runs it.
@@ -788,6 +823,7 @@ class WorkflowRunner:
         self._emit(
             events.on_failure_task_signal, task=task, outcome=outcome, retry=retry, due_at=due
         )
+        self._settled(task)
         if task.status == "failed" and not task.ignore_failure and root_error is None:
             return {
                 **(outcome.error or {"type": "Error", "message": outcome.message or ""}),

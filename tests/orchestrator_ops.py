@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -14,6 +15,26 @@ from datacatalog.orchestrator.decorators import operation, workflow
 CALLS: defaultdict[str, list[str]] = defaultdict(list)
 BARRIERS: dict[str, threading.Barrier] = {}
 GATES: dict[str, threading.Event] = {}
+
+
+class ListHandler(logging.Handler):
+    """Keeps the messages it is given (an operation's extra logging handler)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+EXTRA_HANDLER = ListHandler()
+
+
+@operation(logging_handlers=[EXTRA_HANDLER])
+def logs_twice(ctx: Any, key: str) -> None:
+    ctx.logger.warning("seen by %s", key)
+    CALLS[key].append(ctx.execution_id)
 
 
 @operation

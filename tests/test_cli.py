@@ -223,6 +223,8 @@ def test_every_error_category_maps_to_its_exit_code(
         errors.NotFoundError,
         errors.InvalidTransitionError,
         errors.ConflictError,
+        errors.ActiveExecutionsError,
+        errors.LeaseLostError,
         errors.UnauthorizedError,
         errors.ForbiddenError,
         errors.StorageFailureError,

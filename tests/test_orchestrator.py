@@ -585,3 +585,12 @@ def test_an_executor_that_cannot_start_fails_the_execution_and_the_job(
     job = world.jobs.get(stored.job_uuid)
     assert job.state == "FAILED"
     assert world.catalog.leases.get(job.uuid) is None
+
+
+def test_logging_handlers_get_the_records_the_execution_log_keeps(world: World, key: str) -> None:
+    run = runner(world, ops.single, inputs={"op": "logs_twice", "key": key})
+    run.execute()
+    assert f"seen by {key}" in ops.EXTRA_HANDLER.messages
+    assert ops.CALLS[key] == [run.execution_id]
+    logs = ExecutionRecords(world.store).logs(run.execution_id)
+    assert [(r["level"], r["message"]) for r in logs] == [("WARNING", f"seen by {key}")]

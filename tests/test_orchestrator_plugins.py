@@ -109,6 +109,19 @@ def test_bad_wagons_are_refused_naming_the_problem(
         {"x-1.0/package.json": json.dumps(
             {"package_name": "x", "package_version": "1.0", "wheels": ["x-1.0-py3-none-any.whl"]})},
     )  # fmt: skip
+    broken_wheel = _zip(
+        tmp_path / "broken-wheel.wgn",
+        {
+            "x-1.0/package.json": json.dumps(
+                {
+                    "package_name": "x",
+                    "package_version": "1.0",
+                    "wheels": ["x-1.0-py3-none-any.whl"],
+                }
+            ),
+            "x-1.0/wheels/x-1.0-py3-none-any.whl": b"not a wheel",
+        },
+    )
     tarball = tmp_path / "plugin.tar.gz"
     tarball.write_bytes(b"")
     cases = {
@@ -117,6 +130,7 @@ def test_bad_wagons_are_refused_naming_the_problem(
         no_metadata: "no package.json",
         not_json: "not JSON",
         no_wheel: "not in the archive",
+        broken_wheel: "does not install",
         tarball: "suffix .zip or .wgn",
         tmp_path / "absent.wgn": "no such file",
     }

@@ -3,7 +3,8 @@
 A wagon is a zip archive (suffix ``.zip`` or ``.wgn``) holding, at its root or in its one
 top-level directory, a ``package.json`` naming the package (``package_name``,
 ``package_version``, ``wheels``) and a ``wheels/`` folder with those wheel files. Installing
-one validates it, installs its wheels (with pip, offline, from the wagon alone) under
+one validates it, installs every one of its wheels (with ``installer``; a wagon carries
+its package's dependencies as wheels of their own) under
 ``plugins_dir/<name>-<version>/python`` and records the plugin in the catalog with the
 workflows its package declares in the entry-point group ``datacatalog.workflows``.
 Loading a plugin appends its code to ``PYTHONPATH`` and its scripts to ``PATH``.
@@ -15,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -25,6 +25,12 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
+
+from installer import install
+from installer.destinations import SchemeDictionaryDestination
+from installer.exceptions import InvalidWheelSource
+from installer.sources import WheelFile
+from installer.utils import get_launcher_kind
 
 from datacatalog.clock import utc_now
 from datacatalog.errors import ConflictError, NotFoundError
@@ -39,7 +45,6 @@ METADATA_FILE = "package.json"
 SUFFIXES = (".zip", ".wgn")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$")
-PIP_TIMEOUT = 300
 
 
 @dataclass(frozen=True)
@@ -183,7 +188,7 @@ class PluginManager:
                         else f"wheels/{wheel}"
                     )
                     (wheels_dir / wheel).write_bytes(archive.read(member))
-            self._pip_install(meta, wheels_dir, staging / "python")
+            self._install_wheels(meta, wheels_dir, staging / "python")
             workflows = _declared_workflows(staging / "python")
             staging.rename(target)
         except BaseException:
@@ -319,35 +324,27 @@ class PluginManager:
         raise NotFoundError(f"no installed plugin {plugin!r}", plugin=plugin)
 
     @staticmethod
-    def _pip_install(meta: WagonMetadata, wheels_dir: Path, target: Path) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-index",
-            "--disable-pip-version-check",
-            "--find-links",
-            str(wheels_dir),
-            "--target",
-            str(target),
-            f"{meta.package_name}=={meta.package_version}",
-        ]
-        try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=PIP_TIMEOUT, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise InvalidPluginError(
-                f"plugin {meta.package_name}: installing its wheels failed: {exc}"
-            ) from exc
-        if done.returncode != 0:
-            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
-            raise InvalidPluginError(
-                f"plugin {meta.package_name} {meta.package_version}: its wheels do not install "
-                f"from the wagon alone:\n{tail}"
-            )
+    def _install_wheels(meta: WagonMetadata, wheels_dir: Path, target: Path) -> None:
+        """Install every wheel of the wagon into ``target`` (code) and ``target/bin``."""
+        scheme = {
+            "purelib": str(target),
+            "platlib": str(target),
+            "scripts": str(target / "bin"),
+            "headers": str(target / "include"),
+            "data": str(target / "data"),
+        }
+        destination = SchemeDictionaryDestination(
+            scheme, interpreter=sys.executable, script_kind=get_launcher_kind()
+        )
+        for wheel in meta.wheels:
+            try:
+                with WheelFile.open(wheels_dir / wheel) as source:
+                    install(source, destination, {"INSTALLER": b"datacatalog\n"})
+            except (InvalidWheelSource, zipfile.BadZipFile, OSError, ValueError) as exc:
+                raise InvalidPluginError(
+                    f"plugin {meta.package_name} {meta.package_version}: wheel {wheel} does "
+                    f"not install: {exc}"
+                ) from exc
 
 
 def _declared_workflows(python_dir: Path) -> dict[str, str]:

@@ -62,6 +62,7 @@ class ExecutionRecords:
     def create_execution(
         self,
         *,
+        execution_id: str,
         job_uuid: str,
         workflow_name: str,
         display_name: str,
@@ -72,7 +73,7 @@ class ExecutionRecords:
     ) -> Execution:
         """Record a new pending execution."""
         doc = {
-            "uuid": new_execution_id(job_uuid),
+            "uuid": execution_id,
             "job_uuid": job_uuid,
             "workflow_name": workflow_name,
             "display_name": display_name,

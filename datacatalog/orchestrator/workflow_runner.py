@@ -44,7 +44,7 @@ from datacatalog.orchestrator.graph import TaskGraph
 from datacatalog.orchestrator.leasing import ExecutionLease
 from datacatalog.orchestrator.model import Execution, TaskRecord
 from datacatalog.orchestrator.plugin import PluginManager
-from datacatalog.orchestrator.records import ExecutionRecords, task_id
+from datacatalog.orchestrator.records import ExecutionRecords, new_execution_id, task_id
 from datacatalog.orchestrator.registry import resolve
 from datacatalog.orchestrator.worker import Invocation, Outcome, error_info
 from datacatalog.storage import StorageRegistry
@@ -236,6 +236,10 @@ class WorkflowRunner:
         self._check_no_active(besides=execution_id)
         self._job_info = self._make_job_info(self._job)
 
+        # The id the execution has (or will have): the workflow function sees it.
+        self._new_id = (
+            self._resumed_from.id if self._resumed_from else new_execution_id(self._job.uuid)
+        )
         # Build the graph and check it can be shipped before anything is written.
         collector = RecordCollector(None, None)
         self._workflow_logger = make_logger(
@@ -244,7 +248,7 @@ class WorkflowRunner:
         self._workflow_logs = collector
         self._graph = TaskGraph()
         build_ctx = WorkflowContext(
-            execution_id=execution_id or "",
+            execution_id=self._new_id,
             workflow_name=self.workflow_name,
             job=self._job_info,
             inputs=self._inputs,
@@ -270,6 +274,7 @@ class WorkflowRunner:
         else:
             display = self._display_name
             self._execution = self.records.create_execution(
+                execution_id=self._new_id,
                 job_uuid=self._job.uuid,
                 workflow_name=self.workflow_name,
                 display_name=display,
@@ -481,6 +486,7 @@ class WorkflowRunner:
             execution,
             "pending",
             resumes=execution.resumes + 1,
+            executor=self.executor.describe(),
             cancel_requested=False,
             ended_at=None,
             error=None,

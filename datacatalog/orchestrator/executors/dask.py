@@ -50,8 +50,16 @@ def _attempt_on_worker(invocation: Invocation, cancel_event: str) -> Any:
             "worker": worker.address,
         },
     )
-    flag = Event(cancel_event)
-    return run_attempt(invocation, flag.is_set)
+    flags: list[Event] = []
+
+    def cancelled() -> bool:
+        # Made on first poll: most operations never ask, and an Event needs the worker's
+        # client (a connection to the scheduler).
+        if not flags:
+            flags.append(Event(cancel_event))
+        return bool(flags[0].is_set())
+
+    return run_attempt(invocation, cancelled)
 
 
 class DaskExecutor(Executor):

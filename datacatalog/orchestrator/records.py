@@ -201,15 +201,20 @@ class ExecutionRecords:
         status: str,
         *,
         attempt: Mapping[str, Any] | None = None,
+        sources: tuple[str, ...] | None = None,
         **fields: Any,
     ) -> bool:
-        """Move ``task`` to ``status`` (setting ``fields``, logging ``attempt``); refresh it."""
+        """Move ``task`` to ``status`` (setting ``fields``, logging ``attempt``); refresh it.
+
+        ``sources`` replaces the statuses it may come from (an attempt whose start and end
+        are written together comes from ``pending`` or ``retrying``).
+        """
         change: dict[str, Any] = {"$set": {"status": status, **fields}}
         if attempt is not None:
             change["$push"] = {"attempt_log": dict(attempt)}
         doc = self.store.update(
             "workflow_task",
-            {"uuid": task.id, "status": {"$in": list(TASK_SOURCES[status])}},
+            {"uuid": task.id, "status": {"$in": list(sources or TASK_SOURCES[status])}},
             change,
         )
         if doc is None:

@@ -39,7 +39,7 @@ from datacatalog.orchestrator.exceptions import (
     OrchestratorError,
     WorkflowFailedError,
 )
-from datacatalog.orchestrator.executors.base import Executor, ExecutorEvent, Started
+from datacatalog.orchestrator.executors.base import Executor, ExecutorEvent, Finished, Started
 from datacatalog.orchestrator.graph import TaskGraph
 from datacatalog.orchestrator.leasing import ExecutionLease
 from datacatalog.orchestrator.model import Execution, TaskRecord
@@ -198,6 +198,7 @@ class WorkflowRunner:
         self._executed = False
         self._resumed_from: Execution | None = None
         self._outcomes: list[dict[str, Any]] = []  # task outcomes not yet in the job history
+        self._unwritten_starts: dict[str, str] = {}  # task -> its stored status meanwhile
         self._last_flush = self.clock.now()
 
         if resuming:
@@ -545,8 +546,32 @@ class WorkflowRunner:
     def _record_sent_task_signal(self, task: TaskRecord, attempt: int) -> None:
         """Nothing is written when an attempt is sent: its start is (one write per event)."""
 
-    def _record_start_task_signal(self, task: TaskRecord, attempt: int, started: datetime) -> None:
+    def _record_start_task_signal(
+        self, task: TaskRecord, attempt: int, started: datetime, coalesced: bool = False
+    ) -> None:
+        if coalesced:
+            # The attempt's end is already here: its start is written with it, in one write.
+            self._unwritten_starts[task.name] = task.status
+            task.status, task.attempts, task.started_at, task.due_at = (
+                "started",
+                attempt,
+                started,
+                None,
+            )
+            return
         self.records.move_task(task, "started", attempts=attempt, started_at=started, due_at=None)
+
+    def _end_fields(self, task: TaskRecord) -> dict[str, Any]:
+        """What an attempt's end also writes when its start was not written on its own."""
+        previous = self._unwritten_starts.pop(task.name, None)
+        if previous is None:
+            return {}
+        return {
+            "sources": (previous,),
+            "attempts": task.attempts,
+            "started_at": task.started_at,
+            "due_at": None,
+        }
 
     def _record_on_success_task_signal(self, task: TaskRecord, outcome: Outcome) -> None:
         self.records.move_task(
@@ -556,20 +581,22 @@ class WorkflowRunner:
             ended_at=outcome.ended,
             error=None,
             message=outcome.message,
+            **self._end_fields(task),
         )
         self._history_outcome(task)
 
     def _record_on_failure_task_signal(
         self, task: TaskRecord, outcome: Outcome, retry: bool, due_at: datetime | None
     ) -> None:
+        extra = self._end_fields(task)
         if retry:
             self.records.move_task(
                 task,
                 "retrying",
                 attempt=_attempt_entry(outcome),
-                due_at=due_at,
                 error=outcome.error,
                 message=outcome.message,
+                **{**extra, "due_at": due_at},
             )
             return
         self.records.move_task(
@@ -579,6 +606,7 @@ class WorkflowRunner:
             ended_at=outcome.ended,
             error=outcome.error,
             message=outcome.message,
+            **extra,
         )
         self._history_outcome(task)
 
@@ -680,12 +708,21 @@ class WorkflowRunner:
                     self.clock.sleep(max(0.0, (due - self.clock.now()).total_seconds()))
                     continue
                 try:
-                    event = inbox.get(timeout=max(0.01, self._poll))
+                    batch = [inbox.get(timeout=max(0.01, self._poll))]
                 except queue.Empty:
                     continue
-                root_error = self._handle(
-                    event, inflight, finished_attempts, cancelling, root_error
-                )
+                while True:  # take what else has arrived: an attempt's start and end together
+                    try:
+                        batch.append(inbox.get_nowait())
+                    except queue.Empty:
+                        break
+                ending = {
+                    (e.outcome.task, e.outcome.attempt) for e in batch if isinstance(e, Finished)
+                }
+                for event in batch:
+                    root_error = self._handle(
+                        event, inflight, finished_attempts, cancelling, root_error, ending
+                    )
         except BaseException as exc:
             cancelling = False
             self._abandon(exc, started=started)
@@ -789,6 +826,7 @@ class WorkflowRunner:
         finished: set[tuple[str, int]],
         cancelling: bool,
         root_error: dict[str, Any] | None,
+        ending: set[tuple[str, int]],
     ) -> dict[str, Any] | None:
         if isinstance(event, Started):
             # A start after the attempt ended, or of an attempt dropped by a cancel, is stale.
@@ -801,6 +839,7 @@ class WorkflowRunner:
                     task=self._tasks[event.task],
                     attempt=event.attempt,
                     started=event.started,
+                    coalesced=(event.task, event.attempt) in ending,
                 )
             return root_error
         outcome = event.outcome
@@ -813,6 +852,7 @@ class WorkflowRunner:
                 task=task,
                 attempt=outcome.attempt,
                 started=outcome.started,
+                coalesced=True,
             )
         self._write_logs(outcome.logs)
         if outcome.status == "success":

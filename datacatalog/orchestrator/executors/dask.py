@@ -204,12 +204,38 @@ class DaskExecutor(Executor):
             item = self._done.get()
             if item is None:
                 return
-            invocation, future = item
-            with self._lock:
+            batch = [item]
+            stop = False
+            while True:  # what else is done: their results come in one gather
+                try:
+                    more = self._done.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._report(batch)
+            if stop:
+                return
+
+    def _report(self, batch: list[tuple[Invocation, Future[Any]]]) -> None:
+        with self._lock:
+            for invocation, _ in batch:
                 self._futures.pop(invocation.key, None)
                 self._running.pop(invocation.key, None)
-            if future.cancelled():
-                continue
+        live = [(inv, fut) for inv, fut in batch if not fut.cancelled()]
+        good = [(inv, fut) for inv, fut in live if fut.status == "finished"]
+        results: list[Any] = []
+        if good and self._client is not None:
+            try:
+                results = list(self._client.gather([fut for _, fut in good]))
+            except Exception:  # one lost result: fetch them one by one below
+                results = []
+        for (invocation, future), outcome in zip(good, results, strict=False):
+            self.emit(Finished(outcome))
+            live.remove((invocation, future))
+        for invocation, future in live:
             try:
                 outcome = future.result()
             except Exception as exc:

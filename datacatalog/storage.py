@@ -516,6 +516,32 @@ class StorageSystem:
             self.resolve(posixpath.dirname(path))
         return self._backend(path)
 
+    def put_tree(self, local_dir: str | os.PathLike[str], path: str) -> list[str]:
+        """Copy the files under the local directory ``local_dir`` to ``path``, keeping
+        their relative paths; return the catalog paths written, sorted.
+
+        Used to upload outputs staged locally for a non-local system. Symbolic links and
+        other non-regular files are left out.
+
+        Raises:
+            StorageFailureError: A file cannot be read or written.
+        """
+        base = validate_path(path)
+        written: list[str] = []
+        root = Path(local_dir)
+        with self._failures("upload to", path):
+            for current, _dirs, names in os.walk(root):
+                for name in sorted(names):
+                    local = Path(current) / name
+                    if local.is_symlink() or not local.is_file():
+                        continue
+                    target = _join_catalog(base, local.relative_to(root).as_posix())
+                    backend = self.resolve(target)
+                    self.fs.makedirs(posixpath.dirname(backend), exist_ok=True)
+                    self.fs.put_file(str(local), backend)
+                    written.append(target)
+        return sorted(written)
+
     def remove_tree_contents(self, path: str) -> list[str]:
         """Empty the directory ``path``, keeping the directory itself.
 

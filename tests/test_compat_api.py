@@ -395,10 +395,15 @@ def test_instanced_archive_path_shape(
     store: Store, settings: Settings, pipelines: dict[str, str], metadata: dict[str, str]
 ) -> None:
     job = make_job(store, pipelines, settings, instanced=True, session="tidy-otter")
-    assert job.archive_path is None  # the instance directory is drawn at setup
+    # Computed at construction, as the replaced API did; setup() claims it.
+    constructed = job.archive_path
+    assert constructed is not None
+    assert job.get_archive_path() == constructed
     job.setup({"n": 2})
     base = archive.archive_path(pipelines["pipeline_uuid"], [metadata["sample1"]], {"n": 2})
     assert re.fullmatch(re.escape(base) + r"/tidy-otter-\d{8}T\d{6}Z", job.archive_path or "")
+    # The instance drawn at construction is kept (the setup data changed only the base).
+    assert job.archive_path.rsplit("/", 1)[1] == constructed.rsplit("/", 1)[1]
     assert job.get_archive_path() == job.archive_path
     assert job.get_archive_path(instanced=False) == base
     assert re.fullmatch(r"tidy-otter-\d{8}T\d{6}Z", job.instanced_directory())
@@ -414,6 +419,33 @@ def test_instanced_archive_path_shape(
     plain = make_job(store, pipelines, settings, data={"n": 3}).setup()
     assert plain.get_archive_path(instanced=True) == plain.archive_path
     assert re.fullmatch(r"/products/v2(/[0-9A-Za-z]{22}){3}", plain.archive_path or "")
+
+
+def test_an_instanced_path_computed_at_construction_is_claimed_at_setup(
+    store: Store, settings: Settings, pipelines: dict[str, str], metadata: dict[str, str]
+) -> None:
+    job = make_job(store, pipelines, settings, instanced=True, session="keen-lynx", data={"n": 5})
+    constructed = job.archive_path
+    assert constructed is not None and job.uuid is None
+    job.setup()
+    assert job.archive_path == constructed
+    assert store.get("job", {"uuid": job.uuid})["archive_path"] == constructed  # type: ignore[index]
+
+
+def test_a_taken_instanced_path_draws_a_new_instance_at_setup(
+    store: Store, settings: Settings, pipelines: dict[str, str], metadata: dict[str, str]
+) -> None:
+    job = make_job(store, pipelines, settings, instanced=True, session="keen-lynx", data={"n": 6})
+    constructed = job.archive_path
+    assert constructed is not None
+    # Another job holds that exact path (given explicitly) before this one is set up.
+    squatter = make_job(store, pipelines, settings, data={"n": 7}, archive_path=constructed)
+    squatter.setup()
+    job.setup()
+    assert job.archive_path != constructed
+    assert job.archive_path is not None
+    assert job.archive_path.rsplit("/", 1)[0] == constructed.rsplit("/", 1)[0]
+    assert store.get("job", {"uuid": job.uuid})["archive_path"] == job.archive_path  # type: ignore[index]
 
 
 def test_explicit_archive_path_is_kept(

@@ -1,9 +1,10 @@
 """Tests for datacatalog.jobs.leases: one active execution per job.
 
-The lease tests run on both engines through the ``store`` fixture; the race runs on the
-real server only (the in-memory engine serializes every operation, so a race there
-proves nothing). A dead holder is simulated by writing its lease with an expiry in the
-past, which is what a holder that stopped renewing leaves behind.
+The lease tests run on both engines through the ``store`` fixture. The race of two
+drivers taking one lease at once is in ``tests/test_driver.py`` (on the real server: the
+in-memory engine serializes every operation, so a race there proves nothing). A dead
+holder is simulated by writing its lease with an expiry in the past, which is what a
+holder that stopped renewing leaves behind.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -29,10 +29,8 @@ from datacatalog.errors import (
 from datacatalog.identifiers import typed_uuid
 from datacatalog.jobs import Job
 from datacatalog.jobs.leases import Heartbeat, Lease, LeaseService
-from datacatalog.store import Store, connect
+from datacatalog.store import Store
 from tests.test_jobs import World, make_world, nothing_written
-
-RACES = 50
 
 
 @pytest.fixture
@@ -307,52 +305,6 @@ def test_a_heartbeat_interval_must_be_positive(world: World, leases: LeaseServic
     lease = leases.acquire(job.uuid, holder="driver-a", kind="driver")
     with pytest.raises(InvalidRequestError, match="interval"):
         Heartbeat(leases, lease, interval=0)
-
-
-# -- racing on the real server --------------------------------------------------------------
-
-
-@pytest.fixture
-def real_world(mongo_uri: str, database_name: str, tmp_path: Path) -> Iterator[World]:
-    store = connect(mongo_uri, database=database_name)
-    try:
-        yield make_world(store, tmp_path)
-    finally:
-        store.drop_database()
-        store.close()
-
-
-def race_for_lease(leases: LeaseService, job_uuid: str) -> dict[str, Lease | Exception]:
-    """Two holders take one job's lease from two threads released together."""
-    barrier = threading.Barrier(2)
-    outcomes: dict[str, Lease | Exception] = {}
-
-    def take(holder: str) -> None:
-        barrier.wait(timeout=30)
-        try:
-            outcomes[holder] = leases.acquire(job_uuid, holder=holder, kind="driver")
-        except ActiveExecutionsError as exc:
-            outcomes[holder] = exc
-
-    threads = [threading.Thread(target=take, args=(h,)) for h in ("one", "two")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return outcomes
-
-
-def test_two_drivers_starting_at_once_one_wins_every_time(real_world: World) -> None:
-    leases = real_world.catalog.leases
-    for n in range(RACES):
-        job = real_world.new_job({"race": n})
-        outcomes = race_for_lease(leases, job.uuid)
-        won = [h for h, o in outcomes.items() if isinstance(o, Lease)]
-        lost = [o for o in outcomes.values() if isinstance(o, ActiveExecutionsError)]
-        assert len(won) == 1 and len(lost) == 1, outcomes
-        assert lost[0].details["holder"] == won[0]
-        stored = leases.get(job.uuid)
-        assert stored is not None and stored.holder == won[0]
 
 
 # -- where the lease is shown ----------------------------------------------------------------

@@ -30,6 +30,7 @@ from datacatalog.cli.metadata import metadata
 from datacatalog.cli.output import fields_panel, report_error, text
 from datacatalog.cli.pipelines import pipelines
 from datacatalog.cli.provenance import provenance
+from datacatalog.cli.run import run as run_command
 from datacatalog.cli.workflows import plugins, workflows
 from datacatalog.errors import InvalidRequestError
 
@@ -192,6 +193,7 @@ def render_demo(result: DemoResult, console: Console) -> None:
 
 for _group in (pipelines, metadata, jobs, admin, provenance, workflows, plugins):
     cli.add_command(_group)
+cli.add_command(run_command)
 
 
 def _json_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:

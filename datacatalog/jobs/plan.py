@@ -75,8 +75,13 @@ class JobPlanner:
         task: str | None = None,
         generated_by: Sequence[str] | None = None,
         archive_collection_level: str | None = None,
+        instance: str | None = None,
     ) -> JobPlan:
-        """Check every argument and compute the job's identity; writes nothing."""
+        """Check every argument and compute the job's identity; writes nothing.
+
+        ``instance`` names the instanced directory of an instanced job (default: a new
+        ``<session>-<UTC time>`` name), so that a path computed earlier can be claimed.
+        """
         pipeline_uuid = self.pipelines.get(pipeline).uuid
         job_data = dict(check_object(data, where="data", max_bytes=MAX_JOB_DATA_BYTES))
         child_of = self.metadata.resolve(**dict(metadata))
@@ -98,7 +103,12 @@ class JobPlanner:
         else:
             path = archive.archive_path(pipeline_uuid, child_of, job_data)
             if instanced:
-                path = f"{path}/{archive.instanced_directory(session)}"
+                name = (
+                    archive.instanced_directory(session)
+                    if instance is None
+                    else _instance_name(instance)
+                )
+                path = f"{path}/{name}"
         extra_generators = [_generator(g) for g in (generated_by or [])]
         return JobPlan(
             uuid=uuid,
@@ -237,6 +247,15 @@ def _requests(
             )
         out.append(request.to_dict())
     return out
+
+
+def _instance_name(name: Any) -> str:
+    if not isinstance(name, str) or "/" in name or not name.strip("."):
+        raise InvalidRequestError(
+            f"an instanced directory must be one path segment, not {name!r}", instance=str(name)
+        )
+    archive.check_archive_path("/" + name)
+    return name
 
 
 def _replace_path(plan: JobPlan, path: str) -> JobPlan:

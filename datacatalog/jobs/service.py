@@ -131,6 +131,7 @@ class JobService:
         task: str | None = None,
         generated_by: Sequence[str] | None = None,
         archive_collection_level: str | None = None,
+        instance: str | None = None,
     ) -> JobPlan:
         """Check every argument and compute the job's identity; writes nothing."""
         return self.planner.plan(
@@ -148,6 +149,7 @@ class JobService:
             task=task,
             generated_by=generated_by,
             archive_collection_level=archive_collection_level,
+            instance=instance,
         )
 
     def create(

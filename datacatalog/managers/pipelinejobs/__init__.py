@@ -13,6 +13,9 @@ class                              use
 :class:`ManagedPipelineJobInstance` events and indexing for an existing job, by token
 :class:`ManagedPipelineJobError`   the root of every error (its categories live in
                                    :mod:`datacatalog.errors`)
+:class:`Driver`                    run code under a job: prepare → execute → cleanup
+                                   (:mod:`datacatalog.driver`; ``job`` may be any of
+                                   the classes above)
 =================================  ===================================================
 
 Submodules: ``config``, ``exceptions``, ``indexer``, ``indexrequest``, ``instanced``,
@@ -21,6 +24,7 @@ Submodules: ``config``, ``exceptions``, ``indexer``, ``indexrequest``, ``instanc
 
 from __future__ import annotations
 
+from datacatalog.driver import Driver, DriverResult
 from datacatalog.managers.pipelinejobs import (
     config,
     exceptions,
@@ -40,6 +44,8 @@ from datacatalog.managers.pipelinejobs.reactor import ReactorManagedPipelineJob
 from datacatalog.managers.pipelinejobs.store import ManagedPipelineJob
 
 __all__ = [
+    "Driver",
+    "DriverResult",
     "Indexer",
     "JobManager",
     "ManagedPipelineJob",

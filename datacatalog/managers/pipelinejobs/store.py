@@ -184,6 +184,7 @@ class ManagedPipelineJob(JobManager):
             name: copy.deepcopy(kwargs.get(name))
             for name in ("archive_system", "archive_patterns", "product_patterns", "generated_by")
         }
+        self._instance: str | None = None  # the instanced directory, once drawn
         try:
             plan = self._plan(self.data)
         except BaseException:
@@ -197,7 +198,10 @@ class ManagedPipelineJob(JobManager):
         self.archive_system = plan.archive_system
         self.archive_patterns = plan.archive_patterns
         self.product_patterns = plan.product_patterns
-        self.archive_path = plan.archive_path if not plan.instanced else None
+        # Computed now, as the replaced API did (its users read it before setup()); an
+        # instanced path is claimed at setup, where a collision draws a new instance.
+        self.archive_path = plan.archive_path
+        self._instance = plan.archive_path.rsplit("/", 1)[1] if plan.instanced else None
 
     def _plan(self, data: Mapping[str, Any]) -> JobPlan:
         assert self.pipelines.pipeline_uuid is not None
@@ -216,6 +220,7 @@ class ManagedPipelineJob(JobManager):
             task=self.task,
             generated_by=self._requested["generated_by"],
             archive_collection_level=self.archive_collection_level,
+            instance=self._instance,
         )
 
     def setup(self: _P, data: Mapping[str, Any] | None = None) -> _P:
@@ -229,6 +234,9 @@ class ManagedPipelineJob(JobManager):
         Returns:
             ``self``, with ``uuid``, ``archive_path``, ``state``, the linkages and
             ``token`` set, and ``created`` telling whether this call created the job.
+            An instanced job claims the path computed at construction (with the merged
+            data); if another job holds it, a new instance name is drawn and
+            ``archive_path`` says which.
         """
         if data is not None and not isinstance(data, Mapping):
             raise InvalidRequestError(f"data must be a dict, not {type(data).__name__}")
@@ -247,8 +255,8 @@ class ManagedPipelineJob(JobManager):
         An explicit ``archive_path`` is returned as given. Otherwise the path is computed
         from the pipeline, ``child_of`` and ``data``; it ends in an instanced directory
         only when ``instanced`` is true *and* the job is instanced (after :meth:`setup`,
-        the stored instanced path; before it, a fresh one). Extra arguments are accepted
-        for compatibility and ignored.
+        the stored instanced path; before it, the one computed at construction). Extra
+        arguments are accepted for compatibility and ignored.
         """
         if self._explicit_path is not None:
             return self._explicit_path
@@ -257,7 +265,7 @@ class ManagedPipelineJob(JobManager):
         assert self.pipeline_uuid is not None
         base = archive.archive_path(self.pipeline_uuid, self.child_of, self.data)
         if instanced and self.instanced:
-            return f"{base}/{self.instanced_directory(self.session)}"
+            return f"{base}/{self._instance or self.instanced_directory(self.session)}"
         return base
 
     def instanced_directory(self, session: str | None = None) -> str:

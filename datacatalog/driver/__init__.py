@@ -1,0 +1,44 @@
+"""The stage driver: run pipeline code under a managed job (an operator life-cycle).
+
+::
+
+    from datacatalog.driver import Driver
+
+    def execute(driver, payload):
+        out = payload.output_entries[0].path          # the job's archive directory
+        ...                                            # return False (or raise) to fail
+
+    driver = Driver(job_uuid, execute=execute, catalog=catalog, index_outputs=True)
+    driver.start()
+    result = driver.wait_for_completion()              # DriverResult
+
+Modules: :mod:`~datacatalog.driver.core` (the life-cycle), :mod:`~datacatalog.driver.values`
+(result, notifications, payload), :mod:`~datacatalog.driver.source` (the job from the
+arguments or the environment). ``docs/runners.md`` documents the whole life-cycle.
+"""
+
+from __future__ import annotations
+
+from datacatalog.driver.core import Driver
+from datacatalog.driver.values import (
+    PHASES,
+    REASONS,
+    DriverAbort,
+    DriverError,
+    DriverResult,
+    Entry,
+    Notification,
+    Payload,
+)
+
+__all__ = [
+    "PHASES",
+    "REASONS",
+    "Driver",
+    "DriverAbort",
+    "DriverError",
+    "DriverResult",
+    "Entry",
+    "Notification",
+    "Payload",
+]

@@ -188,3 +188,10 @@ def many_noops(ctx: Any, graph: Any, count: int) -> None:
 @workflow
 def unpicklable_argument(ctx: Any, graph: Any) -> None:
     graph.add(noop, lock=threading.Lock())
+
+
+@operation
+def stubborn(ctx: Any) -> None:
+    # Ignores the cancel flag: only killing its worker stops it.
+    for _ in range(6000):
+        time.sleep(0.01)

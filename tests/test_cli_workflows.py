@@ -34,6 +34,14 @@ def test_run_show_and_list(world: CLI) -> None:  # noqa: F811
     assert world.json("jobs", "show", job["uuid"])["job"]["state"] == "FINISHED"
 
 
+def test_run_shows_the_tasks_as_they_go(world: CLI) -> None:  # noqa: F811
+    job = create_job(world)["job"]["uuid"]
+    result = world("workflows", "run", f"{OPS}:chain", "--job", job, "--input", "key=live")
+    assert result.exit_code == 0, result.output
+    assert "step2" in result.stderr and "success" in result.stderr  # the live table
+    assert "succeeded" in result.stdout
+
+
 def test_run_creates_the_job_from_pipeline_and_metadata(world: CLI) -> None:  # noqa: F811
     out = world.json(
         "workflows", "run", f"{OPS}:chain", "--pipeline", "demo-stats", "--sample-id", SAMPLE,

@@ -123,6 +123,29 @@ def test_an_executor_without_address_owns_and_closes_its_cluster(world: World, e
     assert executor.client is None and not executor.owns_cluster
 
 
+def test_on_its_own_cluster_a_cancel_kills_an_attempt_that_ignores_it(
+    world: World, engine: str
+) -> None:
+    if engine != "memory":
+        pytest.skip("one engine is enough to start a second cluster")
+    executor = DaskExecutor(workers=1, cancel_grace=0.5)
+    run = dask_runner(world, ops.single, executor, inputs={"op": "stubborn"}, task_max_attempts=1)
+
+    def on_start(sender: Any, **_: Any) -> None:
+        if sender is run:
+            run.cancel()
+
+    events.start_task_signal.connect(on_start)
+    try:
+        execution = run.execute()
+    finally:
+        events.start_task_signal.disconnect(on_start)
+    assert execution.status == "cancelled"
+    task = run.tasks[0]
+    assert task.status == "failed" and task.error is not None and "died" in task.error["message"]
+    assert executor.client is None and not executor.owns_cluster
+
+
 def test_dask_executor_checks_its_arguments(client: Any) -> None:
     with pytest.raises(InvalidRequestError, match="not both"):
         DaskExecutor(address="tcp://127.0.0.1:1", client=client)

@@ -269,7 +269,7 @@ class DaskExecutor(Executor):
             addresses = sorted(set(self._running.values()))
         if addresses and self._client is not None:
             try:
-                self._client.run(os._exit, 1, workers=addresses, wait=False)
+                self._client.run(os._exit, 1, workers=addresses)
             except Exception as exc:  # the worker may be gone already; its attempt fails anyway
                 log.debug("killing workers %s after a cancel: %s", addresses, exc)
 

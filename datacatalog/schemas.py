@@ -70,6 +70,10 @@ KINDS: tuple[str, ...] = (
     "archive_index_request",
     "product_index_request",
     "audit",
+    "workflow_execution",
+    "workflow_task",
+    "workflow_log",
+    "plugin",
 )
 """Every document kind that has a schema, i.e. ``schemas/<kind>.json``."""
 

@@ -170,6 +170,10 @@ def test_stored_kinds_are_the_store_kinds() -> None:
         "sample",
         "measurement",
         "audit",
+        "workflow_execution",
+        "workflow_task",
+        "workflow_log",
+        "plugin",
     }
     assert set(schemas.STORED_KINDS) | set(schemas.EMBEDDED_KINDS) == set(schemas.KINDS)
 

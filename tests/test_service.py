@@ -779,6 +779,8 @@ def test_openapi_documents_every_route(service: Service) -> None:
         ("GET", "/files/lineage"),
         ("GET", "/lineage/{uuid}"),
         ("GET", "/jobs/{job_uuid}/export"),
+        ("GET", "/jobs/{job_uuid}/executions"),
+        ("GET", "/executions/{execution_id}"),
         ("POST", "/admin/jobs/{job_uuid}/reset"),
         ("POST", "/admin/jobs/{job_uuid}/ready"),
         ("POST", "/admin/jobs/{job_uuid}/delete"),

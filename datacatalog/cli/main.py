@@ -33,6 +33,7 @@ from datacatalog.cli.pipelines import pipelines
 from datacatalog.cli.provenance import provenance
 from datacatalog.cli.run import run as run_command
 from datacatalog.cli.ui import ui
+from datacatalog.cli.workflows import plugins, workflows
 from datacatalog.errors import InvalidRequestError
 
 if TYPE_CHECKING:
@@ -192,7 +193,18 @@ def render_demo(result: DemoResult, console: Console) -> None:
     console.print(tree)
 
 
-for _group in (pipelines, metadata, jobs, admin, provenance, lineage, export, ui):
+for _group in (
+    pipelines,
+    metadata,
+    jobs,
+    admin,
+    provenance,
+    lineage,
+    export,
+    ui,
+    workflows,
+    plugins,
+):
     cli.add_command(_group)
 cli.add_command(run_command)
 

@@ -49,6 +49,7 @@ from datacatalog.errors import (
     mapping_for,
 )
 from datacatalog.jobs import Actor, Job
+from datacatalog.orchestrator.records import ExecutionRecords
 from datacatalog.service import constraints
 from datacatalog.service.limits import BodySizeLimit
 from datacatalog.service.lineage import router as lineage_router
@@ -56,6 +57,8 @@ from datacatalog.service.responses import (
     ErrorResponse,
     EventRequest,
     EventResponse,
+    ExecutionResponse,
+    ExecutionsResponse,
     FilesResponse,
     Health,
     HistoryResponse,
@@ -88,6 +91,7 @@ TAGS = [
     {"name": "jobs", "description": "Read jobs, their histories and their files (open)."},
     {"name": "indexing", "description": "Index a job's outputs."},
     {"name": "provenance", "description": "Where a file came from; a job as W3C PROV-JSON."},
+    {"name": "workflows", "description": "Workflow executions on jobs and their tasks (open)."},
     {"name": "admin", "description": "Administrative actions; need an admin token."},
     {"name": "health", "description": "Liveness and readiness."},
 ]
@@ -382,6 +386,45 @@ def create_app(catalog: Catalog) -> FastAPI:
     def get_files(job_uuid: JobUUID) -> dict[str, Any]:
         jobs.get(job_uuid)  # a deleted job is hidden here as on every other read
         return {"job": job_uuid, "files": [f.to_dict() for f in catalog.indexing.files(job_uuid)]}
+
+    # -- workflows --------------------------------------------------------------------------
+
+    @app.get(
+        "/jobs/{job_uuid}/executions",
+        tags=["workflows"],
+        summary="List a job's workflow executions",
+        description="The job's workflow executions, newest first.",
+        response_model=ExecutionsResponse,
+        responses=_errors(400, 404),
+    )
+    def get_executions(job_uuid: JobUUID) -> dict[str, Any]:
+        jobs.get(job_uuid)
+        found = ExecutionRecords(catalog.store).executions(job_uuid)
+        return {"job": job_uuid, "executions": [e.to_dict() for e in found]}
+
+    @app.get(
+        "/executions/{execution_id}",
+        tags=["workflows"],
+        summary="Get a workflow execution",
+        description="The execution with its tasks: statuses, attempts, times and errors.",
+        response_model=ExecutionResponse,
+        responses=_errors(400, 404),
+    )
+    def get_execution(
+        execution_id: Annotated[
+            str,
+            Path(
+                description="The execution's id (a UUID starting with `100`).",
+                pattern=constraints.typed_uuid_pattern("generic"),
+            ),
+        ],
+    ) -> dict[str, Any]:
+        records = ExecutionRecords(catalog.store)
+        execution = records.execution(execution_id)
+        return {
+            "execution": execution.to_dict(),
+            "tasks": [t.to_dict() for t in records.tasks(execution.id)],
+        }
 
     # -- provenance -------------------------------------------------------------------------
 

@@ -242,6 +242,57 @@ class FilesResponse(BaseModel):
     files: list[FileRecordModel]
 
 
+class ExecutionModel(BaseModel):
+    """A workflow execution on a job."""
+
+    model_config = _OPEN
+
+    id: str = Field(description="The execution's id (a UUID starting `100`).")
+    job_uuid: str
+    workflow_name: str
+    status: str = Field(description="pending, started, cancelling, succeeded, failed or cancelled.")
+    reason: str | None = Field(description="Why it ended when not succeeded.")
+    inputs: dict[str, Any]
+    executor: str
+    created_at: str | None
+    started_at: str | None
+    ended_at: str | None
+    error: dict[str, Any] | None = Field(description="The root cause: type, message, traceback.")
+    cancel_requested: bool
+    resumes: int
+
+
+class TaskModel(BaseModel):
+    """One task of a workflow execution."""
+
+    model_config = _OPEN
+
+    name: str
+    operation: str
+    dependencies: list[str]
+    status: str = Field(description="pending, started, retrying, success or failed.")
+    attempts: int
+    max_attempts: int
+    started_at: str | None
+    ended_at: str | None
+    error: dict[str, Any] | None
+    attempt_log: list[dict[str, Any]]
+
+
+class ExecutionsResponse(BaseModel):
+    """A job's workflow executions, newest first."""
+
+    job: str
+    executions: list[ExecutionModel]
+
+
+class ExecutionResponse(BaseModel):
+    """One execution with its tasks."""
+
+    execution: ExecutionModel
+    tasks: list[TaskModel]
+
+
 class JobResponse(BaseModel):
     """A job after an administrative action."""
 

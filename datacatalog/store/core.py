@@ -53,6 +53,10 @@ COLLECTIONS: dict[str, str] = {
     "sample": "samples",
     "measurement": "measurements",
     "audit": "audit",
+    "workflow_execution": "workflow_executions",
+    "workflow_task": "workflow_tasks",
+    "workflow_log": "workflow_logs",
+    "plugin": "plugins",
 }
 
 # (keys, options) per kind; every kind also gets a unique index on ``uuid``. The link
@@ -94,6 +98,10 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "sample": [([("sample_id", 1)], {"unique": True}), ([("child_of", 1)], {})],
     "measurement": [([("measurement_id", 1)], {"unique": True}), ([("child_of", 1)], {})],
     "audit": [([("job_uuid", 1), ("seq", -1)], {}), ([("seq", -1)], {})],
+    "workflow_execution": [([("job_uuid", 1), ("status", 1)], {}), ([("created_at", -1)], {})],
+    "workflow_task": [([("execution_id", 1), ("name", 1)], {"unique": True})],
+    "workflow_log": [([("execution_id", 1), ("seq", 1)], {})],
+    "plugin": [([("package_name", 1), ("package_version", 1)], {"unique": True})],
 }
 
 # The store's own collection of named counters (see Store.next_sequence); not a kind.

@@ -1,0 +1,186 @@
+"""Benchmark: the workflow runner's overhead per task, against calling the functions and
+against submitting them to Dask by hand.
+
+``--tasks`` independent no-op operations (1,000 by default) run four ways:
+
+* **direct**: the functions called one after the other in this process (the floor);
+* **bare dask**: ``client.submit(func, pure=False)`` once per task on a local cluster,
+  then ``client.gather`` (what Dask costs without any bookkeeping);
+* **runner thread**: ``WorkflowRunner`` on a ``ThreadExecutor``;
+* **runner dask**: ``WorkflowRunner`` on a ``DaskExecutor`` using the same cluster.
+
+The runner lanes run on a MongoDB server; every command sent to it is counted with a
+pymongo ``CommandListener``, so the table shows database round trips per task (the design
+goal: at most 2 of bookkeeping per task — a task's start and its end — plus a few per
+execution). The goal for time is that the runner on Dask stays within 1.5x of bare Dask.
+
+Run it with ``make bench`` or ``python bench/bench_workflows.py [--tasks N] [--workers N]``.
+A throw-away ``mongod`` is started unless ``DATACATALOG_TEST_MONGODB_URI`` names a server;
+the benchmark's database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dask
+from distributed import Client, LocalCluster
+from pymongo import monitoring
+
+from datacatalog.catalog import Catalog
+from datacatalog.orchestrator.decorators import operation, workflow
+from datacatalog.orchestrator.executors import DaskExecutor, ThreadExecutor
+from datacatalog.orchestrator.workflow_runner import WorkflowRunner
+from datacatalog.settings import Settings
+from datacatalog.store import connect
+from datacatalog.testing.mongod import URI_ENV, MongodServer
+
+DEFAULT_TASKS = 1000
+SECRET = "bench-secret-" + "0" * 32
+
+
+class RoundTrips(monitoring.CommandListener):
+    """Counts every command sent to the server."""
+
+    def __init__(self) -> None:
+        self.commands: Counter[str] = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands[event.command_name] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def nothing(ctx: Any) -> None:
+    """The work of one task: none."""
+
+
+noop = operation(nothing)
+
+
+@workflow
+def fan_out(ctx: Any, graph: Any, count: int) -> None:
+    for number in range(count):
+        graph.add(noop, name=f"noop{number}")
+
+
+@contextmanager
+def server_uri() -> Iterator[tuple[str, str]]:
+    """The server to measure: the one in the environment, or a throw-away mongod."""
+    given = os.environ.get(URI_ENV)
+    if given:
+        yield given, URI_ENV
+        return
+    with MongodServer() as server:
+        yield server.uri, "throw-away mongod"
+
+
+def new_job(catalog: Catalog) -> str:
+    pipeline, _ = catalog.pipelines.register(
+        {"id": "bench.workflows", "components": [{"image": "noop:1"}]}
+    )
+    catalog.metadata.load([{"experiment_design_id": "bench.design"}])
+    plan = catalog.jobs.plan(
+        pipeline=pipeline.uuid,
+        metadata={"experiment_design_id": "bench.design"},
+        data={"run": uuid.uuid4().hex},
+    )
+    return catalog.jobs.create(plan)[0].uuid
+
+
+def run_lane(
+    catalog: Catalog, listener: RoundTrips, executor: Any, tasks: int
+) -> tuple[float, int]:
+    """Seconds and round trips of one execution of ``tasks`` no-ops (construction included)."""
+    job = new_job(catalog)
+    before = sum(listener.commands.values())
+    start = time.perf_counter()
+    runner = WorkflowRunner(
+        catalog, None, None, service_id=job, workflow_name=fan_out, inputs={"count": tasks},
+        executor=executor, task_retry_interval=0,
+    )  # fmt: skip
+    execution = runner.execute()
+    elapsed = time.perf_counter() - start
+    assert execution.status == "succeeded", execution
+    return elapsed, sum(listener.commands.values()) - before
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=DEFAULT_TASKS)
+    parser.add_argument("--workers", type=int, default=2, help="Dask workers and threads")
+    args = parser.parse_args()
+    tasks = args.tasks
+
+    start = time.perf_counter()
+    for _ in range(tasks):
+        nothing(None)
+    direct = time.perf_counter() - start
+
+    listener = RoundTrips()
+    monitoring.register(listener)  # before the store creates its client
+    with server_uri() as (uri, where), tempfile.TemporaryDirectory() as data_dir:
+        database = f"bench_workflows_{uuid.uuid4().hex[:8]}"
+        store = connect(uri, database=database)
+        catalog = Catalog(
+            store, settings=Settings.load(env={}, data_dir=Path(data_dir), secret=SECRET)
+        )
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            cluster = LocalCluster(
+                n_workers=args.workers, threads_per_worker=1, processes=True,
+                host="127.0.0.1", dashboard_address=None,
+            )  # fmt: skip
+        client = Client(cluster, set_as_default=False)
+        try:
+            client.gather([client.submit(nothing, None, pure=False) for _ in range(10)])  # warm
+            start = time.perf_counter()
+            client.gather([client.submit(nothing, None, pure=False) for _ in range(tasks)])
+            bare = time.perf_counter() - start
+            thread_s, thread_rt = run_lane(catalog, listener, ThreadExecutor(args.workers), tasks)
+            dask_s, dask_rt = run_lane(catalog, listener, DaskExecutor(client=client), tasks)
+        finally:
+            client.close()
+            cluster.close()
+            store.drop_database()
+            store.close()
+
+    rows = [
+        ("direct call", direct, None),
+        ("bare dask submit", bare, None),
+        ("runner thread", thread_s, thread_rt),
+        ("runner dask", dask_s, dask_rt),
+    ]
+    print(f"{tasks} no-op tasks, {args.workers} workers, MongoDB: {where}")
+    header = ("lane", "total s", "ms/task", "vs direct", "vs dask", "trips/task")
+    print(
+        f"{header[0]:<18} "
+        + " ".join(f"{h:>{w}}" for h, w in zip(header[1:], (9, 9, 10, 8, 11), strict=True))
+    )
+    for name, seconds, trips in rows:
+        per_task = seconds / tasks * 1000
+        print(
+            f"{name:<18} {seconds:>9.3f} {per_task:>9.3f} {seconds / direct:>9.0f}x "
+            f"{seconds / bare:>7.2f}x {(f'{trips / tasks:.3f}' if trips is not None else '-'):>11}"
+        )
+    print(
+        f"runner dask / bare dask = {dask_s / bare:.2f}x (goal <= 1.5x); "
+        f"round trips per task: thread {thread_rt / tasks:.3f}, dask {dask_rt / tasks:.3f} "
+        "(goal <= 2, plus a few per execution)"
+    )
+
+
+if __name__ == "__main__":
+    main()

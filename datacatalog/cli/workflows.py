@@ -1,0 +1,368 @@
+"""``datacatalog workflows`` and ``datacatalog plugins``: run, watch, cancel and resume
+workflow executions; install, list and validate plugins."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from datacatalog.cli.context import App, pass_app
+from datacatalog.cli.output import fields_panel, table, text
+from datacatalog.errors import InvalidRequestError
+from datacatalog.orchestrator import events
+from datacatalog.orchestrator.executors import Executor, ProcessExecutor, ThreadExecutor
+from datacatalog.orchestrator.model import Execution, TaskRecord
+from datacatalog.orchestrator.plugin import PluginManager
+from datacatalog.orchestrator.records import ExecutionRecords
+from datacatalog.orchestrator.registry import declarations
+from datacatalog.orchestrator.workflow_runner import WorkflowRunner, request_cancel
+
+STATUS_STYLES = {
+    "pending": "dim",
+    "started": "cyan",
+    "retrying": "yellow",
+    "success": "green",
+    "failed": "red",
+    "succeeded": "green",
+    "cancelling": "yellow",
+    "cancelled": "magenta",
+}
+
+
+def _styled(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def parse_executor(spec: str, workers: int | None) -> Executor:
+    """``thread``, ``process``, ``dask`` or ``dask=ADDRESS`` (``--workers`` sizes it)."""
+    name, _, address = spec.partition("=")
+    name = name.strip().lower()
+    if name == "thread" and not address:
+        return ThreadExecutor(pool_size=workers or 8)
+    if name == "process" and not address:
+        return ProcessExecutor(pool_size=workers or 4)
+    if name == "dask":
+        from datacatalog.orchestrator.executors.dask import DaskExecutor
+
+        if address:
+            return DaskExecutor(address=address, workers=workers)
+        return DaskExecutor(workers=workers)
+    raise InvalidRequestError(
+        f"--executor {spec!r}: choose thread, process, dask or dask=ADDRESS", option="--executor"
+    )
+
+
+def parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a VALUE that reads as JSON is taken as JSON, else as a string."""
+    found: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidRequestError(f"--input {pair!r}: expected KEY=VALUE", option="--input")
+        try:
+            found[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            found[key.strip()] = value
+    return found
+
+
+def task_table(tasks: list[TaskRecord], title: str | None = "Tasks") -> Table:
+    """The tasks of an execution: status, attempts, times, last error."""
+    return table(
+        title,
+        ("task", "status", "attempts", "started", "ended", "error"),
+        (
+            (
+                t.name,
+                _styled(t.status),
+                f"{t.attempts}/{t.max_attempts}",
+                t.started_at,
+                t.ended_at,
+                f"{t.error['type']}: {t.error['message']}" if t.error else "",
+            )
+            for t in tasks
+        ),
+        empty="no tasks",
+    )
+
+
+def _execution_fields(execution: Execution) -> dict[str, Any]:
+    return {
+        "status": _styled(execution.status),
+        "workflow": execution.workflow_name,
+        "job": execution.job_uuid,
+        "executor": execution.executor,
+        "inputs": json.dumps(execution.inputs),
+        "created": execution.created_at,
+        "started": execution.started_at,
+        "ended": execution.ended_at,
+        "resumes": execution.resumes,
+        "error": f"{execution.error['type']}: {execution.error['message']} "
+        f"(task {execution.error.get('task')})"
+        if execution.error
+        else None,
+    }
+
+
+@contextmanager
+def live_tasks(app: App, runner: WorkflowRunner) -> Iterator[None]:
+    """Show the runner's tasks live on stderr while the block runs (not with ``--json``)."""
+    if app.json_mode:
+        yield
+        return
+
+    def draw() -> Table:
+        return task_table(runner.tasks, title=f"{runner.workflow_name} · {runner.execution_id}")
+
+    with Live(draw(), console=app.out.err_console, refresh_per_second=8, transient=False) as live:
+
+        def refresh(sender: Any, **_: Any) -> None:
+            if sender is runner:
+                live.update(draw())
+
+        for signal in (*events.TASK_SIGNALS, *events.WORKFLOW_SIGNALS):
+            signal.connect(refresh)
+        try:
+            yield
+        finally:
+            for signal in (*events.TASK_SIGNALS, *events.WORKFLOW_SIGNALS):
+                signal.disconnect(refresh)
+            live.update(draw())
+
+
+def _finish(app: App, runner: WorkflowRunner) -> None:
+    records = ExecutionRecords(app.catalog.store)
+    execution = records.execution(runner.execution_id)
+    tasks = records.tasks(execution.id)
+
+    def render(console: Console) -> None:
+        console.print(Text.assemble(f"execution {execution.id} ", _styled(execution.status)))
+
+    app.out.emit({"execution": execution.to_dict(), "tasks": [t.to_dict() for t in tasks]}, render)
+
+
+@click.group()
+def workflows() -> None:
+    """Run workflows of operations on jobs, on threads, processes or a Dask cluster."""
+
+
+@workflows.command("list")
+@pass_app
+def list_workflows(app: App) -> None:
+    """List the declared workflows (registered, from plugins, from installed packages)."""
+    found = declarations(PluginManager.default(app.catalog))
+
+    def render(console: Console) -> None:
+        console.print(
+            table(
+                "Workflows",
+                ("name", "code", "declared by"),
+                ((d.name, d.target, d.source) for d in found),
+                empty="no workflows declared (install a plugin or a package)",
+            )
+        )
+
+    app.out.emit(
+        {"workflows": [{"name": d.name, "target": d.target, "source": d.source} for d in found]},
+        render,
+    )
+
+
+@workflows.command("run")
+@click.argument("name")
+@click.option("--job", "job_uuid", metavar="UUID", help="Run on this existing job.")
+@click.option("--pipeline", metavar="ID_OR_UUID", help="Create or attach the job of this pipeline.")
+@click.option("--experiment-id", multiple=True, metavar="ID", help="Experiment id or UUID.")
+@click.option("--sample-id", multiple=True, metavar="ID", help="Sample id or UUID.")
+@click.option("--measurement-id", multiple=True, metavar="ID", help="Measurement id or UUID.")
+@click.option(
+    "--executor", "executor_spec", default="thread", show_default=True, metavar="SPEC",
+    help="thread, process, dask (a local cluster) or dask=ADDRESS (an existing scheduler).",
+)  # fmt: skip
+@click.option("--workers", type=click.IntRange(min=1), help="Threads, processes or Dask workers.")
+@click.option("--input", "inputs", multiple=True, metavar="KEY=VALUE", help="A workflow input.")
+@click.option("--max-attempts", default=30, show_default=True, type=click.IntRange(min=1))
+@click.option("--retry-interval", default=30.0, show_default=True, type=click.FloatRange(min=0))
+@pass_app
+def run(
+    app: App,
+    name: str,
+    job_uuid: str | None,
+    pipeline: str | None,
+    experiment_id: tuple[str, ...],
+    sample_id: tuple[str, ...],
+    measurement_id: tuple[str, ...],
+    executor_spec: str,
+    workers: int | None,
+    inputs: tuple[str, ...],
+    max_attempts: int,
+    retry_interval: float,
+) -> None:
+    """Run workflow NAME on a job (--job, or --pipeline with metadata ids)."""
+    catalog = app.catalog
+    if (job_uuid is None) == (pipeline is None):
+        raise InvalidRequestError("give either --job UUID or --pipeline with metadata ids")
+    if job_uuid is None:
+        plan = catalog.jobs.plan(
+            pipeline=str(pipeline),
+            metadata={
+                "experiment_id": list(experiment_id) or None,
+                "sample_id": list(sample_id) or None,
+                "measurement_id": list(measurement_id) or None,
+            },
+        )
+        job_uuid = catalog.jobs.create(plan)[0].uuid
+    runner = WorkflowRunner(
+        catalog, None, PluginManager.default(catalog), service_id=job_uuid, workflow_name=name,
+        inputs=parse_inputs(inputs), executor=parse_executor(executor_spec, workers),
+        task_max_attempts=max_attempts, task_retry_interval=retry_interval,
+    )  # fmt: skip
+    app.out.note(f"execution {runner.execution_id} of {runner.workflow_name} on job {job_uuid}")
+    with live_tasks(app, runner):
+        runner.execute()
+    _finish(app, runner)
+
+
+@workflows.command("show")
+@click.argument("execution_id")
+@click.option(
+    "--logs", default=20, show_default=True, type=click.IntRange(min=0), help="Last N log records."
+)
+@pass_app
+def show(app: App, execution_id: str, logs: int) -> None:
+    """Show an execution: its tasks, attempts, times, errors and last log records."""
+    records = ExecutionRecords(app.catalog.store)
+    execution = records.execution(execution_id)
+    tasks = records.tasks(execution.id)
+    log = records.logs(execution.id, limit=0)[-logs:] if logs else []
+
+    def render(console: Console) -> None:
+        console.print(fields_panel(f"execution {execution.id}", _execution_fields(execution)))
+        console.print(task_table(tasks))
+        if log:
+            console.print(
+                table(
+                    "Log",
+                    ("date", "level", "task", "message"),
+                    ((r["date"], r["level"], r.get("task") or "", r["message"]) for r in log),
+                )
+            )
+
+    app.out.emit(
+        {"execution": execution.to_dict(), "tasks": [t.to_dict() for t in tasks], "logs": log},
+        render,
+    )
+
+
+@workflows.command("cancel")
+@click.argument("execution_id")
+@pass_app
+def cancel(app: App, execution_id: str) -> None:
+    """Ask a running execution to cancel (from any terminal): no new task starts."""
+    execution, new = request_cancel(app.catalog, execution_id)
+
+    def render(console: Console) -> None:
+        if new:
+            console.print(f"cancel requested for execution {execution.id} ({execution.status})")
+        else:
+            console.print(
+                f"execution {execution.id} is {execution.status}"
+                + (": cancel was requested already" if execution.cancel_requested else "")
+            )
+
+    app.out.emit({"execution": execution.to_dict(), "requested": new}, render)
+
+
+@workflows.command("resume")
+@click.argument("execution_id")
+@click.option("--retry-failed", is_flag=True, help="Run failed tasks again too.")
+@click.option("--executor", "executor_spec", default="thread", show_default=True, metavar="SPEC")
+@click.option("--workers", type=click.IntRange(min=1))
+@pass_app
+def resume(
+    app: App, execution_id: str, retry_failed: bool, executor_spec: str, workers: int | None
+) -> None:
+    """Resume a cancelled (or, with --retry-failed, failed) execution: only unfinished tasks run."""
+    runner = WorkflowRunner(
+        app.catalog, None, PluginManager.default(app.catalog), execution_id=execution_id,
+        executor=parse_executor(executor_spec, workers), retry_failed=retry_failed,
+    )  # fmt: skip
+    with live_tasks(app, runner):
+        runner.execute()
+    _finish(app, runner)
+
+
+@click.group()
+def plugins() -> None:
+    """Install, list and validate workflow plugins (wagons)."""
+
+
+@plugins.command("install")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+def install(app: App, source: Path) -> None:
+    """Install the wagon SOURCE (.zip or .wgn)."""
+    plugin = PluginManager.default(app.catalog).install(source)
+
+    def render(console: Console) -> None:
+        console.print(f"[green]installed[/green] plugin {plugin.key} in {text(plugin.directory)}")
+        for name in plugin.workflows:
+            console.print(f"  workflow {name}")
+
+    app.out.emit({"plugin": plugin.to_dict()}, render)
+
+
+@plugins.command("list")
+@pass_app
+def list_plugins(app: App) -> None:
+    """List the installed plugins and the workflows they declare."""
+    found = PluginManager.default(app.catalog).plugins()
+
+    def render(console: Console) -> None:
+        console.print(
+            table(
+                "Plugins",
+                ("name", "version", "workflows", "directory", "installed"),
+                (
+                    (
+                        p.package_name,
+                        p.package_version,
+                        ", ".join(p.workflows),
+                        p.directory,
+                        p.installed_at,
+                    )
+                    for p in found
+                ),
+                empty="no plugins installed",
+            )
+        )
+
+    app.out.emit({"plugins": [p.to_dict() for p in found]}, render)
+
+
+@plugins.command("validate")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+def validate(app: App, source: Path) -> None:
+    """Check that SOURCE is a valid wagon; installs nothing."""
+    meta = PluginManager.validate_plugin(source)
+    payload = {
+        "valid": True,
+        "package_name": meta.package_name,
+        "package_version": meta.package_version,
+        "wheels": list(meta.wheels),
+    }
+
+    def render(console: Console) -> None:
+        console.print(f"[green]valid[/green] wagon {meta.package_name} {meta.package_version}")
+
+    app.out.emit(payload, render)

@@ -1,0 +1,67 @@
+"""Orchestrator events: blinker signals for the life of an execution and of its tasks.
+
+==================================  ==================================================
+signal                              sent when (keyword arguments)
+==================================  ==================================================
+``start_workflow_signal``           the execution starts (``execution``)
+``on_resume_workflow_signal``       a cancelled or failed execution resumes (``execution``)
+``on_cancelling_workflow_signal``   cancellation was requested (``execution``)
+``on_cancelled_workflow_signal``    the execution ended cancelled (``execution``)
+``on_success_workflow_signal``      the execution succeeded (``execution``)
+``on_failure_workflow_signal``      the execution failed (``execution``, ``error``)
+``sent_task_signal``                a task's attempt went to the executor (``task``)
+``start_task_signal``               an attempt began on its worker (``task``, ``attempt``)
+``on_success_task_signal``          an attempt succeeded (``task``, ``outcome``)
+``on_failure_task_signal``          an attempt failed (``task``, ``outcome``, ``retry``)
+==================================  ==================================================
+
+The sender is the execution's run (its ``execution`` property is the record). The
+runner records state in the first receiver of every signal, connected here, before any
+subscriber's: a subscriber sees the record as stored. Subscribe with
+``events.on_success_task_signal.connect(handler)``; a subscriber that raises is logged
+and never changes the execution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+start_workflow_signal = _signals.signal("start_workflow_signal")
+on_resume_workflow_signal = _signals.signal("on_resume_workflow_signal")
+on_cancelling_workflow_signal = _signals.signal("on_cancelling_workflow_signal")
+on_cancelled_workflow_signal = _signals.signal("on_cancelled_workflow_signal")
+on_success_workflow_signal = _signals.signal("on_success_workflow_signal")
+on_failure_workflow_signal = _signals.signal("on_failure_workflow_signal")
+
+sent_task_signal = _signals.signal("sent_task_signal")
+start_task_signal = _signals.signal("start_task_signal")
+on_success_task_signal = _signals.signal("on_success_task_signal")
+on_failure_task_signal = _signals.signal("on_failure_task_signal")
+
+WORKFLOW_SIGNALS = (
+    start_workflow_signal,
+    on_resume_workflow_signal,
+    on_cancelling_workflow_signal,
+    on_cancelled_workflow_signal,
+    on_success_workflow_signal,
+    on_failure_workflow_signal,
+)
+TASK_SIGNALS = (sent_task_signal, start_task_signal, on_success_task_signal, on_failure_task_signal)
+
+
+def _record(signal_name: str) -> Any:
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        recorder = getattr(sender, "record", None)
+        if recorder is not None:
+            recorder(signal_name, **kwargs)
+
+    return receiver
+
+
+# Connected first and held strongly: the record is written before any subscriber runs.
+for _signal in (*WORKFLOW_SIGNALS, *TASK_SIGNALS):
+    _signal.connect(_record(_signal.name), weak=False)

@@ -1,0 +1,296 @@
+"""Running attempts on a Dask distributed cluster.
+
+* ``DaskExecutor()`` starts a local cluster (on 127.0.0.1, no dashboard, ``workers``
+  single-threaded worker processes) that it owns and closes;
+* ``DaskExecutor(address="tcp://host:8786")`` or ``DaskExecutor(client=client)`` uses an
+  existing scheduler (a dask-jobqueue SLURM/PBS cluster, Kubernetes, ...) and never shuts
+  it down.
+
+Retries stay the runner's: each attempt is one future with a key of its own
+(``<execution>-<task>-<attempt>``, ``pure=False``), and a cluster we start allows no
+failures, so Dask never silently re-runs a task whose worker died (that surfaces as
+``KilledWorker``, the attempt's failure). Workers report an attempt's start with a worker
+event on the topic ``datacatalog.task``; operations see cancellation through a
+``distributed.Event``. On a cluster we own, attempts still running ``cancel_grace``
+seconds after a cancel are stopped by killing their worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from datetime import datetime
+from typing import Any
+
+import dask
+from distributed import Client, Event, Future, LocalCluster, get_worker
+from distributed.protocol import pickle as dask_pickle
+
+from datacatalog.clock import utc_now
+from datacatalog.errors import InvalidRequestError
+from datacatalog.orchestrator.executors.base import Emit, Executor, Finished, Started
+from datacatalog.orchestrator.worker import Invocation, error_info, failure, run_attempt
+
+TOPIC = "datacatalog.task"
+
+log = logging.getLogger(__name__)
+
+
+def _attempt_on_worker(invocation: Invocation, cancel_event: str) -> Any:
+    worker = get_worker()
+    worker.log_event(
+        TOPIC,
+        {
+            "execution_id": invocation.execution_id,
+            "task": invocation.task,
+            "attempt": invocation.attempt,
+            "started": utc_now().isoformat(),
+            "worker": worker.address,
+        },
+    )
+    flags: list[Event] = []
+
+    def cancelled() -> bool:
+        # Made on first poll: most operations never ask, and an Event needs the worker's
+        # client (a connection to the scheduler).
+        if not flags:
+            flags.append(Event(cancel_event))
+        return bool(flags[0].is_set())
+
+    return run_attempt(invocation, cancelled)
+
+
+class DaskExecutor(Executor):
+    """Attempts run as Dask futures.
+
+    Args:
+        address: A scheduler to connect to (``tcp://host:port``); None starts a local cluster.
+        client: An existing ``distributed.Client`` to use (its cluster is never shut down).
+        workers: Worker processes of the local cluster we start (default 2).
+        cancel_grace: Seconds running attempts get after a cancel before their worker is
+            killed (own cluster only; None: never killed).
+    """
+
+    pickles = True
+
+    def __init__(
+        self,
+        address: str | None = None,
+        client: Client | None = None,
+        workers: int | None = None,
+        *,
+        cancel_grace: float | None = 10.0,
+    ) -> None:
+        if address is not None and client is not None:
+            raise InvalidRequestError("DaskExecutor: give an address or a client, not both")
+        if workers is not None and (address is not None or client is not None):
+            raise InvalidRequestError(
+                "DaskExecutor: workers sizes the local cluster it starts; an existing "
+                "scheduler's workers are its own"
+            )
+        if workers is not None and (
+            isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+        ):
+            raise InvalidRequestError(
+                f"DaskExecutor: workers must be an integer of at least 1, not {workers!r}"
+            )
+        if address is not None and (not isinstance(address, str) or not address.strip()):
+            raise InvalidRequestError(
+                f"DaskExecutor: address must be a scheduler address, not {address!r}"
+            )
+        self.address = address
+        self.workers = workers or 2
+        self.cancel_grace = cancel_grace
+        self._given_client = client
+        self._client: Client | None = None
+        self._cluster: LocalCluster | None = None
+        self._owns_client = False
+        self._futures: dict[str, tuple[Invocation, Future[Any]]] = {}
+        self._running: dict[str, str] = {}  # key -> worker address, from start events
+        self._lock = threading.Lock()
+        self._done: queue.Queue[tuple[Invocation, Future[Any]] | None] = queue.Queue()
+        self._collector: threading.Thread | None = None
+        self._cancel: Event | None = None
+        self._killer: threading.Timer | None = None
+
+    @property
+    def owns_cluster(self) -> bool:
+        """Whether this executor started (and so will close) the cluster."""
+        return self._cluster is not None
+
+    @property
+    def client(self) -> Client | None:
+        """The client in use (between start and close)."""
+        return self._client
+
+    def describe(self) -> str:
+        """``dask(local, workers=N)`` or ``dask(ADDRESS)``."""
+        if self._given_client is not None:
+            scheduler = self._given_client.scheduler
+            return f"dask({scheduler.address if scheduler else 'client'})"
+        if self.address is not None:
+            return f"dask({self.address})"
+        return f"dask(local, workers={self.workers})"
+
+    def dumps(self, invocation: Invocation) -> bytes:
+        """Serialize the way Dask ships a task's arguments (pickle, then cloudpickle)."""
+        return bytes(dask_pickle.dumps(invocation))
+
+    def start(self, execution_id: str, emit: Emit) -> None:
+        """Connect (or start a local cluster), subscribe to start events, make the cancel flag."""
+        super().start(execution_id, emit)
+        if self._given_client is not None:
+            self._client = self._given_client
+        elif self.address is not None:
+            self._client = Client(self.address, set_as_default=False)
+            self._owns_client = True
+        else:
+            # With the default of 3 allowed failures Dask would re-run a task whose worker
+            # died, counting attempts twice: ours are the only retries.
+            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                self._cluster = LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                )
+            self._client = Client(self._cluster, set_as_default=False)
+            self._owns_client = True
+        self._cancel = Event(f"datacatalog-cancel-{execution_id}", client=self._client)
+        self._cancel.clear()
+        self._client.subscribe_topic(TOPIC, self._on_started)
+        self._collector = threading.Thread(
+            target=self._collect, name="datacatalog-dask", daemon=True
+        )
+        self._collector.start()
+
+    def _on_started(self, event: tuple[float, dict[str, Any]]) -> None:
+        _, message = event
+        if message.get("execution_id") != self.execution_id:
+            return
+        key = f"{self.execution_id}-{message['task']}-{message['attempt']}"
+        with self._lock:
+            self._running[key] = str(message.get("worker"))
+        self.emit(
+            Started(
+                message["task"],
+                int(message["attempt"]),
+                datetime.fromisoformat(message["started"]),
+                str(message.get("worker")),
+            )
+        )
+
+    def submit(self, invocation: Invocation) -> None:
+        """Submit one attempt as a future with a key of its own."""
+        assert self._client is not None and self._cancel is not None, "start() first"
+        future = self._client.submit(
+            _attempt_on_worker,
+            invocation,
+            self._cancel.name,
+            key=invocation.key,
+            pure=False,
+            retries=0,
+        )
+        with self._lock:
+            self._futures[invocation.key] = (invocation, future)
+        # Done-callbacks share one thread: hand the future over and return at once.
+        future.add_done_callback(lambda done, inv=invocation: self._done.put((inv, done)))
+
+    def _collect(self) -> None:
+        while True:
+            item = self._done.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while True:  # what else is done: their results come in one gather
+                try:
+                    more = self._done.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._report(batch)
+            if stop:
+                return
+
+    def _report(self, batch: list[tuple[Invocation, Future[Any]]]) -> None:
+        with self._lock:
+            for invocation, _ in batch:
+                self._futures.pop(invocation.key, None)
+                self._running.pop(invocation.key, None)
+        live = [(inv, fut) for inv, fut in batch if not fut.cancelled()]
+        good = [(inv, fut) for inv, fut in live if fut.status == "finished"]
+        results: list[Any] = []
+        if good and self._client is not None:
+            try:
+                results = list(self._client.gather([fut for _, fut in good]))
+            except Exception:  # one lost result: fetch them one by one below
+                results = []
+        for (invocation, future), outcome in zip(good, results, strict=False):
+            self.emit(Finished(outcome))
+            live.remove((invocation, future))
+        for invocation, future in live:
+            try:
+                outcome = future.result()
+            except Exception as exc:
+                info = error_info(exc)
+                if type(exc).__name__ == "KilledWorker":
+                    info["message"] = (
+                        f"the Dask worker running task {invocation.task} attempt "
+                        f"{invocation.attempt} died ({exc})"
+                    )
+                outcome = failure(invocation, info, started=utc_now())
+            self.emit(Finished(outcome))
+
+    def cancel(self) -> list[tuple[str, int]]:
+        """Set the cancel flag, cancel attempts not yet started, schedule the hard stop."""
+        assert self._client is not None and self._cancel is not None
+        self._cancel.set()
+        with self._lock:
+            waiting = [
+                (inv, fut) for key, (inv, fut) in self._futures.items() if key not in self._running
+            ]
+        if waiting:
+            self._client.cancel([fut for _, fut in waiting])
+        if self.owns_cluster and self.cancel_grace is not None:
+            self._killer = threading.Timer(self.cancel_grace, self._kill_running)
+            self._killer.daemon = True
+            self._killer.start()
+        return [(inv.task, inv.attempt) for inv, _ in waiting]
+
+    def _kill_running(self) -> None:
+        with self._lock:
+            addresses = sorted(set(self._running.values()))
+        if addresses and self._client is not None:
+            try:
+                self._client.run(os._exit, 1, workers=addresses)
+            except Exception as exc:  # the worker may be gone already; its attempt fails anyway
+                log.debug("killing workers %s after a cancel: %s", addresses, exc)
+
+    def close(self) -> None:
+        """Stop collecting; close the client before the cluster, and only what we started."""
+        if self._killer is not None:
+            self._killer.cancel()
+            self._killer = None
+        if self._client is not None:
+            try:
+                self._client.unsubscribe_topic(TOPIC)
+            except Exception as exc:  # a client whose scheduler went away cannot unsubscribe
+                log.debug("unsubscribing from %s: %s", TOPIC, exc)
+        self._done.put(None)
+        if self._collector is not None:
+            self._collector.join(timeout=30)
+            self._collector = None
+        if self._owns_client and self._client is not None:
+            self._client.close()
+        self._client = None
+        self._owns_client = False
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None

@@ -1,0 +1,68 @@
+"""One active execution per job: the job's lease, held for the length of an execution.
+
+The lease (:mod:`datacatalog.jobs.leases`, shared with the stage driver) is taken with
+one conditional write and renewed by a heartbeat thread. Its holder is the execution id
+and its kind ``workflow``; another holder makes the start an
+:class:`~datacatalog.orchestrator.exceptions.ActiveExecutionsError` naming that holder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from datacatalog.catalog import Catalog
+from datacatalog.clock import utc_now
+from datacatalog.errors import ActiveExecutionsError as CatalogActiveExecutionsError
+from datacatalog.errors import LeaseLostError
+from datacatalog.jobs.leases import Heartbeat, Lease, LeaseService
+from datacatalog.orchestrator.exceptions import ActiveExecutionsError
+
+LEASE_KIND = "workflow"
+
+
+class ExecutionLease:
+    """The lease of one execution on one job."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._service: LeaseService = catalog.leases
+        self._lease: Lease | None = None
+        self._heartbeat: Heartbeat | None = None
+
+    def holder(self, job_uuid: str) -> str | None:
+        """Who holds the job's lease now (None: nobody, or it lapsed)."""
+        lease = self._service.get(job_uuid)
+        if lease is None:
+            return None
+        return None if lease.expires < utc_now() else str(lease.holder)
+
+    def acquire(
+        self,
+        job_uuid: str,
+        execution_id: str,
+        *,
+        on_lost: Callable[[LeaseLostError], None] | None = None,
+    ) -> None:
+        """Take the job's lease for ``execution_id`` and keep it renewed.
+
+        ``on_lost`` is called (on the heartbeat's thread) if the lease is taken over.
+
+        Raises:
+            ActiveExecutionsError: Someone else holds it (named in the message).
+        """
+        try:
+            self._lease = self._service.acquire(job_uuid, holder=execution_id, kind=LEASE_KIND)
+        except CatalogActiveExecutionsError as exc:
+            if isinstance(exc, ActiveExecutionsError):
+                raise
+            raise ActiveExecutionsError(str(exc), **exc.details) from exc
+        self._heartbeat = Heartbeat(self._service, self._lease, on_lost=on_lost).start()
+
+    def release(self) -> None:
+        """Stop renewing and release the lease (conditional on still holding it)."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._lease = self._heartbeat.lease
+            self._heartbeat = None
+        if self._lease is not None:
+            self._service.release(self._lease)
+            self._lease = None

@@ -1,0 +1,895 @@
+"""Running workflows: one :class:`WorkflowRunner` manages one execution on one job.
+
+The runner builds the workflow's graph, records the execution and its tasks, drives the
+job (``run`` → ``finish`` / ``fail``), sends ready tasks to the executor one attempt at a
+time, and records every start and outcome in the first receiver of the orchestrator's
+signals (:mod:`.events`). It is the only writer: workers only run attempts.
+
+Retry rules: ``max_attempts`` counts attempts in all; ``ctx.task.retry`` is an attempt and
+may set the interval; ``ctx.task.abort`` is never retried; a task with
+``ignore_failure`` fails alone and its dependants run; any other failed task fails the
+execution, whose error is that task's root cause. Cancellation is cooperative: no new
+attempt starts, running ones see ``ctx.cancel_requested``, the execution ends
+``cancelled`` and the job FAILED with reason ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from datacatalog import states
+from datacatalog.catalog import Catalog
+from datacatalog.clock import utc_now
+from datacatalog.errors import InvalidRequestError, InvalidTransitionError
+from datacatalog.freeform import check_object
+from datacatalog.jobs import Job
+from datacatalog.orchestrator import events
+from datacatalog.orchestrator.context import JobInfo, RecordCollector, WorkflowContext, make_logger
+from datacatalog.orchestrator.decorators import Workflow
+from datacatalog.orchestrator.exceptions import (
+    ActiveExecutionsError,
+    InvalidWorkflowRunnerParams,
+    OrchestratorError,
+    WorkflowFailedError,
+)
+from datacatalog.orchestrator.executors.base import Executor, ExecutorEvent, Finished, Started
+from datacatalog.orchestrator.graph import TaskGraph
+from datacatalog.orchestrator.leasing import ExecutionLease
+from datacatalog.orchestrator.model import Execution, TaskRecord
+from datacatalog.orchestrator.plugin import PluginManager
+from datacatalog.orchestrator.records import ExecutionRecords, new_execution_id, task_id
+from datacatalog.orchestrator.registry import resolve
+from datacatalog.orchestrator.worker import Invocation, Outcome, error_info
+from datacatalog.storage import StorageRegistry
+from datacatalog.store import Store
+
+log = logging.getLogger(__name__)
+
+HISTORY_BATCH = 200
+"""Task outcomes per ``update`` event of the job's history."""
+HISTORY_FLUSH_SECONDS = 5.0
+
+
+class Clock(Protocol):
+    """The runner's time: ``now()`` and ``sleep(seconds)`` (tests inject a fake one)."""
+
+    def now(self) -> datetime:
+        """The current UTC time."""
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``."""
+
+
+class SystemClock:
+    """Real time."""
+
+    def now(self) -> datetime:
+        """The current UTC time, at millisecond precision."""
+        return utc_now()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep for real."""
+        time.sleep(max(0.0, seconds))
+
+
+def _catalog(model_storage: Any, resource_storage: StorageRegistry | None) -> Catalog:
+    if isinstance(model_storage, Catalog):
+        return model_storage
+    if isinstance(model_storage, Store):
+        return Catalog(model_storage, storage=resource_storage)
+    if isinstance(model_storage, str):
+        return Catalog.open(model_storage)
+    raise InvalidWorkflowRunnerParams(
+        "model_storage must be a Catalog, a Store or a catalog URI, "
+        f"not {type(model_storage).__name__}"
+    )
+
+
+def _positive_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidWorkflowRunnerParams(f"{what} must be an integer of at least 1, not {value!r}")
+    return value
+
+
+def _interval(value: object, what: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value < 0
+        or value != value
+    ):
+        raise InvalidWorkflowRunnerParams(f"{what} must be a number of seconds >= 0, not {value!r}")
+    return float(value)
+
+
+def request_cancel(model_storage: Any, execution_id: str) -> tuple[Execution, bool]:
+    """Ask for an execution to be cancelled, from any process; returns it and whether it was new.
+
+    The runner running it polls the flag and cancels; an execution not started yet ends
+    ``cancelled`` when it is executed.
+    """
+    catalog = _catalog(model_storage, None)
+    return ExecutionRecords(catalog.store).request_cancel(execution_id)
+
+
+class WorkflowRunner:
+    """Manages a single workflow execution on a given job (the seed's "service").
+
+    Args:
+        model_storage: The catalog: a :class:`Catalog`, a :class:`Store` or a URI.
+        resource_storage: Storage systems (None: the catalog's).
+        plugin_manager: Where plugin workflows come from (None: the catalog's plugins dir).
+        execution_id: Resume this execution (instead of ``workflow_name`` + ``service_id``).
+        service_id: The job's UUID.
+        workflow_name: A declared workflow name, ``module:function``, or a ``@workflow``.
+        inputs: Key-value inputs for the workflow.
+        executor: Where tasks run (default: a ``ProcessExecutor``).
+        task_max_attempts: Attempts in all for each task (an operation may override it).
+        task_retry_interval: Seconds between attempts (an operation may override it).
+        retry_failed: On resume, run failed tasks again too (with a fresh attempt budget).
+        clock: Time source (tests inject one that never sleeps).
+        cancel_poll_interval: Seconds between reads of the persisted cancel flag.
+
+    Raises:
+        InvalidWorkflowRunnerParams: A bad combination or value of arguments.
+        UndeclaredWorkflowError: No workflow of that name.
+        WorkflowImplementationNotFoundError: The workflow's code cannot be imported.
+        ActiveExecutionsError: The job has an active execution (named in the message).
+        NotFoundError: No such job or execution.
+    """
+
+    def __init__(
+        self,
+        model_storage: Any,
+        resource_storage: StorageRegistry | None,
+        plugin_manager: PluginManager | None,
+        execution_id: str | None = None,
+        service_id: str | None = None,
+        workflow_name: str | Workflow | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        executor: Executor | None = None,
+        task_max_attempts: int = 30,
+        task_retry_interval: float = 30,
+        *,
+        retry_failed: bool = False,
+        clock: Clock | None = None,
+        cancel_poll_interval: float = 1.0,
+    ) -> None:
+        resuming = execution_id is not None
+        if resuming and (workflow_name is not None or service_id is not None or inputs):
+            raise InvalidWorkflowRunnerParams(
+                "give either execution_id (to resume) or workflow_name and service_id, not both"
+            )
+        if not resuming and (workflow_name is None or service_id is None):
+            missing = [
+                n
+                for n, v in (("workflow_name", workflow_name), ("service_id", service_id))
+                if v is None
+            ]
+            raise InvalidWorkflowRunnerParams(
+                f"give workflow_name and service_id (missing: {', '.join(missing)}), "
+                "or execution_id to resume"
+            )
+        if inputs is not None and not isinstance(inputs, Mapping):
+            raise InvalidWorkflowRunnerParams(
+                f"inputs must be a mapping, not {type(inputs).__name__}"
+            )
+        self._max_attempts = _positive_int(task_max_attempts, "task_max_attempts")
+        self._retry_interval = _interval(task_retry_interval, "task_retry_interval")
+        self._poll = _interval(cancel_poll_interval, "cancel_poll_interval")
+        if executor is not None and not isinstance(executor, Executor):
+            raise InvalidWorkflowRunnerParams(
+                f"executor must be an Executor, not {type(executor).__name__}"
+            )
+        self.catalog = _catalog(model_storage, resource_storage)
+        self.storage = resource_storage or self.catalog.storage
+        self.plugin_manager = plugin_manager or PluginManager.default(self.catalog)
+        self.records = ExecutionRecords(self.catalog.store)
+        self.clock: Clock = clock or SystemClock()
+        self._retry_failed = bool(retry_failed)
+        self._cancel_flag = threading.Event()
+        self._executed = False
+        self._resumed_from: Execution | None = None
+        self._outcomes: list[dict[str, Any]] = []  # task outcomes not yet in the job history
+        self._unwritten_starts: dict[str, str] = {}  # task -> its stored status meanwhile
+        self._last_flush = self.clock.now()
+
+        if resuming:
+            assert execution_id is not None
+            previous = self.records.execution(execution_id)
+            self._check_resumable(previous)
+            service_id, name, given_inputs = (
+                previous.job_uuid,
+                previous.workflow_name,
+                previous.inputs,
+            )
+            self._max_attempts, self._retry_interval = (
+                previous.task_max_attempts,
+                previous.task_retry_interval,
+            )
+            self._resumed_from = previous
+            workflow_ref: str | Workflow = name
+        else:
+            assert workflow_name is not None and service_id is not None
+            workflow_ref, given_inputs = workflow_name, dict(inputs or {})
+        self._job = self.catalog.jobs.get(str(service_id))
+        self._check_job_can_run(self._job)
+        self.workflow_name, self.workflow = resolve(workflow_ref, self.plugin_manager)
+        problems = self.workflow.check_inputs(given_inputs)
+        if problems:
+            raise InvalidWorkflowRunnerParams(
+                f"workflow {self.workflow_name}: {'; '.join(problems)}", workflow=self.workflow_name
+            )
+        self._inputs = dict(check_object(given_inputs, where="workflow inputs"))
+        try:
+            self._display_name = self.workflow.display_name(self._inputs)
+        except InvalidRequestError as exc:
+            raise InvalidWorkflowRunnerParams(str(exc)) from exc
+        self.executor: Executor = executor if executor is not None else _default_executor()
+        self._lease = ExecutionLease(self.catalog)
+        self._check_no_active(besides=execution_id)
+        self._job_info = self._make_job_info(self._job)
+
+        # The id the execution has (or will have): the workflow function sees it.
+        self._new_id = (
+            self._resumed_from.id if self._resumed_from else new_execution_id(self._job.uuid)
+        )
+        # Build the graph and check it can be shipped before anything is written.
+        collector = RecordCollector(None, None)
+        self._workflow_logger = make_logger(
+            f"datacatalog.workflow.{self.workflow.name}", collector, []
+        )
+        self._workflow_logs = collector
+        self._graph = TaskGraph()
+        build_ctx = WorkflowContext(
+            execution_id=self._new_id,
+            workflow_name=self.workflow_name,
+            job=self._job_info,
+            inputs=self._inputs,
+            logger=self._workflow_logger,
+        )
+        try:
+            self.workflow(build_ctx, self._graph, **self._inputs)
+        except OrchestratorError:
+            raise
+        except InvalidRequestError as exc:
+            raise InvalidWorkflowRunnerParams(f"workflow {self.workflow_name}: {exc}") from exc
+        self.executor.check([self._invocation(node.name, 1, 1, 0.0, "") for node in self._graph])
+
+        if self._resumed_from is not None:
+            self._execution = self._resumed_from
+            self._tasks = {t.name: t for t in self.records.tasks(self._execution.id)}
+            missing = [n.name for n in self._graph if n.name not in self._tasks]
+            if missing:
+                raise InvalidWorkflowRunnerParams(
+                    f"execution {self._execution.id}: the workflow now builds tasks it did not "
+                    f"record ({', '.join(missing)}); it cannot be resumed"
+                )
+        else:
+            display = self._display_name
+            self._execution = self.records.create_execution(
+                execution_id=self._new_id,
+                job_uuid=self._job.uuid,
+                workflow_name=self.workflow_name,
+                display_name=display,
+                inputs=self._inputs,
+                executor=self.executor.describe(),
+                task_max_attempts=self._max_attempts,
+                task_retry_interval=self._retry_interval,
+            )
+            self._tasks = {}
+            for position, node in enumerate(self._graph):
+                op = node.operation
+                self._tasks[node.name] = TaskRecord(
+                    id=task_id(self._execution.id, node.name),
+                    execution_id=self._execution.id,
+                    name=node.name,
+                    operation=op.path,
+                    dependencies=list(node.dependencies),
+                    status="pending",
+                    # Given per operation wins, 0 and False included; None falls back.
+                    max_attempts=op.max_attempts
+                    if op.max_attempts is not None
+                    else self._max_attempts,
+                    retry_interval=op.retry_interval
+                    if op.retry_interval is not None
+                    else self._retry_interval,
+                    ignore_failure=bool(op.ignore_failure)
+                    if op.ignore_failure is not None
+                    else False,
+                    position=position,
+                )
+            self.records.create_tasks(list(self._tasks.values()))
+        self._log_seq = self.records.last_log_seq(self._execution.id)
+
+    # -- the seed's surface -----------------------------------------------------------------
+
+    @property
+    def execution(self) -> Execution:
+        """The execution's record (as last written)."""
+        return self._execution
+
+    @property
+    def execution_id(self) -> str:
+        """The execution's id."""
+        return self._execution.id
+
+    @property
+    def service(self) -> Job:
+        """The job the execution belongs to."""
+        return self.catalog.jobs.get(self._job.uuid)
+
+    @property
+    def tasks(self) -> list[TaskRecord]:
+        """The execution's task records, in graph order."""
+        return sorted(self._tasks.values(), key=lambda t: t.position)
+
+    def cancel(self) -> bool:
+        """Request cancellation (persisted, so any process may call it); True when new."""
+        self._cancel_flag.set()
+        _, new = self.records.request_cancel(self._execution.id)
+        return new
+
+    def execute(self) -> Execution:
+        """Run the graph to completion; returns the execution (succeeded or cancelled).
+
+        Raises:
+            WorkflowFailedError: A task failed (its root cause is ``execution.error``).
+            ActiveExecutionsError: Another execution took the job meanwhile.
+        """
+        if self._executed:
+            raise InvalidRequestError(
+                f"execution {self.execution_id}: execute() was called already"
+            )
+        self._executed = True
+        if self._resumed_from is not None:
+            self._emit(events.on_resume_workflow_signal, execution=self._execution)
+        if self._execution.cancel_requested or self._cancel_flag.is_set():
+            self._emit(events.on_cancelled_workflow_signal, execution=self._execution, ran=False)
+            return self._execution
+        # A lease taken over (this process stalled past its ttl) stops the execution.
+        self._lease.acquire(
+            self._job.uuid, self._execution.id, on_lost=lambda _exc: self._cancel_flag.set()
+        )
+        try:
+            return self._run()
+        finally:
+            self._lease.release()
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def _check_resumable(self, previous: Execution) -> None:
+        if previous.status == "cancelled" or (previous.status == "failed" and self._retry_failed):
+            return
+        if previous.active:
+            raise ActiveExecutionsError(
+                f"execution {previous.id} is {previous.status}: it is still active",
+                holder=previous.id,
+            )
+        allowed = (
+            "cancelled or failed"
+            if self._retry_failed
+            else "cancelled (failed with retry_failed=True)"
+        )
+        raise InvalidWorkflowRunnerParams(
+            f"execution {previous.id} is {previous.status}; only a {allowed} execution resumes"
+        )
+
+    def _check_job_can_run(self, job: Job) -> None:
+        if job.state not in states.TRANSITIONS["run"].sources:
+            raise InvalidTransitionError(
+                f"job {job.uuid} is {job.state}: a workflow runs on a job that accepts the run "
+                "event (CREATED or RUNNING); an administrator's reset and ready re-arm a "
+                "finished or failed job",
+                state=job.state,
+                event="run",
+            )
+
+    def _check_no_active(self, *, besides: str | None) -> None:
+        holder = self._lease.holder(self._job.uuid)
+        if holder is not None and holder != besides:
+            raise ActiveExecutionsError(
+                f"job {self._job.uuid} has an active execution: held by {holder}", holder=holder
+            )
+        active = self.records.active_executions(self._job.uuid, besides=besides)
+        if active:
+            raise ActiveExecutionsError(
+                f"job {self._job.uuid} has an active execution: {active[0].id} "
+                f"({active[0].workflow_name}, {active[0].status})",
+                holder=active[0].id,
+            )
+
+    def _make_job_info(self, job: Job) -> JobInfo:
+        system = self.storage.get(job.archive_system)
+        local = system.resolve(job.archive_path) if system.is_local else None
+        return JobInfo(
+            uuid=job.uuid,
+            archive_path=job.archive_path,
+            archive_system=job.archive_system,
+            archive_dir=str(Path(local)) if local else None,
+            token=self.catalog.jobs.job_token(job.uuid),
+        )
+
+    def _invocation(
+        self, name: str, attempt: int, max_attempts: int, interval: float, exec_id: str
+    ) -> Invocation:
+        node = self._graph[name]
+        return Invocation(
+            execution_id=exec_id,
+            workflow_name=self.workflow_name,
+            task=name,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            retry_interval=interval,
+            operation=node.operation,
+            arguments=node.arguments,
+            job=self._job_info,
+            inputs=self._inputs,
+        )
+
+    # -- signals and records ----------------------------------------------------------------
+
+    def _emit(self, signal: Any, **kwargs: Any) -> None:
+        """Send ``signal``: the recording receiver's errors propagate, subscribers' do not."""
+        for receiver in signal.receivers_for(self):
+            if (
+                getattr(receiver, "__name__", "") == "receiver"
+                and receiver.__module__ == events.__name__
+            ):
+                receiver(self, **kwargs)
+                continue
+            try:
+                receiver(self, **kwargs)
+            except Exception:
+                log.exception("a subscriber of %s raised; the execution goes on", signal.name)
+
+    def record(self, signal_name: str, **kwargs: Any) -> None:
+        """Write what ``signal_name`` means (the first receiver of every signal)."""
+        getattr(self, f"_record_{signal_name}")(**kwargs)
+
+    def _record_start_workflow_signal(self, execution: Execution) -> None:
+        self.records.move_execution(execution, "started", started_at=self.clock.now())
+        if execution.status != "started":
+            return
+        self._job_event(
+            "run",
+            {
+                "workflow": self.workflow_name,
+                "execution_id": execution.id,
+                "tasks": len(self._tasks),
+                "resumes": execution.resumes,
+            },
+        )
+
+    def _record_on_resume_workflow_signal(self, execution: Execution) -> None:
+        reset_statuses = ["started", "retrying", "pending"] + (
+            ["failed"] if self._retry_failed else []
+        )
+        for task in self._tasks.values():
+            if task.status in reset_statuses:
+                fields: dict[str, Any] = {"due_at": None}
+                if task.status == "failed":
+                    # A fresh budget; attempt numbers go on (each attempt keeps its own key).
+                    op = self._graph[task.name].operation
+                    budget = op.max_attempts if op.max_attempts is not None else self._max_attempts
+                    fields.update(
+                        max_attempts=task.attempts + budget, error=None, message=None, ended_at=None
+                    )
+                self.records.move_task(task, "pending", **fields)
+        self.records.move_execution(
+            execution,
+            "pending",
+            resumes=execution.resumes + 1,
+            executor=self.executor.describe(),
+            cancel_requested=False,
+            ended_at=None,
+            error=None,
+            reason=None,
+        )
+
+    def _record_on_cancelling_workflow_signal(self, execution: Execution) -> None:
+        self.records.move_execution(execution, "cancelling", cancel_requested=True)
+
+    def _record_on_cancelled_workflow_signal(self, execution: Execution, ran: bool = True) -> None:
+        self.records.move_execution(
+            execution, "cancelled", ended_at=self.clock.now(), reason="cancelled"
+        )
+        if ran:
+            self._flush_history(force=True)
+            self._job_event(
+                "fail",
+                {
+                    "reason": "cancelled",
+                    "workflow": self.workflow_name,
+                    "execution_id": execution.id,
+                    "counts": self._counts(),
+                },
+            )
+
+    def _record_on_success_workflow_signal(self, execution: Execution) -> None:
+        self.records.move_execution(execution, "succeeded", ended_at=self.clock.now())
+        self._flush_history(force=True)
+        self._job_event(
+            "finish",
+            {
+                "workflow": self.workflow_name,
+                "execution_id": execution.id,
+                "counts": self._counts(),
+            },
+        )
+
+    def _record_on_failure_workflow_signal(
+        self, execution: Execution, error: dict[str, Any], reason: str
+    ) -> None:
+        self.records.move_execution(
+            execution, "failed", ended_at=self.clock.now(), error=error, reason=reason
+        )
+        self._flush_history(force=True)
+        self._job_event(
+            "fail",
+            {
+                "reason": reason,
+                "workflow": self.workflow_name,
+                "execution_id": execution.id,
+                "error": error,
+                "counts": self._counts(),
+            },
+        )
+
+    def _record_sent_task_signal(self, task: TaskRecord, attempt: int) -> None:
+        """Nothing is written when an attempt is sent: its start is (one write per event)."""
+
+    def _record_start_task_signal(
+        self, task: TaskRecord, attempt: int, started: datetime, coalesced: bool = False
+    ) -> None:
+        if coalesced:
+            # The attempt's end is already here: its start is written with it, in one write.
+            self._unwritten_starts[task.name] = task.status
+            task.status, task.attempts, task.started_at, task.due_at = (
+                "started",
+                attempt,
+                started,
+                None,
+            )
+            return
+        self.records.move_task(task, "started", attempts=attempt, started_at=started, due_at=None)
+
+    def _end_fields(self, task: TaskRecord) -> dict[str, Any]:
+        """What an attempt's end also writes when its start was not written on its own."""
+        previous = self._unwritten_starts.pop(task.name, None)
+        if previous is None:
+            return {}
+        return {
+            "sources": (previous,),
+            "attempts": task.attempts,
+            "started_at": task.started_at,
+            "due_at": None,
+        }
+
+    def _record_on_success_task_signal(self, task: TaskRecord, outcome: Outcome) -> None:
+        self.records.move_task(
+            task,
+            "success",
+            attempt=_attempt_entry(outcome),
+            ended_at=outcome.ended,
+            error=None,
+            message=outcome.message,
+            **self._end_fields(task),
+        )
+        self._history_outcome(task)
+
+    def _record_on_failure_task_signal(
+        self, task: TaskRecord, outcome: Outcome, retry: bool, due_at: datetime | None
+    ) -> None:
+        extra = self._end_fields(task)
+        if retry:
+            self.records.move_task(
+                task,
+                "retrying",
+                attempt=_attempt_entry(outcome),
+                error=outcome.error,
+                message=outcome.message,
+                **{**extra, "due_at": due_at},
+            )
+            return
+        self.records.move_task(
+            task,
+            "failed",
+            attempt=_attempt_entry(outcome),
+            ended_at=outcome.ended,
+            error=outcome.error,
+            message=outcome.message,
+            **extra,
+        )
+        self._history_outcome(task)
+
+    def _history_outcome(self, task: TaskRecord) -> None:
+        self._outcomes.append(
+            {
+                "task": task.name,
+                "status": task.status,
+                "attempts": task.attempts,
+                **({"error": (task.error or {}).get("type")} if task.status == "failed" else {}),
+            }
+        )
+        self._flush_history()
+
+    def _flush_history(self, *, force: bool = False) -> None:
+        if not self._outcomes:
+            return
+        due = (self.clock.now() - self._last_flush).total_seconds() >= HISTORY_FLUSH_SECONDS
+        if not (force or due or len(self._outcomes) >= HISTORY_BATCH):
+            return
+        batch, self._outcomes = self._outcomes, []
+        self._last_flush = self.clock.now()
+        self._job_event(
+            "update",
+            {
+                "workflow": self.workflow_name,
+                "execution_id": self.execution_id,
+                "task_outcomes": batch,
+            },
+        )
+
+    def _job_event(self, event: str, data: dict[str, Any]) -> None:
+        self.catalog.jobs.send(self._job.uuid, event, data=data)
+
+    def _counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for task in self._tasks.values():
+            counts[task.status] = counts.get(task.status, 0) + 1
+        return counts
+
+    def _write_logs(self, records: list[dict[str, Any]]) -> None:
+        if records:
+            self._log_seq = self.records.add_logs(
+                self.execution_id, records, first_seq=self._log_seq
+            )
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _run(self) -> Execution:
+        self._last_flush = self.clock.now()
+        self._emit(events.start_workflow_signal, execution=self._execution)
+        if self._execution.status != "started":  # cancelled meanwhile, from elsewhere
+            self._emit(events.on_cancelled_workflow_signal, execution=self._execution, ran=False)
+            return self._execution
+        self._write_logs(self._workflow_logs.records)
+        inbox: queue.Queue[ExecutorEvent] = queue.Queue()
+        root_error: dict[str, Any] | None = None
+        cancelling = False
+        started = False
+        try:
+            self.executor.start(self.execution_id, inbox.put)
+            started = True
+            self._prepare_schedule()
+            inflight: dict[str, int] = {}
+            finished_attempts: set[tuple[str, int]] = set()
+            last_poll = self.clock.now()
+            while True:
+                now = self.clock.now()
+                if not cancelling and (
+                    self._cancel_flag.is_set()
+                    or ((now - last_poll).total_seconds() >= self._poll and self._poll_cancel())
+                ):
+                    cancelling = True
+                    self._emit(events.on_cancelling_workflow_signal, execution=self._execution)
+                    for name, _attempt in self.executor.cancel():
+                        inflight.pop(name, None)
+                if (now - last_poll).total_seconds() >= self._poll:
+                    last_poll = now
+                if not cancelling and root_error is None:
+                    for task in self._ready(inflight, now):
+                        attempt = task.attempts + 1
+                        inflight[task.name] = attempt
+                        self._emit(events.sent_task_signal, task=task, attempt=attempt)
+                        self.executor.submit(
+                            self._invocation(
+                                task.name,
+                                attempt,
+                                task.max_attempts,
+                                task.retry_interval,
+                                self.execution_id,
+                            )
+                        )
+                if not inflight:
+                    if cancelling or root_error is not None:
+                        break
+                    due = self._next_due()
+                    if due is None:
+                        break  # every task ended (or is blocked behind a failure)
+                    self.clock.sleep(max(0.0, (due - self.clock.now()).total_seconds()))
+                    continue
+                try:
+                    batch = [inbox.get(timeout=max(0.01, self._poll))]
+                except queue.Empty:
+                    continue
+                while True:  # take what else has arrived: an attempt's start and end together
+                    try:
+                        batch.append(inbox.get_nowait())
+                    except queue.Empty:
+                        break
+                ending = {
+                    (e.outcome.task, e.outcome.attempt) for e in batch if isinstance(e, Finished)
+                }
+                for event in batch:
+                    root_error = self._handle(
+                        event, inflight, finished_attempts, cancelling, root_error, ending
+                    )
+        except BaseException as exc:
+            cancelling = False
+            self._abandon(exc, started=started)
+            raise
+        finally:
+            if started:
+                self.executor.close()
+        if cancelling:
+            self._emit(events.on_cancelled_workflow_signal, execution=self._execution)
+            return self._execution
+        if root_error is not None:
+            self._emit(
+                events.on_failure_workflow_signal,
+                execution=self._execution,
+                error=root_error,
+                reason="task_failed",
+            )
+            raise WorkflowFailedError(
+                f"workflow {self.workflow_name} failed: task {root_error.get('task')} raised "
+                f"{root_error['type']}: {root_error['message']}",
+                execution=self._execution,
+            )
+        self._emit(events.on_success_workflow_signal, execution=self._execution)
+        return self._execution
+
+    def _abandon(self, exc: BaseException, *, started: bool) -> None:
+        """The runner itself failed: record that on the execution and the job if possible."""
+        try:
+            if started:
+                self.executor.cancel()
+            error = error_info(exc)
+            self._emit(
+                events.on_failure_workflow_signal,
+                execution=self._execution,
+                error=error,
+                reason="error",
+            )
+        except Exception:
+            log.exception("could not record the failure of execution %s", self.execution_id)
+
+    def _poll_cancel(self) -> bool:
+        return self.records.cancel_requested(self.execution_id)
+
+    @staticmethod
+    def _satisfies(task: TaskRecord) -> bool:
+        """Whether ``task`` lets its dependants run."""
+        return task.status == "success" or (task.status == "failed" and task.ignore_failure)
+
+    def _prepare_schedule(self) -> None:
+        """Count each task's unmet dependencies; the tasks with none are the candidates."""
+        self._dependants: dict[str, list[str]] = {name: [] for name in self._tasks}
+        self._unmet: dict[str, int] = {}
+        for task in self.tasks:
+            for dep in task.dependencies:
+                self._dependants[dep].append(task.name)
+            self._unmet[task.name] = sum(
+                not self._satisfies(self._tasks[d]) for d in task.dependencies
+            )
+        # An ordered set: insertion order is graph order for the first wave.
+        self._candidates: dict[str, None] = {
+            t.name: None
+            for t in self.tasks
+            if self._unmet[t.name] == 0 and t.status in ("pending", "retrying")
+        }
+
+    def _ready(self, inflight: Mapping[str, int], now: datetime) -> list[TaskRecord]:
+        ready = []
+        for name in list(self._candidates):
+            task = self._tasks[name]
+            if name in inflight:
+                continue
+            if task.status not in ("pending", "retrying"):
+                del self._candidates[name]
+                continue
+            if task.status == "retrying" and task.due_at is not None and task.due_at > now:
+                continue
+            del self._candidates[name]
+            ready.append(task)
+        return ready
+
+    def _settled(self, task: TaskRecord) -> None:
+        """After ``task`` changed: retry it, or release the dependants it satisfies."""
+        if task.status == "retrying":
+            self._candidates[task.name] = None
+        elif self._satisfies(task):
+            for name in self._dependants[task.name]:
+                self._unmet[name] -= 1
+                if self._unmet[name] == 0:
+                    self._candidates[name] = None
+
+    def _next_due(self) -> datetime | None:
+        dues = [
+            t.due_at or self.clock.now() for t in self._tasks.values() if t.status == "retrying"
+        ]
+        return min(dues) if dues else None
+
+    def _handle(
+        self,
+        event: ExecutorEvent,
+        inflight: dict[str, int],
+        finished: set[tuple[str, int]],
+        cancelling: bool,
+        root_error: dict[str, Any] | None,
+        ending: set[tuple[str, int]],
+    ) -> dict[str, Any] | None:
+        if isinstance(event, Started):
+            # A start after the attempt ended, or of an attempt dropped by a cancel, is stale.
+            if (
+                inflight.get(event.task) == event.attempt
+                and (event.task, event.attempt) not in finished
+            ):
+                self._emit(
+                    events.start_task_signal,
+                    task=self._tasks[event.task],
+                    attempt=event.attempt,
+                    started=event.started,
+                    coalesced=(event.task, event.attempt) in ending,
+                )
+            return root_error
+        outcome = event.outcome
+        task = self._tasks[outcome.task]
+        finished.add((outcome.task, outcome.attempt))
+        inflight.pop(outcome.task, None)
+        if task.status != "started":  # its start event is still on its way (Dask)
+            self._emit(
+                events.start_task_signal,
+                task=task,
+                attempt=outcome.attempt,
+                started=outcome.started,
+                coalesced=True,
+            )
+        self._write_logs(outcome.logs)
+        if outcome.status == "success":
+            self._emit(events.on_success_task_signal, task=task, outcome=outcome)
+            self._settled(task)
+            return root_error
+        # A retry is recorded even while cancelling or failing: the task stays unfinished
+        # (``retrying``) and is not sent again; a resume runs it.
+        retry = outcome.status != "abort" and task.attempts < task.max_attempts
+        interval = (
+            outcome.retry_interval if outcome.retry_interval is not None else task.retry_interval
+        )
+        due = self.clock.now() + timedelta(seconds=interval) if retry else None
+        self._emit(
+            events.on_failure_task_signal, task=task, outcome=outcome, retry=retry, due_at=due
+        )
+        self._settled(task)
+        if task.status == "failed" and not task.ignore_failure and root_error is None:
+            return {
+                **(outcome.error or {"type": "Error", "message": outcome.message or ""}),
+                "task": task.name,
+            }
+        return root_error
+
+
+def _attempt_entry(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "attempt": outcome.attempt,
+        "outcome": outcome.status,
+        "started": outcome.started,
+        "ended": outcome.ended,
+        "message": outcome.message,
+        "error_type": (outcome.error or {}).get("type"),
+    }
+
+
+def _default_executor() -> Executor:
+    from datacatalog.orchestrator.executors.process import ProcessExecutor
+
+    return ProcessExecutor()

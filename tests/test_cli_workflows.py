@@ -1,0 +1,159 @@
+"""``datacatalog workflows`` and ``datacatalog plugins`` on both engines (CliRunner), and a
+cancel sent from another process while a workflow runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_cli import CLI, SAMPLE, _no_configuration, create_job, dc, world  # noqa: F401
+
+OPS = "tests.orchestrator_ops"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_run_show_and_list(world: CLI) -> None:  # noqa: F811
+    job = create_job(world)["job"]
+    out = world.json(
+        "workflows", "run", f"{OPS}:chain", "--job", job["uuid"], "--input", "key=cli",
+        "--input", "steps=2", "--executor", "thread", "--workers", "2",
+    )  # fmt: skip
+    execution = out["execution"]
+    assert execution["status"] == "succeeded" and execution["inputs"] == {"key": "cli", "steps": 2}
+    assert [t["name"] for t in out["tasks"]] == ["step0", "step1"]
+    shown = world.json("workflows", "show", execution["id"])
+    assert [t["status"] for t in shown["tasks"]] == ["success", "success"]
+    assert [r["message"] for r in shown["logs"]] == ["ran 0", "ran 1"]
+    human = world("workflows", "show", execution["id"])
+    assert human.exit_code == 0 and "step1" in human.stdout and "succeeded" in human.stdout
+    assert world.json("jobs", "show", job["uuid"])["job"]["state"] == "FINISHED"
+
+
+def test_run_shows_the_tasks_as_they_go(world: CLI) -> None:  # noqa: F811
+    job = create_job(world)["job"]["uuid"]
+    result = world("workflows", "run", f"{OPS}:chain", "--job", job, "--input", "key=live")
+    assert result.exit_code == 0, result.output
+    assert "step2" in result.stderr and "success" in result.stderr  # the live table
+    assert "succeeded" in result.stdout
+
+
+def test_run_creates_the_job_from_pipeline_and_metadata(world: CLI) -> None:  # noqa: F811
+    out = world.json(
+        "workflows", "run", f"{OPS}:chain", "--pipeline", "demo-stats", "--sample-id", SAMPLE,
+        "--input", "key=x", "--input", "steps=1",
+    )  # fmt: skip
+    assert out["execution"]["status"] == "succeeded"
+
+
+def test_run_errors_have_their_exit_codes(world: CLI) -> None:  # noqa: F811
+    job = create_job(world)["job"]["uuid"]
+    assert (
+        world.fails(3, "workflows", "run", "no-such-workflow", "--job", job)["code"] == "not_found"
+    )
+    assert (
+        world.fails(2, "workflows", "run", f"{OPS}:chain", "--job", job)["code"]
+        == "invalid_request"
+    )
+    body = world.fails(2, "workflows", "run", f"{OPS}:chain", "--job", job, "--executor", "warp")
+    assert "--executor" in body["message"]
+    assert world.fails(2, "workflows", "run", f"{OPS}:chain")["code"] == "invalid_request"
+    failed = world(
+        "--json", "workflows", "run", f"{OPS}:single", "--job", job, "--input", "op=broken"
+    )
+    assert failed.exit_code == 1 and "LookupError" in failed.stderr
+
+
+def test_cancel_and_resume(world: CLI) -> None:  # noqa: F811
+    job = create_job(world)["job"]["uuid"]
+    from datacatalog.orchestrator.workflow_runner import WorkflowRunner
+
+    # A runner made here but not executed yet: the command line cancels it at once.
+    catalog = _catalog(world)
+    runner = WorkflowRunner(catalog, None, None, service_id=job, workflow_name=f"{OPS}:chain",
+                            inputs={"key": "c"})  # fmt: skip
+    out = world.json("workflows", "cancel", runner.execution_id)
+    assert out["requested"] is True and out["execution"]["status"] == "cancelled"
+    assert world.json("workflows", "cancel", runner.execution_id)["requested"] is False
+    assert runner.execute().status == "cancelled"
+    catalog.close()
+    resumed = world.json("workflows", "resume", runner.execution_id, "--executor", "thread")
+    assert resumed["execution"]["status"] == "succeeded"
+    assert resumed["execution"]["resumes"] == 1
+    assert [t["status"] for t in resumed["tasks"]] == ["success"] * 3
+    body = world.fails(2, "workflows", "resume", runner.execution_id)
+    assert "succeeded" in body["message"]
+
+
+def _catalog(dc: CLI) -> Any:  # noqa: F811
+    from datacatalog.catalog import Catalog
+    from datacatalog.settings import Settings
+
+    args = dict(zip(dc.base[::2], dc.base[1::2], strict=True))
+    settings = Settings.load(data_dir=Path(args["--data-dir"]))
+    return Catalog.open(
+        args.get("--mongodb-uri"), settings=settings, database=args.get("--database")
+    )
+
+
+def test_plugins_commands(world: CLI, tmp_path: Path) -> None:  # noqa: F811
+    built = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "workflows" / "build_wagon.py"), str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    wagon = built.stdout.strip()
+    assert (
+        world.json("plugins", "validate", wagon)["package_name"] == "datacatalog-example-workflows"
+    )
+    installed = world.json("plugins", "install", wagon)["plugin"]
+    assert installed["workflows"] == {
+        "example-diamond": "datacatalog_example_workflows.diamond:diamond"
+    }
+    assert [p["package_name"] for p in world.json("plugins", "list")["plugins"]] == [
+        "datacatalog-example-workflows"
+    ]
+    names = [w["name"] for w in world.json("workflows", "list")["workflows"]]
+    assert "example-diamond" in names
+    assert world.fails(5, "plugins", "install", wagon)["code"] == "conflict"
+    bad = tmp_path / "bad.wgn"
+    bad.write_text("nope")
+    assert world.fails(2, "plugins", "validate", str(bad))["code"] == "invalid_request"
+
+
+def test_cancel_from_another_process(world: CLI, engine: str) -> None:  # noqa: F811
+    if engine != "mongod":
+        pytest.skip("two processes share a catalog on a real server")
+    job = create_job(world)["job"]["uuid"]
+    from datacatalog.orchestrator import events
+    from datacatalog.orchestrator.executors import ThreadExecutor
+    from datacatalog.orchestrator.workflow_runner import WorkflowRunner
+
+    catalog = _catalog(world)
+    runner = WorkflowRunner(catalog, None, None, service_id=job, workflow_name=f"{OPS}:single",
+                            inputs={"op": "poll_cancel", "key": "p"}, executor=ThreadExecutor(1),
+                            cancel_poll_interval=0.05)  # fmt: skip
+    started = threading.Event()
+
+    def on_start(sender: Any, **_: Any) -> None:
+        if sender is runner:
+            started.set()
+
+    events.start_task_signal.connect(on_start)
+    result: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: result.update(execution=runner.execute()))
+    thread.start()
+    try:
+        assert started.wait(30)
+        command = [str(Path(sys.executable).parent / "datacatalog"), *world.base, "--json",
+                   "workflows", "cancel", runner.execution_id]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        thread.join(60)
+    finally:
+        events.start_task_signal.disconnect(on_start)
+        catalog.close()
+    assert result["execution"].status == "cancelled"

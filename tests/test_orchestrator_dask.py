@@ -1,0 +1,173 @@
+"""The Dask executor on a local cluster of 2 workers: success, retry with a new key,
+a worker crash, cancel; and a dask-jobqueue SLURM job script.
+
+One cluster serves the module (started with no allowed failures, as the executor starts
+its own); one test lets the executor start and close a cluster of its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+dask = pytest.importorskip("dask")
+distributed = pytest.importorskip("distributed")
+
+from datacatalog.errors import InvalidRequestError  # noqa: E402
+from datacatalog.orchestrator import events  # noqa: E402
+from datacatalog.orchestrator.exceptions import WorkflowFailedError  # noqa: E402
+from datacatalog.orchestrator.executors import DaskExecutor  # noqa: E402
+from datacatalog.orchestrator.workflow_runner import WorkflowRunner  # noqa: E402
+from datacatalog.store import Store  # noqa: E402
+from tests import orchestrator_ops as ops  # noqa: E402
+from tests.test_jobs import World, make_world  # noqa: E402
+from tests.test_orchestrator import FakeClock  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+    client = distributed.Client(cluster, set_as_default=False)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+@pytest.fixture
+def world(store: Store, tmp_path: Path) -> World:
+    return make_world(store, tmp_path)
+
+
+def dask_runner(
+    world: World, workflow: Any, executor: DaskExecutor, **options: Any
+) -> WorkflowRunner:
+    job = world.new_job({"n": uuid.uuid4().hex})
+    return WorkflowRunner(
+        world.catalog,
+        None,
+        None,
+        service_id=job.uuid,
+        workflow_name=workflow,
+        executor=executor,
+        task_retry_interval=0,
+        clock=FakeClock(),
+        cancel_poll_interval=0.05,
+        **options,
+    )
+
+
+def test_success_and_retry_with_a_new_key(world: World, client: Any) -> None:
+    run = dask_runner(
+        world,
+        ops.single,
+        DaskExecutor(client=client),
+        inputs={"op": "retry_with", "key": "k", "interval": 0},
+    )
+    assert run.execute().status == "succeeded"
+    # Had the second attempt reused the first one's key, Dask would have returned the
+    # cached "retry" outcome instead of running it.
+    assert [a["outcome"] for a in run.tasks[0].attempt_log] == ["retry", "success"]
+    assert client.status == "running"  # a client we were given is never closed
+
+
+def test_a_worker_crash_fails_that_task_and_the_others_run(world: World, client: Any) -> None:
+    run = dask_runner(world, ops.crash_and_fine, DaskExecutor(client=client), task_max_attempts=1)
+    with pytest.raises(WorkflowFailedError):
+        run.execute()
+    died, fine = run.tasks
+    assert (died.status, died.attempts) == ("failed", 1)
+    assert died.error is not None and "died" in died.error["message"]
+    assert fine.status == "success"
+    client.wait_for_workers(2, timeout=30)
+
+
+def test_cancel_on_dask(world: World, client: Any) -> None:
+    run = dask_runner(
+        world, ops.single, DaskExecutor(client=client), inputs={"op": "poll_cancel", "key": "k"}
+    )
+
+    def on_start(sender: Any, task: Any, **_: Any) -> None:
+        if sender is run:
+            run.cancel()
+
+    events.start_task_signal.connect(on_start)
+    try:
+        execution = run.execute()
+    finally:
+        events.start_task_signal.disconnect(on_start)
+    assert execution.status == "cancelled"
+    # The operation saw the flag and returned: its attempt ended as a success.
+    assert run.tasks[0].status == "success"
+    assert world.jobs.get(execution.job_uuid).state == "FAILED"
+
+
+def test_an_executor_without_address_owns_and_closes_its_cluster(world: World, engine: str) -> None:
+    if engine != "memory":
+        pytest.skip("one engine is enough to start a second cluster")
+    executor = DaskExecutor(workers=1)
+    run = dask_runner(world, ops.chain, executor, inputs={"key": "k", "steps": 2})
+    assert run.execute().status == "succeeded"
+    assert executor.client is None and not executor.owns_cluster
+
+
+def test_on_its_own_cluster_a_cancel_kills_an_attempt_that_ignores_it(
+    world: World, engine: str
+) -> None:
+    if engine != "memory":
+        pytest.skip("one engine is enough to start a second cluster")
+    executor = DaskExecutor(workers=1, cancel_grace=0.5)
+    run = dask_runner(world, ops.single, executor, inputs={"op": "stubborn"}, task_max_attempts=1)
+
+    def on_start(sender: Any, **_: Any) -> None:
+        if sender is run:
+            run.cancel()
+
+    events.start_task_signal.connect(on_start)
+    try:
+        execution = run.execute()
+    finally:
+        events.start_task_signal.disconnect(on_start)
+    assert execution.status == "cancelled"
+    task = run.tasks[0]
+    assert task.status == "failed" and task.error is not None and "died" in task.error["message"]
+    assert executor.client is None and not executor.owns_cluster
+
+
+def test_dask_executor_checks_its_arguments(client: Any) -> None:
+    with pytest.raises(InvalidRequestError, match="not both"):
+        DaskExecutor(address="tcp://127.0.0.1:1", client=client)
+    with pytest.raises(InvalidRequestError, match="workers"):
+        DaskExecutor(address="tcp://127.0.0.1:1", workers=2)
+    with pytest.raises(InvalidRequestError, match="workers"):
+        DaskExecutor(workers=0)
+
+
+def test_a_slurm_job_script_renders() -> None:
+    slurm = pytest.importorskip("dask_jobqueue.slurm")
+    # The job alone renders its script: no scheduler (and no server) is started.
+    job = slurm.SLURMJob(
+        scheduler="tcp://127.0.0.1:8786",
+        name="datacatalog-worker",
+        cores=2,
+        memory="4GB",
+        processes=1,
+        queue="normal",
+        walltime="01:00:00",
+    )
+    script = job.job_script()
+    assert script.startswith("#!/usr/bin/env bash")
+    assert "#SBATCH -p normal" in script and "#SBATCH -t 01:00:00" in script
+    assert "distributed.cli.dask_worker tcp://127.0.0.1:8786" in script

@@ -1,0 +1,152 @@
+"""Administrative commands on a server the product manages itself.
+
+The managed local server (:mod:`datacatalog.local`) must initiate its replica set, ask
+whether it is a writable primary, count its clients and shut it down. Those are MongoDB
+commands, and only this package talks to MongoDB, so they live here as small functions
+over a connection URI. Every client made here carries an application name starting with
+:data:`INTERNAL_APP_PREFIX`, so the idle watcher does not count it as a user.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote_plus
+
+from pymongo import MongoClient
+from pymongo import errors as mongo_errors
+from pymongo.database import Database
+
+from datacatalog.errors import UnavailableError
+
+INTERNAL_APP_PREFIX = "datacatalog-local-"
+"""Application-name prefix of the manager's own connections (not counted as clients)."""
+
+_NOT_YET_INITIALIZED = 94
+_ALREADY_INITIALIZED = 23
+
+
+def socket_uri(path: str) -> str:
+    """The URI of a server listening on the Unix socket ``path`` (one member, direct)."""
+    return f"mongodb://{quote_plus(path)}/?directConnection=true"
+
+
+def tcp_uri(port: int) -> str:
+    """The URI of a server on loopback TCP ``port`` (one member, direct)."""
+    return f"mongodb://127.0.0.1:{port}/?directConnection=true"
+
+
+class AdminClient:
+    """A short-lived client for the manager's own commands.
+
+    Args:
+        uri: The server's URI (from :func:`socket_uri` or :func:`tcp_uri`).
+        role: Suffix of the application name (``start``, ``status``, ``watch``, ...).
+        timeout: Seconds to wait for the server.
+    """
+
+    def __init__(self, uri: str, *, role: str, timeout: float = 5.0) -> None:
+        self.uri = uri
+        ms = max(1, int(timeout * 1000))
+        self._client: MongoClient[dict[str, Any]] = MongoClient(
+            uri,
+            appname=INTERNAL_APP_PREFIX + role,
+            serverSelectionTimeoutMS=ms,
+            connectTimeoutMS=ms,
+            tz_aware=True,
+        )
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._client.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def database(self, name: str) -> Database[dict[str, Any]]:
+        """The pymongo database ``name`` (for the store package's own use)."""
+        return self._client[name]
+
+    def command(self, name: str, value: Any = 1, **fields: Any) -> dict[str, Any]:
+        """Run one admin command; unreachable servers raise :class:`UnavailableError`."""
+        try:
+            return dict(self._client.admin.command(name, value, **fields))
+        except (mongo_errors.ConnectionFailure, mongo_errors.ServerSelectionTimeoutError) as exc:
+            raise UnavailableError(f"the local server at {self.uri} does not answer: {exc}") from exc
+
+    def reachable(self) -> bool:
+        """Whether the server answers a ping."""
+        try:
+            self.command("ping")
+        except (UnavailableError, mongo_errors.PyMongoError):
+            return False
+        return True
+
+    def make_primary(self, host: str, replica_set: str, timeout: float) -> None:
+        """Initiate (or re-point) the one-member replica set and wait for a writable primary.
+
+        The replica set config stores the member's address; when the server now listens
+        somewhere else (a new port, a socket instead of TCP), it is forced to the new one.
+
+        Raises:
+            UnavailableError: Not a writable primary within ``timeout`` seconds.
+        """
+        try:
+            config = self.command("replSetGetConfig")["config"]
+        except mongo_errors.OperationFailure as exc:
+            if exc.code != _NOT_YET_INITIALIZED:
+                raise
+            try:
+                self.command(
+                    "replSetInitiate", {"_id": replica_set, "members": [{"_id": 0, "host": host}]}
+                )
+            except mongo_errors.OperationFailure as again:
+                if again.code != _ALREADY_INITIALIZED:
+                    raise
+        else:
+            members = config.get("members", [])
+            if len(members) != 1 or members[0].get("host") != host:
+                config["members"] = [{**members[0], "host": host}] if members else [
+                    {"_id": 0, "host": host}
+                ]
+                config["version"] = int(config.get("version", 1)) + 1
+                self.command("replSetReconfig", config, force=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.command("hello").get("isWritablePrimary"):
+                return
+            if time.monotonic() >= deadline:
+                raise UnavailableError(
+                    f"the local server at {self.uri} is not a writable primary "
+                    f"after {timeout:g} s"
+                )
+            time.sleep(0.05)
+
+    def client_count(self) -> int:
+        """How many connections belong to clients other than the manager's own."""
+        ops = self._client.admin.aggregate(
+            [
+                {"$currentOp": {"allUsers": True, "idleConnections": True, "localOps": False}},
+                {"$match": {"connectionId": {"$exists": True}}},
+                {"$project": {"appName": 1}},
+            ]
+        )
+        return sum(
+            1 for op in ops if not str(op.get("appName", "")).startswith(INTERNAL_APP_PREFIX)
+        )
+
+    def server_status(self) -> Mapping[str, Any]:
+        """The server's ``serverStatus`` document (version, uptime, connections)."""
+        return self.command("serverStatus")
+
+    def shutdown(self) -> None:
+        """Ask the server to shut down cleanly; the dropped connection is expected."""
+        try:
+            self._client.admin.command("shutdown", 1, force=True)
+        except mongo_errors.PyMongoError:
+            pass  # the server closes the connection as it goes
+

@@ -26,6 +26,7 @@ from datacatalog import __version__, states
 from datacatalog.cli.admin import admin
 from datacatalog.cli.context import App, pass_app
 from datacatalog.cli.jobs import files_table, history_tree, job_panel, jobs, relative_name
+from datacatalog.cli.local import local
 from datacatalog.cli.metadata import metadata
 from datacatalog.cli.output import fields_panel, report_error, text
 from datacatalog.cli.pipelines import pipelines
@@ -189,7 +190,7 @@ def render_demo(result: DemoResult, console: Console) -> None:
     console.print(tree)
 
 
-for _group in (pipelines, metadata, jobs, admin, provenance):
+for _group in (pipelines, metadata, jobs, admin, provenance, local):
     cli.add_command(_group)
 
 

@@ -6,7 +6,9 @@ target                 engine
 ``mongodb://...``      a MongoDB server or replica set
 ``mongodb+srv://...``  a MongoDB cluster found through DNS SRV records
 ``mongomock://``       the in-memory engine (fresh and empty for every ``connect``)
-``embedded://PATH``    the embedded local catalog persisted in the file ``PATH``
+``local://DATA_DIR``   the managed MongoDB server of a data dir (started when needed;
+                       the JSON fallback where no server binary runs)
+``embedded://PATH``    the embedded JSON catalog persisted in the file ``PATH``
 a settings dict        ``{"uri", "database"}`` or ``{"host", "port", "username",
                        "password", "database"}``
 a pymongo Database     used as it is
@@ -125,11 +127,18 @@ def _embedded(
     return EmbeddedBackend(path, database=database or DEFAULT_DATABASE, lock_timeout=lock_timeout)
 
 
+def _local(uri: str, database: str | None, timeout_ms: int, lock_timeout: float | None) -> Backend:
+    from datacatalog.store.local import open_local
+
+    return open_local(uri, database or DEFAULT_DATABASE, timeout_ms, lock_timeout, _mongodb)
+
+
 _SCHEMES: dict[str, Callable[[str, str | None, int, float | None], Backend]] = {
     "mongodb": _mongodb,
     "mongodb+srv": _mongodb,
     "mongomock": _memory,
     "embedded": _embedded,
+    "local": _local,
 }
 
 

@@ -134,8 +134,7 @@ def _run_version(path: str, where: str) -> Binary | BinaryUnusableError:
     match = _VERSION.search(output)
     if match is None:
         return BinaryUnusableError(
-            f"{path}{where} does not look like mongod: `{path} --version` printed no "
-            "'db version'"
+            f"{path}{where} does not look like mongod: `{path} --version` printed no 'db version'"
         )
     version = tuple(int(part) for part in match.groups())
     if version[:2] < MINIMUM_VERSION:

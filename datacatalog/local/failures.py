@@ -78,9 +78,7 @@ def describe_exit(status: int, text: str = "") -> str:
 
 def error_lines(log_text: str) -> list[str]:
     """The last error and fatal lines of a structured mongod log."""
-    lines = [
-        line for line in log_text.splitlines() if '"s":"E"' in line or '"s":"F"' in line
-    ]
+    lines = [line for line in log_text.splitlines() if '"s":"E"' in line or '"s":"F"' in line]
     return [line[:LOG_LINE_CHARS] for line in lines[-LOG_LINES:]]
 
 

@@ -79,7 +79,9 @@ def watch(layout: Layout) -> None:
             stop = tracker.observe(clients)
             seen = (clients, tracker.idle_since is not None)
             if seen != recorded:
-                idle_since = None if tracker.idle_since is None else time.time() - tracker.idle_for()
+                idle_since = None
+                if tracker.idle_since is not None:
+                    idle_since = time.time() - tracker.idle_for()
                 write_json(layout.idle, {"clients": clients, "idle_since": idle_since})
                 recorded = seen
             if stop and _stop_if_still_idle(layout, admin):

@@ -9,6 +9,7 @@ over a connection URI. Every client made here carries an application name starti
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -76,7 +77,9 @@ class AdminClient:
         try:
             return dict(self._client.admin.command(name, value, **fields))
         except (mongo_errors.ConnectionFailure, mongo_errors.ServerSelectionTimeoutError) as exc:
-            raise UnavailableError(f"the local server at {self.uri} does not answer: {exc}") from exc
+            raise UnavailableError(
+                f"the local server at {self.uri} does not answer: {exc}"
+            ) from exc
 
     def reachable(self) -> bool:
         """Whether the server answers a ping."""
@@ -110,9 +113,9 @@ class AdminClient:
         else:
             members = config.get("members", [])
             if len(members) != 1 or members[0].get("host") != host:
-                config["members"] = [{**members[0], "host": host}] if members else [
-                    {"_id": 0, "host": host}
-                ]
+                config["members"] = (
+                    [{**members[0], "host": host}] if members else [{"_id": 0, "host": host}]
+                )
                 config["version"] = int(config.get("version", 1)) + 1
                 self.command("replSetReconfig", config, force=True)
         deadline = time.monotonic() + timeout
@@ -121,8 +124,7 @@ class AdminClient:
                 return
             if time.monotonic() >= deadline:
                 raise UnavailableError(
-                    f"the local server at {self.uri} is not a writable primary "
-                    f"after {timeout:g} s"
+                    f"the local server at {self.uri} is not a writable primary after {timeout:g} s"
                 )
             time.sleep(0.05)
 
@@ -145,8 +147,6 @@ class AdminClient:
 
     def shutdown(self) -> None:
         """Ask the server to shut down cleanly; the dropped connection is expected."""
-        try:
+        # The server closes the connection as it goes.
+        with contextlib.suppress(mongo_errors.PyMongoError):
             self._client.admin.command("shutdown", 1, force=True)
-        except mongo_errors.PyMongoError:
-            pass  # the server closes the connection as it goes
-

@@ -165,6 +165,28 @@ def store(engine: str, database_name: str, request: pytest.FixtureRequest) -> It
             real.close()
 
 
+# -- the zero-configuration engine -----------------------------------------------------
+
+LOCAL_ENGINE_ENV = "DATACATALOG_LOCAL_ENGINE"
+
+
+@pytest.fixture(autouse=True)
+def _json_catalog_unless_local_server(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zero-configuration tests use the JSON engine, unless marked ``local_server``.
+
+    Hundreds of tests open a fresh data dir; a managed server in each would cost a
+    second and 300 MB of disk apiece. The managed server has its own tests
+    (``tests/test_local_*.py``), marked ``local_server``, which start it in temporary
+    data dirs and stop it when done.
+    """
+    if request.node.get_closest_marker("local_server") is None:
+        monkeypatch.setenv(LOCAL_ENGINE_ENV, "json")
+    else:
+        monkeypatch.delenv(LOCAL_ENGINE_ENV, raising=False)
+
+
 # -- reporting ------------------------------------------------------------------------
 
 

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -185,6 +187,60 @@ def _json_catalog_unless_local_server(
         monkeypatch.setenv(LOCAL_ENGINE_ENV, "json")
     else:
         monkeypatch.delenv(LOCAL_ENGINE_ENV, raising=False)
+
+
+def _require_mongod_binary() -> None:
+    """Skip (fail under CI) when no usable mongod binary exists for the managed server."""
+    from datacatalog.local import BinaryUnusableError
+    from datacatalog.local.binary import find
+
+    try:
+        find()
+    except BinaryUnusableError as exc:
+        if _in_ci():
+            pytest.fail(f"CI=true and the managed local server cannot run: {exc}")
+        pytest.skip(f"no usable mongod for the managed local server: {exc}")
+
+
+def stop_local_server(data_dir: Path) -> None:
+    """Stop the managed server of ``data_dir`` if one runs (a test finalizer)."""
+    from datacatalog.local import LocalServer, LocalServerError
+    from datacatalog.local.layout import Layout, lock_holder_pid, lock_is_held
+
+    try:
+        LocalServer(data_dir, start_timeout=30).stop(timeout=15)
+    except LocalServerError:
+        layout = Layout.for_data_dir(data_dir)
+        pid = lock_holder_pid(layout)
+        if pid is not None and lock_is_held(layout.mongod_lock):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if str(layout.db).encode() in cmdline:
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def local_data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A temporary data dir whose managed server (if a test starts one) is stopped after."""
+    _require_mongod_binary()
+    data_dir = tmp_path / "data"
+    try:
+        yield data_dir
+    finally:
+        stop_local_server(data_dir)
+
+
+@pytest.fixture(scope="module")
+def shared_local_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One data dir with a started managed server, shared by a module's tests."""
+    from datacatalog.local import LocalServer
+
+    _require_mongod_binary()
+    data_dir = tmp_path_factory.mktemp("local") / "data"
+    try:
+        LocalServer(data_dir).ensure()
+        yield data_dir
+    finally:
+        stop_local_server(data_dir)
 
 
 # -- reporting ------------------------------------------------------------------------

@@ -226,7 +226,7 @@ def test_local_settings_are_checked(variable: str, value: str, named: str) -> No
 def test_malformed_local_targets_are_refused(target: str) -> None:
     from datacatalog.store import connect
 
-    with pytest.raises(InvalidRequestError, match="local://|idle_timeout"):
+    with pytest.raises(InvalidRequestError, match=r"local://|idle_timeout"):
         connect(target)
 
 

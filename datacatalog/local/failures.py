@@ -82,8 +82,17 @@ def error_lines(log_text: str) -> list[str]:
     return [line[:LOG_LINE_CHARS] for line in lines[-LOG_LINES:]]
 
 
+LOW_SPACE_BYTES = 64 << 20
+"""Free space under which a failed start is put down to a full disk."""
+
+
 def start_failure(
-    status: int, command: Sequence[str], log_text: str, output: str, log_path: str
+    status: int,
+    command: Sequence[str],
+    log_text: str,
+    output: str,
+    log_path: str,
+    free_bytes: int | None = None,
 ) -> LocalServerError:
     """One error naming the cause, the command line and the log's error lines.
 
@@ -93,8 +102,15 @@ def start_failure(
         log_text: What this start attempt appended to the server log.
         output: What the launcher printed.
         log_path: Where the full log is.
+        free_bytes: Free space on the data dir's disk, when known.
     """
     cause = describe_exit(status, log_text + "\n" + output)
+    if free_bytes is not None and free_bytes < LOW_SPACE_BYTES and cause.startswith("it exited"):
+        # A full disk can leave no log line at all: the log itself cannot be written.
+        cause = (
+            "the disk holding the data dir is full "
+            f"(No space left on device: {free_bytes} bytes free)"
+        )
     parts = [
         f"the local MongoDB server did not start: {cause}",
         f"  command: {' '.join(command)}",

@@ -173,7 +173,13 @@ class LocalServer:
                 "--oplogSize", "64",
                 "--setParameter", "diagnosticDataCollectionEnabled=false",
             ]  # fmt: skip
-            status, log_text, output = self._launch(command)
+            moved = previous is not None and previous.host_entry != host_entry
+            if moved and layout.has_data():
+                status, log_text, output = self._repoint(command, uri, host_entry)
+                if status == 0:
+                    status, log_text, output = self._launch(command)
+            else:
+                status, log_text, output = self._launch(command)
             if status == 0:
                 break
             text = log_text + output
@@ -183,7 +189,9 @@ class LocalServer:
             if not use_socket and "Address already in use" in text and attempt < _ATTEMPTS:
                 saved_port = None
                 continue
-            raise start_failure(status, command, log_text, output, str(layout.log))
+            raise start_failure(
+                status, command, log_text, output, str(layout.log), _free_bytes(layout.root)
+            )
         pid = _read_pid(layout.pidfile)
         try:
             with AdminClient(uri, role="start", timeout=self.start_timeout) as admin:
@@ -232,6 +240,23 @@ class LocalServer:
                 return 127, "", f"cannot run {command[0]}: {exc}"
         return status, _read_from(layout.log, offset), _read_from(layout.launcher_output, 0)
 
+    def _repoint(self, command: list[str], uri: str, host_entry: str) -> tuple[int, str, str]:
+        """Start standalone on the new address, store it as the member's host, shut down."""
+        standalone = [part for part in command if part not in ("--replSet", REPLICA_SET)]
+        status, log_text, output = self._launch(standalone)
+        if status != 0:
+            return status, log_text, output
+        pid = _read_pid(self.layout.pidfile)
+        try:
+            with AdminClient(uri, role="repoint", timeout=self.start_timeout) as admin:
+                admin.repoint_member(host_entry)
+                admin.shutdown()
+        finally:
+            if not _wait_unlocked(self.layout, self.start_timeout):
+                _terminate(pid, self.layout)
+            _wait_exited(pid, 10.0)
+        return 0, "", ""
+
     def _ensure_watcher(self) -> None:
         """Start the idle watcher unless one runs (it holds ``watcher.lock``)."""
         if lock_is_held(self.layout.watcher_lock):
@@ -269,6 +294,8 @@ class LocalServer:
                 _terminate(pid, layout)
             if lock_is_held(layout.mongod_lock):
                 raise LocalServerError(f"the local server (pid {pid}) did not stop", pid=pid)
+            # The files are free; let the process finish exiting (its port, its socket).
+            _wait_exited(pid, 10.0)
             return pid
 
     def status(self) -> dict[str, Any]:
@@ -335,6 +362,14 @@ def _size(path: Path) -> int:
         return 0
 
 
+def _free_bytes(path: Path) -> int | None:
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize
+
+
 def _tree_size(root: Path) -> int:
     total = 0
     for folder, _dirs, files in os.walk(root):
@@ -360,6 +395,8 @@ def _read_pid(path: Path) -> int | None:
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As mongod does: a port left in TIME_WAIT by the last server is free to reuse.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -381,6 +418,22 @@ def _wait_unlocked(layout: Layout, timeout: float) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def _wait_exited(pid: int | None, timeout: float) -> None:
+    if pid is None:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            return  # not ours to watch
+        if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[:1] == ["Z"]:
+            return
+        time.sleep(0.02)
 
 
 def _runs_on(pid: int, layout: Layout) -> bool:

@@ -24,7 +24,6 @@ from datacatalog.errors import UnavailableError
 INTERNAL_APP_PREFIX = "datacatalog-local-"
 """Application-name prefix of the manager's own connections (not counted as clients)."""
 
-_NOT_YET_INITIALIZED = 94
 _ALREADY_INITIALIZED = 23
 
 
@@ -94,39 +93,76 @@ class AdminClient:
 
         The replica set config stores the member's address; when the server now listens
         somewhere else (a new port, a socket instead of TCP), it is forced to the new one.
+        A server that has just started may still be loading its config, or drop
+        connections while it applies a new one: each step is retried until ``timeout``.
 
         Raises:
             UnavailableError: Not a writable primary within ``timeout`` seconds.
         """
-        try:
-            config = self.command("replSetGetConfig")["config"]
-        except mongo_errors.OperationFailure as exc:
-            if exc.code != _NOT_YET_INITIALIZED:
-                raise
+        deadline = time.monotonic() + timeout
+        problem: Exception | None = None
+        while True:
+            try:
+                if self._primary_step(host, replica_set):
+                    return
+            except (UnavailableError, mongo_errors.PyMongoError) as exc:
+                problem = exc
+            if time.monotonic() >= deadline:
+                raise UnavailableError(
+                    f"the local server at {self.uri} is not a writable primary after "
+                    f"{timeout:g} s" + (f": {problem}" if problem is not None else "")
+                )
+            time.sleep(0.05)
+
+    def _primary_step(self, host: str, replica_set: str) -> bool:
+        """One step towards a writable primary at ``host``; whether it is one now."""
+        # The stored config is readable at once, before the server has loaded it.
+        stored = self._client.local["system.replset"].find_one({})
+        if stored is None:
             try:
                 self.command(
                     "replSetInitiate", {"_id": replica_set, "members": [{"_id": 0, "host": host}]}
                 )
-            except mongo_errors.OperationFailure as again:
-                if again.code != _ALREADY_INITIALIZED:
+            except mongo_errors.OperationFailure as exc:
+                if exc.code != _ALREADY_INITIALIZED:
                     raise
-        else:
-            members = config.get("members", [])
-            if len(members) != 1 or members[0].get("host") != host:
-                config["members"] = (
-                    [{**members[0], "host": host}] if members else [{"_id": 0, "host": host}]
-                )
-                config["version"] = int(config.get("version", 1)) + 1
+            return False
+        members = stored.get("members", [])
+        if len(members) != 1 or members[0].get("host") != host:
+            config = {k: v for k, v in stored.items() if k not in ("term",)}
+            config["members"] = (
+                [{**members[0], "host": host}] if members else [{"_id": 0, "host": host}]
+            )
+            config["version"] = int(stored.get("version", 1)) + 1
+            # The member's new address drops the open connections: expected.
+            with contextlib.suppress(UnavailableError):
                 self.command("replSetReconfig", config, force=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.command("hello").get("isWritablePrimary"):
-                return
-            if time.monotonic() >= deadline:
-                raise UnavailableError(
-                    f"the local server at {self.uri} is not a writable primary after {timeout:g} s"
-                )
-            time.sleep(0.05)
+            return False
+        return bool(self.command("hello").get("isWritablePrimary"))
+
+    def repoint_member(self, host: str) -> bool:
+        """On a server started without ``--replSet``: store ``host`` as the member's address.
+
+        Starting a member whose stored address is no longer its own makes it probe the old
+        address first, which can hang for half a minute when something else listens
+        there; rewriting the stored config while the server runs standalone avoids that.
+
+        Returns:
+            Whether a stored config was changed.
+        """
+        configs = self._client.local["system.replset"]
+        stored = configs.find_one({})
+        if stored is None:
+            return False
+        members = stored.get("members", [])
+        if len(members) == 1 and members[0].get("host") == host:
+            return False
+        new_members = [{**members[0], "host": host}] if members else [{"_id": 0, "host": host}]
+        configs.update_one(
+            {"_id": stored["_id"]},
+            {"$set": {"members": new_members, "version": int(stored.get("version", 1)) + 1}},
+        )
+        return True
 
     def client_count(self) -> int:
         """How many connections belong to clients other than the manager's own."""

@@ -317,11 +317,12 @@ def test_a_full_disk_is_one_clear_error(tmp_path: Path) -> None:
         pytest.skip("cannot mount a tmpfs here; the log-line classification test covers it")
     try:
         Layout.for_data_dir(mount_point / "data").make()
-        with open(mount_point / "filler", "wb") as filler:  # fill the disk up
-            with contextlib.suppress(OSError):
-                while True:
-                    filler.write(b"\0" * (1 << 16))
-                    filler.flush()
+        with (
+            open(mount_point / "filler", "wb", buffering=0) as filler,
+            contextlib.suppress(OSError),
+        ):
+            while True:  # fill the disk up
+                filler.write(b"\0" * (1 << 16))
         with pytest.raises(LocalServerError, match="No space left on device") as info:
             LocalServer(mount_point / "data").ensure()
         assert "command: " in str(info.value) and "--dbpath" in str(info.value)

@@ -120,12 +120,17 @@ class LocalServer:
         if not lock_is_held(layout.mongod_lock):
             return None
         state = read_state(layout)
+        pid = lock_holder_pid(layout)
+        if state is not None and state.pid is not None and state.pid == pid:
+            # The recorded server holds the files: the caller's connection is the check
+            # (a second client just to ping would cost a command's start-up time).
+            self._ensure_watcher()
+            return state
         if state is not None:
             with AdminClient(state.uri, role="attach", timeout=3.0) as admin:
                 if admin.reachable():
                     self._ensure_watcher()
                     return state
-        pid = lock_holder_pid(layout)
         where = f"at {state.uri}" if state is not None else "at any recorded address"
         raise LocalServerError(
             f"another mongod (pid {pid}) is running on {layout.db} but does not answer "

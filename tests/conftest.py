@@ -25,7 +25,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -183,10 +183,28 @@ def _json_catalog_unless_local_server(
     (``tests/test_local_*.py``), marked ``local_server``, which start it in temporary
     data dirs and stop it when done.
     """
-    if request.node.get_closest_marker("local_server") is None:
-        monkeypatch.setenv(LOCAL_ENGINE_ENV, "json")
-    else:
+    if request.node.get_closest_marker("local_server") is not None:
         monkeypatch.delenv(LOCAL_ENGINE_ENV, raising=False)
+        return
+    from datacatalog import store
+
+    # Subprocesses read the variable; in this process, settings built from an explicit
+    # environment (Settings.load(env={})) still name local://, which opens the JSON file.
+    monkeypatch.setenv(LOCAL_ENGINE_ENV, "json")
+    monkeypatch.setitem(store._SCHEMES, "local", _json_file_for_local)
+
+
+def _json_file_for_local(
+    uri: str, database: str | None, timeout_ms: int, lock_timeout: float | None
+) -> Any:
+    """The ``local://`` engine of tests not marked ``local_server``: the JSON file."""
+    from datacatalog.store.embedded import EmbeddedBackend
+    from datacatalog.store.local import SNAPSHOT, parse_local_uri
+
+    data_dir, _idle = parse_local_uri(uri)
+    return EmbeddedBackend(
+        data_dir / SNAPSHOT, database=database or "catalog", lock_timeout=lock_timeout
+    )
 
 
 def _require_mongod_binary() -> None:

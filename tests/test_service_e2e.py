@@ -236,5 +236,10 @@ def test_a_data_dir_that_cannot_be_made_is_one_error_line(tmp_path: Path) -> Non
         text=True,
         timeout=START_TIMEOUT,
     )
-    assert done.returncode == 1
-    assert done.stderr == f"datacatalog service: Not a directory: {blocker / 'data'}\n"
+    # The zero-configuration catalog's server folder is the first thing made: a storage
+    # failure (exit 7) naming it.
+    assert done.returncode == 7
+    assert done.stderr == (
+        "datacatalog service: cannot create the local server folder "
+        f"{blocker / 'data' / 'mongo'}: Not a directory\n"
+    )

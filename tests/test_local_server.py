@@ -275,16 +275,28 @@ def test_a_broken_binary_never_replaces_a_server_that_holds_data(
 # -- refused before anything starts (simulated conditions) --------------------------------
 
 
-def test_state_from_another_host_is_refused(local_data_dir: Path) -> None:
+@pytest.mark.parametrize(
+    ("owner", "named"),
+    [
+        ({"host": "some-other-machine"}, "belongs to the host 'some-other-machine'"),
+        ({"uid": os.getuid() + 1}, f"belongs to the user id {os.getuid() + 1}"),
+    ],
+    ids=["host", "user"],
+)
+def test_state_from_another_host_or_user_is_refused(
+    local_data_dir: Path, owner: dict[str, object], named: str
+) -> None:
+    from datacatalog.local.layout import this_host
+
     layout = Layout.for_data_dir(local_data_dir)
     layout.make()
     state = {
-        "pid": 1, "uri": "mongodb://x", "host_entry": "x", "port": None, "uid": 0,
-        "host": "some-other-machine", "boot_id": "", "version": "6.0.5",
-        "replica_set": "rs0", "idle_timeout": 900.0, "started_at": 0.0,
+        "pid": 1, "uri": "mongodb://x", "host_entry": "x", "port": None, "uid": os.getuid(),
+        "host": this_host(), "boot_id": "", "version": "6.0.5",
+        "replica_set": "rs0", "idle_timeout": 900.0, "started_at": 0.0, **owner,
     }  # fmt: skip
     write_json(layout.state, state)
-    with pytest.raises(LocalServerError, match="belongs to the host 'some-other-machine'"):
+    with pytest.raises(LocalServerError, match=named):
         LocalServer(local_data_dir).ensure()
     assert not layout.has_data()
 

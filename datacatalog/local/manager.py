@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from datacatalog.errors import UnavailableError
 from datacatalog.local import binary as binaries
+from datacatalog.local import processes
 from datacatalog.local.failures import LocalServerError, start_failure
 from datacatalog.local.filesystem import refused_filesystem
 from datacatalog.local.layout import (
@@ -48,9 +46,7 @@ from datacatalog.store.admin import AdminClient, socket_uri, tcp_uri
 
 DEFAULT_IDLE_TIMEOUT = 900.0
 START_TIMEOUT = 60.0
-LOG_ROTATE_BYTES = 50 << 20
 _ATTEMPTS = 4
-_OPEN_FILES = 64000
 
 
 class LocalServer:
@@ -100,6 +96,14 @@ class LocalServer:
 
     def _refuse_foreign_host(self) -> None:
         state = read_state(self.layout)
+        if state is not None and state.uid != os.getuid():
+            raise LocalServerError(
+                f"the local server folder {self.layout.root} belongs to the user id "
+                f"{state.uid}, not {os.getuid()}: each user keeps a data dir of their own "
+                "(set DATACATALOG_DATA_DIR), or shares a MongoDB server "
+                "(DATACATALOG_MONGODB_URI)",
+                path=str(self.layout.root),
+            )
         if state is not None and state.host != this_host():
             raise LocalServerError(
                 f"the local server folder {self.layout.root} belongs to the host "
@@ -153,7 +157,7 @@ class LocalServer:
                 path=str(layout.data_dir),
                 filesystem=fstype,
             )
-        _rotate_log(layout.log)
+        processes.rotate_log(layout.log)
         previous = read_state(layout)
         use_socket = layout.socket_fits()
         saved_port = previous.port if previous is not None else None
@@ -164,7 +168,11 @@ class LocalServer:
                 with contextlib.suppress(FileNotFoundError):
                     layout.socket.unlink()  # left by a crash: nobody holds the files
             else:
-                port = saved_port if saved_port and _port_free(saved_port) else _free_port()
+                port = (
+                    saved_port
+                    if saved_port and processes.port_free(saved_port)
+                    else processes.free_port()
+                )
                 host_entry, uri = f"127.0.0.1:{port}", tcp_uri(port)
                 listen = ["--bind_ip", "127.0.0.1", "--port", str(port), "--nounixsocket"]
             command = [
@@ -195,14 +203,19 @@ class LocalServer:
                 saved_port = None
                 continue
             raise start_failure(
-                status, command, log_text, output, str(layout.log), _free_bytes(layout.root)
+                status,
+                command,
+                log_text,
+                output,
+                str(layout.log),
+                processes.free_bytes(layout.root),
             )
-        pid = _read_pid(layout.pidfile)
+        pid = processes.read_pid(layout.pidfile)
         try:
             with AdminClient(uri, role="start", timeout=self.start_timeout) as admin:
                 admin.make_primary(host_entry, REPLICA_SET, self.start_timeout)
         except Exception as exc:
-            _terminate(pid, layout)
+            processes.terminate(pid, layout)
             message = f"the local MongoDB server started but did not become usable: {exc}"
             raise LocalServerError(message, pid=pid) from exc
         state = ServerState(
@@ -226,7 +239,7 @@ class LocalServer:
     def _launch(self, command: list[str]) -> tuple[int, str, str]:
         """Run the forking launcher; return its status, the new log text and its output."""
         layout = self.layout
-        offset = _size(layout.log)
+        offset = processes.size(layout.log)
         with open(layout.launcher_output, "wb") as out:
             try:
                 status = subprocess.run(
@@ -236,14 +249,18 @@ class LocalServer:
                     stderr=subprocess.STDOUT,
                     timeout=self.start_timeout,
                     check=False,
-                    preexec_fn=_raise_open_files,
+                    preexec_fn=processes.raise_open_files,
                 ).returncode
             except subprocess.TimeoutExpired:
-                _terminate(_read_pid(layout.pidfile), layout)
+                processes.terminate(processes.read_pid(layout.pidfile), layout)
                 status = -int(signal.SIGKILL)
             except OSError as exc:
                 return 127, "", f"cannot run {command[0]}: {exc}"
-        return status, _read_from(layout.log, offset), _read_from(layout.launcher_output, 0)
+        return (
+            status,
+            processes.read_from(layout.log, offset),
+            processes.read_from(layout.launcher_output, 0),
+        )
 
     def _repoint(self, command: list[str], uri: str, host_entry: str) -> tuple[int, str, str]:
         """Start standalone on the new address, store it as the member's host, shut down."""
@@ -251,15 +268,15 @@ class LocalServer:
         status, log_text, output = self._launch(standalone)
         if status != 0:
             return status, log_text, output
-        pid = _read_pid(self.layout.pidfile)
+        pid = processes.read_pid(self.layout.pidfile)
         try:
             with AdminClient(uri, role="repoint", timeout=self.start_timeout) as admin:
                 admin.repoint_member(host_entry)
                 admin.shutdown()
         finally:
-            if not _wait_unlocked(self.layout, self.start_timeout):
-                _terminate(pid, self.layout)
-            _wait_exited(pid, 10.0)
+            if not processes.wait_unlocked(self.layout, self.start_timeout):
+                processes.terminate(pid, self.layout)
+            processes.wait_exited(pid, 10.0)
         return 0, "", ""
 
     def _ensure_watcher(self) -> None:
@@ -295,12 +312,12 @@ class LocalServer:
                 with AdminClient(state.uri, role="stop", timeout=3.0) as admin:
                     if admin.reachable():
                         admin.shutdown()
-            if not _wait_unlocked(layout, timeout):
-                _terminate(pid, layout)
+            if not processes.wait_unlocked(layout, timeout):
+                processes.terminate(pid, layout)
             if lock_is_held(layout.mongod_lock):
                 raise LocalServerError(f"the local server (pid {pid}) did not stop", pid=pid)
             # The files are free; let the process finish exiting (its port, its socket).
-            _wait_exited(pid, 10.0)
+            processes.wait_exited(pid, 10.0)
             return pid
 
     def status(self) -> dict[str, Any]:
@@ -310,7 +327,7 @@ class LocalServer:
         report: dict[str, Any] = {
             "folder": str(layout.root),
             "running": False,
-            "size_bytes": _tree_size(layout.root),
+            "size_bytes": processes.tree_size(layout.root),
             "log": str(layout.log),
         }
         fallback = read_json(layout.fallback)
@@ -323,7 +340,7 @@ class LocalServer:
             with AdminClient(state.uri, role="status", timeout=3.0) as admin:
                 info = admin.server_status()
                 clients = admin.client_count()
-        except (UnavailableError, Exception) as exc:
+        except UnavailableError as exc:
             report["problem"] = f"the server holds its files but does not answer: {exc}"
             return report
         report.update(
@@ -339,123 +356,3 @@ class LocalServer:
         else:
             report["idle_left_seconds"] = max(0.0, state.idle_timeout - (time.time() - since))
         return report
-
-
-# -- helpers -----------------------------------------------------------------------------
-
-
-def _raise_open_files() -> None:
-    """In the launcher: raise the open-file limit (a low ``ulimit -n`` starves mongod)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = _OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, _OPEN_FILES)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
-def _rotate_log(log: Path) -> None:
-    """Keep one previous log once the log grows past :data:`LOG_ROTATE_BYTES`."""
-    if _size(log) > LOG_ROTATE_BYTES:
-        with contextlib.suppress(OSError):
-            os.replace(log, log.with_name(log.name + ".1"))
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _free_bytes(path: Path) -> int | None:
-    try:
-        stats = os.statvfs(path)
-    except OSError:
-        return None
-    return stats.f_bavail * stats.f_frsize
-
-
-def _tree_size(root: Path) -> int:
-    total = 0
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(folder, name)).st_size
-    return total
-
-
-def _read_from(path: Path, offset: int) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def _read_pid(path: Path) -> int | None:
-    text = _read_from(path, 0).strip()
-    return int(text) if text.isdigit() else None
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As mongod does: a port left in TIME_WAIT by the last server is free to reuse.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def _wait_unlocked(layout: Layout, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while lock_is_held(layout.mongod_lock):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def _wait_exited(pid: int | None, timeout: float) -> None:
-    if pid is None:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            return  # not ours to watch
-        if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[:1] == ["Z"]:
-            return
-        time.sleep(0.02)
-
-
-def _runs_on(pid: int, layout: Layout) -> bool:
-    """Whether ``pid`` is a mongod on these data files (a recycled pid is never killed)."""
-    try:
-        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return os.fsencode(layout.db) in arguments
-
-
-def _terminate(pid: int | None, layout: Layout) -> None:
-    """SIGTERM, then SIGKILL, a mongod of these files."""
-    if pid is None or not _runs_on(pid, layout):
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        if _wait_unlocked(layout, 10.0):
-            return

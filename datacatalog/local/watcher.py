@@ -73,7 +73,7 @@ def watch(layout: Layout) -> None:
         while lock_is_held(layout.mongod_lock):
             try:
                 clients = admin.client_count()
-            except Exception:
+            except UnavailableError:  # stopping, or busy: look again
                 time.sleep(poll_interval(tracker.timeout))
                 continue
             stop = tracker.observe(clients)

@@ -166,20 +166,32 @@ class AdminClient:
 
     def client_count(self) -> int:
         """How many connections belong to clients other than the manager's own."""
-        ops = self._client.admin.aggregate(
-            [
-                {"$currentOp": {"allUsers": True, "idleConnections": True, "localOps": False}},
-                {"$match": {"connectionId": {"$exists": True}}},
-                {"$project": {"appName": 1}},
-            ]
-        )
+        try:
+            ops = list(
+                self._client.admin.aggregate(
+                    [
+                        {"$currentOp": {"allUsers": True, "idleConnections": True}},
+                        {"$match": {"connectionId": {"$exists": True}}},
+                        {"$project": {"appName": 1}},
+                    ]
+                )
+            )
+        except mongo_errors.PyMongoError as exc:
+            raise UnavailableError(
+                f"cannot list the connections of the local server at {self.uri}: {exc}"
+            ) from exc
         return sum(
             1 for op in ops if not str(op.get("appName", "")).startswith(INTERNAL_APP_PREFIX)
         )
 
     def server_status(self) -> Mapping[str, Any]:
         """The server's ``serverStatus`` document (version, uptime, connections)."""
-        return self.command("serverStatus")
+        try:
+            return self.command("serverStatus")
+        except mongo_errors.PyMongoError as exc:
+            raise UnavailableError(
+                f"the local server at {self.uri} refused serverStatus: {exc}"
+            ) from exc
 
     def shutdown(self) -> None:
         """Ask the server to shut down cleanly; the dropped connection is expected."""

@@ -27,7 +27,10 @@ def local() -> None:
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     metavar="SECONDS",
-    help="Stop after this long without clients (default: DATACATALOG_LOCAL_IDLE_TIMEOUT, 900).",
+    help=(
+        "When this command starts the server: stop it after this long without clients "
+        "(default: DATACATALOG_LOCAL_IDLE_TIMEOUT, 900)."
+    ),
 )
 @pass_app
 def start(app: App, idle_timeout: float | None) -> None:

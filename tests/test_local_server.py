@@ -175,7 +175,16 @@ def test_a_path_too_long_for_a_socket_uses_tcp_and_a_taken_port_moves(tmp_path: 
 
         with socket.socket() as taken:
             taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            taken.bind(("127.0.0.1", first.port))
+
+            def take() -> bool:
+                # On a loaded machine the stopped server may take a moment to let go.
+                try:
+                    taken.bind(("127.0.0.1", first.port))
+                except OSError:
+                    return False
+                return True
+
+            assert wait_for(take, timeout=30.0)
             taken.listen()
             ids = pipeline_ids(data_dir)
             second = read_state(layout)

@@ -1,6 +1,7 @@
 """The end-to-end demonstration: one real pipeline job, from registration to provenance.
 
-:func:`run` does, on any catalog (the embedded default needs no configuration):
+:func:`run` does, on any catalog (the zero-configuration default is the managed local
+MongoDB server in the data dir, started on first use):
 
 1. registers the example pipeline (:data:`PIPELINE`) and loads the example metadata
    (:data:`METADATA`: a design, an experiment, two samples, four measurements);
@@ -222,6 +223,7 @@ def run(catalog: Catalog, *, progress: Callable[[str], None] | None = None) -> D
         if progress is not None:
             progress(line)
 
+    say(f"catalog: {catalog.store.description}")
     pipeline, pipeline_created = catalog.pipelines.register(PIPELINE)
     say(
         f"{'registered' if pipeline_created else 'found registered'} pipeline "

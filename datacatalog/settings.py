@@ -5,7 +5,7 @@ variable                               meaning (default)
 =====================================  ===================================================
 ``DATACATALOG_CONFIG``                 optional YAML/JSON file with the keys below
                                        (lower case, without the prefix); variables win
-``DATACATALOG_MONGODB_URI``            MongoDB URI; unset → the embedded local catalog
+``DATACATALOG_MONGODB_URI``            MongoDB URI; unset → the managed local server
 ``DATACATALOG_MONGODB_DATABASE``       database name (``catalog``)
 ``DATACATALOG_DATA_DIR``               local data dir (the platform's user data dir)
 ``DATACATALOG_SECRET``                 deployment secret for tokens; unset → generated
@@ -17,12 +17,19 @@ variable                               meaning (default)
                                        ``archive`` folder under the data dir)
 ``DATACATALOG_ADMIN_TOKEN_LIFETIME``   admin token window in seconds (3600)
 ``DATACATALOG_MAX_BODY_BYTES``         largest HTTP request body (1048576)
-``DATACATALOG_LOCK_TIMEOUT``           seconds to wait for the embedded catalog's lock (30)
+``DATACATALOG_LOCK_TIMEOUT``           seconds to wait for the JSON catalog's lock (30)
 ``DATACATALOG_MONGODB_TIMEOUT``        seconds any one MongoDB call may wait for the server
                                        (10): finding it, connecting, each answer
+``DATACATALOG_LOCAL_ENGINE``           zero-configuration engine: ``mongod`` (a managed
+                                       server in ``<data dir>/mongo``) or ``json`` (the
+                                       file ``<data dir>/catalog.json``) (``mongod``)
+``DATACATALOG_LOCAL_IDLE_TIMEOUT``     seconds without clients before the managed server
+                                       stops (900)
+``DATACATALOG_MONGOD``                 the ``mongod`` binary to run (read by
+                                       :mod:`datacatalog.local.binary`)
 =====================================  ===================================================
 
-Zero configuration works: the embedded catalog and the archive both live under
+Zero configuration works: the managed server's files and the archive both live under
 the data dir.
 """
 
@@ -47,6 +54,8 @@ from datacatalog.storage import default_storage_url
 PREFIX = "DATACATALOG_"
 DEFAULT_SERVICE_URL = "http://127.0.0.1:8750"
 DEFAULT_STORAGE = "local"
+LOCAL_ENGINES = ("mongod", "json")
+DEFAULT_IDLE_TIMEOUT = 900.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,8 @@ class Settings:
     max_body_bytes: int = 1 << 20
     lock_timeout: float = 30.0
     mongodb_timeout: float = 10.0
+    local_engine: str = "mongod"
+    local_idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -103,14 +114,22 @@ class Settings:
 
     @property
     def embedded_path(self) -> Path:
-        """Location of the embedded catalog's snapshot file."""
+        """Location of the JSON catalog's snapshot file."""
         return self.data_dir / "catalog.json"
 
     def store_target(self) -> str:
-        """What :func:`datacatalog.store.connect` should connect to."""
+        """What :func:`datacatalog.store.connect` should connect to.
+
+        The configured URI; else the managed local server of the data dir
+        (``local://``), or the JSON file when ``local_engine`` is ``json``.
+        """
         if self.mongodb_uri:
             return self.mongodb_uri
-        return "embedded://" + str(self.embedded_path.resolve())
+        if self.local_engine == "json":
+            return "embedded://" + str(self.embedded_path.resolve())
+        from datacatalog.store.local import local_uri
+
+        return local_uri(self.data_dir.resolve(), self.local_idle_timeout)
 
     def resolve_secret(self) -> str:
         """The deployment secret; generated once into the data dir when none is configured."""
@@ -187,6 +206,8 @@ _FIELDS = (
     "max_body_bytes",
     "lock_timeout",
     "mongodb_timeout",
+    "local_engine",
+    "local_idle_timeout",
 )
 
 
@@ -217,9 +238,17 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("admin_token_lifetime", "max_body_bytes"):
         if name in out:
             out[name] = _positive(name, out[name], int)
-    for name in ("lock_timeout", "mongodb_timeout"):
+    for name in ("lock_timeout", "mongodb_timeout", "local_idle_timeout"):
         if name in out:
             out[name] = _positive(name, out[name], float)
+    if "local_engine" in out:
+        engine = str(out["local_engine"]).strip().lower()
+        if engine not in LOCAL_ENGINES:
+            raise InvalidRequestError(
+                f"setting local_engine must be one of {', '.join(LOCAL_ENGINES)}, "
+                f"not {out['local_engine']!r}"
+            )
+        out["local_engine"] = engine
     if "storage_systems" in out:
         systems = out["storage_systems"]
         if isinstance(systems, str):

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -163,6 +165,100 @@ def store(engine: str, database_name: str, request: pytest.FixtureRequest) -> It
             real.drop_database()
         finally:
             real.close()
+
+
+# -- the zero-configuration engine -----------------------------------------------------
+
+LOCAL_ENGINE_ENV = "DATACATALOG_LOCAL_ENGINE"
+
+
+@pytest.fixture(autouse=True)
+def _json_catalog_unless_local_server(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zero-configuration tests use the JSON engine, unless marked ``local_server``.
+
+    Hundreds of tests open a fresh data dir; a managed server in each would cost a
+    second and 300 MB of disk apiece. The managed server has its own tests
+    (``tests/test_local_*.py``), marked ``local_server``, which start it in temporary
+    data dirs and stop it when done.
+    """
+    if request.node.get_closest_marker("local_server") is not None:
+        monkeypatch.delenv(LOCAL_ENGINE_ENV, raising=False)
+        return
+    from datacatalog import store
+
+    # Subprocesses read the variable; in this process, settings built from an explicit
+    # environment (Settings.load(env={})) still name local://, which opens the JSON file.
+    monkeypatch.setenv(LOCAL_ENGINE_ENV, "json")
+    monkeypatch.setitem(store._SCHEMES, "local", _json_file_for_local)
+
+
+def _json_file_for_local(
+    uri: str, database: str | None, timeout_ms: int, lock_timeout: float | None
+) -> Any:
+    """The ``local://`` engine of tests not marked ``local_server``: the JSON file."""
+    from datacatalog.store.embedded import EmbeddedBackend
+    from datacatalog.store.local import SNAPSHOT, parse_local_uri
+
+    data_dir, _idle = parse_local_uri(uri)
+    return EmbeddedBackend(
+        data_dir / SNAPSHOT, database=database or "catalog", lock_timeout=lock_timeout
+    )
+
+
+def _require_mongod_binary() -> None:
+    """Skip (fail under CI) when no usable mongod binary exists for the managed server."""
+    from datacatalog.local import BinaryUnusableError
+    from datacatalog.local.binary import find
+
+    try:
+        find()
+    except BinaryUnusableError as exc:
+        if _in_ci():
+            pytest.fail(f"CI=true and the managed local server cannot run: {exc}")
+        pytest.skip(f"no usable mongod for the managed local server: {exc}")
+
+
+def stop_local_server(data_dir: Path) -> None:
+    """Stop the managed server of ``data_dir`` if one runs (a test finalizer)."""
+    from datacatalog.local import LocalServer, LocalServerError
+    from datacatalog.local.layout import Layout, lock_holder_pid, lock_is_held
+
+    try:
+        LocalServer(data_dir, start_timeout=30).stop(timeout=15)
+    except LocalServerError:
+        layout = Layout.for_data_dir(data_dir)
+        pid = lock_holder_pid(layout)
+        if pid is not None and lock_is_held(layout.mongod_lock):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if str(layout.db).encode() in cmdline:
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def local_data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A temporary data dir whose managed server (if a test starts one) is stopped after."""
+    _require_mongod_binary()
+    data_dir = tmp_path / "data"
+    try:
+        yield data_dir
+    finally:
+        stop_local_server(data_dir)
+
+
+@pytest.fixture(scope="module")
+def shared_local_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One data dir with a started managed server, shared by a module's tests."""
+    from datacatalog.local import LocalServer
+
+    _require_mongod_binary()
+    data_dir = tmp_path_factory.mktemp("local") / "data"
+    try:
+        LocalServer(data_dir).ensure()
+        yield data_dir
+    finally:
+        stop_local_server(data_dir)
 
 
 # -- reporting ------------------------------------------------------------------------

@@ -23,6 +23,9 @@ from datacatalog import errors
 from datacatalog.cli import cli
 from datacatalog.identifiers import typed_uuid
 
+# Test-run variables, and the zero-configuration engine the conftest chooses.
+KEPT_VARIABLES = ("DATACATALOG_TEST_", "DATACATALOG_LOCAL_ENGINE")
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SAMPLE = "sample.demo.1"
@@ -64,7 +67,7 @@ class CLI:
 def _no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     """Leave out DATACATALOG_* settings of the environment (not the test-run variables)."""
     for name in list(os.environ):
-        if name.startswith("DATACATALOG_") and not name.startswith("DATACATALOG_TEST_"):
+        if name.startswith("DATACATALOG_") and not name.startswith(KEPT_VARIABLES):
             monkeypatch.delenv(name)
 
 

@@ -29,6 +29,7 @@ def _command(data_dir: Path, *args: str) -> list[str]:
 def _environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATACATALOG_")}
     env["DATACATALOG_LOCK_TIMEOUT"] = "120"
+    env["DATACATALOG_LOCAL_ENGINE"] = "json"  # this file is about the JSON catalog's lock
     return env
 
 

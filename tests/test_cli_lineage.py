@@ -20,7 +20,9 @@ from datacatalog.settings import Settings
 @pytest.fixture(autouse=True)
 def _no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith("DATACATALOG_") and not name.startswith("DATACATALOG_TEST_"):
+        if name.startswith("DATACATALOG_") and not name.startswith(
+            ("DATACATALOG_TEST_", "DATACATALOG_LOCAL_ENGINE")
+        ):
             monkeypatch.delenv(name)
 
 

@@ -14,11 +14,14 @@ from datacatalog.catalog import Catalog
 from datacatalog.cli import cli
 from datacatalog.settings import Settings
 
+# Test-run variables, and the zero-configuration engine the conftest chooses.
+KEPT_VARIABLES = ("DATACATALOG_TEST_", "DATACATALOG_LOCAL_ENGINE")
+
 
 @pytest.fixture(autouse=True)
 def _no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith("DATACATALOG_") and not name.startswith("DATACATALOG_TEST_"):
+        if name.startswith("DATACATALOG_") and not name.startswith(KEPT_VARIABLES):
             monkeypatch.delenv(name)
 
 

@@ -67,6 +67,8 @@ class Runner:
 
 def make_runner(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Runner:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATACATALOG_")}
+    # The zero-configuration engine the test session chose (tests/conftest.py) stays.
+    env["DATACATALOG_LOCAL_ENGINE"] = os.environ.get("DATACATALOG_LOCAL_ENGINE", "json")
     data_dir = tmp_path / "data"
     env["DATACATALOG_DATA_DIR"] = str(data_dir)
     env.update(extra_env or {})

@@ -100,6 +100,8 @@ def test_datacatalog_ui_serves_the_zero_configuration_catalog_and_opens_it(
     )
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATACATALOG_")}
+    # The zero-configuration engine the test session chose (tests/conftest.py) stays.
+    env["DATACATALOG_LOCAL_ENGINE"] = os.environ.get("DATACATALOG_LOCAL_ENGINE", "json")
     env.update(
         DATACATALOG_DATA_DIR=str(data_dir),
         DATACATALOG_SECRET="u" * 32,
@@ -135,6 +137,8 @@ def test_datacatalog_ui_serves_the_zero_configuration_catalog_and_opens_it(
 
 def test_a_port_in_use_is_one_error_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATACATALOG_")}
+    # The zero-configuration engine the test session chose (tests/conftest.py) stays.
+    env["DATACATALOG_LOCAL_ENGINE"] = os.environ.get("DATACATALOG_LOCAL_ENGINE", "json")
     env["DATACATALOG_DATA_DIR"] = str(tmp_path / "data")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))

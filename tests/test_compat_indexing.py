@@ -26,6 +26,9 @@ from datacatalog.managers.pipelinejobs.indexrequest import (
 from datacatalog.settings import Settings
 from datacatalog.store import Store
 
+# Test-run variables, and the zero-configuration engine the conftest chooses.
+KEPT_VARIABLES = ("DATACATALOG_TEST_", "DATACATALOG_LOCAL_ENGINE")
+
 OUTPUTS = {
     "out/counts.csv": b"gene,count\na,1\nb,2\n",
     "out/plot.png": b"\x89PNG fake image",
@@ -253,7 +256,7 @@ def test_python_api_document_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name in list(os.environ):
-        if name.startswith("DATACATALOG_") and not name.startswith("DATACATALOG_TEST_"):
+        if name.startswith("DATACATALOG_") and not name.startswith(KEPT_VARIABLES):
             monkeypatch.delenv(name)
     monkeypatch.setenv("DATACATALOG_DATA_DIR", str(tmp_path / "data"))
     blocks = python_blocks(DOC.read_text(encoding="utf-8"))

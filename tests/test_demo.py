@@ -22,6 +22,9 @@ from datacatalog import demo
 from datacatalog.cli import cli
 from datacatalog.identifiers import typed_uuid
 
+# Test-run variables, and the zero-configuration engine the conftest chooses.
+KEPT_VARIABLES = ("DATACATALOG_TEST_", "DATACATALOG_LOCAL_ENGINE")
+
 ROOT = Path(__file__).resolve().parent.parent
 CHAIN = ["file", "pipelinejob", "pipeline", "sample", "experiment", "experiment_design"]
 
@@ -29,7 +32,7 @@ CHAIN = ["file", "pipelinejob", "pipeline", "sample", "experiment", "experiment_
 @pytest.fixture(autouse=True)
 def _no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith("DATACATALOG_") and not name.startswith("DATACATALOG_TEST_"):
+        if name.startswith("DATACATALOG_") and not name.startswith(KEPT_VARIABLES):
             monkeypatch.delenv(name)
 
 

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
+# Test-run variables, and the zero-configuration engine the conftest chooses.
+KEPT_VARIABLES = ("DATACATALOG_TEST_", "DATACATALOG_LOCAL_ENGINE")
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith("DATACATALOG_") and not name.startswith("DATACATALOG_TEST_"):
+        if name.startswith("DATACATALOG_") and not name.startswith(KEPT_VARIABLES):
             monkeypatch.delenv(name)
     monkeypatch.setenv("DATACATALOG_DATA_DIR", str(tmp_path / "data"))
     text = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -55,7 +58,7 @@ def test_readme_command_line_example_runs(tmp_path: Path, monkeypatch: pytest.Mo
     from datacatalog.cli import cli
 
     for name in list(os.environ):
-        if name.startswith("DATACATALOG_") and not name.startswith("DATACATALOG_TEST_"):
+        if name.startswith("DATACATALOG_") and not name.startswith(KEPT_VARIABLES):
             monkeypatch.delenv(name)
     monkeypatch.chdir(ROOT)
     text = (ROOT / "README.md").read_text(encoding="utf-8")

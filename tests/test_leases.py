@@ -334,7 +334,9 @@ def test_jobs_show_shows_the_lease(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     from datacatalog.settings import Settings
 
     for name in list(os.environ):
-        if name.startswith("DATACATALOG_") and not name.startswith("DATACATALOG_TEST_"):
+        if name.startswith("DATACATALOG_") and not name.startswith(
+            ("DATACATALOG_TEST_", "DATACATALOG_LOCAL_ENGINE")
+        ):
             monkeypatch.delenv(name)
     data_dir = tmp_path / "data"
     with Catalog.open(settings=Settings.load(env={}, data_dir=data_dir)) as catalog:

@@ -105,6 +105,7 @@ def running(tmp_path: Path) -> Iterator[Running]:
         DATACATALOG_SECRET=SECRET,
         DATACATALOG_SERVICE_URL=base_url,
         DATACATALOG_MAX_BODY_BYTES=str(MAX_BODY),
+        DATACATALOG_LOCAL_ENGINE="json",  # prepare() made the job in the JSON catalog
     )
     log = tmp_path / "service.log"
     with log.open("wb") as sink:
@@ -205,7 +206,11 @@ def test_a_port_in_use_is_one_error_line_with_the_table_exit_code(tmp_path: Path
         taken.listen()
         port = taken.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("DATACATALOG_")}
-        env.update(DATACATALOG_DATA_DIR=str(tmp_path / "data"), DATACATALOG_SECRET=SECRET)
+        env.update(
+            DATACATALOG_DATA_DIR=str(tmp_path / "data"),
+            DATACATALOG_SECRET=SECRET,
+            DATACATALOG_LOCAL_ENGINE="json",
+        )
         for command in (
             [sys.executable, "-m", "datacatalog.cli", "serve", "--port", str(port)],
             [sys.executable, "-m", "datacatalog.service", "--port", str(port)],
@@ -231,5 +236,10 @@ def test_a_data_dir_that_cannot_be_made_is_one_error_line(tmp_path: Path) -> Non
         text=True,
         timeout=START_TIMEOUT,
     )
-    assert done.returncode == 1
-    assert done.stderr == f"datacatalog service: Not a directory: {blocker / 'data'}\n"
+    # The zero-configuration catalog's server folder is the first thing made: a storage
+    # failure (exit 7) naming it.
+    assert done.returncode == 7
+    assert done.stderr == (
+        "datacatalog service: cannot create the local server folder "
+        f"{blocker / 'data' / 'mongo'}: Not a directory\n"
+    )

@@ -29,7 +29,9 @@ def test_zero_configuration(tmp_path: Path) -> None:
     assert settings.default_storage == "local"
     assert settings.admin_token_lifetime == 3600
     assert settings.lock_timeout == 30.0
-    assert settings.store_target().startswith("embedded://")
+    assert settings.local_engine == "mongod"
+    assert settings.local_idle_timeout == 900.0
+    assert settings.store_target().startswith("local://")
 
 
 def test_environment_variables(tmp_path: Path) -> None:
@@ -189,9 +191,43 @@ def test_the_local_archive_of_a_data_dir_with_spaces(tmp_path: Path) -> None:
 
 
 def test_embedded_target_under_data_dir(tmp_path: Path) -> None:
-    settings = Settings.load(env={"DATACATALOG_DATA_DIR": str(tmp_path)})
+    env = {"DATACATALOG_DATA_DIR": str(tmp_path), "DATACATALOG_LOCAL_ENGINE": "json"}
+    settings = Settings.load(env=env)
     assert settings.embedded_path == tmp_path / "catalog.json"
     assert settings.store_target() == "embedded://" + str((tmp_path / "catalog.json").resolve())
+
+
+def test_managed_server_target_names_the_data_dir_and_idle_timeout(tmp_path: Path) -> None:
+    from datacatalog.store.local import parse_local_uri
+
+    spaced = tmp_path / "my data?#dir"
+    env = {"DATACATALOG_DATA_DIR": str(spaced), "DATACATALOG_LOCAL_IDLE_TIMEOUT": "60"}
+    settings = Settings.load(env=env)
+    assert settings.local_idle_timeout == 60.0
+    assert parse_local_uri(settings.store_target()) == (spaced.resolve(), 60.0)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("DATACATALOG_LOCAL_ENGINE", "sqlite", "local_engine must be one of mongod, json"),
+        ("DATACATALOG_LOCAL_IDLE_TIMEOUT", "0", "local_idle_timeout must be positive"),
+        ("DATACATALOG_LOCAL_IDLE_TIMEOUT", "soon", "local_idle_timeout must be a number"),
+    ],
+)
+def test_local_settings_are_checked(variable: str, value: str, named: str) -> None:
+    with pytest.raises(InvalidRequestError, match=named):
+        Settings.load(env={variable: value})
+
+
+@pytest.mark.parametrize(
+    "target", ["local://relative/dir", "local:///d?idle_timeout=-1", "local:///d?idle_timeout=x"]
+)
+def test_malformed_local_targets_are_refused(target: str) -> None:
+    from datacatalog.store import connect
+
+    with pytest.raises(InvalidRequestError, match=r"local://|idle_timeout"):
+        connect(target)
 
 
 def test_data_dir_expands_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

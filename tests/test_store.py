@@ -408,7 +408,7 @@ def test_invalid_bulk_upsert_writes_nothing(store: Store) -> None:
 
 
 def test_schemes() -> None:
-    assert schemes() == ["mongodb", "mongodb+srv", "mongomock", "embedded"]
+    assert schemes() == ["mongodb", "mongodb+srv", "mongomock", "embedded", "local"]
 
 
 def test_connect_memory() -> None:
@@ -510,7 +510,7 @@ def test_insert_if_absent_is_one_round_trip(mongo_uri: str, database_name: str) 
 def test_unknown_scheme_lists_valid_ones(target: str) -> None:
     with pytest.raises(InvalidRequestError, match="unknown URI scheme") as info:
         connect(target)
-    for scheme in ("mongodb", "mongodb+srv", "mongomock", "embedded"):
+    for scheme in ("mongodb", "mongodb+srv", "mongomock", "embedded", "local"):
         assert scheme in str(info.value)
 
 

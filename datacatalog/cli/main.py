@@ -27,6 +27,7 @@ from datacatalog.cli.admin import admin
 from datacatalog.cli.context import App, pass_app
 from datacatalog.cli.jobs import files_table, history_tree, job_panel, jobs, relative_name
 from datacatalog.cli.lineage import export, lineage
+from datacatalog.cli.local import local
 from datacatalog.cli.metadata import metadata
 from datacatalog.cli.output import fields_panel, report_error, text
 from datacatalog.cli.pipelines import pipelines
@@ -204,6 +205,7 @@ for _group in (
     ui,
     workflows,
     plugins,
+    local,
 ):
     cli.add_command(_group)
 cli.add_command(run_command)

@@ -6,7 +6,9 @@ target                 engine
 ``mongodb://...``      a MongoDB server or replica set
 ``mongodb+srv://...``  a MongoDB cluster found through DNS SRV records
 ``mongomock://``       the in-memory engine (fresh and empty for every ``connect``)
-``embedded://PATH``    the embedded local catalog persisted in the file ``PATH``
+``local://DATA_DIR``   the managed MongoDB server of a data dir (started when needed;
+                       the JSON fallback where no server binary runs)
+``embedded://PATH``    the embedded JSON catalog persisted in the file ``PATH``
 a settings dict        ``{"uri", "database"}`` or ``{"host", "port", "username",
                        "password", "database"}``
 a pymongo Database     used as it is
@@ -75,40 +77,63 @@ def _mongodb(
     uri: str, database: str | None, timeout_ms: int, lock_timeout: float | None
 ) -> Backend:
     shown = redact_uri(uri)
-    try:
-        parsed = uri_parser.parse_uri(uri, connect_timeout=timeout_ms / 1000)
-    except (mongo_errors.InvalidURI, mongo_errors.ConfigurationError, ValueError) as exc:
-        raise InvalidRequestError(f"malformed MongoDB URI {shown}: {exc}", uri=shown) from exc
-    name = database or parsed.get("database") or DEFAULT_DATABASE
+    name = _database_name(uri, database, timeout_ms, shown)
     key = f"{uri}|{timeout_ms}"
     with _CLIENTS_LOCK:
         client: MongoClient[Document] | None = _CLIENTS.get(key)
         if client is None:
-            try:
-                # timeoutMS bounds each whole call, retries included (finding a server,
-                # connecting, every answer): a server that stops answering mid-call
-                # makes the call fail in that time instead of hanging.
-                client = MongoClient(
-                    uri,
-                    tz_aware=True,
-                    serverSelectionTimeoutMS=timeout_ms,
-                    connectTimeoutMS=timeout_ms,
-                    timeoutMS=timeout_ms,
-                )
-                client.admin.command("ping")
-            except (
-                mongo_errors.ConnectionFailure,
-                mongo_errors.ServerSelectionTimeoutError,
-            ) as exc:
-                raise UnavailableError(
-                    f"cannot reach MongoDB at {shown} within {timeout_ms / 1000:g} s "
-                    "(DATACATALOG_MONGODB_TIMEOUT)",
-                    uri=shown,
-                ) from exc
-            except mongo_errors.PyMongoError as exc:
-                raise InvalidRequestError(f"cannot connect to MongoDB at {shown}: {exc}") from exc
+            client = _new_client(uri, timeout_ms, shown)
             _CLIENTS[key] = client
     return DatabaseBackend(client[name], shown)
+
+
+def _own_mongodb(
+    uri: str, database: str | None, timeout_ms: int, lock_timeout: float | None
+) -> Backend:
+    """A backend with a client of its own, closed with the store.
+
+    The managed local server stops once no client is connected, so a closed catalog
+    must not leave a cached client holding connections.
+    """
+    shown = redact_uri(uri)
+    name = _database_name(uri, database, timeout_ms, shown)
+    return DatabaseBackend(_new_client(uri, timeout_ms, shown)[name], shown, owns_client=True)
+
+
+def _database_name(uri: str, database: str | None, timeout_ms: int, shown: str) -> str:
+    try:
+        parsed = uri_parser.parse_uri(uri, connect_timeout=timeout_ms / 1000)
+    except (mongo_errors.InvalidURI, mongo_errors.ConfigurationError, ValueError) as exc:
+        raise InvalidRequestError(f"malformed MongoDB URI {shown}: {exc}", uri=shown) from exc
+    return str(database or parsed.get("database") or DEFAULT_DATABASE)
+
+
+def _new_client(uri: str, timeout_ms: int, shown: str) -> MongoClient[Document]:
+    """A connected client (it answered a ping)."""
+    try:
+        # timeoutMS bounds each whole call, retries included (finding a server, connecting,
+        # every answer): a server that stops answering mid-call makes the call fail in
+        # that time instead of hanging.
+        client: MongoClient[Document] = MongoClient(
+            uri,
+            tz_aware=True,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            timeoutMS=timeout_ms,
+        )
+        client.admin.command("ping")
+    except (
+        mongo_errors.ConnectionFailure,
+        mongo_errors.ServerSelectionTimeoutError,
+    ) as exc:
+        raise UnavailableError(
+            f"cannot reach MongoDB at {shown} within {timeout_ms / 1000:g} s "
+            "(DATACATALOG_MONGODB_TIMEOUT)",
+            uri=shown,
+        ) from exc
+    except mongo_errors.PyMongoError as exc:
+        raise InvalidRequestError(f"cannot connect to MongoDB at {shown}: {exc}") from exc
+    return client
 
 
 def _memory(uri: str, database: str | None, timeout_ms: int, lock_timeout: float | None) -> Backend:
@@ -138,11 +163,18 @@ def _embedded(
     return EmbeddedBackend(path, database=database or DEFAULT_DATABASE, lock_timeout=lock_timeout)
 
 
+def _local(uri: str, database: str | None, timeout_ms: int, lock_timeout: float | None) -> Backend:
+    from datacatalog.store.local import open_local
+
+    return open_local(uri, database or DEFAULT_DATABASE, timeout_ms, lock_timeout, _own_mongodb)
+
+
 _SCHEMES: dict[str, Callable[[str, str | None, int, float | None], Backend]] = {
     "mongodb": _mongodb,
     "mongodb+srv": _mongodb,
     "mongomock": _memory,
     "embedded": _embedded,
+    "local": _local,
 }
 
 

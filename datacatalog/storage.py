@@ -334,6 +334,10 @@ class StorageSystem:
         """
         backend = self.resolve(path)
         with self._failures("open", path):
+            if self.is_local:
+                # Straight from the operating system: fsspec's file object costs more
+                # than hashing a small file does, and holds the GIL meanwhile.
+                return Path(backend).open("rb")
             return cast(BinaryIO, self.fs.open(backend, "rb"))
 
     def sha256(self, path: str, *, chunk_size: int = CHUNK_SIZE) -> str:
@@ -347,14 +351,6 @@ class StorageSystem:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise InvalidRequestError(f"chunk_size must be a positive integer, not {chunk_size!r}")
         digest = hashlib.sha256()
-        if self.is_local:
-            # Straight from the operating system: fsspec's file object costs more than
-            # hashing a small file, and holds the GIL while it does.
-            backend = self.resolve(path)
-            with self._failures("read", path), Path(backend).open("rb", buffering=0) as raw:
-                while chunk := raw.read(chunk_size):
-                    digest.update(chunk)
-            return digest.hexdigest()
         with self.open(path) as stream, self._failures("read", path):
             while chunk := stream.read(chunk_size):
                 digest.update(chunk)

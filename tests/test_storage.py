@@ -250,7 +250,9 @@ def test_read_failure_becomes_storage_failure(
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
+    # Local systems read straight from the operating system, others through fsspec.
     monkeypatch.setattr(system.fs, "open", refuse)
+    monkeypatch.setattr(Path, "open", refuse)
     with pytest.raises(StorageFailureError, match=r"a\.txt.*Permission denied") as caught:
         system.sha256(f"{JOB}/a.txt")
     assert isinstance(caught.value.__cause__, PermissionError)

@@ -22,7 +22,12 @@ from datacatalog.indexing import IndexReport
 from datacatalog.jobs import Job
 from datacatalog.schemas import compiled
 from datacatalog.storage import StorageSystem
-from tests.test_indexing import archive_system, catalog, make_job, put  # noqa: F401
+from tests import test_indexing
+from tests.test_indexing import make_job, put
+
+# The fixtures of the indexing tests: a catalog on both engines, two storage systems.
+catalog = test_indexing.catalog
+archive_system = test_indexing.archive_system
 
 FILES = 23
 BATCH = 5

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache, lru_cache
-from typing import Any
-
-import jsonschema_rs
+from typing import TYPE_CHECKING, Any
 
 from datacatalog.schemas import loading
+
+if TYPE_CHECKING:
+    import jsonschema_rs
 
 Shape = tuple[tuple[str, str, str], ...]
 """``(operator, field path, mode)`` of every validated part of an update, sorted.
@@ -98,6 +99,9 @@ def update_validator(kind: str, shape: Shape) -> jsonschema_rs.Validator:
 
 
 def _compile(schema: dict[str, Any]) -> jsonschema_rs.Validator:
+    # Imported on the first write: a command that only reads never loads it.
+    import jsonschema_rs
+
     return jsonschema_rs.Draft202012Validator(_without_leap_seconds(schema), validate_formats=True)
 
 

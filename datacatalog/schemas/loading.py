@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin
 
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
-
 from datacatalog.errors import InvalidRequestError
 
 if TYPE_CHECKING:
+    from referencing import Registry
+
     if sys.version_info >= (3, 11):
         from importlib.resources.abc import Traversable
     else:
@@ -105,6 +104,10 @@ def schema_for(kind: str) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def registry() -> Registry[Any]:
     """A registry holding every schema by ``$id``, so ``$ref`` works across files."""
+    # Imported here: only compiling a validator needs it, and reads never do.
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
     resources_by_uri: list[tuple[str, Resource[Any]]] = [
         (schema_uri(name), DRAFT202012.create_resource(_load(name)))
         for name in (DEFINITIONS, *KINDS)

@@ -36,6 +36,7 @@ gives an empty :class:`Listing`: a job that wrote nothing has nothing to index.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import posixpath
 import stat
@@ -169,6 +170,15 @@ def _join_catalog(base: str, relative: str) -> str:
     return "/" + relative if base == "/" else f"{base}/{relative}"
 
 
+def _opened_path(fd: int) -> str | None:
+    """The real path of the open file ``fd`` (None where the system cannot tell)."""
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    return real if real.startswith("/") and not real.endswith(" (deleted)") else None
+
+
 def _within(root: str, candidate: str) -> bool:
     return os.path.commonpath([root, candidate]) == root
 
@@ -279,14 +289,17 @@ class StorageSystem:
         if self.is_local:
             real = os.path.realpath(backend)
             if not _within(self._real_root(), real):
-                raise StorageFailureError(
-                    f"path {path!r} on storage system {self.name!r} resolves to {real!r}, "
-                    f"outside the system's root {self.root!r} (through a symbolic link); "
-                    "refusing to use it",
-                    path=path,
-                    system=self.name,
-                )
+                raise self._outside_root(path, real)
         return backend
+
+    def _outside_root(self, path: str, real: str) -> StorageFailureError:
+        return StorageFailureError(
+            f"path {path!r} on storage system {self.name!r} resolves to {real!r}, "
+            f"outside the system's root {self.root!r} (through a symbolic link); "
+            "refusing to use it",
+            path=path,
+            system=self.name,
+        )
 
     @contextmanager
     def _failures(self, action: str, path: str) -> Iterator[None]:
@@ -332,13 +345,33 @@ class StorageSystem:
             NotFoundError: Nothing is stored at ``path``.
             StorageFailureError: The file cannot be opened.
         """
+        if self.is_local:
+            return self._open_local(path)
         backend = self.resolve(path)
         with self._failures("open", path):
-            if self.is_local:
-                # Straight from the operating system: fsspec's file object costs more
-                # than hashing a small file does, and holds the GIL meanwhile.
-                return Path(backend).open("rb")
             return cast(BinaryIO, self.fs.open(backend, "rb"))
+
+    def _open_local(self, path: str) -> BinaryIO:
+        """Open a local file straight from the operating system, then check where it is.
+
+        fsspec's file object costs more than hashing a small file does. The check looks
+        at the file that was opened (``/proc/self/fd`` where there is one), so a link
+        swapped in after a check cannot lead the read out of the root; elsewhere it
+        falls back to the real path of ``path``.
+        """
+        validate_path(path)
+        backend = self._backend(path)
+        with self._failures("open", path):
+            # The builtin open (this method shadows the name); the caller closes it.
+            stream = io.open(backend, "rb")  # noqa: SIM115, UP020
+        try:
+            real = _opened_path(stream.fileno()) or os.path.realpath(backend)
+            if not _within(self._real_root(), real):
+                raise self._outside_root(path, real)
+        except BaseException:
+            stream.close()
+            raise
+        return cast(BinaryIO, stream)
 
     def sha256(self, path: str, *, chunk_size: int = CHUNK_SIZE) -> str:
         """Return the hex SHA-256 of the file at ``path``, reading ``chunk_size`` at a time.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import posixpath
 import uuid
@@ -252,7 +253,7 @@ def test_read_failure_becomes_storage_failure(
 
     # Local systems read straight from the operating system, others through fsspec.
     monkeypatch.setattr(system.fs, "open", refuse)
-    monkeypatch.setattr(Path, "open", refuse)
+    monkeypatch.setattr(io, "open", refuse)
     with pytest.raises(StorageFailureError, match=r"a\.txt.*Permission denied") as caught:
         system.sha256(f"{JOB}/a.txt")
     assert isinstance(caught.value.__cause__, PermissionError)

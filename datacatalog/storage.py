@@ -180,7 +180,8 @@ def _opened_path(fd: int) -> str | None:
 
 
 def _within(root: str, candidate: str) -> bool:
-    return os.path.commonpath([root, candidate]) == root
+    # Both are real (absolute, normalized) paths: a prefix test on whole components.
+    return candidate == root or candidate.startswith(root if root.endswith("/") else root + "/")
 
 
 def _to_utc(value: object) -> datetime | None:
@@ -224,6 +225,7 @@ class StorageSystem:
     url: str
     fs: Any = field(init=False, repr=False, compare=False)
     root: str = field(init=False, repr=False, compare=False)
+    _real_root_cache: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -268,6 +270,20 @@ class StorageSystem:
     def _real_root(self) -> str:
         return os.path.realpath(self.root)
 
+    def _inside_root(self, real: str) -> bool:
+        """True if the real path ``real`` lies inside the real root.
+
+        The real root is remembered between calls (working it out again costs a system
+        call per component, for every file read); a path that seems outside is checked
+        against a fresh one, so a root that was moved or re-linked is still judged right.
+        """
+        remembered = self._real_root_cache
+        if remembered and _within(remembered[0], real):
+            return True
+        fresh = self._real_root()
+        object.__setattr__(self, "_real_root_cache", (fresh,))
+        return _within(fresh, real)
+
     def resolve(self, path: str) -> str:
         """Return the backend path of the catalog path ``path``.
 
@@ -288,7 +304,7 @@ class StorageSystem:
         backend = self._backend(path)
         if self.is_local:
             real = os.path.realpath(backend)
-            if not _within(self._real_root(), real):
+            if not self._inside_root(real):
                 raise self._outside_root(path, real)
         return backend
 
@@ -366,7 +382,7 @@ class StorageSystem:
             stream = io.open(backend, "rb")  # noqa: SIM115, UP020
         try:
             real = _opened_path(stream.fileno()) or os.path.realpath(backend)
-            if not _within(self._real_root(), real):
+            if not self._inside_root(real):
                 raise self._outside_root(path, real)
         except BaseException:
             stream.close()

@@ -575,7 +575,7 @@ class IndexingService:
                 continue
             uuid = file_uuid(stored.path)
             operations.append(
-                Upsert({"uuid": uuid}, _file_update(job, system, stored, rule, digest))
+                Upsert({"uuid": uuid}, _file_update(job, system, stored, rule, digest, uuid))
             )
             uuids.append(uuid)
         return operations, uuids
@@ -1114,9 +1114,14 @@ def file_document(store: Store, uuid_or_path: str) -> Document:
 
 
 def _file_update(
-    job: Job, system: StorageSystem, stored: StoredFile, rule: _Rule, digest: str | None
+    job: Job,
+    system: StorageSystem,
+    stored: StoredFile,
+    rule: _Rule,
+    digest: str | None,
+    uuid: str,
 ) -> Document:
-    """The upsert that writes one file record (links only ever added)."""
+    """The upsert that writes one file record (``uuid``: its UUID; links only ever added)."""
     fields: Document = {
         "name": stored.path,
         "storage_system": system.name,
@@ -1125,7 +1130,7 @@ def _file_update(
         "type": infer_type(stored.path),
         "modified_date": stored.modified,
     }
-    on_insert: Document = {"uuid": file_uuid(stored.path), "_visible": True}
+    on_insert: Document = {"uuid": uuid, "_visible": True}
     if digest is not None:
         fields["sha256"] = digest
         fields["fixity_date"] = utc_now()

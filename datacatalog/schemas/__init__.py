@@ -133,21 +133,28 @@ def validate_update(kind: str, update: Mapping[str, Mapping[str, Any]]) -> None:
     raise _disagreement(kind, instance, validator)
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+"""Types copied as they are (checked by exact type: the walk runs on every write)."""
+
+
 def to_json_compatible(value: Any) -> Any:
     """Deep copy of ``value`` with datetimes as ISO-8601 UTC strings (ms, ``Z``).
 
     Naive datetimes are taken to be UTC (that is how BSON dates come back).
     Tuples become lists; every other value is returned unchanged.
     """
-    # Exact type checks first: this runs on every write, and the ABC checks
-    # (``Mapping``) cost more than the rest of the walk.
+    # Plain values are taken without a call of their own, and exact type checks
+    # come before the ABC ones (``Mapping``), which cost more than the rest of the walk.
     kind = type(value)
-    if kind is str or kind is int or kind is bool or kind is float or value is None:
-        return value
     if kind is dict:
-        return {key: to_json_compatible(item) for key, item in value.items()}
+        return {
+            key: item if type(item) in _PLAIN else to_json_compatible(item)
+            for key, item in value.items()
+        }
     if kind is list or kind is tuple:
-        return [to_json_compatible(item) for item in value]
+        return [item if type(item) in _PLAIN else to_json_compatible(item) for item in value]
+    if kind in _PLAIN:
+        return value
     if isinstance(value, datetime):
         return _iso(value)
     if isinstance(value, Mapping):

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     import jsonschema_rs
 
 Shape = tuple[tuple[str, str, str], ...]
-"""``(operator, field path, mode)`` of every validated part of an update, sorted.
+"""``(operator, field path, mode)`` of every validated part of an update, in the
+update's order (the code that builds an update always builds it in the same order).
 
 The mode is ``value`` (``$set``/``$setOnInsert``), ``item`` (one pushed element) or
 ``each`` (a ``{"$each": [...]}`` list of pushed elements).
@@ -76,7 +77,7 @@ def shape_of(update: Mapping[str, Mapping[str, Any]]) -> Shape:
         for path, value in update.get(op, {}).items():
             each = isinstance(value, dict) and "$each" in value
             parts.append((op, path, "each" if each else "item"))
-    return tuple(sorted(parts))
+    return tuple(parts)
 
 
 @lru_cache(maxsize=1024)

@@ -1,0 +1,207 @@
+"""The benchmark report: run the benchmarks on one server, write bench/RESULTS.md and plots.
+
+Starts a throw-away ``mongod`` (or uses ``DATACATALOG_BENCH_MONGODB_URI``), then runs,
+each figure the median of ``--repeats`` interleaved rounds with its spread:
+
+* indexing (``bench_indexing.measure``) at each file count, against the single-thread
+  and the parallel walk + sha256 limits, with the database commands per round;
+* events (``bench_events.run``): ``JobService.send`` against a bare
+  ``find_one_and_update`` loop, one client;
+* start-up: ``datacatalog --help`` and ``datacatalog jobs show UUID`` as subprocesses,
+  against a bare ``python -c pass``.
+
+Usage::
+
+    python bench/report.py            # make bench: 1,000 / 5,000 / 20,000 files
+    python bench/report.py --quick    # make bench-quick: small sizes, well under 2 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_events
+import bench_indexing
+
+from datacatalog.testing.mongod import MongodServer
+
+URI_ENV = "DATACATALOG_BENCH_MONGODB_URI"
+HERE = Path(__file__).resolve().parent
+
+
+@contextmanager
+def server() -> Iterator[str]:
+    """The server to measure: the one in the environment, or a throw-away mongod."""
+    given = os.environ.get(URI_ENV)
+    if given:
+        yield given
+        return
+    with MongodServer() as started:
+        yield started.uri
+
+
+def spread(values: Sequence[float]) -> str:
+    """``median (min-max)``."""
+    return f"{median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+
+
+def events(uri: str, count: int, repeats: int) -> dict[str, Any]:
+    """Events/s of the API and the bare loop, per round, and the API's round trips."""
+    api_rates, bare_rates, ratios, trips = [], [], [], []
+    for _round in range(repeats):
+        with tempfile.TemporaryDirectory() as data_dir:
+            api, bare, _lengths = bench_events.run(uri, count, max(1, count // 4), Path(data_dir))
+        api_rate, bare_rate = api.accepted / api.seconds, bare.accepted / bare.seconds
+        api_rates.append(api_rate)
+        bare_rates.append(bare_rate)
+        ratios.append(api_rate / bare_rate)
+        trips.append(api.round_trips / api.accepted)
+    return {"api": api_rates, "bare": bare_rates, "ratio": ratios, "round_trips": trips}
+
+
+def startup(uri: str, repeats: int) -> dict[str, list[float]]:
+    """Seconds of a bare interpreter, ``--help`` and ``jobs show`` (a warm server)."""
+    env = {**os.environ, "DATACATALOG_MONGODB_URI": uri, "DATACATALOG_MONGODB_DATABASE": "bench"}
+    cli = [sys.executable, "-m", "datacatalog.cli"]
+    subprocess.run(
+        [*cli, "pipelines", "register", str(HERE.parent / "examples/pipeline.json")],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(
+        [*cli, "metadata", "load", str(HERE.parent / "examples/metadata.yaml")],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    printed = subprocess.run(
+        [*cli, "jobs", "create", "--pipeline", "demo-stats", "--sample-id", "sample.demo.1"],
+        env=env,
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    job = re.findall(r"107[0-9a-f]{5}-[0-9a-f-]{27}", printed)[0]
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "datacatalog --help": [*cli, "--help"],
+        "datacatalog jobs show UUID": [*cli, "jobs", "show", job],
+    }
+    timings: dict[str, list[float]] = {name: [] for name in commands}
+    for _round in range(repeats):
+        for name, command in commands.items():
+            started = time.perf_counter()
+            subprocess.run(command, env=env, capture_output=True, check=True)
+            timings[name].append(time.perf_counter() - started)
+    return timings
+
+
+def plot(results: list[bench_indexing.Result], path: Path) -> None:
+    """Files indexed/s against file count: the product and both limits."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    counts = [r.files for r in results]
+    for label, attribute in (
+        ("walk + sha256, one thread", "limit"),
+        ("walk + sha256, thread pool", "parallel"),
+        ("IndexingService.index", "product"),
+    ):
+        rates = [median(r.rates(getattr(r, attribute))) for r in results]
+        axes.plot(counts, rates, marker="o", label=label)
+    axes.set_xscale("log")
+    axes.set_xlabel("files")
+    axes.set_ylabel("files/s (median)")
+    axes.set_title("Indexing with sha256 fixity")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="small sizes (make bench-quick)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds per figure")
+    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args(argv)
+    sizes = [500, 2000] if args.quick else [1000, 5000, 20000]
+    event_count = 300 if args.quick else 2000
+    with server() as uri:
+        indexing = [
+            bench_indexing.measure(uri, n, repeats=args.repeats, batch_size=1000, seed=n)
+            for n in sizes
+        ]
+        for result in indexing:
+            print(bench_indexing.table(result), end="\n\n")
+        evented = events(uri, event_count, args.repeats)
+        started = startup(uri, max(args.repeats, 5))
+    plot(indexing, args.output.with_name("indexing.png"))
+
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `python bench/report.py{' --quick' if args.quick else ''}` on "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, MongoDB from "
+        "`datacatalog.testing.mongod` (a one-node replica set). Each figure is the median "
+        f"of {args.repeats} interleaved rounds, with min-max in brackets; ratios are "
+        "medians of per-round ratios, so a noisy machine moves both sides of a ratio.",
+        "",
+        "| what | figure | baseline | ratio | round trips |",
+        "|---|---|---|---|---|",
+    ]
+    for result in indexing:
+        summary = result.summary()
+        commands = summary["commands_per_round"]
+        lines.append(
+            f"| index {result.files:,} files, sha256 ({result.workers} threads) | "
+            f"{spread(result.rates(result.product))} files/s | one-thread limit "
+            f"{spread(result.rates(result.limit))} | {summary['ratio_single']['median']:.2f} | "
+            f"{summary['bulk_writes_per_round']:g} bulk writes, "
+            f"{sum(commands.values()):g} commands |"
+        )
+        lines.append(
+            f"| (same run) | | thread-pool limit {spread(result.rates(result.parallel))} | "
+            f"{summary['ratio_parallel']['median']:.2f} | |"
+        )
+    lines.append(
+        f"| events, 1 client ({event_count} per round) | {spread(evented['api'])} events/s | "
+        f"bare find_one_and_update {spread(evented['bare'])} | "
+        f"{median(evented['ratio']):.2f} | {median(evented['round_trips']):.2f} per event |"
+    )
+    base = started["python -c pass"]
+    for name in ("datacatalog --help", "datacatalog jobs show UUID"):
+        ms = [s * 1000 for s in started[name]]
+        lines.append(
+            f"| `{name}` | {spread(ms)} ms | `python -c pass` "
+            f"{spread([s * 1000 for s in base])} ms | {median(started[name]) / median(base):.1f} "
+            f"| {'1 read' if 'show' in name else 'none'} |"
+        )
+    lines += ["", "![indexing](indexing.png)", ""]
+    args.output.write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -212,15 +212,22 @@ def cli(
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8750, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes (uvicorn workers), each with its own database connection.",
+)
 @pass_app
-def serve(app: App, host: str, port: int) -> None:
+def serve(app: App, host: str, port: int, workers: int) -> None:
     """Run the HTTP webhook service on this catalog."""
     settings = app.settings
     try:
         from datacatalog.service import serve as run_service
     except ImportError as exc:
         raise InvalidRequestError(f"the HTTP service cannot start: {exc}") from exc
-    run_service(settings, host=host, port=port)
+    run_service(settings, host=host, port=port, workers=workers)
 
 
 @cli.command()

@@ -7,6 +7,10 @@ each figure the median of ``--repeats`` interleaved rounds with its spread:
   and the parallel walk + sha256 limits, with the database commands per round;
 * events (``bench_events.run``): ``JobService.send`` against a bare
   ``find_one_and_update`` loop, one client;
+* job creation (``bench_jobs.measure``): ``JobService.create`` against a bare
+  ``insert_one`` loop;
+* the service (``bench_service.measure``): events through ``datacatalog serve --workers
+  N`` from 1, 8 and 32 kept-alive clients, against the same clients in process;
 * start-up: ``datacatalog --help`` and ``datacatalog jobs show UUID`` as subprocesses,
   against a bare ``python -c pass``.
 
@@ -37,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_events
 import bench_indexing
+import bench_jobs
+import bench_service
 
 from datacatalog.testing.mongod import MongodServer
 
@@ -112,6 +118,32 @@ def startup(uri: str, repeats: int) -> dict[str, list[float]]:
     return timings
 
 
+def plot_service(levels: list[bench_service.Level], workers: int, path: Path) -> None:
+    """Events/s against concurrent clients: the service and in process."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    clients = [level.clients for level in levels]
+    axes.plot(clients, [median(x.local.rates) for x in levels], marker="o", label="in process")
+    axes.plot(
+        clients,
+        [median(x.service.rates) for x in levels],
+        marker="o",
+        label=f"HTTP service, {workers} workers",
+    )
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("concurrent clients")
+    axes.set_ylabel("events/s (median)")
+    axes.set_title("Events")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def plot(results: list[bench_indexing.Result], path: Path) -> None:
     """Files indexed/s against file count: the product and both limits."""
     import matplotlib
@@ -146,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [500, 2000] if args.quick else [1000, 5000, 20000]
     event_count = 300 if args.quick else 2000
+    job_count = 200 if args.quick else 1000
+    service_events = 160 if args.quick else 960
     with server() as uri:
         indexing = [
             bench_indexing.measure(uri, n, repeats=args.repeats, batch_size=1000, seed=n)
@@ -154,8 +188,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for result in indexing:
             print(bench_indexing.table(result), end="\n\n")
         evented = events(uri, event_count, args.repeats)
+        created = bench_jobs.measure(uri, job_count, args.repeats)
+        print(bench_jobs.table(created), end="\n\n")
+        workers = os.cpu_count() or 1
+        served = bench_service.measure(
+            uri, [1, 8, 32], events=service_events, repeats=args.repeats, workers=workers
+        )
+        print(bench_service.table(served, workers), end="\n\n")
         started = startup(uri, max(args.repeats, 5))
     plot(indexing, args.output.with_name("indexing.png"))
+    plot_service(served, workers, args.output.with_name("events.png"))
 
     lines = [
         "# Benchmark results",
@@ -189,6 +231,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"bare find_one_and_update {spread(evented['bare'])} | "
         f"{median(evented['ratio']):.2f} | {median(evented['round_trips']):.2f} per event |"
     )
+    lines.append(
+        f"| job creation ({job_count} per round) | {spread(created.api)} jobs/s | "
+        f"bare insert_one {spread(created.bare)} | {median(created.ratios()):.2f} | "
+        f"{created.round_trips():.2f} per job |"
+    )
+    for level in served:
+        summary = level.summary()
+        lines.append(
+            f"| events through `serve --workers {workers}`, {level.clients} clients | "
+            f"{spread(level.service.rates)} events/s, p50 {summary['service_p50_ms']:.1f} ms, "
+            f"p99 {summary['service_p99_ms']:.1f} ms | in process {spread(level.local.rates)}, "
+            f"p50 {summary['local_p50_ms']:.1f} ms, p99 {summary['local_p99_ms']:.1f} ms | "
+            f"{summary['ratio']:.2f} | 1 request per event |"
+        )
     base = started["python -c pass"]
     for name in ("datacatalog --help", "datacatalog jobs show UUID"):
         ms = [s * 1000 for s in started[name]]
@@ -197,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{spread([s * 1000 for s in base])} ms | {median(started[name]) / median(base):.1f} "
             f"| {'1 read' if 'show' in name else 'none'} |"
         )
-    lines += ["", "![indexing](indexing.png)", ""]
+    lines += ["", "![indexing](indexing.png)", "", "![events](events.png)", ""]
     args.output.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
     return 0

@@ -18,10 +18,12 @@ import pytest
 
 from datacatalog.catalog import Catalog
 from datacatalog.errors import InvalidRequestError, StorageFailureError
+from datacatalog.identifiers import typed_uuid
 from datacatalog.indexing import IndexReport
 from datacatalog.jobs import Job
 from datacatalog.schemas import compiled
 from datacatalog.storage import StorageSystem
+from datacatalog.store import Store, Upsert
 from tests import test_indexing
 from tests.test_indexing import make_job, put
 
@@ -169,8 +171,9 @@ def test_thread_pool_hashing_gives_the_serial_records(
 
     outcomes = []
     for workers in (1, 4):
-        # Both runs start from the same files.
+        # Both runs start from the same files, and with no records.
         put_many(catalog, job)
+        catalog.store.delete_many("file", {"generated_by": job.uuid})
         report = catalog.indexing.index(
             job.uuid, fixity=True, transition=True, batch_size=BATCH, hash_workers=workers
         )
@@ -219,3 +222,92 @@ def test_a_bad_number_of_hash_workers_is_refused_before_anything_happens(
     assert catalog.jobs.get(job.uuid).state == "FINISHED"
     assert catalog.store.count("file", {}) == 0
     assert [e.name for e in catalog.jobs.history(job.uuid)] == ["create", "run", "finish"]
+
+
+# -- first runs insert, later runs upsert ------------------------------------------------
+
+
+def _without_dates(doc: dict[str, Any]) -> dict[str, Any]:
+    props = {k: v for k, v in doc["_properties"].items() if not k.endswith("_date")}
+    return {
+        **{k: v for k, v in doc.items() if k not in ("fixity_date", "modified_date")},
+        "_properties": props,
+    }
+
+
+def test_inserting_new_records_stores_what_upserting_them_would(
+    catalog: Catalog, archive_system: str
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_many(catalog, job)
+    first = catalog.indexing.index(job.uuid, fixity=True, transition=True, batch_size=BATCH)
+    inserted = {d["uuid"]: _without_dates(d) for d in catalog.store.find("file", {})}
+
+    catalog.store.delete_many("file", {"generated_by": job.uuid})
+    assert catalog.store.count("file", {}) == 0
+    # The same records written as plain upserts, one round trip per batch.
+    index = catalog.indexing
+    original = catalog.store.bulk_upsert
+
+    def upserts_only(*args: Any, **kwargs: Any) -> Any:
+        kwargs["expect_new"] = False
+        return original(*args, **kwargs)
+
+    catalog.store.bulk_upsert = upserts_only  # type: ignore[method-assign]
+    try:
+        index.index(job.uuid, fixity=True, transition=True, batch_size=BATCH)
+    finally:
+        del catalog.store.bulk_upsert
+    upserted = {d["uuid"]: _without_dates(d) for d in catalog.store.find("file", {})}
+
+    assert first.batches == math.ceil(FILES / BATCH)
+    assert inserted == upserted
+    assert all(d["_properties"]["revision"] == 1 for d in inserted.values())
+
+
+def test_a_second_run_pays_one_more_round_trip_for_its_first_batch_only(
+    catalog: Catalog, archive_system: str
+) -> None:
+    job = make_job(catalog, archive_system)
+    put_many(catalog, job)
+    batches = math.ceil(FILES / BATCH)
+    first = catalog.indexing.index(job.uuid, fixity=True, transition=True, batch_size=BATCH)
+    records = {d["uuid"]: _without_dates(d) for d in catalog.store.find("file", {})}
+
+    second = catalog.indexing.index(job.uuid, fixity=True, transition=True, batch_size=BATCH)
+    again = {d["uuid"]: _without_dates(d) for d in catalog.store.find("file", {})}
+
+    assert (first.batches, second.batches) == (batches, batches + 1)
+    assert set(again) == set(records)
+    assert all(doc["_properties"]["revision"] == 2 for doc in again.values())
+    assert {k: {**v, "_properties": {}} for k, v in again.items()} == {
+        k: {**v, "_properties": {}} for k, v in records.items()
+    }
+
+
+def test_a_bulk_of_new_and_stored_documents_inserts_some_and_upserts_the_rest(
+    store: Store,
+) -> None:
+    def upsert(n: int) -> Upsert:
+        name = f"ref-{n}"
+        return Upsert(
+            {"uuid": typed_uuid(name, "reference")},
+            {
+                "$set": {"name": name, "uri": f"https://example.org/{n}"},
+                "$setOnInsert": {"uuid": typed_uuid(name, "reference")},
+            },
+        )
+
+    store.bulk_upsert("reference", [upsert(n) for n in range(3)])
+    before = {d["uuid"]: d for d in store.find("reference", {})}
+
+    result = store.bulk_upsert("reference", [upsert(n) for n in range(5)], expect_new=True)
+
+    assert (result.upserted, result.matched, result.batches) == (2, 3, 2)
+    after = {d["uuid"]: d for d in store.find("reference", {})}
+    assert len(after) == 5
+    for uuid, doc in before.items():
+        assert after[uuid]["_properties"]["revision"] == doc["_properties"]["revision"] + 1
+    new = [d for uuid, d in after.items() if uuid not in before]
+    assert all(d["_properties"]["revision"] == 1 for d in new)
+    assert all({"name", "uri", "uuid", "_properties"} == set(d) for d in after.values()), after

@@ -490,7 +490,8 @@ class IndexingService:
         pending: list[tuple[StoredFile, _Rule]] = []
         reported = (0, 0)
         # The batch being written while the next one is hashed, with the counts it ends.
-        in_flight: tuple[Future[tuple[list[str], int]], int, int] | None = None
+        in_flight: tuple[Future[tuple[list[str], int, bool]], int, int] | None = None
+        expect_new = [True]
 
         def report(at_seen: int, at_matched: int) -> None:
             nonlocal reported
@@ -505,9 +506,11 @@ class IndexingService:
                 return
             future, at_seen, at_matched = in_flight
             in_flight = None
-            uuids, sent = future.result()
+            uuids, sent, all_new = future.result()
             written.extend(uuids)
             batches += sent
+            # Records are inserted while batches keep finding none of theirs stored.
+            expect_new[0] = all_new
             report(at_seen, at_matched)
 
         with (
@@ -520,7 +523,9 @@ class IndexingService:
                 operations, uuids = self._prepare_batch(job, system, pending, errors, hasher)
                 pending.clear()
                 settle()
-                future = writer.submit(self._write_batch, job.uuid, operations, uuids)
+                future = writer.submit(
+                    self._write_batch, job.uuid, operations, uuids, expect_new=expect_new[0]
+                )
                 in_flight = (future, seen, matched)
 
             report(0, 0)
@@ -581,17 +586,24 @@ class IndexingService:
         return operations, uuids
 
     def _write_batch(
-        self, job_uuid: str, operations: Sequence[Upsert], uuids: list[str]
-    ) -> tuple[list[str], int]:
+        self, job_uuid: str, operations: Sequence[Upsert], uuids: list[str], *, expect_new: bool
+    ) -> tuple[list[str], int, bool]:
         """Upsert one batch in one bulk write, then check the job is still INDEXING.
 
-        Returns the UUIDs written and the round trips the write took.
+        With ``expect_new`` the records are sent as inserts, and only those already
+        stored as upserts (:meth:`Store.bulk_upsert`): a first run costs the server much
+        less, and a second one costs one more round trip, for its first batch only.
+
+        Returns the UUIDs written, the round trips the write took and whether none of
+        the records was stored before.
         """
         if not operations:
-            return [], 0
-        result = self.store.bulk_upsert("file", operations, batch_size=len(operations))
+            return [], 0, expect_new
+        result = self.store.bulk_upsert(
+            "file", operations, batch_size=len(operations), expect_new=expect_new
+        )
         self._check_still_indexing(job_uuid)
-        return uuids, result.batches
+        return uuids, result.batches, result.matched == 0
 
     def _check_still_indexing(self, job_uuid: str) -> None:
         """After a batch is written: stop unless the job is still visible and INDEXING.

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bson import errors as bson_errors
-from pymongo import IndexModel, ReturnDocument, UpdateOne
+from pymongo import IndexModel, InsertOne, ReturnDocument, UpdateOne
 from pymongo import errors as mongo_errors
 from pymongo.database import Database
 
@@ -302,23 +302,64 @@ class Store:
             return int(coll.update_many(dict(query), change).modified_count)
 
     def bulk_upsert(
-        self, kind: str, operations: Sequence[Upsert], *, batch_size: int = 1000
+        self,
+        kind: str,
+        operations: Sequence[Upsert],
+        *,
+        batch_size: int = 1000,
+        expect_new: bool = False,
     ) -> BulkResult:
-        """Apply many upserts, ``batch_size`` per round trip, unordered."""
-        prepared = [
-            UpdateOne(op.query, _with_bookkeeping(kind, op.update), upsert=True)
-            for op in operations
-        ]
-        matched = modified = upserted = batches = 0
+        """Apply many upserts, ``batch_size`` per round trip, unordered.
+
+        With ``expect_new`` the caller expects the documents not to exist yet (a first
+        indexing run): each upsert is sent as the insert of the very document it would
+        create, which costs the server a fraction of an upsert, and only those whose key
+        is taken already are sent again, as upserts, in a second round trip.
+        """
+        prepared = [(op, _with_bookkeeping(kind, op.update)) for op in operations]
+        total = BulkResult()
         for start in range(0, len(prepared), batch_size):
             chunk = prepared[start : start + batch_size]
+            if expect_new:
+                total = _added(total, self._insert_then_upsert(kind, chunk))
+                continue
             with self._op(kind, write=True) as coll:
-                result = coll.bulk_write(chunk, ordered=False)
-            matched += result.matched_count
-            modified += result.modified_count
-            upserted += result.upserted_count
-            batches += 1
-        return BulkResult(matched=matched, modified=modified, upserted=upserted, batches=batches)
+                result = coll.bulk_write(
+                    [UpdateOne(op.query, change, upsert=True) for op, change in chunk],
+                    ordered=False,
+                )
+            total = _added(total, _counts(result, batches=1))
+        return total
+
+    def _insert_then_upsert(
+        self, kind: str, chunk: Sequence[tuple[Upsert, Document]]
+    ) -> BulkResult:
+        """Insert each upsert's new document; re-send those whose key exists as upserts."""
+        documents = [_as_inserted(op.query, change) for op, change in chunk]
+        again = [i for i, doc in enumerate(documents) if doc is None]
+        fresh = [(i, doc) for i, doc in enumerate(documents) if doc is not None]
+        inserted = batches = 0
+        if fresh:
+            with self._op(kind, write=True) as coll:
+                try:
+                    coll.bulk_write([InsertOne(doc) for _i, doc in fresh], ordered=False)
+                    inserted = len(fresh)
+                except mongo_errors.BulkWriteError as exc:
+                    taken = _taken_keys(exc, [i for i, _doc in fresh])
+                    if taken is None:
+                        raise
+                    inserted = len(fresh) - len(taken)
+                    again.extend(taken)
+            batches = 1
+        if not again:
+            return BulkResult(upserted=inserted, batches=batches)
+        with self._op(kind, write=True) as coll:
+            result = coll.bulk_write(
+                [UpdateOne(chunk[i][0].query, chunk[i][1], upsert=True) for i in sorted(again)],
+                ordered=False,
+            )
+        upserts = _counts(result, batches=1)
+        return _added(upserts, BulkResult(upserted=inserted, batches=batches))
 
     def delete_many(self, kind: str, query: Mapping[str, Any]) -> int:
         """Delete every matching document; return how many went."""
@@ -426,6 +467,93 @@ def _with_bookkeeping(kind: str, update: Mapping[str, Any]) -> Document:
         # Always: an upsert without $setOnInsert must still create a complete document.
         change.setdefault("$setOnInsert", {})["_properties.created_date"] = now
     return change
+
+
+def _counts(result: Any, *, batches: int) -> BulkResult:
+    return BulkResult(
+        matched=result.matched_count,
+        modified=result.modified_count,
+        upserted=result.upserted_count,
+        batches=batches,
+    )
+
+
+def _added(one: BulkResult, other: BulkResult) -> BulkResult:
+    return BulkResult(
+        matched=one.matched + other.matched,
+        modified=one.modified + other.modified,
+        upserted=one.upserted + other.upserted,
+        batches=one.batches + other.batches,
+    )
+
+
+_INSERTABLE = frozenset({"$set", "$setOnInsert", "$addToSet", "$push", "$inc"})
+
+
+def _as_inserted(query: Mapping[str, Any], change: Mapping[str, Any]) -> Document | None:
+    """The document an upsert of ``change`` would create when nothing matches ``query``.
+
+    None when that is not worked out here (a query that is not plain equality, an
+    operator or modifier other than the ones an upsert of a new document needs): the
+    caller then sends the upsert itself.
+    """
+    if set(change) - _INSERTABLE:
+        return None
+    if any(
+        isinstance(value, Mapping) or "." in key or key.startswith("$")
+        for key, value in query.items()
+    ):
+        return None
+    document: Document = dict(query)
+    for op in ("$setOnInsert", "$set"):
+        for path, value in change.get(op, {}).items():
+            _put(document, path, value)
+    for path, value in change.get("$inc", {}).items():
+        _put(document, path, value)
+    for op in ("$addToSet", "$push"):
+        for path, value in change.get(op, {}).items():
+            if isinstance(value, Mapping):
+                if set(value) != {"$each"}:
+                    return None
+                items = list(value["$each"])
+            else:
+                items = [value]
+            if op == "$addToSet":
+                unique: list[Any] = []
+                for item in items:
+                    if item not in unique:
+                        unique.append(item)
+                items = unique
+            _put(document, path, items)
+    return document
+
+
+def _put(document: Document, path: str, value: Any) -> None:
+    """Set the dotted ``path`` of ``document`` to ``value``, making parents as needed."""
+    *parents, last = path.split(".")
+    node = document
+    for name in parents:
+        node = node.setdefault(name, {})
+    node[last] = value
+
+
+def _taken_keys(exc: mongo_errors.BulkWriteError, sent: Sequence[int]) -> list[int] | None:
+    """Which of the ``sent`` inserts failed on a duplicate key.
+
+    Those are sent again as the upserts they stand for, which then do exactly what
+    they would have done in the first place (update the stored document, or fail on
+    another unique key). None when any failure is something else: that error stands.
+    """
+    details = exc.details or {}
+    taken = []
+    for failure in details.get("writeErrors") or []:
+        index = failure.get("index")
+        if failure.get("code") != 11000 or not isinstance(index, int):
+            return None
+        if not 0 <= index < len(sent):
+            return None
+        taken.append(sent[index])
+    return taken
 
 
 def _clean(document: Mapping[str, Any]) -> Document:

@@ -177,9 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args(argv)
     sizes = [500, 2000] if args.quick else [1000, 5000, 20000]
-    event_count = 300 if args.quick else 2000
-    job_count = 200 if args.quick else 1000
-    service_events = 160 if args.quick else 960
+    event_count = 200 if args.quick else 2000
+    job_count = 100 if args.quick else 1000
+    service_events = 96 if args.quick else 960
     with server() as uri:
         indexing = [
             bench_indexing.measure(uri, n, repeats=args.repeats, batch_size=1000, seed=n)
@@ -196,8 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(bench_service.table(served, workers), end="\n\n")
         started = startup(uri, max(args.repeats, 5))
-    plot(indexing, args.output.with_name("indexing.png"))
-    plot_service(served, workers, args.output.with_name("events.png"))
+    # Plots sit beside the report: indexing.png and events.png for RESULTS.md, the
+    # report's name as a prefix for any other (RESULTS-quick-indexing.png).
+    prefix = "" if args.output.name == "RESULTS.md" else f"{args.output.stem}-"
+    plots = (f"{prefix}indexing.png", f"{prefix}events.png")
+    plot(indexing, args.output.with_name(plots[0]))
+    plot_service(served, workers, args.output.with_name(plots[1]))
 
     lines = [
         "# Benchmark results",
@@ -253,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{spread([s * 1000 for s in base])} ms | {median(started[name]) / median(base):.1f} "
             f"| {'1 read' if 'show' in name else 'none'} |"
         )
-    lines += ["", "![indexing](indexing.png)", "", "![events](events.png)", ""]
+    lines += ["", f"![indexing]({plots[0]})", "", f"![events]({plots[1]})", ""]
     args.output.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
     return 0

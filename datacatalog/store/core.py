@@ -505,11 +505,12 @@ def _as_inserted(query: Mapping[str, Any], change: Mapping[str, Any]) -> Documen
     ):
         return None
     document: Document = dict(query)
-    for op in ("$setOnInsert", "$set"):
+    for op in ("$setOnInsert", "$set", "$inc"):
         for path, value in change.get(op, {}).items():
-            _put(document, path, value)
-    for path, value in change.get("$inc", {}).items():
-        _put(document, path, value)
+            if path in query and query[path] == value and op == "$setOnInsert":
+                continue  # the query's own key, set again on insert
+            if not _put(document, path, value):
+                return None
     for op in ("$addToSet", "$push"):
         for path, value in change.get(op, {}).items():
             if isinstance(value, Mapping):
@@ -524,17 +525,27 @@ def _as_inserted(query: Mapping[str, Any], change: Mapping[str, Any]) -> Documen
                     if item not in unique:
                         unique.append(item)
                 items = unique
-            _put(document, path, items)
+            if not _put(document, path, items):
+                return None
     return document
 
 
-def _put(document: Document, path: str, value: Any) -> None:
-    """Set the dotted ``path`` of ``document`` to ``value``, making parents as needed."""
+def _put(document: Document, path: str, value: Any) -> bool:
+    """Set the dotted ``path`` of ``document`` to ``value``, making parents as needed.
+
+    False (and nothing set) when ``path`` is already written, or crosses a value that
+    is not a document: the server would refuse such an update, and the caller lets it.
+    """
     *parents, last = path.split(".")
     node = document
     for name in parents:
         node = node.setdefault(name, {})
+        if not isinstance(node, dict):
+            return False
+    if last in node:
+        return False
     node[last] = value
+    return True
 
 
 def _taken_keys(exc: mongo_errors.BulkWriteError, sent: Sequence[int]) -> list[int] | None:

@@ -39,6 +39,7 @@ import hashlib
 import io
 import os
 import posixpath
+import re
 import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -46,9 +47,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, cast
-
-import fsspec.core
-from fsspec.implementations.local import LocalFileSystem
 
 from datacatalog.clock import as_utc
 from datacatalog.errors import (
@@ -170,6 +168,24 @@ def _join_catalog(base: str, relative: str) -> str:
     return "/" + relative if base == "/" else f"{base}/{relative}"
 
 
+_PLAIN_FILE_URL = re.compile(r"file://(/[^:?#*\[\]~]*)")
+
+
+def _plain_file_root(url: str) -> str | None:
+    """The root of a plain ``file:///absolute/path`` URL, as fsspec would give it.
+
+    None for anything else (chained, relative, with options or glob characters): those
+    go through fsspec.
+    """
+    match = _PLAIN_FILE_URL.fullmatch(url)
+    if match is None:
+        return None
+    path = match.group(1)
+    if path != "/" and posixpath.normpath(path) != path.rstrip("/"):
+        return None
+    return path if path == "/" else path.rstrip("/")
+
+
 def _opened_path(fd: int) -> str | None:
     """The real path of the open file ``fd`` (None where the system cannot tell)."""
     try:
@@ -217,14 +233,15 @@ class StorageSystem:
     Attributes:
         name: The system's name (what jobs store as ``archive_system``).
         url: The fsspec URL of the root.
-        fs: The fsspec filesystem.
+        fs: The fsspec filesystem (made on first use for a plain ``file://`` root).
         root: The root as a backend path (no protocol, no trailing ``/``).
     """
 
     name: str
     url: str
-    fs: Any = field(init=False, repr=False, compare=False)
     root: str = field(init=False, repr=False, compare=False)
+    _fs: Any = field(init=False, repr=False, compare=False, default=None)
+    _local: bool = field(init=False, repr=False, compare=False, default=False)
     _real_root_cache: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
@@ -236,6 +253,16 @@ class StorageSystem:
             raise InvalidRequestError(
                 f"storage system {self.name!r} needs a non-empty URL, not {self.url!r}"
             )
+        plain = _plain_file_root(self.url)
+        if plain is not None:
+            # A plain local root needs no fsspec until a file is touched through it, so a
+            # command that only reads the catalog never imports it.
+            object.__setattr__(self, "root", plain)
+            object.__setattr__(self, "_local", True)
+            return
+        import fsspec.core
+        from fsspec.implementations.local import LocalFileSystem
+
         try:
             fs, root = fsspec.core.url_to_fs(self.url)
         except (ValueError, ImportError) as exc:
@@ -247,8 +274,9 @@ class StorageSystem:
         root = str(root)
         if root not in ("", "/"):
             root = root.rstrip("/")
-        object.__setattr__(self, "fs", fs)
+        object.__setattr__(self, "_fs", fs)
         object.__setattr__(self, "root", root)
+        object.__setattr__(self, "_local", isinstance(fs, LocalFileSystem))
 
     @classmethod
     def from_url(cls, name: str, url: str) -> StorageSystem:
@@ -256,9 +284,18 @@ class StorageSystem:
         return cls(name=name, url=url)
 
     @property
+    def fs(self) -> Any:
+        """The fsspec filesystem (a plain local one is made on first use)."""
+        if self._fs is None:
+            from fsspec.implementations.local import LocalFileSystem
+
+            object.__setattr__(self, "_fs", LocalFileSystem())
+        return self._fs
+
+    @property
     def is_local(self) -> bool:
         """True for local filesystems, where symbolic links exist and are checked."""
-        return isinstance(self.fs, LocalFileSystem)
+        return self._local
 
     # -- paths -----------------------------------------------------------------------
 

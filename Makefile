@@ -5,7 +5,8 @@
 #   make test-faults  pause, kill and cut off real servers under load (tests/faults)
 #   make fuzz      the hostile-input and schemathesis suites with a long profile
 #   make lint      ruff + mypy --strict
-#   make bench     run every bench/bench_*.py
+#   make bench     run every benchmark on a throw-away mongod; write bench/RESULTS.md + plots
+#   make bench-quick  the same at small sizes (under two minutes)
 #   make demo      run the end-to-end demonstration
 #   make clean     remove build and cache files (keeps .venv)
 #
@@ -21,7 +22,7 @@ PYTEST_ARGS ?=
 # Two workers when pytest-xdist is there (it is in the test extra); serial otherwise.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test test-faults fuzz lint bench demo clean
+.PHONY: install test test-faults fuzz lint bench bench-quick demo clean
 
 install: $(STAMP)
 
@@ -56,12 +57,10 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy --strict datacatalog
 
 bench: $(STAMP)
-	@set -e; found=0; \
-	for script in bench/bench_*.py; do \
-		[ -f "$$script" ] || continue; \
-		found=1; echo "== $$script"; $(PY) "$$script"; \
-	done; \
-	[ $$found = 1 ] || echo "no bench/bench_*.py scripts yet"
+	$(PY) bench/report.py
+
+bench-quick: $(STAMP)
+	$(PY) bench/report.py --quick --output bench/RESULTS-quick.md
 
 demo: $(STAMP)
 	$(VENV)/bin/datacatalog demo

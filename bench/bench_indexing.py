@@ -1,21 +1,22 @@
-"""Benchmark: indexing a job's outputs, against the hashing limit and a naive indexer.
+"""Benchmark: indexing a job's outputs, against two hashing limits, on a real MongoDB.
 
-Generates N small files (1-64 KiB of random bytes) in a job's archive path on a local
-storage system, then, in one run on a real MongoDB server:
+Generates N small files (1-64 KiB of random bytes) once, then for each of ``--repeats``
+rounds, interleaved so every path sees the same machine conditions:
 
-(a) the limit: walk the directory and SHA-256 every file, writing nothing;
-(b) a naive indexer: the same walk and hashing, plus one ``update_one(upsert=True)``
-    per file (one database round trip per file);
-(c) ``IndexingService.index(fixity=True)``: listing, matching, hashing and batched
-    bulk upserts.
+(a) the single-thread limit: walk the directory and SHA-256 every file, writing nothing;
+(b) the parallel limit: the same walk, hashing on as many threads as the indexer uses;
+(c) ``IndexingService.index(fixity=True)``: listing, matching, hashing on a thread pool
+    while the previous batch is written, one bulk write per batch.
 
-It prints files/s for each, the ratios c/a and c/b, and the database commands sent
-during (c), counted by a pymongo ``CommandListener`` on the client the store uses.
+Each round indexes a new job (the files are moved into its archive path), so every
+record is an insert. It prints the median files/s of each path with its spread
+(min-max), the ratios c/a and c/b (medians of the per-round ratios), and the database
+commands sent during (c), counted by a pymongo ``CommandListener``.
 
 The server is the one named by ``DATACATALOG_TEST_MONGODB_URI``; otherwise a throw-away
 ``mongod`` is started (``datacatalog.testing.mongod``). Usage::
 
-    python bench/bench_indexing.py [--files 20000] [--batch-size 1000]
+    python bench/bench_indexing.py [--files 20000] [--repeats 3] [--batch-size 1000]
 """
 
 from __future__ import annotations
@@ -30,14 +31,17 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from pymongo import MongoClient, monitoring
 
 from datacatalog.catalog import Catalog
-from datacatalog.identifiers import file_uuid
+from datacatalog.indexing.fixity import DEFAULT_HASH_WORKERS
 from datacatalog.jobs import Job
 from datacatalog.settings import Settings
 from datacatalog.store import connect
@@ -96,34 +100,15 @@ def sha256(path: Path) -> str:
 
 
 def limit_run(root: Path) -> dict[str, str]:
-    """(a) walk + hash, nothing written."""
+    """(a) walk + hash on one thread, nothing written."""
     return {str(path): sha256(path) for path in walk(root)}
 
 
-def naive_run(root: Path, catalog_root: Path, collection: Any, job: Job) -> int:
-    """(b) walk + hash + one upsert per file."""
-    written = 0
-    for path in walk(root):
-        name = "/" + path.relative_to(catalog_root).as_posix()
-        stat = path.stat()
-        collection.update_one(
-            {"uuid": file_uuid(name)},
-            {
-                "$set": {
-                    "name": name,
-                    "storage_system": "local",
-                    "size": stat.st_size,
-                    "sha256": sha256(path),
-                    "level": "1",
-                    "type": "FASTQ",
-                },
-                "$setOnInsert": {"uuid": file_uuid(name)},
-                "$addToSet": {"generated_by": job.uuid, "child_of": {"$each": job.child_of}},
-            },
-            upsert=True,
-        )
-        written += 1
-    return written
+def parallel_limit_run(root: Path, workers: int) -> dict[str, str]:
+    """(b) walk + hash on ``workers`` threads, nothing written."""
+    paths = list(walk(root))
+    with ThreadPoolExecutor(workers) as pool:
+        return dict(zip(map(str, paths), pool.map(sha256, paths), strict=True))
 
 
 def make_job(catalog: Catalog) -> Job:
@@ -147,15 +132,142 @@ def make_job(catalog: Catalog) -> Job:
     return catalog.jobs.send(job.uuid, "finish").job
 
 
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, min and max."""
+    return {"median": median(values), "min": min(values), "max": max(values)}
+
+
+@dataclass
+class Result:
+    """Seconds per round of each path, and what (c) sent to the server."""
+
+    files: int
+    workers: int
+    batch_size: int
+    limit: list[float] = field(default_factory=list)
+    parallel: list[float] = field(default_factory=list)
+    product: list[float] = field(default_factory=list)
+    commands: Counter[str] = field(default_factory=Counter)
+    batches: int = 0
+
+    def rates(self, seconds: list[float]) -> list[float]:
+        """Files/s of each round."""
+        return [self.files / s for s in seconds]
+
+    def ratios(self, baseline: list[float]) -> list[float]:
+        """Per-round throughput of (c) over ``baseline``'s."""
+        return [b / c for b, c in zip(baseline, self.product, strict=True)]
+
+    def summary(self) -> dict[str, Any]:
+        """Medians and spreads, JSON-ready."""
+        rounds = len(self.product)
+        return {
+            "files": self.files,
+            "workers": self.workers,
+            "batch_size": self.batch_size,
+            "rounds": rounds,
+            "limit_files_per_s": spread(self.rates(self.limit)),
+            "parallel_files_per_s": spread(self.rates(self.parallel)),
+            "product_files_per_s": spread(self.rates(self.product)),
+            "ratio_single": spread(self.ratios(self.limit)),
+            "ratio_parallel": spread(self.ratios(self.parallel)),
+            "commands_per_round": {k: v / rounds for k, v in sorted(self.commands.items())},
+            "bulk_writes_per_round": self.batches / rounds,
+        }
+
+
+def measure(uri: str, files: int, *, repeats: int, batch_size: int, seed: int) -> Result:
+    """Generate ``files`` files once and time the three paths ``repeats`` times."""
+    workers = DEFAULT_HASH_WORKERS
+    result = Result(files=files, workers=workers, batch_size=batch_size)
+    with ExitStack() as stack:
+        counter = CommandCounter()
+        client: MongoClient[dict[str, Any]] = MongoClient(uri, event_listeners=[counter])
+        stack.callback(client.close)
+        database = client[f"bench_indexing_{uuid.uuid4().hex[:10]}"]
+        stack.callback(client.drop_database, database.name)
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dc-bench-")))
+        settings = Settings.load(env={}, data_dir=work, secret="b" * 64)
+        catalog = Catalog(connect(database), settings=settings)
+        archive_root = work / "archive"
+        source = work / "source"
+        generate(source, files, seed)
+        for _round in range(repeats):
+            job = make_job(catalog)
+            job_dir = archive_root / job.archive_path.lstrip("/")
+            job_dir.parent.mkdir(parents=True, exist_ok=True)
+            if job_dir.exists():
+                job_dir.rmdir()  # the empty directory the job was set up with
+            source.rename(job_dir)
+
+            started = time.perf_counter()
+            hashes = limit_run(job_dir)
+            result.limit.append(time.perf_counter() - started)
+
+            started = time.perf_counter()
+            parallel_limit_run(job_dir, workers)
+            result.parallel.append(time.perf_counter() - started)
+
+            counter.active = True
+            started = time.perf_counter()
+            report = catalog.indexing.index(
+                job.uuid, fixity=True, transition=True, batch_size=batch_size
+            )
+            result.product.append(time.perf_counter() - started)
+            counter.active = False
+            result.commands.update(counter.counts)
+            counter.counts.clear()
+            result.batches += report.batches
+
+            # The product's records must agree with the limit run's hashes.
+            assert report.written == files, report.errors[:3]
+            sample = catalog.indexing.files(job.uuid)[:: max(1, files // 50)]
+            for record in sample:
+                assert record.sha256 == hashes[str(archive_root) + record.name], record.name
+            job_dir.rename(source)
+    return result
+
+
+def table(result: Result) -> str:
+    """The printed result."""
+    summary = result.summary()
+    lines = [
+        f"{result.files} files, {summary['rounds']} rounds, {result.workers} hashing threads, "
+        f"batches of {result.batch_size}",
+        f"{'path':<48} {'files/s (median)':>17} {'min-max':>15}",
+    ]
+    for label, key in (
+        ("(a) walk + sha256 on one thread (limit)", "limit_files_per_s"),
+        (f"(b) walk + sha256 on {result.workers} threads (limit)", "parallel_files_per_s"),
+        ("(c) IndexingService.index(fixity=True)", "product_files_per_s"),
+    ):
+        figure = summary[key]
+        lines.append(
+            f"{label:<48} {figure['median']:>17.0f} {figure['min']:>7.0f}-{figure['max']:<7.0f}"
+        )
+    for label, key in (("c/a", "ratio_single"), ("c/b", "ratio_parallel")):
+        figure = summary[key]
+        lines.append(
+            f"{label}: {figure['median']:.2f} (rounds {figure['min']:.2f}-{figure['max']:.2f})"
+        )
+    commands = summary["commands_per_round"]
+    detail = ", ".join(f"{name} {n:g}" for name, n in commands.items())
+    lines.append(
+        f"database commands per round of (c): {sum(commands.values()):g} ({detail}); "
+        f"{summary['bulk_writes_per_round']:g} bulk writes"
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--files", type=int, default=20_000, help="files to generate")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--batch-size", type=int, default=1000, help="records per bulk write")
     parser.add_argument("--seed", type=int, default=20240601, help="random seed for the files")
     args = parser.parse_args(argv)
-    if args.files < 1:
-        parser.error("--files must be at least 1")
-
+    if args.files < 1 or args.repeats < 1:
+        parser.error("--files and --repeats must be at least 1")
     with ExitStack() as stack:
         uri = os.environ.get(URI_ENV)
         if not uri:
@@ -165,67 +277,10 @@ def main(argv: list[str] | None = None) -> int:
             server.start()
             stack.callback(server.stop)
             uri = server.uri
-        counter = CommandCounter()
-        client: MongoClient[dict[str, Any]] = MongoClient(uri, event_listeners=[counter])
-        stack.callback(client.close)
-        database = client[f"bench_indexing_{uuid.uuid4().hex[:10]}"]
-        stack.callback(client.drop_database, database.name)
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dc-bench-")))
-
-        settings = Settings.load(env={}, data_dir=work, secret="b" * 64)
-        catalog = Catalog(connect(database), settings=settings)
-        job = make_job(catalog)
-        archive_root = work / "archive"
-        job_dir = archive_root / job.archive_path.lstrip("/")
-        started = time.perf_counter()
-        total_bytes = generate(job_dir, args.files, args.seed)
-        print(
-            f"generated {args.files} files, {total_bytes / 2**20:.1f} MiB, "
-            f"in {time.perf_counter() - started:.1f} s; server {uri}"
+        result = measure(
+            uri, args.files, repeats=args.repeats, batch_size=args.batch_size, seed=args.seed
         )
-
-        started = time.perf_counter()
-        hashes = limit_run(job_dir)
-        limit_s = time.perf_counter() - started
-
-        started = time.perf_counter()
-        naive_written = naive_run(job_dir, archive_root, database["naive_files"], job)
-        naive_s = time.perf_counter() - started
-
-        counter.active = True
-        started = time.perf_counter()
-        report = catalog.indexing.index(
-            job.uuid, fixity=True, transition=True, batch_size=args.batch_size
-        )
-        index_s = time.perf_counter() - started
-        counter.active = False
-
-        # The product's records must agree with the limit run's hashes.
-        assert naive_written == args.files
-        assert report.written == args.files, report.errors[:3]
-        sample = catalog.indexing.files(job.uuid)[:: max(1, args.files // 50)]
-        for record in sample:
-            assert record.sha256 == hashes[str(archive_root) + record.name], record.name
-
-    rows = [
-        ("(a) walk + sha256, nothing written (limit)", limit_s),
-        ("(b) naive: sha256 + update_one per file", naive_s),
-        ("(c) IndexingService.index(fixity=True)", index_s),
-    ]
-    print()
-    print(f"{'run':<46} {'seconds':>9} {'files/s':>10}")
-    for label, seconds in rows:
-        print(f"{label:<46} {seconds:>9.2f} {args.files / seconds:>10.0f}")
-    print()
-    print(f"c/a (throughput of c over the limit): {limit_s / index_s:.2f}")
-    print(f"c/b (throughput of c over naive):     {naive_s / index_s:.2f}")
-    commands = sum(counter.counts.values())
-    detail = ", ".join(f"{name} {n}" for name, n in sorted(counter.counts.items()))
-    print(
-        f"database round trips during (c): {commands} ({detail}); "
-        f"{report.batches} bulk writes of up to {args.batch_size} files; "
-        f"{commands / args.files:.4f} per file"
-    )
+    print(table(result))
     return 0
 
 

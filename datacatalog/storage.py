@@ -36,8 +36,10 @@ gives an empty :class:`Listing`: a job that wrote nothing has nothing to index.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import posixpath
+import re
 import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -45,9 +47,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, cast
-
-import fsspec.core
-from fsspec.implementations.local import LocalFileSystem
 
 from datacatalog.clock import as_utc
 from datacatalog.errors import (
@@ -169,8 +168,36 @@ def _join_catalog(base: str, relative: str) -> str:
     return "/" + relative if base == "/" else f"{base}/{relative}"
 
 
+_PLAIN_FILE_URL = re.compile(r"file://(/[^:?#*\[\]~]*)")
+
+
+def _plain_file_root(url: str) -> str | None:
+    """The root of a plain ``file:///absolute/path`` URL, as fsspec would give it.
+
+    None for anything else (chained, relative, with options or glob characters): those
+    go through fsspec.
+    """
+    match = _PLAIN_FILE_URL.fullmatch(url)
+    if match is None:
+        return None
+    path = match.group(1)
+    if path != "/" and posixpath.normpath(path) != path.rstrip("/"):
+        return None
+    return path if path == "/" else path.rstrip("/")
+
+
+def _opened_path(fd: int) -> str | None:
+    """The real path of the open file ``fd`` (None where the system cannot tell)."""
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    return real if real.startswith("/") and not real.endswith(" (deleted)") else None
+
+
 def _within(root: str, candidate: str) -> bool:
-    return os.path.commonpath([root, candidate]) == root
+    # Both are real (absolute, normalized) paths: a prefix test on whole components.
+    return candidate == root or candidate.startswith(root if root.endswith("/") else root + "/")
 
 
 def _to_utc(value: object) -> datetime | None:
@@ -206,14 +233,16 @@ class StorageSystem:
     Attributes:
         name: The system's name (what jobs store as ``archive_system``).
         url: The fsspec URL of the root.
-        fs: The fsspec filesystem.
+        fs: The fsspec filesystem (made on first use for a plain ``file://`` root).
         root: The root as a backend path (no protocol, no trailing ``/``).
     """
 
     name: str
     url: str
-    fs: Any = field(init=False, repr=False, compare=False)
     root: str = field(init=False, repr=False, compare=False)
+    _fs: Any = field(init=False, repr=False, compare=False, default=None)
+    _local: bool = field(init=False, repr=False, compare=False, default=False)
+    _real_root_cache: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -224,6 +253,16 @@ class StorageSystem:
             raise InvalidRequestError(
                 f"storage system {self.name!r} needs a non-empty URL, not {self.url!r}"
             )
+        plain = _plain_file_root(self.url)
+        if plain is not None:
+            # A plain local root needs no fsspec until a file is touched through it, so a
+            # command that only reads the catalog never imports it.
+            object.__setattr__(self, "root", plain)
+            object.__setattr__(self, "_local", True)
+            return
+        import fsspec.core
+        from fsspec.implementations.local import LocalFileSystem
+
         try:
             fs, root = fsspec.core.url_to_fs(self.url)
         except (ValueError, ImportError) as exc:
@@ -235,8 +274,9 @@ class StorageSystem:
         root = str(root)
         if root not in ("", "/"):
             root = root.rstrip("/")
-        object.__setattr__(self, "fs", fs)
+        object.__setattr__(self, "_fs", fs)
         object.__setattr__(self, "root", root)
+        object.__setattr__(self, "_local", isinstance(fs, LocalFileSystem))
 
     @classmethod
     def from_url(cls, name: str, url: str) -> StorageSystem:
@@ -244,9 +284,18 @@ class StorageSystem:
         return cls(name=name, url=url)
 
     @property
+    def fs(self) -> Any:
+        """The fsspec filesystem (a plain local one is made on first use)."""
+        if self._fs is None:
+            from fsspec.implementations.local import LocalFileSystem
+
+            object.__setattr__(self, "_fs", LocalFileSystem())
+        return self._fs
+
+    @property
     def is_local(self) -> bool:
         """True for local filesystems, where symbolic links exist and are checked."""
-        return isinstance(self.fs, LocalFileSystem)
+        return self._local
 
     # -- paths -----------------------------------------------------------------------
 
@@ -257,6 +306,20 @@ class StorageSystem:
 
     def _real_root(self) -> str:
         return os.path.realpath(self.root)
+
+    def _inside_root(self, real: str) -> bool:
+        """True if the real path ``real`` lies inside the real root.
+
+        The real root is remembered between calls (working it out again costs a system
+        call per component, for every file read); a path that seems outside is checked
+        against a fresh one, so a root that was moved or re-linked is still judged right.
+        """
+        remembered = self._real_root_cache
+        if remembered and _within(remembered[0], real):
+            return True
+        fresh = self._real_root()
+        object.__setattr__(self, "_real_root_cache", (fresh,))
+        return _within(fresh, real)
 
     def resolve(self, path: str) -> str:
         """Return the backend path of the catalog path ``path``.
@@ -278,15 +341,18 @@ class StorageSystem:
         backend = self._backend(path)
         if self.is_local:
             real = os.path.realpath(backend)
-            if not _within(self._real_root(), real):
-                raise StorageFailureError(
-                    f"path {path!r} on storage system {self.name!r} resolves to {real!r}, "
-                    f"outside the system's root {self.root!r} (through a symbolic link); "
-                    "refusing to use it",
-                    path=path,
-                    system=self.name,
-                )
+            if not self._inside_root(real):
+                raise self._outside_root(path, real)
         return backend
+
+    def _outside_root(self, path: str, real: str) -> StorageFailureError:
+        return StorageFailureError(
+            f"path {path!r} on storage system {self.name!r} resolves to {real!r}, "
+            f"outside the system's root {self.root!r} (through a symbolic link); "
+            "refusing to use it",
+            path=path,
+            system=self.name,
+        )
 
     @contextmanager
     def _failures(self, action: str, path: str) -> Iterator[None]:
@@ -332,9 +398,33 @@ class StorageSystem:
             NotFoundError: Nothing is stored at ``path``.
             StorageFailureError: The file cannot be opened.
         """
+        if self.is_local:
+            return self._open_local(path)
         backend = self.resolve(path)
         with self._failures("open", path):
             return cast(BinaryIO, self.fs.open(backend, "rb"))
+
+    def _open_local(self, path: str) -> BinaryIO:
+        """Open a local file straight from the operating system, then check where it is.
+
+        fsspec's file object costs more than hashing a small file does. The check looks
+        at the file that was opened (``/proc/self/fd`` where there is one), so a link
+        swapped in after a check cannot lead the read out of the root; elsewhere it
+        falls back to the real path of ``path``.
+        """
+        validate_path(path)
+        backend = self._backend(path)
+        with self._failures("open", path):
+            # The builtin open (this method shadows the name); the caller closes it.
+            stream = io.open(backend, "rb")  # noqa: SIM115, UP020
+        try:
+            real = _opened_path(stream.fileno()) or os.path.realpath(backend)
+            if not self._inside_root(real):
+                raise self._outside_root(path, real)
+        except BaseException:
+            stream.close()
+            raise
+        return cast(BinaryIO, stream)
 
     def sha256(self, path: str, *, chunk_size: int = CHUNK_SIZE) -> str:
         """Return the hex SHA-256 of the file at ``path``, reading ``chunk_size`` at a time.

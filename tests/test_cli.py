@@ -706,20 +706,27 @@ def test_json_mode_prints_only_json(world: CLI) -> None:
         assert result.stderr == ""
 
 
-def test_serve_passes_the_settings_host_and_port(dc: CLI, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_passes_the_settings_host_port_and_workers(
+    dc: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import datacatalog.service
 
-    calls: list[tuple[Any, str, int]] = []
+    calls: list[tuple[Any, str, int, int]] = []
 
-    def fake_serve(settings: Any, *, host: str, port: int) -> None:
-        calls.append((settings, host, port))
+    def fake_serve(settings: Any, *, host: str, port: int, workers: int) -> None:
+        calls.append((settings, host, port, workers))
 
     monkeypatch.setattr(datacatalog.service, "serve", fake_serve)
     assert dc("serve").exit_code == 0
-    assert dc("serve", "--host", "0.0.0.0", "--port", "9999").exit_code == 0
-    assert [(h, p) for _, h, p in calls] == [("127.0.0.1", 8750), ("0.0.0.0", 9999)]
+    assert dc("serve", "--host", "0.0.0.0", "--port", "9999", "--workers", "3").exit_code == 0
+    assert [(h, p, w) for _, h, p, w in calls] == [
+        ("127.0.0.1", 8750, 1),
+        ("0.0.0.0", 9999, 3),
+    ]
     assert calls[0][0].data_dir == dc.data_dir
     assert dc("serve", "--port", "0").exit_code == 2
+    assert dc("serve", "--workers", "0").exit_code == 2
+    assert dc("serve", "--workers", "65").exit_code == 2
 
 
 def test_progress_callback_drives_the_progress_bar() -> None:

@@ -433,3 +433,72 @@ def test_registry_resolves_references_across_files() -> None:
     assert typed_uuid.contents["type"] == "string"
     entry: Any = resolver.lookup(schemas.schema_uri("job_history_entry"))
     assert entry.contents["title"] == "job_history_entry"
+
+
+# --- compiled validation: whole updates, and the precise error path -----------------------
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"$set": {"name": "relative/path"}}, "file document is invalid at name: "),
+        (
+            {"$addToSet": {"generated_by": {"$each": [JOB_UUID, "job-1"]}}},
+            "file document is invalid at generated_by/-: 'job-1'",
+        ),
+        ({"$push": {"child_of": 12}}, "file document is invalid at child_of/-: 12"),
+        ({"$setOnInsert": {"size": -1}}, "file document is invalid at size: -1"),
+        ({"$set": {"_properties.revision": "x"}}, "file document is invalid at _properties/"),
+        ({"$set": {"bogus": 1}}, "file document is invalid at bogus: unknown field 'bogus'"),
+    ],
+)
+def test_a_refused_update_names_the_kind_and_the_field_path(
+    update: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        schemas.validate_update("file", update)
+    assert str(caught.value).startswith(message)
+    assert caught.value.details["kind"] == "file"
+    assert caught.value.details["path"]
+
+
+def test_a_refused_update_names_the_path_inside_the_value() -> None:
+    entry = _history_entry(name="bogus")
+    with pytest.raises(InvalidRequestError) as caught:
+        schemas.validate_update("job", {"$push": {"history": entry}, "$set": {"state": "RUNNING"}})
+    assert caught.value.details["path"] == "history/-/name"
+    assert str(caught.value).startswith("job document is invalid at history/-/name: 'bogus'")
+
+
+def test_an_update_validates_datetimes_and_every_written_field() -> None:
+    now = datetime.now(timezone.utc)
+    schemas.validate_update(
+        "job",
+        {
+            "$set": {"state": "RUNNING", "_properties.modified_date": now},
+            "$push": {"history": _history_entry()},
+            "$inc": {"_properties.revision": 1},
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["2024-06-30T23:59:60Z", "2024-02-30T00:00:00Z", "2024-01-01T00:00:00", "2024-01-01 10:00Z"],
+)
+def test_the_compiled_and_precise_paths_refuse_the_same_timestamps(moment: str) -> None:
+    # The precise path is jsonschema with our date-time check; the compiled one must agree.
+    assert not schemas.messages.is_date_time(moment)
+    with pytest.raises(InvalidRequestError, match="is not a 'date-time'"):
+        schemas.validate_fragment("job", "_properties.modified_date", moment)
+    with pytest.raises(InvalidRequestError, match="is not a 'date-time'"):
+        schemas.validate_update("job", {"$set": {"_properties.modified_date": moment}})
+
+
+@pytest.mark.parametrize("kind", schemas.KINDS)
+def test_compiled_and_precise_validators_agree_on_every_example(kind: str) -> None:
+    for path in sorted((EXAMPLES / kind).glob("*/*.json")):
+        document = schemas.to_json_compatible(_read(path))
+        fast = schemas.compiled.check(schemas.compiled.document_validator(kind), document)
+        assert fast == schemas.validator_for(kind).is_valid(document), path
+        assert fast == (path.parent.name == "valid"), path

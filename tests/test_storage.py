@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import posixpath
 import uuid
@@ -250,7 +251,9 @@ def test_read_failure_becomes_storage_failure(
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
+    # Local systems read straight from the operating system, others through fsspec.
     monkeypatch.setattr(system.fs, "open", refuse)
+    monkeypatch.setattr(io, "open", refuse)
     with pytest.raises(StorageFailureError, match=r"a\.txt.*Permission denied") as caught:
         system.sha256(f"{JOB}/a.txt")
     assert isinstance(caught.value.__cause__, PermissionError)
@@ -595,3 +598,50 @@ def test_registry_default_must_be_configured() -> None:
 def test_registry_options_are_keyword_only() -> None:
     with pytest.raises(TypeError):
         StorageRegistry({"local": "memory://x"})  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///tmp/dc-root",
+        "file:///tmp/dc-root/",
+        "file:///",
+        "file:///a b/c",
+        "file:///a%20b/c",
+        "file:///tmp//x",
+        "file:///tmp/./x",
+        "file://relative/x",
+        "file:///a/b:c",
+    ],
+)
+def test_a_local_root_is_the_one_fsspec_gives_without_opening_it_first(url: str) -> None:
+    import fsspec.core
+    from fsspec.implementations.local import LocalFileSystem
+
+    system = open_system("local", url)
+    _fs, root = fsspec.core.url_to_fs(url)
+    expected = str(root) if str(root) in ("", "/") else str(root).rstrip("/")
+    assert system.root == expected
+    assert system.is_local
+    assert isinstance(system.fs, LocalFileSystem)
+    assert system.fs is system.fs  # made once
+
+
+def test_reading_the_catalog_does_not_import_fsspec() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from datacatalog.catalog import Catalog\n"
+        "from datacatalog.settings import Settings\n"
+        "import tempfile\n"
+        "settings = Settings.load(env={}, data_dir=tempfile.mkdtemp(), secret='s' * 32)\n"
+        "catalog = Catalog.open('mongomock://', settings=settings)\n"
+        "catalog.jobs.find()\n"
+        "print('fsspec' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip().splitlines()[-1] == "False"

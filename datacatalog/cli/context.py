@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from datacatalog.catalog import Catalog
 from datacatalog.cli.output import Output
-from datacatalog.jobs import Actor
-from datacatalog.settings import Settings
+
+if TYPE_CHECKING:
+    # Imported when first used: they bring the store, pymongo and fsspec, which
+    # ``datacatalog --help`` never needs (see datacatalog.cli.main).
+    from datacatalog.catalog import Catalog
+    from datacatalog.settings import Settings
 
 CLI_AGENT = "datacatalog-cli"
 """The agent recorded on events and jobs the command line writes."""
@@ -52,6 +55,8 @@ class App:
     def settings(self) -> Settings:
         """The configuration, with the global options applied."""
         if self._settings is None:
+            from datacatalog.settings import Settings
+
             self._settings = Settings.load(**self._overrides)
         return self._settings
 
@@ -59,6 +64,9 @@ class App:
     def catalog(self) -> Catalog:
         """The catalog, opened on first use."""
         if self._catalog is None:
+            from datacatalog.catalog import Catalog
+            from datacatalog.jobs import Actor
+
             self._catalog = Catalog.open(
                 settings=self.settings, actor=Actor.current(agent=CLI_AGENT)
             )

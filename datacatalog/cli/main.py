@@ -11,34 +11,103 @@ and ``--json`` may also follow the command (``datacatalog jobs list --json``).
 With no MongoDB URI (neither ``--mongodb-uri`` nor ``DATACATALOG_MONGODB_URI``) the
 embedded local catalog under the data dir is used, so the command works with zero
 configuration.
+
+Start-up stays fast because nothing heavy is imported until a command needs it:
+
+* command groups are registered by *name* in :data:`COMMANDS` (module, attribute and
+  the one-line help ``--help`` shows), and their module is imported only when the
+  command runs (:class:`CatalogGroup` loads it in ``get_command``); ``datacatalog
+  --help`` imports none of them;
+* a command imports the modules only it uses inside its function: the service stack
+  (FastAPI, uvicorn) in ``serve``, the demo in ``demo``, ``prov`` in the provenance
+  exports;
+* :class:`~datacatalog.cli.context.App` opens the catalog (and so imports the store and
+  pymongo) on first use.
+
+A new command group follows the same pattern: add its entry to :data:`COMMANDS`, keep
+its module's top-level imports to click, rich and light catalog modules, and import
+the rest inside the command. ``tests/test_cli_imports.py`` fails when ``import
+datacatalog.cli`` pulls in FastAPI, uvicorn, prov, pymongo, fsspec or jsonschema.
 """
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.tree import Tree
 
-from datacatalog import __version__, states
-from datacatalog.cli.admin import admin
+from datacatalog import __version__
 from datacatalog.cli.context import App, pass_app
-from datacatalog.cli.jobs import files_table, history_tree, job_panel, jobs, relative_name
-from datacatalog.cli.lineage import export, lineage
-from datacatalog.cli.local import local
-from datacatalog.cli.metadata import metadata
-from datacatalog.cli.output import fields_panel, report_error, text
-from datacatalog.cli.pipelines import pipelines
-from datacatalog.cli.provenance import provenance
-from datacatalog.cli.run import run as run_command
-from datacatalog.cli.ui import ui
-from datacatalog.cli.workflows import plugins, workflows
+from datacatalog.cli.output import report_error
 from datacatalog.errors import InvalidRequestError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from datacatalog.demo import DemoResult
+
+
+@dataclass(frozen=True)
+class LazyCommand:
+    """A command group known by name, imported from ``module`` when it is used."""
+
+    module: str
+    attribute: str
+    help: str
+
+
+COMMANDS: dict[str, LazyCommand] = {
+    "admin": LazyCommand(
+        "datacatalog.cli.admin", "admin", "Administrative actions (they need an admin token)."
+    ),
+    "jobs": LazyCommand("datacatalog.cli.jobs", "jobs", "Create, inspect, drive and index jobs."),
+    "metadata": LazyCommand(
+        "datacatalog.cli.metadata", "metadata", "Load the metadata jobs are computed from."
+    ),
+    "pipelines": LazyCommand(
+        "datacatalog.cli.pipelines", "pipelines", "Register and inspect pipelines."
+    ),
+    "provenance": LazyCommand(
+        "datacatalog.cli.provenance", "provenance", "Trace files to the computations behind them."
+    ),
+    "lineage": LazyCommand(
+        "datacatalog.cli.lineage",
+        "lineage",
+        "The lineage graph of ID (any catalogued UUID, or a file's catalog path).",
+    ),
+    "export": LazyCommand(
+        "datacatalog.cli.lineage",
+        "export",
+        "Export JOB as PROV-JSON, OpenLineage run events or a Process Run RO-Crate.",
+    ),
+    "run": LazyCommand(
+        "datacatalog.cli.run", "run", "Run COMMAND (after --) as the execute step of a managed job."
+    ),
+    "workflows": LazyCommand(
+        "datacatalog.cli.workflows",
+        "workflows",
+        "Run workflows of operations on jobs, on threads, processes or a Dask cluster.",
+    ),
+    "plugins": LazyCommand(
+        "datacatalog.cli.workflows",
+        "plugins",
+        "Install, list and validate workflow plugins (wagons).",
+    ),
+    "local": LazyCommand(
+        "datacatalog.cli.local",
+        "local",
+        "Start, stop and inspect the local MongoDB server kept in the data dir.",
+    ),
+    "ui": LazyCommand(
+        "datacatalog.cli.ui",
+        "ui",
+        "Serve this catalog and open its dashboard (jobs, files, lineage) in a browser.",
+    ),
+}
+"""The command groups, by name; each module is imported only when its command runs."""
 
 
 class CatalogGroup(click.Group):
@@ -49,6 +118,39 @@ class CatalogGroup(click.Group):
     and an ``invalid_request`` error body on stdout; without it, click prints them
     with the usage line. Either way they exit 2.
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command: those defined here and the lazily loaded groups."""
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command ``cmd_name``, importing its module on first use."""
+        found = self.commands.get(cmd_name)
+        if found is not None or cmd_name not in COMMANDS:
+            return found
+        entry = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(entry.module), entry.attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{entry.module}.{entry.attribute} is not a click command")
+        _accept_json_after_the_command(command)
+        self.add_command(command, cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the commands with their one-line help, without importing the lazy ones."""
+        names = self.list_commands(ctx)
+        # The width click gives the help column.
+        limit = formatter.width - 6 - max((len(name) for name in names), default=0)
+        rows = []
+        for name in names:
+            loaded = self.commands.get(name)
+            if loaded is None:
+                rows.append((name, COMMANDS[name].help))
+            elif not loaded.hidden:
+                rows.append((name, loaded.get_short_help_str(limit=limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def make_context(
         self,
@@ -143,15 +245,22 @@ def cli(
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8750, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes (uvicorn workers), each with its own database connection.",
+)
 @pass_app
-def serve(app: App, host: str, port: int) -> None:
+def serve(app: App, host: str, port: int, workers: int) -> None:
     """Run the HTTP webhook service on this catalog."""
     settings = app.settings
     try:
         from datacatalog.service import serve as run_service
     except ImportError as exc:
         raise InvalidRequestError(f"the HTTP service cannot start: {exc}") from exc
-    run_service(settings, host=host, port=port)
+    run_service(settings, host=host, port=port, workers=workers)
 
 
 @cli.command()
@@ -172,6 +281,12 @@ def demo(app: App) -> None:
 
 def render_demo(result: DemoResult, console: Console) -> None:
     """Print the demo's job, history, files and provenance."""
+    from rich.tree import Tree
+
+    from datacatalog import states
+    from datacatalog.cli.jobs import files_table, history_tree, job_panel, relative_name
+    from datacatalog.cli.output import fields_panel, text
+
     job = result.job
     if result.job_created:
         console.print(f"[green]created[/green] job {job.uuid}")
@@ -194,23 +309,6 @@ def render_demo(result: DemoResult, console: Console) -> None:
     console.print(tree)
 
 
-for _group in (
-    pipelines,
-    metadata,
-    jobs,
-    admin,
-    provenance,
-    lineage,
-    export,
-    ui,
-    workflows,
-    plugins,
-    local,
-):
-    cli.add_command(_group)
-cli.add_command(run_command)
-
-
 def _json_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if value:
         app = ctx.find_object(App)
@@ -218,13 +316,13 @@ def _json_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
             app.out.json_mode = True
 
 
-def _accept_json_after_the_command(group: click.Group) -> None:
-    """Give every command a ``--json`` of its own, the same as the global option.
+def _accept_json_after_the_command(command: click.Command) -> None:
+    """Give ``command`` (and every command under it) a ``--json`` of its own.
 
     ``datacatalog jobs list --json`` then works as ``datacatalog --json jobs list``
     does. The flag is eager, so an error in a later option is already reported as JSON.
     """
-    for command in group.commands.values():
+    if not any(param.name == "json" for param in command.params):
         command.params.append(
             click.Option(
                 ["--json"],
@@ -235,11 +333,13 @@ def _accept_json_after_the_command(group: click.Group) -> None:
                 help="Print one JSON document on stdout (as the global --json).",
             )
         )
-        if isinstance(command, click.Group):
-            _accept_json_after_the_command(command)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_json_after_the_command(sub)
 
 
-_accept_json_after_the_command(cli)
+for _command in cli.commands.values():
+    _accept_json_after_the_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

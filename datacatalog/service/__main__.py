@@ -1,4 +1,4 @@
-"""``python -m datacatalog.service [--host HOST] [--port PORT]``: run the webhook service.
+"""``python -m datacatalog.service [--host HOST] [--port PORT] [--workers N]``: run the service.
 
 Configuration comes from the ``DATACATALOG_*`` environment (see
 :mod:`datacatalog.settings`); ``datacatalog serve`` does the same.
@@ -27,9 +27,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes (default 1: this one)"
+    )
     args = parser.parse_args(argv)
     try:
-        serve(Settings.load(), host=args.host, port=args.port)
+        serve(Settings.load(), host=args.host, port=args.port, workers=args.workers)
     except DataCatalogError as exc:
         print(f"datacatalog service: {exc}", file=sys.stderr)
         return mapping_for(exc).exit_code

@@ -9,12 +9,17 @@ by the service, so it is masked too).
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import socket
+from typing import Any
 from urllib.parse import unquote_plus
 
 import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
 
 from datacatalog.catalog import Catalog
 from datacatalog.errors import InvalidRequestError
@@ -81,19 +86,37 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings, *, host: str, port: int) -> None:
+MAX_WORKERS = 64
+"""Most worker processes ``serve`` starts."""
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int = 1) -> None:
     """Open the catalog ``settings`` describe and serve it until interrupted.
 
     Args:
         settings: The configuration (store, secret, data dir, body limit).
         host: Address to listen on (``127.0.0.1`` for this machine only).
         port: TCP port to listen on.
+        workers: Processes serving requests (1: this one). More than one start
+            uvicorn workers, each with its own catalog connection (see
+            :func:`serve_workers`).
 
     Raises:
-        InvalidRequestError: ``host:port`` cannot be listened on, or the
-            configuration is wrong; nothing is served.
+        InvalidRequestError: ``workers`` is not 1 to 64, ``host:port`` cannot be
+            listened on, or the configuration is wrong; nothing is served.
     """
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise InvalidRequestError(
+            f"workers must be an integer from 1 to {MAX_WORKERS}, not {workers!r}",
+            workers=workers,
+        )
     sock = listen(host, port)
+    if workers > 1:
+        try:
+            serve_workers(settings, sock, host=host, port=port, workers=workers)
+        finally:
+            sock.close()
+        return
     try:
         catalog = Catalog.open(settings=settings)
         try:
@@ -114,3 +137,62 @@ def serve(settings: Settings, *, host: str, port: int) -> None:
             catalog.close()
     finally:
         sock.close()
+
+
+WORKER_APP = "datacatalog.service.server:worker_app"
+"""The app factory each worker process imports and calls."""
+
+
+def serve_workers(
+    settings: Settings, sock: socket.socket, *, host: str, port: int, workers: int
+) -> None:
+    """Serve on ``sock`` from ``workers`` uvicorn worker processes until interrupted.
+
+    A MongoDB client must not cross a process boundary, so every worker opens the
+    catalog itself (:func:`worker_app`). The workers are new interpreters: they read
+    their configuration from ``DATACATALOG_*`` variables, which are set here from
+    ``settings``. The secret is resolved first (for a local catalog, generated once),
+    so every worker signs and checks tokens with the same one.
+    """
+    with Catalog.open(settings=settings) as catalog:
+        secret = catalog.jobs.secret
+    os.environ.update(settings_environment(settings, secret=secret))
+    config = uvicorn.Config(
+        WORKER_APP,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        server_header=False,
+        log_level="info",
+    )
+    logging.getLogger("uvicorn.access").addFilter(RedactTokens())
+    shown = f"[{host}]" if ":" in host else host
+    logging.getLogger("uvicorn.error").info(
+        "serving the catalog on http://%s:%d with %d workers (Ctrl-C stops)", shown, port, workers
+    )
+    Multiprocess(config, sockets=[sock]).run()
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process: the catalog its ``DATACATALOG_*`` variables name."""
+    # Each worker set up its own logging: filter what its access log prints.
+    logging.getLogger("uvicorn.access").addFilter(RedactTokens())
+    return create_app(Catalog.open(settings=Settings.load()))
+
+
+def settings_environment(settings: Settings, *, secret: str) -> dict[str, str]:
+    """``DATACATALOG_*`` variables from which :meth:`Settings.load` reads ``settings``."""
+    values: dict[str, Any] = {
+        "data_dir": str(settings.data_dir),
+        "mongodb_uri": settings.mongodb_uri,
+        "mongodb_database": settings.mongodb_database,
+        "secret": secret,
+        "service_url": settings.service_url,
+        "storage_systems": json.dumps(dict(settings.storage_systems)),
+        "default_storage": settings.default_storage,
+        "admin_token_lifetime": str(settings.admin_token_lifetime),
+        "max_body_bytes": str(settings.max_body_bytes),
+        "lock_timeout": str(settings.lock_timeout),
+    }
+    return {f"DATACATALOG_{name.upper()}": value for name, value in values.items() if value}

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bson import errors as bson_errors
-from pymongo import IndexModel, ReturnDocument, UpdateOne
+from pymongo import IndexModel, InsertOne, ReturnDocument, UpdateOne
 from pymongo import errors as mongo_errors
 from pymongo.database import Database
 
@@ -107,9 +107,16 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
 # The store's own collection of named counters (see Store.next_sequence); not a kind.
 SEQUENCES_COLLECTION = "sequences"
 
-_FRAGMENT_OPERATORS = ("$set", "$setOnInsert")
-_ITEM_OPERATORS = ("$push", "$addToSet")
-_KNOWN_OPERATORS = {*_FRAGMENT_OPERATORS, *_ITEM_OPERATORS, "$inc", "$pull", "$unset", "$pullAll"}
+_KNOWN_OPERATORS = {
+    "$set",
+    "$setOnInsert",
+    "$push",
+    "$addToSet",
+    "$inc",
+    "$pull",
+    "$unset",
+    "$pullAll",
+}
 
 
 # In an update pipeline or an ``$expr``: the database server's clock (see Store.update_pipeline).
@@ -411,23 +418,64 @@ class Store:
             return int(coll.update_many(dict(query), change).modified_count)
 
     def bulk_upsert(
-        self, kind: str, operations: Sequence[Upsert], *, batch_size: int = 1000
+        self,
+        kind: str,
+        operations: Sequence[Upsert],
+        *,
+        batch_size: int = 1000,
+        expect_new: bool = False,
     ) -> BulkResult:
-        """Apply many upserts, ``batch_size`` per round trip, unordered."""
-        prepared = [
-            UpdateOne(op.query, _with_bookkeeping(kind, op.update), upsert=True)
-            for op in operations
-        ]
-        matched = modified = upserted = batches = 0
+        """Apply many upserts, ``batch_size`` per round trip, unordered.
+
+        With ``expect_new`` the caller expects the documents not to exist yet (a first
+        indexing run): each upsert is sent as the insert of the very document it would
+        create, which costs the server a fraction of an upsert, and only those whose key
+        is taken already are sent again, as upserts, in a second round trip.
+        """
+        prepared = [(op, _with_bookkeeping(kind, op.update)) for op in operations]
+        total = BulkResult()
         for start in range(0, len(prepared), batch_size):
             chunk = prepared[start : start + batch_size]
+            if expect_new:
+                total = _added(total, self._insert_then_upsert(kind, chunk))
+                continue
             with self._op(kind, write=True) as coll:
-                result = coll.bulk_write(chunk, ordered=False)
-            matched += result.matched_count
-            modified += result.modified_count
-            upserted += result.upserted_count
-            batches += 1
-        return BulkResult(matched=matched, modified=modified, upserted=upserted, batches=batches)
+                result = coll.bulk_write(
+                    [UpdateOne(op.query, change, upsert=True) for op, change in chunk],
+                    ordered=False,
+                )
+            total = _added(total, _counts(result, batches=1))
+        return total
+
+    def _insert_then_upsert(
+        self, kind: str, chunk: Sequence[tuple[Upsert, Document]]
+    ) -> BulkResult:
+        """Insert each upsert's new document; re-send those whose key exists as upserts."""
+        documents = [_as_inserted(op.query, change) for op, change in chunk]
+        again = [i for i, doc in enumerate(documents) if doc is None]
+        fresh = [(i, doc) for i, doc in enumerate(documents) if doc is not None]
+        inserted = batches = 0
+        if fresh:
+            with self._op(kind, write=True) as coll:
+                try:
+                    coll.bulk_write([InsertOne(doc) for _i, doc in fresh], ordered=False)
+                    inserted = len(fresh)
+                except mongo_errors.BulkWriteError as exc:
+                    taken = _taken_keys(exc, [i for i, _doc in fresh])
+                    if taken is None:
+                        raise
+                    inserted = len(fresh) - len(taken)
+                    again.extend(taken)
+            batches = 1
+        if not again:
+            return BulkResult(upserted=inserted, batches=batches)
+        with self._op(kind, write=True) as coll:
+            result = coll.bulk_write(
+                [UpdateOne(chunk[i][0].query, chunk[i][1], upsert=True) for i in sorted(again)],
+                ordered=False,
+            )
+        upserts = _counts(result, batches=1)
+        return _added(upserts, BulkResult(upserted=inserted, batches=batches))
 
     def delete_many(self, kind: str, query: Mapping[str, Any]) -> int:
         """Delete every matching document; return how many went."""
@@ -523,14 +571,8 @@ def _with_bookkeeping(kind: str, update: Mapping[str, Any]) -> Document:
     unknown = set(change) - _KNOWN_OPERATORS
     if unknown:
         raise InvalidRequestError(f"unsupported update operator(s): {', '.join(sorted(unknown))}")
-    for op in _FRAGMENT_OPERATORS:
-        for path, value in change.get(op, {}).items():
-            schemas.validate_fragment(kind, path, value)
-    for op in _ITEM_OPERATORS:
-        for path, value in change.get(op, {}).items():
-            items = value["$each"] if isinstance(value, dict) and "$each" in value else [value]
-            for item in items:
-                schemas.validate_fragment(kind, path, item, item=True)
+    # One compiled validation for everything the update writes.
+    schemas.validate_update(kind, change)
     set_on_insert = change.get("$setOnInsert", {})
     if "_properties" not in set_on_insert and not any(
         p.startswith("_properties") for p in change.get("$set", {})
@@ -554,6 +596,104 @@ def _with_now(value: Any, now: datetime) -> Any:
     if isinstance(value, list):
         return [_with_now(v, now) for v in value]
     return value
+
+
+def _counts(result: Any, *, batches: int) -> BulkResult:
+    return BulkResult(
+        matched=result.matched_count,
+        modified=result.modified_count,
+        upserted=result.upserted_count,
+        batches=batches,
+    )
+
+
+def _added(one: BulkResult, other: BulkResult) -> BulkResult:
+    return BulkResult(
+        matched=one.matched + other.matched,
+        modified=one.modified + other.modified,
+        upserted=one.upserted + other.upserted,
+        batches=one.batches + other.batches,
+    )
+
+
+_INSERTABLE = frozenset({"$set", "$setOnInsert", "$addToSet", "$push", "$inc"})
+
+
+def _as_inserted(query: Mapping[str, Any], change: Mapping[str, Any]) -> Document | None:
+    """The document an upsert of ``change`` would create when nothing matches ``query``.
+
+    None when that is not worked out here (a query that is not plain equality, an
+    operator or modifier other than the ones an upsert of a new document needs): the
+    caller then sends the upsert itself.
+    """
+    if set(change) - _INSERTABLE:
+        return None
+    if any(
+        isinstance(value, Mapping) or "." in key or key.startswith("$")
+        for key, value in query.items()
+    ):
+        return None
+    document: Document = dict(query)
+    for op in ("$setOnInsert", "$set", "$inc"):
+        for path, value in change.get(op, {}).items():
+            if path in query and query[path] == value and op == "$setOnInsert":
+                continue  # the query's own key, set again on insert
+            if not _put(document, path, value):
+                return None
+    for op in ("$addToSet", "$push"):
+        for path, value in change.get(op, {}).items():
+            if isinstance(value, Mapping):
+                if set(value) != {"$each"}:
+                    return None
+                items = list(value["$each"])
+            else:
+                items = [value]
+            if op == "$addToSet":
+                unique: list[Any] = []
+                for item in items:
+                    if item not in unique:
+                        unique.append(item)
+                items = unique
+            if not _put(document, path, items):
+                return None
+    return document
+
+
+def _put(document: Document, path: str, value: Any) -> bool:
+    """Set the dotted ``path`` of ``document`` to ``value``, making parents as needed.
+
+    False (and nothing set) when ``path`` is already written, or crosses a value that
+    is not a document: the server would refuse such an update, and the caller lets it.
+    """
+    *parents, last = path.split(".")
+    node = document
+    for name in parents:
+        node = node.setdefault(name, {})
+        if not isinstance(node, dict):
+            return False
+    if last in node:
+        return False
+    node[last] = value
+    return True
+
+
+def _taken_keys(exc: mongo_errors.BulkWriteError, sent: Sequence[int]) -> list[int] | None:
+    """Which of the ``sent`` inserts failed on a duplicate key.
+
+    Those are sent again as the upserts they stand for, which then do exactly what
+    they would have done in the first place (update the stored document, or fail on
+    another unique key). None when any failure is something else: that error stands.
+    """
+    details = exc.details or {}
+    taken = []
+    for failure in details.get("writeErrors") or []:
+        index = failure.get("index")
+        if failure.get("code") != 11000 or not isinstance(index, int):
+            return None
+        if not 0 <= index < len(sent):
+            return None
+        taken.append(sent[index])
+    return taken
 
 
 def _clean(document: Mapping[str, Any]) -> Document:

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +63,7 @@ from datacatalog.errors import (
     StorageFailureError,
 )
 from datacatalog.identifiers import file_uuid, is_uuid, kind_of, normalize_path, require_kind
+from datacatalog.indexing.fixity import DEFAULT_HASH_WORKERS, Hasher, check_workers
 from datacatalog.indexrequests import (
     ArchiveIndexRequest,
     IndexRequest,
@@ -394,6 +396,7 @@ class IndexingService:
         requests: Sequence[IndexRequest] | None = None,
         progress: Callable[[IndexProgress], None] | None = None,
         batch_size: int = 1000,
+        hash_workers: int = DEFAULT_HASH_WORKERS,
     ) -> IndexReport:
         """Index the files under the job's archive path.
 
@@ -411,6 +414,8 @@ class IndexingService:
             requests: Index requests to use instead of the job's (and of ``filters``).
             progress: Called with an :class:`IndexProgress` at the start and after each batch.
             batch_size: File records per bulk write (1 to 10,000).
+            hash_workers: Threads hashing files (1 to 64; 1 hashes in the calling thread).
+                Either way the records are the same.
 
         Returns:
             What was indexed, skipped and could not be read.
@@ -427,6 +432,7 @@ class IndexingService:
                 this run was writing (see the module docstring).
         """
         _check_batch_size(batch_size)
+        check_workers(hash_workers)
         require_kind(job_uuid, "pipelinejob", what="job")
         if token is not None:
             tokens.check_job_token(self.jobs.secret, job_uuid, token)
@@ -457,6 +463,7 @@ class IndexingService:
                 transition=transition,
                 progress=progress,
                 batch_size=batch_size,
+                hash_workers=hash_workers,
             )
         except Exception as exc:
             self._record_failure(job_uuid, exc, token)
@@ -473,6 +480,7 @@ class IndexingService:
         transition: bool,
         progress: Callable[[IndexProgress], None] | None,
         batch_size: int,
+        hash_workers: int,
     ) -> IndexReport:
         listing = system.list_files(job.archive_path)
         skipped = [(entry.path, entry.reason) for entry in listing.skipped]
@@ -481,37 +489,60 @@ class IndexingService:
         written: list[str] = []
         pending: list[tuple[StoredFile, _Rule]] = []
         reported = (0, 0)
+        # The batch being written while the next one is hashed, with the counts it ends.
+        in_flight: tuple[Future[tuple[list[str], int, bool]], int, int] | None = None
+        expect_new = [True]
 
-        def report() -> None:
+        def report(at_seen: int, at_matched: int) -> None:
             nonlocal reported
-            reported = (seen, len(written))
+            reported = (at_seen, len(written))
             if progress is not None:
-                progress(IndexProgress(seen, matched, len(written), total))
+                progress(IndexProgress(at_seen, at_matched, len(written), total))
 
-        def flush() -> None:
-            nonlocal batches
-            uuids, sent = self._write_batch(job, system, pending, errors)
+        def settle() -> None:
+            """Wait for the batch in flight; its conflict, if any, is raised here."""
+            nonlocal batches, in_flight
+            if in_flight is None:
+                return
+            future, at_seen, at_matched = in_flight
+            in_flight = None
+            uuids, sent, all_new = future.result()
             written.extend(uuids)
             batches += sent
-            pending.clear()
-            if sent:
-                self._check_still_indexing(job.uuid)
-            report()
+            # Records are inserted while batches keep finding none of theirs stored.
+            expect_new[0] = all_new
+            report(at_seen, at_matched)
 
-        report()
-        for stored in listing.files:
-            seen += 1
-            rule = next((r for r in resolved if r.request.matches(stored.relative_path)), None)
-            if rule is None:
-                continue
-            matched += 1
-            pending.append((stored, rule))
-            if len(pending) >= batch_size:
+        with (
+            Hasher(hash_workers) as hasher,
+            ThreadPoolExecutor(1, thread_name_prefix="datacatalog-index-writer") as writer,
+        ):
+
+            def flush() -> None:
+                nonlocal in_flight
+                operations, uuids = self._prepare_batch(job, system, pending, errors, hasher)
+                pending.clear()
+                settle()
+                future = writer.submit(
+                    self._write_batch, job.uuid, operations, uuids, expect_new=expect_new[0]
+                )
+                in_flight = (future, seen, matched)
+
+            report(0, 0)
+            for stored in listing.files:
+                seen += 1
+                rule = next((r for r in resolved if r.request.matches(stored.relative_path)), None)
+                if rule is None:
+                    continue
+                matched += 1
+                pending.append((stored, rule))
+                if len(pending) >= batch_size:
+                    flush()
+            if pending:
                 flush()
-        if pending:
-            flush()
-        elif reported != (seen, len(written)):
-            report()
+            settle()
+        if reported != (seen, len(written)):
+            report(seen, matched)
         state = job.state
         if transition:
             summary = {"files": len(written), "errors": len(errors), "skipped": len(skipped)}
@@ -528,33 +559,51 @@ class IndexingService:
             state=state,
         )
 
-    def _write_batch(
-        self,
+    @staticmethod
+    def _prepare_batch(
         job: Job,
         system: StorageSystem,
         batch: Sequence[tuple[StoredFile, _Rule]],
         errors: list[tuple[str, str]],
-    ) -> tuple[list[str], int]:
-        """Hash (when asked) and upsert one batch; return the UUIDs written and round trips."""
+        hasher: Hasher,
+    ) -> tuple[list[Upsert], list[str]]:
+        """Hash one batch (when asked, on the hasher's threads) and build its upserts.
+
+        A file that is gone or cannot be read is reported in ``errors`` and left out.
+        """
+        digests = hasher.digests(system, [(stored.path, rule.fixity) for stored, rule in batch])
         operations: list[Upsert] = []
         uuids: list[str] = []
-        for stored, rule in batch:
-            digest: str | None = None
-            if rule.fixity:
-                try:
-                    digest = system.sha256(stored.path)
-                except (NotFoundError, StorageFailureError) as exc:
-                    errors.append((stored.path, str(exc)))
-                    continue
+        for (stored, rule), digest in zip(batch, digests, strict=True):
+            if isinstance(digest, DataCatalogError):
+                errors.append((stored.path, str(digest)))
+                continue
             uuid = file_uuid(stored.path)
             operations.append(
-                Upsert({"uuid": uuid}, _file_update(job, system, stored, rule, digest))
+                Upsert({"uuid": uuid}, _file_update(job, system, stored, rule, digest, uuid))
             )
             uuids.append(uuid)
+        return operations, uuids
+
+    def _write_batch(
+        self, job_uuid: str, operations: Sequence[Upsert], uuids: list[str], *, expect_new: bool
+    ) -> tuple[list[str], int, bool]:
+        """Upsert one batch in one bulk write, then check the job is still INDEXING.
+
+        With ``expect_new`` the records are sent as inserts, and only those already
+        stored as upserts (:meth:`Store.bulk_upsert`): a first run costs the server much
+        less, and a second one costs one more round trip, for its first batch only.
+
+        Returns the UUIDs written, the round trips the write took and whether none of
+        the records was stored before.
+        """
         if not operations:
-            return [], 0
-        result = self.store.bulk_upsert("file", operations, batch_size=len(operations))
-        return uuids, result.batches
+            return [], 0, expect_new
+        result = self.store.bulk_upsert(
+            "file", operations, batch_size=len(operations), expect_new=expect_new
+        )
+        self._check_still_indexing(job_uuid)
+        return uuids, result.batches, result.matched == 0
 
     def _check_still_indexing(self, job_uuid: str) -> None:
         """After a batch is written: stop unless the job is still visible and INDEXING.
@@ -955,19 +1004,25 @@ class IndexingService:
     # -- verifying --------------------------------------------------------------------------
 
     def verify(
-        self, job_uuid: str, *, progress: Callable[[IndexProgress], None] | None = None
+        self,
+        job_uuid: str,
+        *,
+        progress: Callable[[IndexProgress], None] | None = None,
+        hash_workers: int = DEFAULT_HASH_WORKERS,
     ) -> VerifyReport:
         """Re-read every file indexed for the job and compare it with its record.
 
-        Files with a recorded SHA-256 are hashed again (streamed); files without one are
-        compared by size. Verified files get a new ``fixity_date`` (one bulk write). The
-        counts are recorded in the job's history as an ``update`` event when its state
-        allows one.
+        Files with a recorded SHA-256 are hashed again (streamed, on ``hash_workers``
+        threads); files without one are compared by size. Verified files get a new
+        ``fixity_date`` (one bulk write). The counts are recorded in the job's history
+        as an ``update`` event when its state allows one.
 
         Raises:
+            InvalidRequestError: ``hash_workers`` is not an integer from 1 to 64.
             NotFoundError: No such job, or a record names an unconfigured storage system.
             StorageFailureError: The archive path cannot be listed.
         """
+        check_workers(hash_workers)
         job = self.jobs.get(job_uuid)
         records = [FileRecord.from_document(d) for d in self._file_documents(job_uuid)]
         home = self.storage.get(job.archive_system)
@@ -987,18 +1042,24 @@ class IndexingService:
                 matched = len(outcome["unchanged"]) + len(outcome["unhashed"])
                 progress(IndexProgress(seen, matched, written, total))
 
-        report()
-        for record in records:
+        def compare(record: FileRecord) -> str:
             system = self.storage.get(record.storage_system)
             if system.name == home.name and record.name.startswith(prefix):
                 stored = listed.get(record.name)
                 size = stored.size if stored is not None else None
             else:
                 size = self._size(system, record.name)
-            outcome[_compare(system, record, size)].append(record.uuid)
-            seen += 1
-            if seen % VERIFY_PROGRESS_EVERY == 0:
-                report()
+            return _compare(system, record, size)
+
+        report()
+        with Hasher(hash_workers) as hasher:
+            for start in range(0, total, VERIFY_PROGRESS_EVERY):
+                chunk = records[start : start + VERIFY_PROGRESS_EVERY]
+                for record, verdict in zip(chunk, hasher.map(compare, chunk), strict=True):
+                    outcome[verdict].append(record.uuid)
+                seen += len(chunk)
+                if seen % VERIFY_PROGRESS_EVERY == 0:
+                    report()
         stamped = self._stamp_fixity(outcome["unchanged"])
         report(stamped)
         result = VerifyReport(job_uuid=job_uuid, **outcome)
@@ -1065,9 +1126,14 @@ def file_document(store: Store, uuid_or_path: str) -> Document:
 
 
 def _file_update(
-    job: Job, system: StorageSystem, stored: StoredFile, rule: _Rule, digest: str | None
+    job: Job,
+    system: StorageSystem,
+    stored: StoredFile,
+    rule: _Rule,
+    digest: str | None,
+    uuid: str,
 ) -> Document:
-    """The upsert that writes one file record (links only ever added)."""
+    """The upsert that writes one file record (``uuid``: its UUID; links only ever added)."""
     fields: Document = {
         "name": stored.path,
         "storage_system": system.name,
@@ -1076,7 +1142,7 @@ def _file_update(
         "type": infer_type(stored.path),
         "modified_date": stored.modified,
     }
-    on_insert: Document = {"uuid": file_uuid(stored.path), "_visible": True}
+    on_insert: Document = {"uuid": uuid, "_visible": True}
     if digest is not None:
         fields["sha256"] = digest
         fields["fixity_date"] = utc_now()

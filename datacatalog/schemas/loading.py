@@ -1,57 +1,32 @@
-"""The JSON Schemas of stored documents, and validating writes against them.
+"""Where the schemas come from: the bundled files, the ``$ref`` registry, field lookup.
 
-Every kind of document the store writes (a job, a file record, a pipeline, ...)
-has a JSON Schema (draft 2020-12) in the top-level ``schemas/`` folder, one file
-per kind, plus ``definitions.json`` for what they share (typed UUIDs,
-``_properties``, the job state and event enums). The folder ships inside the
-wheel as the package data ``datacatalog/_schemas``; from a checkout it is read
-from ``<repo>/schemas``.
+Every kind of document the store writes has a JSON Schema (draft 2020-12) in the
+top-level ``schemas/`` folder, one file per kind, plus ``definitions.json`` for what
+they share. The folder ships inside the wheel as the package data
+``datacatalog/_schemas``; from a checkout it is read from ``<repo>/schemas``.
 
-Schemas are data, validated as JSON: the store hands over a *JSON projection*
-of the document, where datetimes are ISO-8601 strings (:func:`to_json_compatible`,
-applied by :func:`validate` itself). ``format`` is enforced: a ``date-time``
-must be an RFC 3339 timestamp with an offset.
-
-Two entry points serve the store:
-
-* :func:`validate` checks a whole document before an insert or replace;
-* :func:`validate_fragment` checks a value about to be written to one (dotted)
-  field by ``$set`` / ``$setOnInsert``, or appended to an array field by
-  ``$push`` (``item=True``), against the sub-schema of that field.
-
-Both raise :class:`~datacatalog.errors.InvalidRequestError` naming the kind and
-the failing field path, e.g. ``job document is invalid at history/3/name:
-'bogus' is not one of [...]``.
+Validators (compiled or not) run on :func:`inlined` copies, where every ``$ref`` is
+replaced by its target: resolving references on each write was most of its cost.
+:func:`locate` finds the sub-schema of a dotted field, as written by a MongoDB update.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 import sys
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin
 
-from jsonschema import (  # type: ignore[import-untyped, unused-ignore]
-    Draft202012Validator,
-    FormatChecker,
-)
-from jsonschema.exceptions import (  # type: ignore[import-untyped, unused-ignore]
-    ValidationError,
-    best_match,
-)
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
-
 from datacatalog.errors import InvalidRequestError
 
 if TYPE_CHECKING:
+    from referencing import Registry
+
     if sys.version_info >= (3, 11):
         from importlib.resources.abc import Traversable
     else:
@@ -92,10 +67,9 @@ SCHEMA_BASE_URI = "https://datacatalog.local/schemas/"
 
 DEFINITIONS = "definitions"
 
-_MAX_REASON = 500
 _PACKAGE_DATA = "_schemas"
-_CHECKOUT_DIR = Path(__file__).resolve().parent.parent / "schemas"
-_ANY_VALUE = (f"{SCHEMA_BASE_URI}{DEFINITIONS}.json", "/$defs/any_value")
+_CHECKOUT_DIR = Path(__file__).resolve().parents[2] / "schemas"
+ANY_VALUE = (f"{SCHEMA_BASE_URI}{DEFINITIONS}.json", "/$defs/any_value")
 
 
 def schema_uri(kind: str) -> str:
@@ -127,13 +101,17 @@ def schema_for(kind: str) -> dict[str, Any]:
     Raises:
         InvalidRequestError: ``kind`` is not one of :data:`KINDS`.
     """
-    _check_kind(kind)
+    check_kind(kind)
     return copy.deepcopy(_load(kind))
 
 
 @lru_cache(maxsize=1)
 def registry() -> Registry[Any]:
     """A registry holding every schema by ``$id``, so ``$ref`` works across files."""
+    # Imported here: only compiling a validator needs it, and reads never do.
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
     resources_by_uri: list[tuple[str, Resource[Any]]] = [
         (schema_uri(name), DRAFT202012.create_resource(_load(name)))
         for name in (DEFINITIONS, *KINDS)
@@ -141,68 +119,26 @@ def registry() -> Registry[Any]:
     return Registry().with_resources(resources_by_uri).crawl()
 
 
-def format_checker() -> FormatChecker:
-    """A format checker that also checks ``date-time`` (without optional dependencies)."""
-    checker = FormatChecker()
-    checker.checks("date-time")(_is_date_time)
-    return checker
-
-
 @cache
-def validator_for(kind: str) -> Draft202012Validator:
-    """The (cached) validator of ``kind``'s schema, with formats enforced.
-
-    The schema is validated as written, but the validator runs on a copy with every
-    ``$ref`` inlined: resolving references on each write was most of the cost of a
-    write (see :func:`_inlined`).
-    """
-    _check_kind(kind)
-    return Draft202012Validator(_inlined(schema_uri(kind), ""), format_checker=format_checker())
-
-
-def validate(kind: str, document: Mapping[str, Any]) -> None:
-    """Check a whole document of ``kind`` against its schema.
-
-    Raises:
-        InvalidRequestError: the document does not match; the message names the kind
-            and the failing field path, and ``details`` has ``kind``, ``path``, ``reason``.
-    """
-    error = best_match(validator_for(kind).iter_errors(to_json_compatible(document)))
-    if error is not None:
-        raise _invalid(kind, (), error)
-
-
-def validate_fragment(kind: str, field_path: str, value: Any, *, item: bool = False) -> None:
-    """Check a value about to be written to the dotted field ``field_path`` of ``kind``.
-
-    Args:
-        kind: The document kind.
-        field_path: A dotted field, as in a MongoDB update (``"state"``,
-            ``"_properties.modified_date"``, ``"history.3.name"``).
-        value: The value to be written.
-        item: Validate ``value`` as one element of the array field (a ``$push``).
-
-    Raises:
-        InvalidRequestError: the field does not exist in a closed schema, or the value
-            does not match the field's schema.
-    """
-    validator = _fragment_validator(kind, field_path, item)
-    instance = to_json_compatible(value)
-    if validator.is_valid(instance):
-        return
-    prefix = tuple(field_path.split(".")) + (("-",) if item else ())
-    error = best_match(validator.iter_errors(instance))
-    if error is not None:
-        raise _invalid(kind, prefix, error)
+def document_schema(kind: str) -> dict[str, Any]:
+    """The inlined schema of a whole ``kind`` document (shared: do not change it)."""
+    check_kind(kind)
+    return inlined(schema_uri(kind), "")
 
 
 @lru_cache(maxsize=1024)
-def _fragment_validator(kind: str, field_path: str, item: bool) -> Draft202012Validator:
-    uri, pointer = _locate(kind, field_path, item=item)
-    return Draft202012Validator(_inlined(uri, pointer), format_checker=format_checker())
+def fragment_schema(kind: str, field_path: str, item: bool) -> dict[str, Any]:
+    """The inlined schema of the dotted field ``field_path`` (of one of its items, with
+    ``item``); shared: do not change it.
+
+    Raises:
+        InvalidRequestError: The field does not exist in a closed schema.
+    """
+    uri, pointer = locate(kind, field_path, item=item)
+    return inlined(uri, pointer)
 
 
-def _inlined(uri: str, pointer: str) -> dict[str, Any]:
+def inlined(uri: str, pointer: str) -> dict[str, Any]:
     """The sub-schema at ``uri#pointer`` with every ``$ref`` replaced by its target.
 
     The schemas hold no recursive references, so the result is finite. A ``$ref``
@@ -210,8 +146,8 @@ def _inlined(uri: str, pointer: str) -> dict[str, Any]:
     of the target and the siblings, which means the same in draft 2020-12.
     """
     resolved = registry().resolver().lookup(f"{uri}#{pointer}")
-    inlined = _inline(resolved.contents, resolved.resolver)
-    return inlined if isinstance(inlined, dict) else {"allOf": [inlined]}
+    result = _inline(resolved.contents, resolved.resolver)
+    return result if isinstance(result, dict) else {"allOf": [result]}
 
 
 def _inline(node: Any, resolver: Any) -> Any:
@@ -235,71 +171,16 @@ def _inline(node: Any, resolver: Any) -> Any:
     return {"allOf": [referenced, out]} if out else referenced
 
 
-def to_json_compatible(value: Any) -> Any:
-    """Deep copy of ``value`` with datetimes as ISO-8601 UTC strings (ms, ``Z``).
-
-    Naive datetimes are taken to be UTC (that is how BSON dates come back).
-    Tuples become lists; every other value is returned unchanged.
-    """
-    if isinstance(value, datetime):
-        return _iso(value)
-    if isinstance(value, Mapping):
-        return {key: to_json_compatible(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json_compatible(item) for item in value]
-    return value
-
-
-def _iso(moment: datetime) -> str:
-    utc = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
-    text = utc.astimezone(timezone.utc).isoformat(timespec="milliseconds")
-    return text.removesuffix("+00:00") + "Z"
-
-
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?"
-    r"(?:[Zz]|[+-](\d{2}):(\d{2}))$",
-    re.ASCII,
-)
-
-
-def _is_date_time(instance: object) -> bool:
-    """RFC 3339 ``date-time``: a full date and time with an offset."""
-    if not isinstance(instance, str):
-        return True
-    match = _RFC3339.match(instance)
-    if match is None:
-        return False
-    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
-    offset_hour, offset_minute = (int(part or 0) for part in match.groups()[6:])
-    try:
-        datetime(year, month, day, hour, minute, second)
-    except ValueError:
-        return False
-    return offset_hour < 24 and offset_minute < 60
-
-
-def _check_kind(kind: str) -> None:
+def check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise InvalidRequestError(
             f"unknown document kind {kind!r}; known kinds: {', '.join(KINDS)}", kind=kind
         )
 
 
-def _invalid(kind: str, prefix: tuple[str, ...], error: ValidationError) -> InvalidRequestError:
-    path = "/".join([*prefix, *(str(part) for part in error.absolute_path)])
-    reason = error.message
-    if len(reason) > _MAX_REASON:
-        reason = reason[:_MAX_REASON] + "... (truncated)"
-    where = f" at {path}" if path else ""
-    return InvalidRequestError(
-        f"{kind} document is invalid{where}: {reason}", kind=kind, path=path, reason=reason
-    )
-
-
-def _locate(kind: str, field_path: str, *, item: bool) -> tuple[str, str]:
+def locate(kind: str, field_path: str, *, item: bool) -> tuple[str, str]:
     """Find the sub-schema of a dotted field: its resource URI and JSON pointer."""
-    _check_kind(kind)
+    check_kind(kind)
     segments = field_path.split(".")
     if any(not segment for segment in segments):
         raise InvalidRequestError(
@@ -317,7 +198,7 @@ def _locate(kind: str, field_path: str, *, item: bool) -> tuple[str, str]:
             pointer = f"{pointer}/properties/{_escape(segment)}"
         elif "array" in types and (segment.isdigit() or segment == "$"):
             if "items" not in schema:
-                return _ANY_VALUE
+                return ANY_VALUE
             pointer = f"{pointer}/items"
         elif "object" in types:
             extra = schema.get("additionalProperties", True)
@@ -325,10 +206,10 @@ def _locate(kind: str, field_path: str, *, item: bool) -> tuple[str, str]:
                 raise _bad_field(kind, walked, f"unknown field {segment!r}")
             if not isinstance(extra, dict):
                 # An open object (free-form data, metadata extras): anything may go here.
-                return _ANY_VALUE
+                return ANY_VALUE
             pointer = f"{pointer}/additionalProperties"
         elif _unconstrained(schema):
-            return _ANY_VALUE
+            return ANY_VALUE
         else:
             parent = ".".join(segments[:depth])
             raise _bad_field(kind, walked, f"{parent!r} has no field {segment!r}")
@@ -337,7 +218,7 @@ def _locate(kind: str, field_path: str, *, item: bool) -> tuple[str, str]:
         if "array" not in _types(schema):
             raise _bad_field(kind, segments, f"field {field_path!r} is not an array")
         if "items" not in schema:
-            return _ANY_VALUE
+            return ANY_VALUE
         pointer = f"{pointer}/items"
     return uri, pointer
 

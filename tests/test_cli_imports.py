@@ -1,0 +1,78 @@
+"""The command line starts fast: ``import datacatalog.cli`` loads nothing heavy.
+
+Each check runs in a fresh interpreter, so modules other tests imported do not hide
+an import. Every command group that is added must keep these passing: register it in
+``datacatalog.cli.main.COMMANDS`` and import heavy modules inside its commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+
+# The module, not the ``main`` function the package exports under the same name.
+cli_main = importlib.import_module("datacatalog.cli.main")
+
+HEAVY = (
+    "fastapi",
+    "uvicorn",
+    "starlette",
+    "prov",
+    "httpx",
+    "pymongo",
+    "mongomock_ng",
+    "fsspec",
+    "jsonschema",
+    "jsonschema_rs",
+    "referencing",
+    "yaml",
+    "datacatalog.catalog",
+    "datacatalog.store",
+    "datacatalog.jobs",
+    "datacatalog.service",
+    "datacatalog.demo",
+)
+"""Modules ``import datacatalog.cli`` (and ``datacatalog --help``) must not load."""
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = (
+        f"{code}\nimport json, sys\n"
+        f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    return list(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_importing_the_cli_loads_no_heavy_module() -> None:
+    assert _loaded_after("import datacatalog.cli") == []
+
+
+def test_help_loads_no_heavy_module() -> None:
+    code = (
+        "import contextlib, io\n"
+        "from datacatalog.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])"
+    )
+    assert _loaded_after(code) == []
+
+
+@pytest.mark.parametrize("name", sorted(cli_main.COMMANDS))
+def test_each_lazy_group_loads_and_its_listed_help_is_its_own(name: str) -> None:
+    command = cli_main.cli.get_command(click.Context(cli_main.cli), name)
+    assert isinstance(command, click.Command)
+    assert command.name == name
+    assert cli_main.COMMANDS[name].help == command.get_short_help_str(limit=200)
+    # Loaded commands take --json after their name, as the built-in ones do.
+    assert any(p.name == "json" for p in command.params)
+    if isinstance(command, click.Group):
+        subcommands = command.commands.values()
+        assert all(any(p.name == "json" for p in sub.params) for sub in subcommands)

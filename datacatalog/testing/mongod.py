@@ -36,6 +36,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -283,6 +284,11 @@ class MongodServer:
                 "--nounixsocket",
                 "--oplogSize", "128",
                 "--setParameter", "diagnosticDataCollectionEnabled=false",
+                # A test run makes thousands of short-lived databases, each with a file per
+                # collection and index: close idle file handles soon (the default keeps
+                # them ten minutes), or the server runs out of descriptors and aborts.
+                "--wiredTigerEngineConfigString",
+                "file_manager=(close_idle_time=10,close_scan_interval=2,close_handle_minimum=250)",
             ]  # fmt: skip
             # Output goes to a file, not a pipe: the forked server could hold a pipe open.
             with open(self._directory / "fork.out", "wb") as out:
@@ -294,6 +300,7 @@ class MongodServer:
                         stderr=subprocess.STDOUT,
                         timeout=self._startup_timeout + 30.0,
                         check=False,
+                        preexec_fn=_raise_open_files,
                     ).returncode
                 except subprocess.TimeoutExpired:
                     self._pid = _read_pid(pidfile)
@@ -379,6 +386,24 @@ class MongodServer:
 
 
 # -- process helpers ------------------------------------------------------------------
+
+
+# Descriptors the throw-away server may hold: as many as the hard limit allows, and more
+# where the caller may raise it (root).
+_OPEN_FILES = 65536
+
+
+def _raise_open_files() -> None:
+    """In the launcher, before exec: raise the open-file limit the server inherits."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < _OPEN_FILES:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (_OPEN_FILES, _OPEN_FILES))
+            return
+    wanted = hard if hard != resource.RLIM_INFINITY else _OPEN_FILES
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _free_port() -> int:

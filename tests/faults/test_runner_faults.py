@@ -114,7 +114,8 @@ def test_a_killed_driver_run_is_taken_over_and_leaves_nothing_half_written(
     )
     second.start()
     result = second.wait_for_completion(timeout=60)
-    assert result.success, result
+    assert result.succeeded, result
+    assert result.lease_released
     assert catalog.jobs.get(job.uuid).state == "FINISHED"
     assert_taken_over_from(catalog, job, dead)
     names = sorted(Path(d["name"]).name for d in catalog.store.find("file", {}))

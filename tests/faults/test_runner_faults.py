@@ -49,7 +49,9 @@ def new_job(catalog: Catalog) -> Job:
         {"id": "tests.faults.runners", "components": [{"image": "runners:1.0"}]}
     )
     catalog.metadata.load([{"experiment_id": "experiment.runners"}])
-    plan = catalog.jobs.plan(pipeline=pipeline.uuid, metadata={"experiment_id": "experiment.runners"})
+    plan = catalog.jobs.plan(
+        pipeline=pipeline.uuid, metadata={"experiment_id": "experiment.runners"}
+    )
     return catalog.jobs.create(plan)[0]
 
 

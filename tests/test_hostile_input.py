@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from datacatalog import archive, provenance
 from datacatalog.errors import DataCatalogError
 from datacatalog.indexrequests import ArchiveIndexRequest, index_request_from
+from datacatalog.service.ui.queries import JobQuery, job_page
 from datacatalog.store import Store
 from tests.hostile import World, snapshot, world
 
@@ -281,4 +282,52 @@ def test_job_queries(
         lambda: hostile.catalog.jobs.find(
             state=state, pipeline=pipeline, metadata=metadata, agent=agent, limit=limit, skip=skip
         ),
+    )
+
+
+@fuzz
+@given(
+    ref=st.one_of(HOSTILE_PATHS, HOSTILE_IDS),
+    direction=st.one_of(st.sampled_from(["up", "down", "both"]), HOSTILE_IDS),
+    depth=st.one_of(st.integers(-5, 200), HOSTILE_SCALARS),
+    relations=st.one_of(
+        st.none(), st.lists(st.one_of(st.sampled_from(provenance.RELATIONS), HOSTILE_IDS))
+    ),
+    max_nodes=st.one_of(st.integers(-5, 200_000), HOSTILE_SCALARS),
+)
+def test_lineage_graph_queries(
+    hostile: World, ref: Any, direction: Any, depth: Any, relations: Any, max_nodes: Any
+) -> None:
+    refused_calls_write_nothing(
+        hostile.store,
+        lambda: provenance.graph(
+            hostile.store,
+            ref,
+            direction=direction,
+            depth=depth,
+            relations=relations,
+            max_nodes=max_nodes,
+        ),
+    )
+
+
+DASHBOARD_PARAMS = ("state", "pipeline", "design", "experiment", "agent", "q", "sort", "order")
+
+
+@fuzz
+@given(
+    params=st.dictionaries(
+        st.sampled_from([*DASHBOARD_PARAMS, "limit"]),
+        st.one_of(
+            st.text(max_size=40),
+            st.sampled_from(["$ne", '{"$gt": ""}', ".*", "(", "-1", "99999999999", "107"]),
+        ),
+        max_size=6,
+    ),
+    cursor=st.one_of(st.none(), st.text(max_size=40), st.sampled_from(["e30", "W10", "=="])),
+)
+def test_dashboard_job_query_params(hostile: World, params: Any, cursor: Any) -> None:
+    refused_calls_write_nothing(
+        hostile.store,
+        lambda: job_page(hostile.store, JobQuery.from_params(params), after_cursor=cursor),
     )

@@ -460,6 +460,35 @@ def test_the_lease_is_held_while_running_and_released_after(world: World, key: s
     assert world.catalog.leases.get(run.execution.job_uuid) is None
 
 
+def test_a_dead_execution_is_closed_by_the_next_runner(world: World, key: str) -> None:
+    # A runner killed mid-run leaves its execution "started" and its lease to lapse.
+    job = world.new_job({"dead": key})
+    dead = runner(world, ops.chain, job=job, inputs={"key": key})
+    records = ExecutionRecords(world.store)
+    assert records.move_execution(dead.execution, "started")
+    holding = world.catalog.leases.acquire(job.uuid, holder=dead.execution_id, kind="workflow")
+    with pytest.raises(ActiveExecutionsError, match=dead.execution_id):
+        runner(world, ops.chain, job=job, inputs={"key": key})  # its lease is still live
+    assert records.execution(dead.execution_id).status == "started"
+    world.catalog.leases.release(holding)  # stands for the lapse: nobody holds it now
+
+    successor = runner(world, ops.chain, job=job, inputs={"key": key})
+    closed = records.execution(dead.execution_id)
+    assert (closed.status, closed.reason) == ("failed", "lease_lapsed")
+    assert closed.error is not None and closed.error["type"] == "LeaseLapsed"
+    assert closed.ended_at is not None
+    assert successor.execute().status == "succeeded"
+    assert records.active_executions(job.uuid) == []
+
+
+def test_a_pending_execution_is_not_taken_for_dead(world: World, key: str) -> None:
+    job = world.new_job({"pending": key})
+    first = runner(world, ops.chain, job=job, inputs={"key": key})  # not executed yet
+    with pytest.raises(ActiveExecutionsError, match=first.execution_id):
+        runner(world, ops.chain, job=job, inputs={"key": key})
+    assert ExecutionRecords(world.store).execution(first.execution_id).status == "pending"
+
+
 # -- bad input ----------------------------------------------------------------------------
 
 
@@ -485,6 +514,12 @@ def test_runner_parameters_are_checked_and_nothing_is_written(world: World, key:
             "workflow_name": ops.chain,
             "inputs": {"key": key},
             "task_retry_interval": -1,
+        },
+        {
+            "service_id": job.uuid,
+            "workflow_name": ops.chain,
+            "inputs": {"key": key},
+            "lease_ttl": 0,
         },
         {
             "service_id": job.uuid,

@@ -4,6 +4,11 @@ The lease (:mod:`datacatalog.jobs.leases`, shared with the stage driver) is take
 one conditional write and renewed by a heartbeat thread. Its holder is the execution id
 and its kind ``workflow``; another holder makes the start an
 :class:`~datacatalog.orchestrator.exceptions.ActiveExecutionsError` naming that holder.
+
+An execution is ``started`` (or ``cancelling``) only while it holds the lease, so such an
+execution whose lease has lapsed or been released is dead: its runner was killed. The
+next runner on the job closes its record (:meth:`ExecutionRecords.close_abandoned`)
+before it checks for active executions, so a killed run never blocks the job forever.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from datacatalog.catalog import Catalog
 from datacatalog.clock import utc_now
 from datacatalog.errors import ActiveExecutionsError as CatalogActiveExecutionsError
 from datacatalog.errors import LeaseLostError
-from datacatalog.jobs.leases import Heartbeat, Lease, LeaseService
+from datacatalog.jobs.leases import DEFAULT_TTL, Heartbeat, Lease, LeaseService
 from datacatalog.orchestrator.exceptions import ActiveExecutionsError
 
 LEASE_KIND = "workflow"
@@ -23,8 +28,9 @@ LEASE_KIND = "workflow"
 class ExecutionLease:
     """The lease of one execution on one job."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, *, ttl: float = DEFAULT_TTL) -> None:
         self._service: LeaseService = catalog.leases
+        self._ttl = ttl
         self._lease: Lease | None = None
         self._heartbeat: Heartbeat | None = None
 
@@ -50,7 +56,9 @@ class ExecutionLease:
             ActiveExecutionsError: Someone else holds it (named in the message).
         """
         try:
-            self._lease = self._service.acquire(job_uuid, holder=execution_id, kind=LEASE_KIND)
+            self._lease = self._service.acquire(
+                job_uuid, holder=execution_id, kind=LEASE_KIND, ttl=self._ttl
+            )
         except CatalogActiveExecutionsError as exc:
             if isinstance(exc, ActiveExecutionsError):
                 raise

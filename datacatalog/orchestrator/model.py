@@ -17,6 +17,7 @@ from typing import Any
 
 EXECUTION_STATUSES = ("pending", "started", "cancelling", "succeeded", "failed", "cancelled")
 ACTIVE_EXECUTION_STATUSES = ("pending", "started", "cancelling")
+LEASED_EXECUTION_STATUSES = ("started", "cancelling")  # only while the job's lease is held
 END_EXECUTION_STATUSES = ("succeeded", "failed", "cancelled")
 
 EXECUTION_SOURCES: dict[str, tuple[str, ...]] = {

@@ -20,6 +20,7 @@ from datacatalog.identifiers import typed_uuid
 from datacatalog.orchestrator.model import (
     ACTIVE_EXECUTION_STATUSES,
     EXECUTION_SOURCES,
+    LEASED_EXECUTION_STATUSES,
     TASK_SOURCES,
     Execution,
     TaskRecord,
@@ -131,6 +132,36 @@ class ExecutionRecords:
             current = self.store.get("workflow_execution", {"uuid": execution.id})
             if current is not None:
                 execution.update_from(current)
+            return False
+        execution.update_from(doc)
+        return True
+
+    def close_abandoned(self, execution: Execution, *, now: Any) -> bool:
+        """Mark an execution whose runner died (its lease lapsed) ``failed``.
+
+        Only a ``started`` or ``cancelling`` execution is closed: those held the job's
+        lease, so without it nobody runs them. A ``pending`` one may belong to a runner
+        that has not executed yet and is left alone. Returns whether it was closed.
+        """
+        doc = self.store.update(
+            "workflow_execution",
+            {"uuid": execution.id, "status": {"$in": list(LEASED_EXECUTION_STATUSES)}},
+            {
+                "$set": {
+                    "status": "failed",
+                    "reason": "lease_lapsed",
+                    "ended_at": now,
+                    "error": {
+                        "type": "LeaseLapsed",
+                        "message": (
+                            f"execution {execution.id} stopped renewing the lease of job "
+                            f"{execution.job_uuid} (its runner died); closed by the next runner"
+                        ),
+                    },
+                }
+            },
+        )
+        if doc is None:
             return False
         execution.update_from(doc)
         return True

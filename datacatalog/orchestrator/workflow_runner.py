@@ -30,6 +30,7 @@ from datacatalog.clock import utc_now
 from datacatalog.errors import InvalidRequestError, InvalidTransitionError
 from datacatalog.freeform import check_object
 from datacatalog.jobs import Job
+from datacatalog.jobs.leases import DEFAULT_TTL
 from datacatalog.orchestrator import events
 from datacatalog.orchestrator.context import JobInfo, RecordCollector, WorkflowContext, make_logger
 from datacatalog.orchestrator.decorators import Workflow
@@ -42,7 +43,7 @@ from datacatalog.orchestrator.exceptions import (
 from datacatalog.orchestrator.executors.base import Executor, ExecutorEvent, Finished, Started
 from datacatalog.orchestrator.graph import TaskGraph
 from datacatalog.orchestrator.leasing import ExecutionLease
-from datacatalog.orchestrator.model import Execution, TaskRecord
+from datacatalog.orchestrator.model import LEASED_EXECUTION_STATUSES, Execution, TaskRecord
 from datacatalog.orchestrator.plugin import PluginManager
 from datacatalog.orchestrator.records import ExecutionRecords, new_execution_id, task_id
 from datacatalog.orchestrator.registry import resolve
@@ -136,6 +137,8 @@ class WorkflowRunner:
         retry_failed: On resume, run failed tasks again too (with a fresh attempt budget).
         clock: Time source (tests inject one that never sleeps).
         cancel_poll_interval: Seconds between reads of the persisted cancel flag.
+        lease_ttl: Seconds the job's lease lasts unless renewed (renewed every third of
+            it); a killed runner's execution is closed by the next runner once it lapses.
 
     Raises:
         InvalidWorkflowRunnerParams: A bad combination or value of arguments.
@@ -161,6 +164,7 @@ class WorkflowRunner:
         retry_failed: bool = False,
         clock: Clock | None = None,
         cancel_poll_interval: float = 1.0,
+        lease_ttl: float = DEFAULT_TTL,
     ) -> None:
         resuming = execution_id is not None
         if resuming and (workflow_name is not None or service_id is not None or inputs):
@@ -184,6 +188,9 @@ class WorkflowRunner:
         self._max_attempts = _positive_int(task_max_attempts, "task_max_attempts")
         self._retry_interval = _interval(task_retry_interval, "task_retry_interval")
         self._poll = _interval(cancel_poll_interval, "cancel_poll_interval")
+        self._lease_ttl = _interval(lease_ttl, "lease_ttl")
+        if not self._lease_ttl > 0:
+            raise InvalidWorkflowRunnerParams(f"lease_ttl must be positive, not {lease_ttl!r}")
         if executor is not None and not isinstance(executor, Executor):
             raise InvalidWorkflowRunnerParams(
                 f"executor must be an Executor, not {type(executor).__name__}"
@@ -233,7 +240,7 @@ class WorkflowRunner:
         except InvalidRequestError as exc:
             raise InvalidWorkflowRunnerParams(str(exc)) from exc
         self.executor: Executor = executor if executor is not None else _default_executor()
-        self._lease = ExecutionLease(self.catalog)
+        self._lease = ExecutionLease(self.catalog, ttl=self._lease_ttl)
         self._check_no_active(besides=execution_id)
         self._job_info = self._make_job_info(self._job)
 
@@ -398,6 +405,12 @@ class WorkflowRunner:
             raise ActiveExecutionsError(
                 f"job {self._job.uuid} has an active execution: held by {holder}", holder=holder
             )
+        # Nobody (but ``besides``) holds the lease: a started execution is a dead one.
+        for execution in self.records.active_executions(self._job.uuid, besides=besides):
+            if execution.status not in LEASED_EXECUTION_STATUSES:
+                continue  # a pending one may be a runner that has not executed yet
+            if self.records.close_abandoned(execution, now=self.clock.now()):
+                log.warning("closed execution %s: its lease lapsed", execution.id)
         active = self.records.active_executions(self._job.uuid, besides=besides)
         if active:
             raise ActiveExecutionsError(

@@ -5,9 +5,8 @@ Fixtures:
     service: a :class:`~tests.faults.harness.ServiceProcess` over ``mongod``, started.
     fast_timeout: the database timeout (seconds) the tests configure everywhere.
 
-To cover the stage driver or the workflow runner, add a fixture here that starts it as a
-child process over ``mongod`` (as ``service`` does), and a test module next to
-``test_server_faults.py`` that kills it mid-run and starts a second one.
+The runner faults (``test_runner_faults.py``) start a stage driver or a workflow runner
+as a :class:`~tests.faults.harness.RunnerProcess` over ``mongod`` and kill it mid-run.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ the same across restarts, so it can be paused (SIGSTOP), resumed, killed (SIGKIL
 started again on the same data. :class:`ServiceProcess` is ``python -m
 datacatalog.service`` in a child process over that server, with the same controls.
 
-Later surfaces reuse these: a driver or workflow runner started as a child process gets a
-class of the same shape (``start``/``kill``/``pause``/``resume``), and the lease tests
-kill it with :meth:`ServiceProcess.kill`'s pattern.
+:class:`RunnerProcess` is a stage driver or a workflow runner
+(:mod:`tests.faults.children`) in a child process over that server, killed (SIGKILL) once
+its work has begun.
 """
 
 from __future__ import annotations
@@ -161,6 +161,53 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait(timeout=20)
+
+
+class RunnerProcess:
+    """A driver or workflow runner on one job, in a child process that can be SIGKILLed."""
+
+    def __init__(
+        self, kind: str, mongodb_uri: str, data_dir: Path, job_uuid: str, *, lease_ttl: float
+    ) -> None:
+        self.marker = data_dir / f"{kind}-executing"
+        self.log = data_dir / f"{kind}.log"
+        self.argv = [
+            sys.executable,
+            "-m",
+            "tests.faults.children",
+            kind,
+            mongodb_uri,
+            str(data_dir),
+            job_uuid,
+            str(lease_ttl),
+            str(self.marker),
+        ]
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RunnerProcess:
+        """Start it and wait until its work is under way (the marker exists)."""
+        with open(self.log, "ab") as log:
+            self._process = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_until(self._executing, timeout=60, what=f"{self.argv[3]} to start executing")
+        return self
+
+    def _executing(self) -> bool:
+        assert self._process is not None
+        if self._process.poll() is not None:
+            raise AssertionError(f"the runner exited: {self.log.read_text()[-2000:]}")
+        return self.marker.exists()
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no terminal event, no lease release."""
+        assert self._process is not None
+        self._process.kill()
+        self._process.wait(timeout=20)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self.kill()
 
 
 @contextmanager

@@ -74,6 +74,8 @@ def read_document(path: Path) -> Any:
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     """What is wrong and where, in one line (PyYAML's own text quotes the source)."""
+    import yaml
+
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
         what = f"{exc.context}, {exc.problem}" if exc.context else exc.problem
         mark = exc.problem_mark

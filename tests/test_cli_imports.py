@@ -57,6 +57,7 @@ SHOW_NEEDS_NOT = (
     "datacatalog.service",
     "datacatalog.orchestrator",
     "datacatalog.demo",
+    "rich.progress",
 )
 """Modules ``datacatalog jobs show UUID`` must not load: it reads one job and prints it."""
 

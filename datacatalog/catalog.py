@@ -12,17 +12,22 @@ open one :class:`Catalog` and work through its parts::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from datacatalog.indexing import IndexingService
+from datacatalog import emission
 from datacatalog.jobs import Actor, JobService
 from datacatalog.jobs.leases import LeaseService
 from datacatalog.metadata import MetadataRegistry
 from datacatalog.pipelines import PipelineRegistry
-from datacatalog.provenance.emitter import OpenLineageEmitter, from_environment
 from datacatalog.settings import Settings
 from datacatalog.storage import StorageRegistry
 from datacatalog.store import Store, connect
+
+if TYPE_CHECKING:
+    # Loaded when used: a command reading one job needs neither (see ``indexing``).
+    from datacatalog.indexing import IndexingService
+    from datacatalog.provenance.emitter import OpenLineageEmitter
 
 
 class Catalog:
@@ -43,13 +48,24 @@ class Catalog:
         self.pipelines: PipelineRegistry = self.jobs.pipelines
         self.metadata: MetadataRegistry = self.jobs.metadata
         self.leases: LeaseService = self.jobs.leases
-        self.indexing = IndexingService(store, jobs=self.jobs, storage=self.storage)
-        # Live OpenLineage emission when DATACATALOG_OPENLINEAGE_URL or _FILE is set.
-        self.openlineage: OpenLineageEmitter | None = from_environment(
-            store, storage=self.storage, data_dir=self.settings.data_dir
-        )
+        # Live OpenLineage emission when DATACATALOG_OPENLINEAGE_URL or _FILE is set; the
+        # emitter (the OpenLineage client, the provenance package) is imported only then.
+        self.openlineage: OpenLineageEmitter | None = None
+        if emission.configured():
+            from datacatalog.provenance.emitter import from_environment
+
+            self.openlineage = from_environment(
+                store, storage=self.storage, data_dir=self.settings.data_dir
+            )
         if self.openlineage is not None:
             self.jobs.observers.append(self.openlineage)
+
+    @cached_property
+    def indexing(self) -> IndexingService:
+        """The indexing service, made (and its module imported) on first use."""
+        from datacatalog.indexing import IndexingService
+
+        return IndexingService(self.store, jobs=self.jobs, storage=self.storage)
 
     @classmethod
     def open(

@@ -12,7 +12,9 @@ fields are kept as free-form metadata.
 
 :meth:`MetadataRegistry.resolve` turns the metadata arguments of a job
 (``experiment_id=...``, ``sample_id=...``, ...) into the UUIDs the job is a
-``child_of``: exactly one kind, every id checked to exist, never dropped.
+``child_of``: exactly one kind, every id checked to exist, never dropped. Entities are
+never removed and never change their id or UUID, so a registry remembers what it has
+resolved and answers a resolution of known ids and UUIDs without a round trip.
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ class MetadataRegistry:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Per kind, every canonical id and UUID resolved so far -> the entity's UUID.
+        self._resolved: dict[str, dict[str, str]] = {kind: {} for kind in LEVELS}
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -272,6 +276,9 @@ class MetadataRegistry:
                 uuids.add(item)
             else:
                 ids.add(item)
+        known = self._resolved[kind]
+        if all(v in known for v in uuids | ids):
+            return sorted({known[v] for v in uuids | ids})
         id_field = ID_FIELDS[kind]
         query: dict[str, Any] = {
             "$or": [{"uuid": {"$in": sorted(uuids)}}, {id_field: {"$in": sorted(ids)}}]
@@ -282,6 +289,8 @@ class MetadataRegistry:
         missing = sorted((uuids - found_uuids) | (ids - found_ids))
         if missing:
             raise NotFoundError(f"unknown {kind}: {', '.join(missing)}", kind=kind, missing=missing)
+        for doc in docs:
+            known[doc["uuid"]] = known[doc[id_field]] = doc["uuid"]
         return sorted({d["uuid"] for d in docs if d["uuid"] in uuids or d[id_field] in ids})
 
 

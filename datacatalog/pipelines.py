@@ -7,6 +7,10 @@ new pipeline (the old one, and every job it generated, stays as it was).
 
 Looking a pipeline up by ``id`` returns the most recently registered pipeline
 with that id; look it up by UUID to be exact.
+
+A pipeline named by UUID never changes and is never removed, so a registry keeps the
+pipelines it has read by UUID and answers those lookups without a round trip. Lookups by
+``id`` always ask the store (a newer registration may have taken the name).
 """
 
 from __future__ import annotations
@@ -148,11 +152,15 @@ class PipelineRegistry:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Pipelines read by UUID; their documents are immutable (see the module docstring).
+        self._by_uuid: dict[str, Pipeline] = {}
 
     def register(self, spec: Mapping[str, Any]) -> tuple[Pipeline, bool]:
         """Register a pipeline; return it and whether it was new."""
         doc, created = self.store.insert_if_absent("pipeline", pipeline_document(spec))
-        return Pipeline.from_document(doc), created
+        pipeline = Pipeline.from_document(doc)
+        self._by_uuid[pipeline.uuid] = pipeline
+        return pipeline, created
 
     def get(self, id_or_uuid: str) -> Pipeline:
         """Return a pipeline by UUID or by ``id`` (the newest registration)."""
@@ -163,13 +171,18 @@ class PipelineRegistry:
             )
         if is_uuid(id_or_uuid):
             require_kind(id_or_uuid, "pipeline", what="pipeline")
+            known = self._by_uuid.get(id_or_uuid)
+            if known is not None:
+                return known
             doc = self.store.get("pipeline", {"uuid": id_or_uuid})
         else:
             found = self.store.find("pipeline", {"id": id_or_uuid}, sort=_NEWEST_FIRST, limit=1)
             doc = found[0] if found else None
         if doc is None:
             raise NotFoundError(f"pipeline {id_or_uuid!r} is not registered", pipeline=id_or_uuid)
-        return Pipeline.from_document(doc)
+        pipeline = Pipeline.from_document(doc)
+        self._by_uuid[pipeline.uuid] = pipeline
+        return pipeline
 
     def find(self, *, limit: int = 0, skip: int = 0) -> list[Pipeline]:
         """All pipelines, newest first."""

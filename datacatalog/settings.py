@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-import yaml
 
 from datacatalog.errors import InvalidRequestError
 from datacatalog.freeform import bounded_parse, parse_json
@@ -217,6 +216,9 @@ def default_data_dir() -> Path:
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
+    # Imported here: most processes have no config file and never need a YAML parser.
+    import yaml
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.tree import Tree
 
 from datacatalog import states
@@ -361,6 +360,15 @@ def progress_bar(out: Output, label: str) -> Iterator[Callable[[IndexProgress], 
     Yields the callback. Nothing is drawn with ``--json`` or when stderr is not a
     terminal.
     """
+    # Imported here: only index and verify draw a bar (``jobs show`` starts without it).
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

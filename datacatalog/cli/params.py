@@ -8,13 +8,16 @@ invalid-request code (2).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
 
 from datacatalog.errors import InvalidRequestError
 from datacatalog.freeform import bounded_parse, parse_json
+
+if TYPE_CHECKING:
+    # Imported by the one function reading a YAML file, not by every command.
+    import yaml
 
 
 def json_object(
@@ -51,6 +54,8 @@ def read_document(path: Path) -> Any:
     Raises:
         InvalidRequestError: The file cannot be read or parsed.
     """
+    import yaml
+
     try:
         content = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -69,6 +74,8 @@ def read_document(path: Path) -> Any:
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     """What is wrong and where, in one line (PyYAML's own text quotes the source)."""
+    import yaml
+
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
         what = f"{exc.context}, {exc.problem}" if exc.context else exc.problem
         mark = exc.problem_mark

@@ -39,6 +39,7 @@ from openlineage.client.transport import Transport
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
 
+from datacatalog.emission import FILE_ENV, NAMESPACE_ENV, URL_ENV, configured
 from datacatalog.errors import InvalidRequestError
 from datacatalog.jobs import EventResult, job_document
 from datacatalog.provenance.openlineage import DEFAULT_NAMESPACE, check_namespace, lifecycle
@@ -59,9 +60,6 @@ from datacatalog.store import Store
 
 log = logging.getLogger(__name__)
 
-URL_ENV = "DATACATALOG_OPENLINEAGE_URL"
-FILE_ENV = "DATACATALOG_OPENLINEAGE_FILE"
-NAMESPACE_ENV = "DATACATALOG_OPENLINEAGE_NAMESPACE"
 SPOOL_NAME = "openlineage-undelivered.jsonl"
 
 _STOP = object()
@@ -270,10 +268,10 @@ def from_environment(
     to ``<data dir>/openlineage-undelivered.jsonl``.
     """
     values = os.environ if env is None else env
+    if not configured(values):
+        return None
     url = values.get(URL_ENV) or None
     file = values.get(FILE_ENV) or None
-    if url is None and file is None:
-        return None
     emitter = OpenLineageEmitter(
         store,
         transport_for(url=url, file=file),

@@ -47,6 +47,7 @@ from datacatalog.orchestrator.plugin import PluginManager
 from datacatalog.orchestrator.records import ExecutionRecords, new_execution_id, task_id
 from datacatalog.orchestrator.registry import resolve
 from datacatalog.orchestrator.worker import Invocation, Outcome, error_info
+from datacatalog.orchestrator.writer import TaskWriter
 from datacatalog.storage import StorageRegistry
 from datacatalog.store import Store
 
@@ -192,6 +193,8 @@ class WorkflowRunner:
         self.storage = resource_storage or self.catalog.storage
         self.plugin_manager = plugin_manager or PluginManager.default(self.catalog)
         self.records = ExecutionRecords(self.catalog.store)
+        # Task moves while the graph runs (their threads start with the first write).
+        self._writer = TaskWriter(self.records)
         self.clock: Clock = clock or SystemClock()
         self._retry_failed = bool(retry_failed)
         self._cancel_flag = threading.Event()
@@ -559,7 +562,7 @@ class WorkflowRunner:
                 None,
             )
             return
-        self.records.move_task(task, "started", attempts=attempt, started_at=started, due_at=None)
+        self._writer.move(task, "started", attempts=attempt, started_at=started, due_at=None)
 
     def _end_fields(self, task: TaskRecord) -> dict[str, Any]:
         """What an attempt's end also writes when its start was not written on its own."""
@@ -574,7 +577,7 @@ class WorkflowRunner:
         }
 
     def _record_on_success_task_signal(self, task: TaskRecord, outcome: Outcome) -> None:
-        self.records.move_task(
+        self._writer.move(
             task,
             "success",
             attempt=_attempt_entry(outcome),
@@ -590,7 +593,7 @@ class WorkflowRunner:
     ) -> None:
         extra = self._end_fields(task)
         if retry:
-            self.records.move_task(
+            self._writer.move(
                 task,
                 "retrying",
                 attempt=_attempt_entry(outcome),
@@ -599,7 +602,7 @@ class WorkflowRunner:
                 **{**extra, "due_at": due_at},
             )
             return
-        self.records.move_task(
+        self._writer.move(
             task,
             "failed",
             attempt=_attempt_entry(outcome),
@@ -686,11 +689,13 @@ class WorkflowRunner:
                 if (now - last_poll).total_seconds() >= self._poll:
                     last_poll = now
                 if not cancelling and root_error is None:
+                    # The tasks ready now go to the executor together (one hand-over).
+                    sending = []
                     for task in self._ready(inflight, now):
                         attempt = task.attempts + 1
                         inflight[task.name] = attempt
                         self._emit(events.sent_task_signal, task=task, attempt=attempt)
-                        self.executor.submit(
+                        sending.append(
                             self._invocation(
                                 task.name,
                                 attempt,
@@ -699,6 +704,7 @@ class WorkflowRunner:
                                 self.execution_id,
                             )
                         )
+                    self.executor.submit_many(sending)
                 if not inflight:
                     if cancelling or root_error is not None:
                         break
@@ -723,6 +729,7 @@ class WorkflowRunner:
                     root_error = self._handle(
                         event, inflight, finished_attempts, cancelling, root_error, ending
                     )
+            self._writer.flush()  # the task records are stored before the execution's end
         except BaseException as exc:
             cancelling = False
             self._abandon(exc, started=started)
@@ -730,6 +737,7 @@ class WorkflowRunner:
         finally:
             if started:
                 self.executor.close()
+            self._writer.close()
         if cancelling:
             self._emit(events.on_cancelled_workflow_signal, execution=self._execution)
             return self._execution
@@ -753,6 +761,10 @@ class WorkflowRunner:
         try:
             if started:
                 self.executor.cancel()
+            try:
+                self._writer.flush()
+            except Exception:
+                log.exception("a task record of execution %s was not written", self.execution_id)
             error = error_info(exc)
             self._emit(
                 events.on_failure_workflow_signal,

@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -198,6 +199,25 @@ class DaskExecutor(Executor):
             self._futures[invocation.key] = (invocation, future)
         # Done-callbacks share one thread: hand the future over and return at once.
         future.add_done_callback(lambda done, inv=invocation: self._done.put((inv, done)))
+
+    def submit_many(self, invocations: Sequence[Invocation]) -> None:
+        """Submit attempts together: one graph update reaches the scheduler for all of them."""
+        assert self._client is not None and self._cancel is not None, "start() first"
+        if not invocations:
+            return
+        futures = self._client.map(
+            _attempt_on_worker,
+            list(invocations),
+            [self._cancel.name] * len(invocations),
+            key=[invocation.key for invocation in invocations],
+            pure=False,
+            retries=0,
+        )
+        with self._lock:
+            for invocation, future in zip(invocations, futures, strict=True):
+                self._futures[invocation.key] = (invocation, future)
+        for invocation, future in zip(invocations, futures, strict=True):
+            future.add_done_callback(lambda done, inv=invocation: self._done.put((inv, done)))
 
     def _collect(self) -> None:
         while True:

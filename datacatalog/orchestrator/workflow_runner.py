@@ -56,6 +56,14 @@ log = logging.getLogger(__name__)
 HISTORY_BATCH = 200
 """Task outcomes per ``update`` event of the job's history."""
 HISTORY_FLUSH_SECONDS = 5.0
+START_WRITE_DELAY = 0.5
+"""Seconds an attempt's start waits to be written with its end (one write for both).
+
+A short attempt's end follows its start closely (on Dask, tens of milliseconds: its
+result comes through the scheduler), and writing each start on its own would double the
+round trips. The start's signal and the record in memory do not wait; only the stored
+copy of a running attempt's start is up to this late.
+"""
 
 
 class Clock(Protocol):
@@ -202,6 +210,7 @@ class WorkflowRunner:
         self._resumed_from: Execution | None = None
         self._outcomes: list[dict[str, Any]] = []  # task outcomes not yet in the job history
         self._unwritten_starts: dict[str, str] = {}  # task -> its stored status meanwhile
+        self._deferred_starts: dict[str, float] = {}  # task -> when its start must be written
         self._last_flush = self.clock.now()
 
         if resuming:
@@ -552,21 +561,45 @@ class WorkflowRunner:
     def _record_start_task_signal(
         self, task: TaskRecord, attempt: int, started: datetime, coalesced: bool = False
     ) -> None:
-        if coalesced:
-            # The attempt's end is already here: its start is written with it, in one write.
-            self._unwritten_starts[task.name] = task.status
-            task.status, task.attempts, task.started_at, task.due_at = (
+        # The start is written with the attempt's end when that comes soon (or is here
+        # already); otherwise on its own, START_WRITE_DELAY later (_write_due_starts).
+        self._unwritten_starts[task.name] = task.status
+        task.status, task.attempts, task.started_at, task.due_at = (
+            "started",
+            attempt,
+            started,
+            None,
+        )
+        if not coalesced:
+            self._deferred_starts[task.name] = time.monotonic() + START_WRITE_DELAY
+
+    def _write_due_starts(self, *, everything: bool = False) -> float | None:
+        """Write the starts that waited long enough; seconds until the next one is due."""
+        now = time.monotonic()
+        for name, due in list(self._deferred_starts.items()):
+            if not everything and due > now:
+                continue
+            del self._deferred_starts[name]
+            previous = self._unwritten_starts.pop(name, None)
+            if previous is None:
+                continue  # written with its end already
+            task = self._tasks[name]
+            self._writer.move(
+                task,
                 "started",
-                attempt,
-                started,
-                None,
+                sources=(previous,),
+                attempts=task.attempts,
+                started_at=task.started_at,
+                due_at=None,
             )
-            return
-        self._writer.move(task, "started", attempts=attempt, started_at=started, due_at=None)
+        if not self._deferred_starts:
+            return None
+        return max(0.0, min(self._deferred_starts.values()) - now)
 
     def _end_fields(self, task: TaskRecord) -> dict[str, Any]:
         """What an attempt's end also writes when its start was not written on its own."""
         previous = self._unwritten_starts.pop(task.name, None)
+        self._deferred_starts.pop(task.name, None)
         if previous is None:
             return {}
         return {
@@ -713,8 +746,10 @@ class WorkflowRunner:
                         break  # every task ended (or is blocked behind a failure)
                     self.clock.sleep(max(0.0, (due - self.clock.now()).total_seconds()))
                     continue
+                next_start = self._write_due_starts()
+                wait = self._poll if next_start is None else min(self._poll, next_start)
                 try:
-                    batch = [inbox.get(timeout=max(0.01, self._poll))]
+                    batch = [inbox.get(timeout=max(0.01, wait))]
                 except queue.Empty:
                     continue
                 while True:  # take what else has arrived: an attempt's start and end together
@@ -729,6 +764,7 @@ class WorkflowRunner:
                     root_error = self._handle(
                         event, inflight, finished_attempts, cancelling, root_error, ending
                     )
+            self._write_due_starts(everything=True)
             self._writer.flush()  # the task records are stored before the execution's end
         except BaseException as exc:
             cancelling = False

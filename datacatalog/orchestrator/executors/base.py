@@ -1,10 +1,11 @@
 """What an executor does for the runner: run attempts somewhere and report back.
 
 The runner calls :meth:`Executor.start` once, :meth:`Executor.submit_many` with the
-attempts of the tasks that became ready together, and :meth:`Executor.close` at the end. The executor reports through the
-``emit`` callback it was started with, from any thread: a :class:`Started` when an
-attempt begins on its worker and a :class:`Finished` with the attempt's outcome. It never
-retries (retries are the runner's) and never writes to the catalog.
+attempts of the tasks that became ready together, and :meth:`Executor.close` at the end.
+The executor reports through the ``emit`` callback it was started with, from any thread:
+a :class:`Started` when an attempt begins on its worker and a :class:`Finished` with the
+attempt's outcome. It never retries (retries are the runner's) and never writes to the
+catalog.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """Running workflows: one :class:`WorkflowRunner` manages one execution on one job.
 
 The runner builds the workflow's graph, records the execution and its tasks, drives the
-job (``run`` → ``finish`` / ``fail``), sends ready tasks to the executor one attempt at a
-time, and records every start and outcome in the first receiver of the orchestrator's
-signals (:mod:`.events`). It is the only writer: workers only run attempts.
+job (``run`` → ``finish`` / ``fail``), sends the tasks that become ready together to the
+executor in one hand-over (one attempt of each), and records every start and outcome in
+the first receiver of the orchestrator's signals (:mod:`.events`). It is the only
+writer: workers only run attempts. Task moves are applied in memory at once and written
+by a :class:`~.writer.TaskWriter` off the loop; all have landed before the execution's
+end is recorded.
 
 Retry rules: ``max_attempts`` counts attempts in all; ``ctx.task.retry`` is an attempt and
 may set the interval; ``ctx.task.abort`` is never retried; a task with

@@ -17,7 +17,8 @@ signal                              sent when (keyword arguments)
 
 The sender is the execution's run (its ``execution`` property is the record). The
 runner records state in the first receiver of every signal, connected here, before any
-subscriber's: a subscriber sees the record as stored. Subscribe with
+subscriber's: a subscriber sees the record as it is stored (a task's write may still be
+on its way from the runner's writer threads; it lands before the execution ends). Subscribe with
 ``events.on_success_task_signal.connect(handler)``; a subscriber that raises is logged
 and never changes the execution.
 """

@@ -1,9 +1,12 @@
 """Running workflows: one :class:`WorkflowRunner` manages one execution on one job.
 
 The runner builds the workflow's graph, records the execution and its tasks, drives the
-job (``run`` → ``finish`` / ``fail``), sends ready tasks to the executor one attempt at a
-time, and records every start and outcome in the first receiver of the orchestrator's
-signals (:mod:`.events`). It is the only writer: workers only run attempts.
+job (``run`` → ``finish`` / ``fail``), sends the tasks that become ready together to the
+executor in one hand-over (one attempt of each), and records every start and outcome in
+the first receiver of the orchestrator's signals (:mod:`.events`). It is the only
+writer: workers only run attempts. Task moves are applied in memory at once and written
+by a :class:`~.writer.TaskWriter` off the loop; all have landed before the execution's
+end is recorded.
 
 Retry rules: ``max_attempts`` counts attempts in all; ``ctx.task.retry`` is an attempt and
 may set the interval; ``ctx.task.abort`` is never retried; a task with
@@ -48,6 +51,7 @@ from datacatalog.orchestrator.plugin import PluginManager
 from datacatalog.orchestrator.records import ExecutionRecords, new_execution_id, task_id
 from datacatalog.orchestrator.registry import resolve
 from datacatalog.orchestrator.worker import Invocation, Outcome, error_info
+from datacatalog.orchestrator.writer import TaskWriter
 from datacatalog.storage import StorageRegistry
 from datacatalog.store import Store
 
@@ -56,6 +60,14 @@ log = logging.getLogger(__name__)
 HISTORY_BATCH = 200
 """Task outcomes per ``update`` event of the job's history."""
 HISTORY_FLUSH_SECONDS = 5.0
+START_WRITE_DELAY = 0.5
+"""Seconds an attempt's start waits to be written with its end (one write for both).
+
+A short attempt's end follows its start closely (on Dask, tens of milliseconds: its
+result comes through the scheduler), and writing each start on its own would double the
+round trips. The start's signal and the record in memory do not wait; only the stored
+copy of a running attempt's start is up to this late.
+"""
 
 
 class Clock(Protocol):
@@ -199,6 +211,8 @@ class WorkflowRunner:
         self.storage = resource_storage or self.catalog.storage
         self.plugin_manager = plugin_manager or PluginManager.default(self.catalog)
         self.records = ExecutionRecords(self.catalog.store)
+        # Task moves while the graph runs (their threads start with the first write).
+        self._writer = TaskWriter(self.records)
         self.clock: Clock = clock or SystemClock()
         self._retry_failed = bool(retry_failed)
         self._cancel_flag = threading.Event()
@@ -206,6 +220,7 @@ class WorkflowRunner:
         self._resumed_from: Execution | None = None
         self._outcomes: list[dict[str, Any]] = []  # task outcomes not yet in the job history
         self._unwritten_starts: dict[str, str] = {}  # task -> its stored status meanwhile
+        self._deferred_starts: dict[str, float] = {}  # task -> when its start must be written
         self._last_flush = self.clock.now()
 
         if resuming:
@@ -562,21 +577,45 @@ class WorkflowRunner:
     def _record_start_task_signal(
         self, task: TaskRecord, attempt: int, started: datetime, coalesced: bool = False
     ) -> None:
-        if coalesced:
-            # The attempt's end is already here: its start is written with it, in one write.
-            self._unwritten_starts[task.name] = task.status
-            task.status, task.attempts, task.started_at, task.due_at = (
+        # The start is written with the attempt's end when that comes soon (or is here
+        # already); otherwise on its own, START_WRITE_DELAY later (_write_due_starts).
+        self._unwritten_starts[task.name] = task.status
+        task.status, task.attempts, task.started_at, task.due_at = (
+            "started",
+            attempt,
+            started,
+            None,
+        )
+        if not coalesced:
+            self._deferred_starts[task.name] = time.monotonic() + START_WRITE_DELAY
+
+    def _write_due_starts(self, *, everything: bool = False) -> float | None:
+        """Write the starts that waited long enough; seconds until the next one is due."""
+        now = time.monotonic()
+        for name, due in list(self._deferred_starts.items()):
+            if not everything and due > now:
+                continue
+            del self._deferred_starts[name]
+            previous = self._unwritten_starts.pop(name, None)
+            if previous is None:
+                continue  # written with its end already
+            task = self._tasks[name]
+            self._writer.move(
+                task,
                 "started",
-                attempt,
-                started,
-                None,
+                sources=(previous,),
+                attempts=task.attempts,
+                started_at=task.started_at,
+                due_at=None,
             )
-            return
-        self.records.move_task(task, "started", attempts=attempt, started_at=started, due_at=None)
+        if not self._deferred_starts:
+            return None
+        return max(0.0, min(self._deferred_starts.values()) - now)
 
     def _end_fields(self, task: TaskRecord) -> dict[str, Any]:
         """What an attempt's end also writes when its start was not written on its own."""
         previous = self._unwritten_starts.pop(task.name, None)
+        self._deferred_starts.pop(task.name, None)
         if previous is None:
             return {}
         return {
@@ -587,7 +626,7 @@ class WorkflowRunner:
         }
 
     def _record_on_success_task_signal(self, task: TaskRecord, outcome: Outcome) -> None:
-        self.records.move_task(
+        self._writer.move(
             task,
             "success",
             attempt=_attempt_entry(outcome),
@@ -603,7 +642,7 @@ class WorkflowRunner:
     ) -> None:
         extra = self._end_fields(task)
         if retry:
-            self.records.move_task(
+            self._writer.move(
                 task,
                 "retrying",
                 attempt=_attempt_entry(outcome),
@@ -612,7 +651,7 @@ class WorkflowRunner:
                 **{**extra, "due_at": due_at},
             )
             return
-        self.records.move_task(
+        self._writer.move(
             task,
             "failed",
             attempt=_attempt_entry(outcome),
@@ -699,11 +738,13 @@ class WorkflowRunner:
                 if (now - last_poll).total_seconds() >= self._poll:
                     last_poll = now
                 if not cancelling and root_error is None:
+                    # The tasks ready now go to the executor together (one hand-over).
+                    sending = []
                     for task in self._ready(inflight, now):
                         attempt = task.attempts + 1
                         inflight[task.name] = attempt
                         self._emit(events.sent_task_signal, task=task, attempt=attempt)
-                        self.executor.submit(
+                        sending.append(
                             self._invocation(
                                 task.name,
                                 attempt,
@@ -712,6 +753,7 @@ class WorkflowRunner:
                                 self.execution_id,
                             )
                         )
+                    self.executor.submit_many(sending)
                 if not inflight:
                     if cancelling or root_error is not None:
                         break
@@ -720,8 +762,10 @@ class WorkflowRunner:
                         break  # every task ended (or is blocked behind a failure)
                     self.clock.sleep(max(0.0, (due - self.clock.now()).total_seconds()))
                     continue
+                next_start = self._write_due_starts()
+                wait = self._poll if next_start is None else min(self._poll, next_start)
                 try:
-                    batch = [inbox.get(timeout=max(0.01, self._poll))]
+                    batch = [inbox.get(timeout=max(0.01, wait))]
                 except queue.Empty:
                     continue
                 while True:  # take what else has arrived: an attempt's start and end together
@@ -736,6 +780,8 @@ class WorkflowRunner:
                     root_error = self._handle(
                         event, inflight, finished_attempts, cancelling, root_error, ending
                     )
+            self._write_due_starts(everything=True)
+            self._writer.flush()  # the task records are stored before the execution's end
         except BaseException as exc:
             cancelling = False
             self._abandon(exc, started=started)
@@ -743,6 +789,7 @@ class WorkflowRunner:
         finally:
             if started:
                 self.executor.close()
+            self._writer.close()
         if cancelling:
             self._emit(events.on_cancelled_workflow_signal, execution=self._execution)
             return self._execution
@@ -766,6 +813,10 @@ class WorkflowRunner:
         try:
             if started:
                 self.executor.cancel()
+            try:
+                self._writer.flush()
+            except Exception:
+                log.exception("a task record of execution %s was not written", self.execution_id)
             error = error_info(exc)
             self._emit(
                 events.on_failure_workflow_signal,

@@ -1,10 +1,11 @@
 """What an executor does for the runner: run attempts somewhere and report back.
 
-The runner calls :meth:`Executor.start` once, :meth:`Executor.submit` for every attempt of
-a ready task, and :meth:`Executor.close` at the end. The executor reports through the
-``emit`` callback it was started with, from any thread: a :class:`Started` when an
-attempt begins on its worker and a :class:`Finished` with the attempt's outcome. It never
-retries (retries are the runner's) and never writes to the catalog.
+The runner calls :meth:`Executor.start` once, :meth:`Executor.submit_many` with the
+attempts of the tasks that became ready together, and :meth:`Executor.close` at the end.
+The executor reports through the ``emit`` callback it was started with, from any thread:
+a :class:`Started` when an attempt begins on its worker and a :class:`Finished` with the
+attempt's outcome. It never retries (retries are the runner's) and never writes to the
+catalog.
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ class Executor(ABC):
     @abstractmethod
     def submit(self, invocation: Invocation) -> None:
         """Run one attempt (without blocking); report :class:`Started` and :class:`Finished`."""
+
+    def submit_many(self, invocations: Sequence[Invocation]) -> None:
+        """Run several attempts (without blocking): :meth:`submit` for each, in order.
+
+        Executors that can hand a batch over at once (Dask: one graph update for all)
+        override it.
+        """
+        for invocation in invocations:
+            self.submit(invocation)
 
     @abstractmethod
     def cancel(self) -> list[tuple[str, int]]:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import dask
-from distributed import Client, Event, Future, LocalCluster, get_worker
+from distributed import Client, Event, Future, LocalCluster, as_completed, get_worker
 from distributed.protocol import pickle as dask_pickle
 
 from datacatalog.clock import utc_now
@@ -110,7 +110,9 @@ class DaskExecutor(Executor):
         self._futures: dict[str, tuple[Invocation, Future[Any]]] = {}
         self._running: dict[str, str] = {}  # key -> worker address, from start events
         self._lock = threading.Lock()
-        self._done: queue.Queue[tuple[Invocation, Future[Any]] | None] = queue.Queue()
+        self._completed: as_completed | None = None
+        self._wake = threading.Event()  # futures were added, or close() wants the collector
+        self._closing = False
         self._collector: threading.Thread | None = None
         self._cancel: Event | None = None
         self._killer: threading.Timer | None = None
@@ -162,6 +164,8 @@ class DaskExecutor(Executor):
         self._cancel = Event(f"datacatalog-cancel-{execution_id}", client=self._client)
         self._cancel.clear()
         self._client.subscribe_topic(TOPIC, self._on_started)
+        self._completed = as_completed(loop=self._client.loop, with_results=False)
+        self._closing = False
         self._collector = threading.Thread(
             target=self._collect, name="datacatalog-dask", daemon=True
         )
@@ -194,29 +198,43 @@ class DaskExecutor(Executor):
             pure=False,
             retries=0,
         )
+        self._track([(invocation, future)])
+
+    def submit_many(self, invocations: Sequence[Invocation]) -> None:
+        """Submit attempts together: one graph update reaches the scheduler for all of them."""
+        assert self._client is not None and self._cancel is not None, "start() first"
+        if not invocations:
+            return
+        futures = self._client.map(
+            _attempt_on_worker,
+            list(invocations),
+            [self._cancel.name] * len(invocations),
+            key=[invocation.key for invocation in invocations],
+            pure=False,
+            retries=0,
+        )
+        self._track(list(zip(invocations, futures, strict=True)))
+
+    def _track(self, submitted: list[tuple[Invocation, Future[Any]]]) -> None:
+        assert self._completed is not None
         with self._lock:
-            self._futures[invocation.key] = (invocation, future)
-        # Done-callbacks share one thread: hand the future over and return at once.
-        future.add_done_callback(lambda done, inv=invocation: self._done.put((inv, done)))
+            for invocation, future in submitted:
+                self._futures[invocation.key] = (invocation, future)
+        self._completed.update([future for _, future in submitted])
+        self._wake.set()
 
     def _collect(self) -> None:
+        # Futures done together come in one batch, so their results come in one gather.
+        # An empty as_completed stops iterating: wait for the next futures to arrive.
+        assert self._completed is not None
         while True:
-            item = self._done.get()
-            if item is None:
-                return
-            batch = [item]
-            stop = False
-            while True:  # what else is done: their results come in one gather
-                try:
-                    more = self._done.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            self._report(batch)
-            if stop:
+            self._wake.wait()
+            self._wake.clear()
+            for done in self._completed.batches():
+                with self._lock:
+                    batch = [self._futures[f.key] for f in done if f.key in self._futures]
+                self._report(batch)
+            if self._closing:
                 return
 
     def _report(self, batch: list[tuple[Invocation, Future[Any]]]) -> None:
@@ -283,7 +301,8 @@ class DaskExecutor(Executor):
                 self._client.unsubscribe_topic(TOPIC)
             except Exception as exc:  # a client whose scheduler went away cannot unsubscribe
                 log.debug("unsubscribing from %s: %s", TOPIC, exc)
-        self._done.put(None)
+        self._closing = True
+        self._wake.set()
         if self._collector is not None:
             self._collector.join(timeout=30)
             self._collector = None

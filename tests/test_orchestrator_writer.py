@@ -1,0 +1,124 @@
+"""Task-record writes off the runner's loop (:mod:`datacatalog.orchestrator.writer`), on
+both engines: what is stored matches what the runner holds, a failed write fails the
+execution, and the writer applies and writes moves in order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from datacatalog.errors import InvalidRequestError, UnavailableError
+from datacatalog.orchestrator.executors import ThreadExecutor
+from datacatalog.orchestrator.model import TaskRecord
+from datacatalog.orchestrator.plugin import PluginManager
+from datacatalog.orchestrator.records import ExecutionRecords
+from datacatalog.orchestrator.workflow_runner import WorkflowRunner
+from datacatalog.orchestrator.writer import TaskWriter
+from datacatalog.store import Store
+from tests import orchestrator_ops as ops
+from tests.test_jobs import World, make_world
+from tests.test_orchestrator import FakeClock
+
+
+@pytest.fixture
+def world(store: Store, tmp_path: Path) -> World:
+    return make_world(store, tmp_path)
+
+
+def make_runner(world: World, workflow: Any, **inputs: Any) -> WorkflowRunner:
+    job = world.new_job({"n": uuid.uuid4().hex})
+    return WorkflowRunner(
+        world.catalog,
+        None,
+        PluginManager(world.catalog, world.data_dir / "plugins"),
+        service_id=job.uuid,
+        workflow_name=workflow,
+        inputs=inputs,
+        executor=ThreadExecutor(pool_size=4),
+        task_retry_interval=0,
+        clock=FakeClock(),
+        cancel_poll_interval=0.05,
+    )
+
+
+def stored_view(task: TaskRecord) -> tuple[Any, ...]:
+    return (
+        task.name,
+        task.status,
+        task.attempts,
+        [(a["attempt"], a["outcome"]) for a in task.attempt_log],
+        task.started_at is not None,
+        task.ended_at is not None,
+    )
+
+
+def test_stored_task_records_match_the_runners_after_many_tasks(world: World) -> None:
+    run = make_runner(world, ops.many_noops, count=40)
+    execution = run.execute()
+    assert execution.status == "succeeded"
+    stored = ExecutionRecords(world.catalog.store).tasks(execution.id)
+    assert [stored_view(t) for t in stored] == [stored_view(t) for t in run.tasks]
+    assert {t.status for t in stored} == {"success"}
+    assert all(t.attempts == 1 and len(t.attempt_log) == 1 for t in stored)
+
+
+def test_stored_retries_match_the_runners(world: World) -> None:
+    key = uuid.uuid4().hex
+    try:
+        run = make_runner(world, ops.single, op="fail_until", key=key, succeed_on=3)
+        execution = run.execute()
+    finally:
+        ops.CALLS.pop(key, None)
+    assert execution.status == "succeeded"
+    (stored,) = ExecutionRecords(world.catalog.store).tasks(execution.id)
+    assert stored_view(stored) == stored_view(run.tasks[0])
+    assert [a["outcome"] for a in stored.attempt_log] == ["failed", "failed", "success"]
+
+
+def test_a_task_write_that_fails_fails_the_execution(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ExecutionRecords.move_task
+
+    def refuse_success(self: ExecutionRecords, task: TaskRecord, status: str, **kw: Any) -> bool:
+        if status == "success":
+            raise UnavailableError(f"the database refused task {task.name}")
+        return real(self, task, status, **kw)
+
+    monkeypatch.setattr(ExecutionRecords, "move_task", refuse_success)
+    run = make_runner(world, ops.many_noops, count=3)
+    with pytest.raises(UnavailableError, match="the database refused task"):
+        run.execute()
+    stored = ExecutionRecords(world.catalog.store).execution(run.execution_id)
+    assert stored.status == "failed"
+    assert stored.reason == "error"
+    assert stored.error is not None and "the database refused task" in stored.error["message"]
+    assert world.jobs.get(stored.job_uuid).state == "FAILED"
+
+
+def test_the_writer_applies_moves_at_once_and_writes_them_in_order(world: World) -> None:
+    run = make_runner(world, ops.many_noops, count=1)
+    (task,) = run.tasks
+    writer = TaskWriter(ExecutionRecords(world.catalog.store), writers=2)
+    try:
+        writer.move(task, "started", attempts=1, started_at=run.clock.now(), due_at=None)
+        assert task.status == "started" and task.attempts == 1  # in memory at once
+        now = run.clock.now()
+        entry = {"attempt": 1, "outcome": "success", "started": now, "ended": now}
+        writer.move(
+            task, "success", attempt={**entry, "message": None, "error_type": None}, ended_at=now
+        )
+        assert task.status == "success" and len(task.attempt_log) == 1
+        writer.flush()
+        # A write the store refuses is raised by the next flush, naming what is wrong.
+        writer.move(task, "retrying", attempt={"attempt": 2}, due_at=None)
+        with pytest.raises(InvalidRequestError, match="attempt_log"):
+            writer.flush()
+    finally:
+        writer.close()
+    (stored,) = ExecutionRecords(world.catalog.store).tasks(run.execution_id)
+    assert (stored.status, stored.attempts, len(stored.attempt_log)) == ("success", 1, 1)

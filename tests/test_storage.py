@@ -641,7 +641,15 @@ def test_reading_the_catalog_does_not_import_fsspec() -> None:
         "catalog.jobs.find()\n"
         "print('fsspec' in sys.modules)"
     )
+    # The probe sees no catalog setting of the test session (an OpenLineage sink named
+    # there would load its client, which uses fsspec).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATACATALOG_", "OPENLINEAGE"))}
     done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=env,
     )
     assert done.stdout.strip().splitlines()[-1] == "False"

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
 from datacatalog.clock import utc_now
 from datacatalog.errors import InvalidRequestError
-from datacatalog.orchestrator.executors.base import Emit, Executor, Finished, Started
-from datacatalog.orchestrator.executors.thread import check_pool_size
+from datacatalog.orchestrator.executors.base import Finished, Started
+from datacatalog.orchestrator.executors.pool import PoolExecutor, check_pool_size
 from datacatalog.orchestrator.worker import Invocation, failure, run_attempt
 
 START_METHODS = ("spawn", "forkserver", "fork")
@@ -31,7 +29,7 @@ def _child(conn: Connection, invocation: Invocation, cancel: Any) -> None:
     conn.close()
 
 
-class ProcessExecutor(Executor):
+class ProcessExecutor(PoolExecutor):
     """Attempts run in child processes, ``pool_size`` at a time.
 
     Args:
@@ -41,9 +39,10 @@ class ProcessExecutor(Executor):
     """
 
     pickles = True
+    thread_name_prefix = "datacatalog-child"
 
     def __init__(self, pool_size: int = 4, start_method: str | None = None) -> None:
-        self.pool_size = check_pool_size(pool_size, "ProcessExecutor")
+        check_pool_size(pool_size, "ProcessExecutor")
         method = start_method or ("forkserver" if sys.platform.startswith("linux") else "spawn")
         if method not in START_METHODS:
             raise InvalidRequestError(
@@ -52,30 +51,14 @@ class ProcessExecutor(Executor):
             )
         self.start_method = method
         self._context: Any = multiprocessing.get_context(method)
-        self._cancel = self._context.Event()
-        self._pool: ThreadPoolExecutor | None = None
-        self._queued: dict[Future[None], tuple[str, int]] = {}
-        self._lock = threading.Lock()
+        super().__init__(pool_size, self._context.Event())
 
     def describe(self) -> str:
         """``process(pool_size=N, start_method=M)``."""
         return f"process(pool_size={self.pool_size}, start_method={self.start_method})"
 
-    def start(self, execution_id: str, emit: Emit) -> None:
-        """Start the threads that watch the children."""
-        super().start(execution_id, emit)
-        self._cancel.clear()
-        self._pool = ThreadPoolExecutor(self.pool_size, thread_name_prefix="datacatalog-child")
-
-    def submit(self, invocation: Invocation) -> None:
-        """Queue one attempt; a watcher thread runs it in a child."""
-        assert self._pool is not None, "start() first"
-        future = self._pool.submit(self._watch, invocation)
-        with self._lock:
-            self._queued[future] = (invocation.task, invocation.attempt)
-        future.add_done_callback(self._forget)
-
-    def _watch(self, invocation: Invocation) -> None:
+    def run(self, invocation: Invocation) -> None:
+        """Run the attempt in a child process and watch it from this pool thread."""
         started = utc_now()
         receiver, sender = self._context.Pipe(duplex=False)
         child = self._context.Process(
@@ -140,24 +123,3 @@ class ProcessExecutor(Executor):
                     )
                 )
             )
-
-    def _forget(self, future: Future[None]) -> None:
-        with self._lock:
-            self._queued.pop(future, None)
-
-    def cancel(self) -> list[tuple[str, int]]:
-        """Raise the flag the children poll and drop queued attempts."""
-        self._cancel.set()
-        dropped = []
-        with self._lock:
-            queued = list(self._queued.items())
-        for future, which in queued:
-            if future.cancel():
-                dropped.append(which)
-        return dropped
-
-    def close(self) -> None:
-        """Wait for running children."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None

@@ -14,6 +14,7 @@ import pytest
 
 from datacatalog.catalog import Catalog
 from datacatalog.errors import (
+    ConflictError,
     ForbiddenError,
     InvalidRequestError,
     InvalidTransitionError,
@@ -159,6 +160,35 @@ def test_reset_of_a_job_on_an_unconfigured_storage_system_writes_nothing(
 
     assert world.store.count("file", {"generated_by": job.uuid}) == 1
     assert world.jobs.audit_log(job.uuid) == []
+
+
+def test_reset_and_purge_refuse_to_empty_a_directory_holding_another_jobs(
+    world: World,
+) -> None:
+    # A generated path is not checked at creation (generated paths cannot nest), so a job
+    # can land inside an explicit directory that encloses the generated namespace.
+    outer = running_job(world, outer=True)
+    world.store.update("job", {"uuid": outer.uuid}, {"$set": {"archive_path": "/products"}})
+    outer = world.jobs.get(outer.uuid)
+    inner = world.new_job({"inner": True})
+    kept = write_outputs(world, inner)
+    add_file_record(world, outer, "v2/result.csv")
+
+    for action in (
+        lambda: world.jobs.reset(outer.uuid, token=world.admin()),
+        lambda: world.jobs.purge(outer.uuid, token=world.admin()),
+        lambda: world.jobs.purge(outer.uuid, token=world.admin(), dry_run=True),
+    ):
+        with (
+            nothing_written(world, outer),
+            pytest.raises(ConflictError, match=f"overlaps job {inner.uuid}"),
+        ):
+            action()
+    assert all(path.exists() for path in kept)
+    assert world.store.count("file", {"generated_by": outer.uuid}) == 1
+    assert world.jobs.audit_log(outer.uuid) == []
+    # The inner job itself holds no other job's directory: it resets as usual.
+    assert world.jobs.reset(inner.uuid, token=world.admin()).state == "RESET"
 
 
 def test_a_reset_that_cannot_empty_the_directory_is_audited_with_the_error(

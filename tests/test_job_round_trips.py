@@ -1,9 +1,10 @@
-"""Creating a job costs two round trips once its pipeline and metadata are known.
+"""Creating a job costs one round trip once its pipeline and metadata are known.
 
 A registry remembers the pipelines it read by UUID and the metadata it resolved (neither
-is ever removed or renamed), so a second job on the same pipeline and metadata reads only
-for the archive-path overlap check before its one insert. What is not known yet is still
-read, so a new registration or load made elsewhere is seen at once.
+is ever removed or renamed), so a second job on the same pipeline and metadata is one
+insert. Only an explicit archive path adds a read (the overlap check; generated paths
+cannot nest). What is not known yet is still read, so a new registration or load made
+elsewhere is seen at once.
 """
 
 from __future__ import annotations
@@ -43,15 +44,38 @@ def world(store: Store, tmp_path: Path) -> World:
     return make_world(store, tmp_path)
 
 
-def test_a_job_on_known_pipeline_and_metadata_costs_one_read_and_one_insert(
+def test_a_job_on_known_pipeline_and_metadata_costs_one_insert(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.new_job({"n": 0}, setup_archive_path=False)
     calls = spy(world.store, monkeypatch)
     job = world.new_job({"n": 1}, setup_archive_path=False)
-    assert calls == Counter({"find": 1, "insert_if_absent": 1})
+    assert calls == Counter({"insert_if_absent": 1})
     assert job.child_of == [M1]
     assert job.pipeline_uuid == world.pipeline.uuid
+
+
+def test_an_explicit_archive_path_adds_the_overlap_read(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.new_job({"n": 0}, setup_archive_path=False)
+    calls = spy(world.store, monkeypatch)
+    job = world.new_job({"n": 1}, archive_path="/uploads/run-1", setup_archive_path=False)
+    assert calls == Counter({"find": 1, "insert_if_absent": 1})
+    assert job.archive_path == "/uploads/run-1"
+
+
+def test_attaching_to_an_existing_job_changes_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = world.new_job({"n": 2}, setup_archive_path=False)
+    before = world.store.get("job", {"uuid": first.uuid})
+    calls = spy(world.store, monkeypatch)
+    again, created = world.jobs.create(world.plan({"n": 2}), setup_archive_path=False)
+    assert (again, created) == (first, False)
+    assert calls == Counter({"insert_if_absent": 1})
+    assert world.store.get("job", {"uuid": first.uuid}) == before
+    assert world.job_count() == 1
 
 
 def test_metadata_given_by_id_or_uuid_resolves_the_same_from_memory(

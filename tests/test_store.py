@@ -487,7 +487,9 @@ class _Commands(pymongo.monitoring.CommandListener):
         pass
 
 
-def test_insert_if_absent_is_one_round_trip(mongo_uri: str, database_name: str) -> None:
+def test_insert_if_absent_is_one_insert_and_a_read_only_when_the_document_exists(
+    mongo_uri: str, database_name: str
+) -> None:
     commands = _Commands()
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
         mongo_uri, event_listeners=[commands]
@@ -500,7 +502,8 @@ def test_insert_if_absent_is_one_round_trip(mongo_uri: str, database_name: str) 
         again, created_again = store.insert_if_absent("reference", ref("once", name="other"))
         assert (created, created_again, again) == (True, False, first)
         assert store.get("reference", {"uuid": first["uuid"]}) == first
-        assert commands.names == ["findAndModify", "findAndModify", "find"]
+        # New: one insert. Existing: the insert is refused, one read attaches. Then get().
+        assert commands.names == ["insert", "insert", "find", "find"]
         store.drop_database()
     finally:
         client.close()

@@ -18,6 +18,7 @@ from datacatalog.identifiers import random_uuid, require_kind
 from datacatalog.jobs.credentials import Credentials
 from datacatalog.jobs.events import EventApplier
 from datacatalog.jobs.model import Actor, AuditRecord, EventResult, Job, PurgeReport
+from datacatalog.jobs.plan import check_no_job_inside
 from datacatalog.jobs.queries import JobQueries, job_document
 from datacatalog.storage import StorageRegistry
 from datacatalog.store import Store
@@ -69,16 +70,17 @@ class JobAdmin:
 
         However it arrives (:meth:`reset`, or :meth:`EventApplier.send` with the event), a reset
         unlinks the job's indexed files and empties its archive directory. The storage
-        system is checked before anything is written. Once the job is RESET the action
+        system, and that no other job's directory lies inside this one's, are checked
+        before anything is written. Once the job is RESET the action
         is audited, also when emptying the directory fails (the record then holds the
         error, and resetting again finishes the work). A replayed idempotency key
         changes nothing and is not audited again.
         """
-        system = (
-            self.storage.get(self.queries.get(job_uuid).archive_system)
-            if row.event == "reset"
-            else None
-        )
+        system = None
+        if row.event == "reset":
+            job = self.queries.get(job_uuid)
+            system = self.storage.get(job.archive_system)
+            check_no_job_inside(self.store, job)
         result = self.events.apply(job_uuid, row, payload, event_id, who)
         if not result.applied:
             return result
@@ -140,6 +142,7 @@ class JobAdmin:
         self.credentials.check_admin(token, action="purge")
         job = Job.from_document(job_document(self.store, job_uuid, include_deleted=True))
         system = self.storage.get(job.archive_system)
+        check_no_job_inside(self.store, job)
         file_query = {"generated_by": job_uuid}
         files = sorted(
             d["name"] for d in self.store.find("file", file_query, projection={"name": 1})

@@ -3,9 +3,16 @@
 The job's identity is what it computes: ``job_uuid(pipeline, child_of, data)``. Its
 archive path is computed from the same values, once, and stored. Creating a job that
 exists attaches to it *without changing it*; two processes creating the same job at once
-end with one document (an atomic upsert on the unique ``uuid``). Instanced archive paths
-are claimed through a unique index on ``(archive_system, archive_path)``; on a collision
-a new instance name is drawn.
+end with one document (one insert on the unique ``uuid``: the loser reads the winner's).
+Instanced archive paths are claimed through a unique index on ``(archive_system,
+archive_path)``; on a collision a new instance name is drawn.
+
+Archive directories never nest: a reset or purge empties a job's directory, and must not
+take another job's outputs with it. Generated paths cannot nest (each ends in three
+components computed from the job's identity, under one fixed prefix), so only an explicit
+path is checked against the other jobs' paths, with one read before its insert. Reset and
+purge check again, just before they empty anything (:func:`check_no_job_inside`): that also covers
+a generated path created inside an explicit one, and two explicit paths created at once.
 """
 
 from __future__ import annotations
@@ -142,7 +149,8 @@ class JobPlanner:
         # An unknown system, or a path leaving the system's root through a symbolic link,
         # is refused before anything is written.
         self.storage.get(plan.archive_system).resolve(plan.archive_path)
-        self._check_no_overlap(plan)
+        if plan.explicit_path:
+            self._check_no_overlap(plan)
         for _attempt in range(INSTANCE_ATTEMPTS):
             doc = self._document(current, who)
             try:
@@ -169,11 +177,7 @@ class JobPlanner:
         )
 
     def _check_no_overlap(self, plan: JobPlan) -> None:
-        """Refuse an archive path inside another job's, or holding another job's.
-
-        Reset and purge empty a job's directory; if it held another job's outputs they
-        would go too. Generated paths never nest; explicit ones might.
-        """
+        """Refuse an explicit archive path inside another job's, or holding another job's."""
         path, system = plan.archive_path, plan.archive_system
         parts = path.strip("/").split("/")
         ancestors = ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
@@ -182,22 +186,13 @@ class JobPlanner:
             {
                 "archive_system": system,
                 "uuid": {"$ne": plan.uuid},
-                "$or": [
-                    {"archive_path": {"$in": ancestors}},
-                    {"archive_path": {"$regex": "^" + re.escape(path + "/")}},
-                ],
+                "$or": [{"archive_path": {"$in": ancestors}}, _under(path)],
             },
             projection={"uuid": 1, "archive_path": 1},
             limit=1,
         )
         if clash:
-            other = clash[0]
-            raise ConflictError(
-                f"archive path {path} on {system} overlaps job {other['uuid']}'s archive path "
-                f"{other['archive_path']}; one job's directory may not hold another's",
-                archive_path=path,
-                job=other["uuid"],
-            )
+            raise _overlap(path, system, clash[0])
 
     def _document(self, plan: JobPlan, who: Actor) -> Document:
         entry = new_entry("create", {}, event_id=None, to_state=states.INITIAL_STATE, actor=who)
@@ -272,3 +267,36 @@ def _generator(value: Any) -> str:
         )
     assert isinstance(value, str)
     return value
+
+
+def check_no_job_inside(store: Store, job: Job) -> None:
+    """Refuse to empty ``job``'s directory when another job's archive path lies inside it.
+
+    Raises:
+        ConflictError: Naming the other job and its path.
+    """
+    inside = store.find(
+        "job",
+        {
+            "archive_system": job.archive_system,
+            "uuid": {"$ne": job.uuid},
+            **_under(job.archive_path),
+        },
+        projection={"uuid": 1, "archive_path": 1},
+        limit=1,
+    )
+    if inside:
+        raise _overlap(job.archive_path, job.archive_system, inside[0])
+
+
+def _under(path: str) -> dict[str, Any]:
+    return {"archive_path": {"$regex": "^" + re.escape(path.rstrip("/") + "/")}}
+
+
+def _overlap(path: str, system: str, other: Mapping[str, Any]) -> ConflictError:
+    return ConflictError(
+        f"archive path {path} on {system} overlaps job {other['uuid']}'s archive path "
+        f"{other['archive_path']}; one job's directory may not hold another's",
+        archive_path=path,
+        job=other["uuid"],
+    )

@@ -287,8 +287,9 @@ class Store:
 
         Atomic: racing callers end with one document. Returns the stored document
         and whether this call created it. The existing document is never changed.
-        One round trip: the upsert returns the document as it was before, which is
-        nothing when this call inserted ``document``.
+        One round trip when the document is new: a plain insert, which the unique index
+        on ``key`` refuses when the document exists (a cheaper command than an upsert);
+        then one read fetches the existing document.
         """
         doc = _stamped(document)
         schemas.validate(kind, doc)
@@ -296,21 +297,18 @@ class Store:
         for _attempt in range(3):
             with self._op(kind, write=True) as coll:
                 try:
-                    before = coll.find_one_and_update(
-                        query,
-                        {"$setOnInsert": doc},
-                        upsert=True,
-                        return_document=ReturnDocument.BEFORE,
-                    )
+                    coll.insert_one(dict(doc))
                 except mongo_errors.DuplicateKeyError as exc:
-                    # Two upserts raced on the unique index: the loser retries and finds
-                    # the winner's document. Any other taken key is a real conflict.
+                    # The key is taken: attach to that document. Any other taken unique
+                    # key is a real conflict.
                     if _key_pattern(exc) != {k: 1 for k in key}:
                         raise
-                    continue
-            if before is None:
-                return doc, True
-            return _clean(before), False
+                else:
+                    return doc, True
+                existing = coll.find_one(query)
+            if existing is not None:
+                return _clean(existing), False
+            # The holder was removed between the two commands: try the insert again.
         raise ConflictError(f"could not insert or find the {kind} with {query}", kind=kind)
 
     def update(

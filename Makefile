@@ -29,6 +29,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -e '.[dev]'
+	@# What pip does for an installed wheel: the command line starts without compiling
+	@# (and where PYTHONDONTWRITEBYTECODE is set, without compiling on every start).
+	$(PY) -m compileall -q datacatalog
 	touch $@
 
 test: $(STAMP)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -717,3 +719,37 @@ def test_a_sequence_taken_by_racing_threads_never_repeats(store: Store) -> None:
         thread.join()
 
     assert sorted(taken) == list(range(1, 201))
+
+
+_EXIT_SCRIPT = """
+import sys
+import pymongo
+from datacatalog.store import close_clients, connect
+
+store = connect(sys.argv[1], database=sys.argv[2])
+store.count("reference", {})
+other = pymongo.MongoClient(sys.argv[1]) if sys.argv[3] == "open" else None
+if other is not None:
+    other.admin.command("ping")
+print(close_clients())
+if other is not None:
+    other.close()
+"""
+
+
+@pytest.mark.parametrize(("other", "dropped"), [("none", True), ("open", False)])
+def test_close_clients_drops_pymongos_exit_wait_only_when_every_client_is_closed(
+    mongo_uri: str, database_name: str, other: str, dropped: bool
+) -> None:
+    # pymongo's exit hook joins its monitor threads (up to half a second); a command that
+    # closed every client skips it, while an open client keeps it.
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT_SCRIPT, mongo_uri, database_name, other],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(dropped)]
+    assert "Traceback" not in done.stderr

@@ -33,6 +33,7 @@ datacatalog.cli`` pulls in FastAPI, uvicorn, prov, pymongo, fsspec or jsonschema
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -344,4 +345,10 @@ for _command in cli.commands.values():
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``datacatalog`` console script."""
-    cli.main(args=argv, prog_name="datacatalog")
+    try:
+        cli.main(args=argv, prog_name="datacatalog")
+    finally:
+        if "datacatalog.store" in sys.modules:
+            from datacatalog.store import close_clients
+
+            close_clients()

@@ -20,6 +20,7 @@ imported when first used.
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -48,6 +49,7 @@ __all__ = [
     "Document",
     "Store",
     "Upsert",
+    "close_clients",
     "connect",
     "redact_uri",
     "schemes",
@@ -58,6 +60,32 @@ DEFAULT_TIMEOUT_MS = 5000
 
 _CLIENTS: dict[str, MongoClient[Document]] = {}
 _CLIENTS_LOCK = threading.Lock()
+
+
+def close_clients() -> bool:
+    """Close the shared clients; at a process's end, leave without waiting for pymongo.
+
+    For a short-lived process such as a command: once every client is closed, pymongo's
+    exit hook has nothing left to do but join its monitor threads, which notice they were
+    stopped only when they wake from their half-second naps. That wait is dropped when
+    every pymongo background thread has been stopped; otherwise the hook stays.
+
+    Returns:
+        Whether the exit hook was dropped.
+    """
+    with _CLIENTS_LOCK:
+        clients = list(_CLIENTS.values())
+        _CLIENTS.clear()
+    for client in clients:
+        client.close()
+    from pymongo import periodic_executor
+    from pymongo.synchronous import monitor
+
+    executors = [ref() for ref in list(periodic_executor._EXECUTORS)]
+    if not all(executor is None or executor._stopped for executor in executors):
+        return False
+    atexit.unregister(monitor._shutdown_resources)
+    return True
 
 
 def redact_uri(uri: str) -> str:

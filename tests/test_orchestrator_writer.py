@@ -5,7 +5,10 @@ execution, and the writer applies and writes moves in order.
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ from datacatalog.errors import InvalidRequestError, UnavailableError
 from datacatalog.orchestrator.executors import ThreadExecutor
 from datacatalog.orchestrator.model import TaskRecord
 from datacatalog.orchestrator.plugin import PluginManager
-from datacatalog.orchestrator.records import ExecutionRecords
+from datacatalog.orchestrator.records import ExecutionRecords, TaskMove
 from datacatalog.orchestrator.workflow_runner import WorkflowRunner
 from datacatalog.orchestrator.writer import TaskWriter
 from datacatalog.store import Store
@@ -82,14 +85,15 @@ def test_stored_retries_match_the_runners(world: World) -> None:
 def test_a_task_write_that_fails_fails_the_execution(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = ExecutionRecords.move_task
+    real = ExecutionRecords.move_tasks
 
-    def refuse_success(self: ExecutionRecords, task: TaskRecord, status: str, **kw: Any) -> bool:
-        if status == "success":
-            raise UnavailableError(f"the database refused task {task.name}")
-        return real(self, task, status, **kw)
+    def refuse_success(self: ExecutionRecords, moves: Sequence[TaskMove]) -> list[TaskMove]:
+        for move in moves:
+            if move.status == "success":
+                raise UnavailableError(f"the database refused task {move.task.name}")
+        return real(self, moves)
 
-    monkeypatch.setattr(ExecutionRecords, "move_task", refuse_success)
+    monkeypatch.setattr(ExecutionRecords, "move_tasks", refuse_success)
     run = make_runner(world, ops.many_noops, count=3)
     with pytest.raises(UnavailableError, match="the database refused task"):
         run.execute()
@@ -103,7 +107,7 @@ def test_a_task_write_that_fails_fails_the_execution(
 def test_the_writer_applies_moves_at_once_and_writes_them_in_order(world: World) -> None:
     run = make_runner(world, ops.many_noops, count=1)
     (task,) = run.tasks
-    writer = TaskWriter(ExecutionRecords(world.catalog.store), writers=2)
+    writer = TaskWriter(ExecutionRecords(world.catalog.store))
     try:
         writer.move(task, "started", attempts=1, started_at=run.clock.now(), due_at=None)
         assert task.status == "started" and task.attempts == 1  # in memory at once
@@ -122,3 +126,40 @@ def test_the_writer_applies_moves_at_once_and_writes_them_in_order(world: World)
         writer.close()
     (stored,) = ExecutionRecords(world.catalog.store).tasks(run.execution_id)
     assert (stored.status, stored.attempts, len(stored.attempt_log)) == ("success", 1, 1)
+
+
+def test_moves_made_together_are_written_together_and_a_stale_one_is_named(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = make_runner(world, ops.many_noops, count=3)
+    records = ExecutionRecords(world.catalog.store)
+    first, second, third = run.tasks
+    # Another writer moved the third record on: its guarded move must not land.
+    world.catalog.store.update("workflow_task", {"uuid": third.id}, {"$set": {"status": "failed"}})
+    calls: list[int] = []
+    real = world.catalog.store.bulk_update
+
+    def counted(kind: str, updates: Any) -> int:
+        calls.append(len(updates))
+        return real(kind, updates)
+
+    monkeypatch.setattr(world.catalog.store, "bulk_update", counted)
+    writer = TaskWriter(records)
+    gate = threading.Event()
+    # Hold the writer thread so that every move below queues up behind the gate.
+    writer._pool.submit(gate.wait)
+    try:
+        now = run.clock.now()
+        for task in (first, second, third):
+            writer.move(task, "started", attempts=1, started_at=now, due_at=None)
+        gate.set()
+        with caplog.at_level(logging.WARNING, logger="datacatalog.orchestrator.writer"):
+            writer.flush()
+    finally:
+        gate.set()
+        writer.close()
+    assert calls == [3]  # one round trip for the three moves
+    stored = {t.name: t.status for t in records.tasks(run.execution_id)}
+    assert stored == {first.name: "started", second.name: "started", third.name: "failed"}
+    assert f"task {third.name} of execution" in caplog.text
+    assert first.name not in caplog.text

@@ -12,6 +12,7 @@ import os
 import socket
 import uuid as uuid_module
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from datacatalog.clock import utc_now
@@ -50,6 +51,21 @@ def check_execution_id(value: object) -> str:
     if parsed is None or parsed != text or not parsed.startswith(UUID_PREFIX):
         raise InvalidRequestError(f"{value!r} is not an execution id (a UUID starting 100)")
     return parsed
+
+
+@dataclass(frozen=True)
+class TaskMove:
+    """A guarded move of a task record: from its stored statuses to ``status``.
+
+    ``task`` is the record as the store holds it before the move; ``sources`` replaces the
+    statuses it may come from; ``attempt`` is appended to its attempt log.
+    """
+
+    task: TaskRecord
+    status: str
+    attempt: Mapping[str, Any] | None = None
+    sources: tuple[str, ...] | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 class ExecutionRecords:
@@ -252,6 +268,33 @@ class ExecutionRecords:
             return False
         task.update_from(doc)
         return True
+
+    def move_tasks(self, moves: Sequence[TaskMove]) -> list[TaskMove]:
+        """Apply guarded moves in one round trip, in order; return those that did not apply.
+
+        A move applies when the stored record is still in one of the statuses it comes
+        from. Only when fewer records matched than moves were sent are the records read
+        back, to name the tasks whose last move did not land.
+        """
+        if not moves:
+            return []
+        updates = []
+        for move in moves:
+            change: dict[str, Any] = {"$set": {"status": move.status, **move.fields}}
+            if move.attempt is not None:
+                change["$push"] = {"attempt_log": dict(move.attempt)}
+            sources = list(move.sources or TASK_SOURCES[move.status])
+            updates.append(({"uuid": move.task.id, "status": {"$in": sources}}, change))
+        if self.store.bulk_update("workflow_task", updates) == len(moves):
+            return []
+        last = {move.task.id: move for move in moves}
+        stored = {
+            doc["uuid"]: doc["status"]
+            for doc in self.store.find(
+                "workflow_task", {"uuid": {"$in": list(last)}}, projection={"uuid": 1, "status": 1}
+            )
+        }
+        return [move for uuid, move in last.items() if stored.get(uuid) != move.status]
 
     # -- the log ----------------------------------------------------------------------------
 

@@ -3,27 +3,28 @@
 While a graph runs, the runner is the only writer of its task records (it holds the
 job's execution lease), so it knows what a guarded move leaves in the store without
 reading it back. :class:`TaskWriter` applies a move to the in-memory record at once and
-sends the guarded update to the store from a few writer threads, so the loop goes on
-receiving outcomes and submitting attempts while the database answers. Moves of one task
-always go through the same thread, in order; :meth:`TaskWriter.flush` waits for every
-write sent so far and raises the first error one of them met.
+queues the guarded update; one writer thread sends whatever has queued up as one ordered
+bulk write, so the loop goes on receiving outcomes and submitting attempts while the
+database answers, and a burst of moves costs one round trip instead of one each. Moves
+are written in the order they were made; :meth:`TaskWriter.flush` waits for every move
+made so far and raises the first error a write met.
 """
 
 from __future__ import annotations
 
 import logging
-import zlib
+import threading
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from datacatalog.orchestrator.model import TaskRecord
-from datacatalog.orchestrator.records import ExecutionRecords
+from datacatalog.orchestrator.records import ExecutionRecords, TaskMove
 
 log = logging.getLogger(__name__)
 
-WRITERS = 4
-"""Writer threads: enough to overlap round trips, few enough to stay light on the server."""
+MAX_BATCH = 1000
+"""Most moves in one bulk write."""
 
 
 class TaskWriter:
@@ -31,16 +32,15 @@ class TaskWriter:
 
     Args:
         records: Where the task records are stored.
-        writers: Writer threads (each task's moves all go through one of them).
     """
 
-    def __init__(self, records: ExecutionRecords, writers: int = WRITERS) -> None:
+    def __init__(self, records: ExecutionRecords) -> None:
         self._records = records
-        self._pools = [
-            ThreadPoolExecutor(1, thread_name_prefix=f"datacatalog-records-{n}")
-            for n in range(writers)
-        ]
-        self._pending: list[Future[None]] = []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="datacatalog-records")
+        self._queue: list[TaskMove] = []
+        self._draining = False
+        self._errors: list[BaseException] = []
+        self._lock = threading.Lock()
 
     def move(
         self,
@@ -59,43 +59,51 @@ class TaskWriter:
             setattr(task, name, value)
         if attempt is not None:
             task.attempt_log.append(dict(attempt))
-        pool = self._pools[zlib.crc32(task.name.encode()) % len(self._pools)]
-        self._pending.append(
-            pool.submit(self._write, stored, status, attempt, sources, dict(fields))
-        )
-        if len(self._pending) > 4 * len(self._pools):
-            self._pending = [f for f in self._pending if not f.done() or f.exception()]
+        queued = TaskMove(stored, status, dict(attempt) if attempt else None, sources, fields)
+        with self._lock:
+            self._queue.append(queued)
+            if self._draining:
+                return  # the running drain takes it with the next batch
+            self._draining = True
+        self._pool.submit(self._drain)
 
-    def _write(
-        self,
-        stored: TaskRecord,
-        status: str,
-        attempt: Mapping[str, Any] | None,
-        sources: tuple[str, ...] | None,
-        fields: dict[str, Any],
-    ) -> None:
-        if not self._records.move_task(stored, status, attempt=attempt, sources=sources, **fields):
-            # Only another writer of this task's record gets here; as before, the move
-            # is skipped (the store keeps what that writer wrote).
-            log.warning(
-                "task %s of execution %s: its stored record could not move to %s",
-                stored.name,
-                stored.execution_id,
-                status,
-            )
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                if not batch:
+                    self._draining = False
+                    return
+            try:
+                missed = self._records.move_tasks(batch)
+            except BaseException as exc:
+                with self._lock:
+                    self._errors.append(exc)
+                continue
+            for move in missed:
+                # Only another writer of this task's record gets here; as before, the move
+                # is skipped (the store keeps what that writer wrote).
+                log.warning(
+                    "task %s of execution %s: its stored record could not move to %s",
+                    move.task.name,
+                    move.task.execution_id,
+                    move.status,
+                )
 
     def flush(self) -> None:
-        """Wait for every write sent so far; raise the first error one of them met."""
-        pending, self._pending = self._pending, []
-        error: BaseException | None = None
-        for future in pending:
-            exc = future.exception()
-            if exc is not None and error is None:
-                error = exc
-        if error is not None:
-            raise error
+        """Wait for every move made so far to be written; raise the first error met."""
+        # The drain runs until the queue is empty, and the pool has one thread: a marker
+        # submitted now runs after it.
+        self._pool.submit(_nothing).result()
+        with self._lock:
+            errors, self._errors = self._errors, []
+        if errors:
+            raise errors[0]
 
     def close(self) -> None:
-        """Wait for the writes and stop the threads (errors are :meth:`flush`'s to raise)."""
-        for pool in self._pools:
-            pool.shutdown(wait=True)
+        """Wait for the writes and stop the thread (errors are :meth:`flush`'s to raise)."""
+        self._pool.shutdown(wait=True)
+
+
+def _nothing() -> None:
+    """A flush marker."""

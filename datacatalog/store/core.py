@@ -415,6 +415,22 @@ class Store:
         with self._op(kind, write=True) as coll:
             return int(coll.update_many(dict(query), change).modified_count)
 
+    def bulk_update(
+        self, kind: str, updates: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
+    ) -> int:
+        """Apply ``(query, update)`` pairs in one round trip, in order; return how many matched.
+
+        Each update changes the one document its query matches (none: nothing happens,
+        nothing is inserted). Every update is validated before anything is sent.
+        """
+        if not updates:
+            return 0
+        prepared = [
+            UpdateOne(dict(query), _with_bookkeeping(kind, update)) for query, update in updates
+        ]
+        with self._op(kind, write=True) as coll:
+            return int(coll.bulk_write(prepared, ordered=True).matched_count)
+
     def bulk_upsert(
         self,
         kind: str,

@@ -10,9 +10,13 @@ Retries stay the runner's: each attempt is one future with a key of its own
 (``<execution>-<task>-<attempt>``, ``pure=False``), and a cluster we start allows no
 failures, so Dask never silently re-runs a task whose worker died (that surfaces as
 ``KilledWorker``, the attempt's failure). Workers report an attempt's start with a worker
-event on the topic ``datacatalog.task``; operations see cancellation through a
-``distributed.Event``. On a cluster we own, attempts still running ``cancel_grace``
-seconds after a cancel are stopped by killing their worker.
+event on the topic ``datacatalog.task``, and its end the same way when the outcome is small
+(no log records, an error under :data:`PUSHED_ERROR_CHARS`): the scheduler pushes it to
+the runner with no request for the result. Any other outcome (and any future that ended
+without that event: a dead worker, a lost message) is fetched as the future's result.
+Operations see cancellation through a ``distributed.Event``. On a cluster we own,
+attempts still running ``cancel_grace`` seconds after a cancel are stopped by killing
+their worker.
 """
 
 from __future__ import annotations
@@ -31,9 +35,19 @@ from distributed.protocol import pickle as dask_pickle
 from datacatalog.clock import utc_now
 from datacatalog.errors import InvalidRequestError
 from datacatalog.orchestrator.executors.base import Emit, Executor, Finished, Started
-from datacatalog.orchestrator.worker import Invocation, error_info, failure, run_attempt
+from datacatalog.orchestrator.worker import (
+    Invocation,
+    Outcome,
+    error_info,
+    failure,
+    run_attempt,
+)
 
 TOPIC = "datacatalog.task"
+
+PUSHED_ERROR_CHARS = 4096
+"""Largest error (message and traceback) an attempt's end event carries; the scheduler
+keeps recent events, so big outcomes travel as the future's result instead."""
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +57,7 @@ def _attempt_on_worker(invocation: Invocation, cancel_event: str) -> Any:
     worker.log_event(
         TOPIC,
         {
+            "kind": "started",
             "execution_id": invocation.execution_id,
             "task": invocation.task,
             "attempt": invocation.attempt,
@@ -59,7 +74,45 @@ def _attempt_on_worker(invocation: Invocation, cancel_event: str) -> Any:
             flags.append(Event(cancel_event))
         return bool(flags[0].is_set())
 
-    return run_attempt(invocation, cancelled)
+    outcome = run_attempt(invocation, cancelled)
+    pushed = _pushed(outcome)
+    if pushed is not None:
+        worker.log_event(TOPIC, {"execution_id": invocation.execution_id, **pushed})
+    return outcome
+
+
+def _pushed(outcome: Outcome) -> dict[str, Any] | None:
+    """``outcome`` as an end event's plain fields, or None when it is too big to push."""
+    error = outcome.error
+    if outcome.logs or (
+        error is not None and sum(len(str(value)) for value in error.values()) > PUSHED_ERROR_CHARS
+    ):
+        return None
+    return {
+        "kind": "finished",
+        "task": outcome.task,
+        "attempt": outcome.attempt,
+        "status": outcome.status,
+        "started": outcome.started.isoformat(),
+        "ended": outcome.ended.isoformat(),
+        "message": outcome.message,
+        "retry_interval": outcome.retry_interval,
+        "error": error,
+    }
+
+
+def _outcome(message: dict[str, Any]) -> Outcome:
+    """The outcome an end event carries (see :func:`_pushed`)."""
+    return Outcome(
+        task=message["task"],
+        attempt=int(message["attempt"]),
+        status=message["status"],
+        started=datetime.fromisoformat(message["started"]),
+        ended=datetime.fromisoformat(message["ended"]),
+        message=message.get("message"),
+        retry_interval=message.get("retry_interval"),
+        error=message.get("error"),
+    )
 
 
 class DaskExecutor(Executor):
@@ -109,6 +162,7 @@ class DaskExecutor(Executor):
         self._owns_client = False
         self._futures: dict[str, tuple[Invocation, Future[Any]]] = {}
         self._running: dict[str, str] = {}  # key -> worker address, from start events
+        self._reported: set[str] = set()  # keys whose Finished was emitted
         self._lock = threading.Lock()
         self._completed: as_completed | None = None
         self._wake = threading.Event()  # futures were added, or close() wants the collector
@@ -163,7 +217,8 @@ class DaskExecutor(Executor):
             self._owns_client = True
         self._cancel = Event(f"datacatalog-cancel-{execution_id}", client=self._client)
         self._cancel.clear()
-        self._client.subscribe_topic(TOPIC, self._on_started)
+        self._reported = set()
+        self._client.subscribe_topic(TOPIC, self._on_event)
         self._completed = as_completed(loop=self._client.loop, with_results=False)
         self._closing = False
         self._collector = threading.Thread(
@@ -171,12 +226,18 @@ class DaskExecutor(Executor):
         )
         self._collector.start()
 
-    def _on_started(self, event: tuple[float, dict[str, Any]]) -> None:
+    def _on_event(self, event: tuple[float, dict[str, Any]]) -> None:
         _, message = event
         if message.get("execution_id") != self.execution_id:
             return
         key = f"{self.execution_id}-{message['task']}-{message['attempt']}"
+        if message.get("kind") == "finished":
+            if self._claim(key):
+                self.emit(Finished(_outcome(message)))
+            return
         with self._lock:
+            if key in self._reported:
+                return  # its end came first
             self._running[key] = str(message.get("worker"))
         self.emit(
             Started(
@@ -186,6 +247,15 @@ class DaskExecutor(Executor):
                 str(message.get("worker")),
             )
         )
+
+    def _claim(self, key: str) -> bool:
+        """Whether this caller is the one to report the attempt ``key`` ended (once)."""
+        with self._lock:
+            if key in self._reported:
+                return False
+            self._reported.add(key)
+            self._running.pop(key, None)
+            return True
 
     def submit(self, invocation: Invocation) -> None:
         """Submit one attempt as a future with a key of its own."""
@@ -241,8 +311,9 @@ class DaskExecutor(Executor):
         with self._lock:
             for invocation, _ in batch:
                 self._futures.pop(invocation.key, None)
-                self._running.pop(invocation.key, None)
-        live = [(inv, fut) for inv, fut in batch if not fut.cancelled()]
+            pushed = {inv.key for inv, _ in batch if inv.key in self._reported}
+        # An end already pushed needs no result; the rest are fetched (one gather).
+        live = [(inv, fut) for inv, fut in batch if not fut.cancelled() and inv.key not in pushed]
         good = [(inv, fut) for inv, fut in live if fut.status == "finished"]
         results: list[Any] = []
         if good and self._client is not None:
@@ -251,7 +322,8 @@ class DaskExecutor(Executor):
             except Exception:  # one lost result: fetch them one by one below
                 results = []
         for (invocation, future), outcome in zip(good, results, strict=False):
-            self.emit(Finished(outcome))
+            if self._claim(invocation.key):
+                self.emit(Finished(outcome))
             live.remove((invocation, future))
         for invocation, future in live:
             try:
@@ -264,7 +336,8 @@ class DaskExecutor(Executor):
                         f"{invocation.attempt} died ({exc})"
                     )
                 outcome = failure(invocation, info, started=utc_now())
-            self.emit(Finished(outcome))
+            if self._claim(invocation.key):
+                self.emit(Finished(outcome))
 
     def cancel(self) -> list[tuple[str, int]]:
         """Set the cancel flag, cancel attempts not yet started, schedule the hard stop."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 """Most moves in one bulk write."""
+
+GATHER_SECONDS = 0.01
+"""How long the writer lets moves queue up before it sends them."""
 
 
 class TaskWriter:
@@ -69,6 +73,7 @@ class TaskWriter:
 
     def _drain(self) -> None:
         while True:
+            time.sleep(GATHER_SECONDS)  # let a burst of moves gather into one write
             with self._lock:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 if not batch:

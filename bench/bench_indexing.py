@@ -4,9 +4,11 @@ Generates N small files (1-64 KiB of random bytes) once, then for each of ``--re
 rounds, interleaved so every path sees the same machine conditions:
 
 (a) the single-thread limit: walk the directory and SHA-256 every file, writing nothing;
-(b) the parallel limit: the same walk, hashing on as many threads as the indexer uses;
-(c) ``IndexingService.index(fixity=True)``: listing, matching, hashing on a thread pool
-    while the previous batch is written, one bulk write per batch.
+(b) the parallel limit: the same walk, hashing on one thread per core;
+(c) ``IndexingService.index(fixity=True)``: listing, matching, hashing (on the indexer's
+    default hashing threads) while the previous batch is written, one bulk write per batch;
+(d) the records (c) wrote, bulk-inserted again by hand (same batches, same indexes): what
+    the database server alone needs per record, on the same cores.
 
 Each round indexes a new job (the files are moved into its archive path), so every
 record is an insert. It prints the median files/s of each path with its spread
@@ -147,6 +149,7 @@ class Result:
     limit: list[float] = field(default_factory=list)
     parallel: list[float] = field(default_factory=list)
     product: list[float] = field(default_factory=list)
+    write_only: list[float] = field(default_factory=list)
     commands: Counter[str] = field(default_factory=Counter)
     batches: int = 0
 
@@ -169,6 +172,7 @@ class Result:
             "limit_files_per_s": spread(self.rates(self.limit)),
             "parallel_files_per_s": spread(self.rates(self.parallel)),
             "product_files_per_s": spread(self.rates(self.product)),
+            "write_only_files_per_s": spread(self.rates(self.write_only)),
             "ratio_single": spread(self.ratios(self.limit)),
             "ratio_parallel": spread(self.ratios(self.parallel)),
             "commands_per_round": {k: v / rounds for k, v in sorted(self.commands.items())},
@@ -178,7 +182,7 @@ class Result:
 
 def measure(uri: str, files: int, *, repeats: int, batch_size: int, seed: int) -> Result:
     """Generate ``files`` files once and time the three paths ``repeats`` times."""
-    workers = DEFAULT_HASH_WORKERS
+    workers = os.cpu_count() or 1
     result = Result(files=files, workers=workers, batch_size=batch_size)
     with ExitStack() as stack:
         counter = CommandCounter()
@@ -219,6 +223,21 @@ def measure(uri: str, files: int, *, repeats: int, batch_size: int, seed: int) -
             counter.counts.clear()
             result.batches += report.batches
 
+            # (d) The records (c) wrote, inserted again by hand into a collection with the
+            # same indexes, batch by batch: what the server alone costs per record.
+            written = list(database["files"].find({"generated_by": job.uuid}, {"_id": 0}))
+            scratch = database[f"write_only_{_round}"]
+            for index in database["files"].list_indexes():
+                if index["name"] != "_id_":
+                    scratch.create_index(
+                        list(index["key"].items()), unique=bool(index.get("unique"))
+                    )
+            started = time.perf_counter()
+            for start in range(0, len(written), batch_size):
+                scratch.insert_many(written[start : start + batch_size], ordered=False)
+            result.write_only.append(time.perf_counter() - started)
+            scratch.drop()
+
             # The product's records must agree with the limit run's hashes.
             assert report.written == files, report.errors[:3]
             sample = catalog.indexing.files(job.uuid)[:: max(1, files // 50)]
@@ -232,7 +251,8 @@ def table(result: Result) -> str:
     """The printed result."""
     summary = result.summary()
     lines = [
-        f"{result.files} files, {summary['rounds']} rounds, {result.workers} hashing threads, "
+        f"{result.files} files, {summary['rounds']} rounds, {DEFAULT_HASH_WORKERS} hashing "
+        f"thread(s) in the indexer, {result.workers} in the parallel limit, "
         f"batches of {result.batch_size}",
         f"{'path':<48} {'files/s (median)':>17} {'min-max':>15}",
     ]
@@ -240,6 +260,7 @@ def table(result: Result) -> str:
         ("(a) walk + sha256 on one thread (limit)", "limit_files_per_s"),
         (f"(b) walk + sha256 on {result.workers} threads (limit)", "parallel_files_per_s"),
         ("(c) IndexingService.index(fixity=True)", "product_files_per_s"),
+        ("(d) the same records, bulk inserts only", "write_only_files_per_s"),
     ):
         figure = summary[key]
         lines.append(

@@ -29,12 +29,14 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import dask
 from distributed import Client, LocalCluster
-from pymongo import monitoring
+from pymongo import MongoClient, monitoring
 
 from datacatalog.catalog import Catalog
 from datacatalog.orchestrator.decorators import operation, workflow
@@ -118,68 +120,104 @@ def run_lane(
     return elapsed, sum(listener.commands.values()) - before
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=DEFAULT_TASKS)
-    parser.add_argument("--workers", type=int, default=2, help="Dask workers and threads")
-    args = parser.parse_args()
-    tasks = args.tasks
+@dataclass
+class Lanes:
+    """Seconds per round of each lane, and the runner lanes' round trips per task."""
 
-    start = time.perf_counter()
-    for _ in range(tasks):
-        nothing(None)
-    direct = time.perf_counter() - start
+    tasks: int
+    workers: int
+    direct: list[float] = field(default_factory=list)
+    bare: list[float] = field(default_factory=list)
+    thread: list[float] = field(default_factory=list)
+    dask: list[float] = field(default_factory=list)
+    thread_trips: list[float] = field(default_factory=list)
+    dask_trips: list[float] = field(default_factory=list)
 
+    def dask_ratios(self) -> list[float]:
+        """Per-round time of the runner on Dask over bare Dask."""
+        return [d / b for d, b in zip(self.dask, self.bare, strict=True)]
+
+
+def measure(uri: str, tasks: int, *, workers: int = 2, repeats: int = 1) -> Lanes:
+    """The four lanes, ``repeats`` interleaved rounds, on one local cluster."""
+    lanes = Lanes(tasks, workers)
     listener = RoundTrips()
-    monitoring.register(listener)  # before the store creates its client
-    with server_uri() as (uri, where), tempfile.TemporaryDirectory() as data_dir:
-        database = f"bench_workflows_{uuid.uuid4().hex[:8]}"
-        store = connect(uri, database=database)
+    with tempfile.TemporaryDirectory() as data_dir:
+        mongo: MongoClient[dict[str, Any]] = MongoClient(uri, event_listeners=[listener])
+        store = connect(mongo[f"bench_workflows_{uuid.uuid4().hex[:8]}"])
         catalog = Catalog(
             store, settings=Settings.load(env={}, data_dir=Path(data_dir), secret=SECRET)
         )
         with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
             cluster = LocalCluster(
-                n_workers=args.workers, threads_per_worker=1, processes=True,
+                n_workers=workers, threads_per_worker=1, processes=True,
                 host="127.0.0.1", dashboard_address=None,
             )  # fmt: skip
         client = Client(cluster, set_as_default=False)
         try:
             client.gather([client.submit(nothing, None, pure=False) for _ in range(10)])  # warm
-            start = time.perf_counter()
-            client.gather([client.submit(nothing, None, pure=False) for _ in range(tasks)])
-            bare = time.perf_counter() - start
-            thread_s, thread_rt = run_lane(catalog, listener, ThreadExecutor(args.workers), tasks)
-            dask_s, dask_rt = run_lane(catalog, listener, DaskExecutor(client=client), tasks)
+            for _round in range(repeats):
+                start = time.perf_counter()
+                for _ in range(tasks):
+                    nothing(None)
+                lanes.direct.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                client.gather([client.submit(nothing, None, pure=False) for _ in range(tasks)])
+                lanes.bare.append(time.perf_counter() - start)
+                seconds, trips = run_lane(catalog, listener, ThreadExecutor(workers), tasks)
+                lanes.thread.append(seconds)
+                lanes.thread_trips.append(trips / tasks)
+                seconds, trips = run_lane(catalog, listener, DaskExecutor(client=client), tasks)
+                lanes.dask.append(seconds)
+                lanes.dask_trips.append(trips / tasks)
         finally:
             client.close()
             cluster.close()
             store.drop_database()
-            store.close()
+            mongo.close()
+    return lanes
 
+
+def table(lanes: Lanes, where: str) -> str:
+    """The printed result (medians over the rounds)."""
+    tasks = lanes.tasks
     rows = [
-        ("direct call", direct, None),
-        ("bare dask submit", bare, None),
-        ("runner thread", thread_s, thread_rt),
-        ("runner dask", dask_s, dask_rt),
+        ("direct call", median(lanes.direct), None),
+        ("bare dask submit", median(lanes.bare), None),
+        ("runner thread", median(lanes.thread), median(lanes.thread_trips)),
+        ("runner dask", median(lanes.dask), median(lanes.dask_trips)),
     ]
-    print(f"{tasks} no-op tasks, {args.workers} workers, MongoDB: {where}")
+    direct, bare = median(lanes.direct), median(lanes.bare)
     header = ("lane", "total s", "ms/task", "vs direct", "vs dask", "trips/task")
-    print(
+    lines = [
+        f"{tasks} no-op tasks, {lanes.workers} workers, {len(lanes.bare)} round(s), "
+        f"MongoDB: {where}",
         f"{header[0]:<18} "
-        + " ".join(f"{h:>{w}}" for h, w in zip(header[1:], (9, 9, 10, 8, 11), strict=True))
-    )
+        + " ".join(f"{h:>{w}}" for h, w in zip(header[1:], (9, 9, 10, 8, 11), strict=True)),
+    ]
     for name, seconds, trips in rows:
         per_task = seconds / tasks * 1000
-        print(
+        lines.append(
             f"{name:<18} {seconds:>9.3f} {per_task:>9.3f} {seconds / direct:>9.0f}x "
-            f"{seconds / bare:>7.2f}x {(f'{trips / tasks:.3f}' if trips is not None else '-'):>11}"
+            f"{seconds / bare:>7.2f}x {(f'{trips:.3f}' if trips is not None else '-'):>11}"
         )
-    print(
-        f"runner dask / bare dask = {dask_s / bare:.2f}x (goal <= 1.5x); "
-        f"round trips per task: thread {thread_rt / tasks:.3f}, dask {dask_rt / tasks:.3f} "
-        "(goal <= 2, plus a few per execution)"
+    lines.append(
+        f"runner dask / bare dask = {median(lanes.dask_ratios()):.2f}x (goal <= 1.5x); "
+        f"round trips per task: thread {median(lanes.thread_trips):.3f}, "
+        f"dask {median(lanes.dask_trips):.3f} (goal <= 2, plus a few per execution)"
     )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=DEFAULT_TASKS)
+    parser.add_argument("--workers", type=int, default=2, help="Dask workers and threads")
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds")
+    args = parser.parse_args()
+    with server_uri() as (uri, where):
+        lanes = measure(uri, args.tasks, workers=args.workers, repeats=args.repeats)
+    print(table(lanes, where))
 
 
 if __name__ == "__main__":

@@ -195,3 +195,23 @@ def stubborn(ctx: Any) -> None:
     # Ignores the cancel flag: only killing its worker stops it.
     for _ in range(6000):
         time.sleep(0.01)
+
+
+@operation(resources={"GPU": 1})
+def on_a_gpu(ctx: Any) -> None:
+    """Needs one GPU of a Dask worker."""
+
+
+@operation(resources={"GPU": 2})
+def on_two_gpus(ctx: Any) -> None:
+    """Needs two GPUs of one Dask worker."""
+
+
+@workflow
+def gpu_work(ctx: Any, graph: Any, gpus: int = 1) -> None:
+    graph.add(on_a_gpu if gpus == 1 else on_two_gpus, name="gpu")
+    graph.add(noop, name="cpu")
+
+
+def nothing_at_all(ctx: Any) -> None:
+    """A plain function, to decorate in tests."""

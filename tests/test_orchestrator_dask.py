@@ -19,7 +19,11 @@ distributed = pytest.importorskip("distributed")
 
 from datacatalog.errors import InvalidRequestError  # noqa: E402
 from datacatalog.orchestrator import events  # noqa: E402
-from datacatalog.orchestrator.exceptions import WorkflowFailedError  # noqa: E402
+from datacatalog.orchestrator.decorators import operation  # noqa: E402
+from datacatalog.orchestrator.exceptions import (  # noqa: E402
+    InvalidWorkflowRunnerParams,
+    WorkflowFailedError,
+)
 from datacatalog.orchestrator.executors import DaskExecutor  # noqa: E402
 from datacatalog.orchestrator.workflow_runner import WorkflowRunner  # noqa: E402
 from datacatalog.store import Store  # noqa: E402
@@ -171,3 +175,49 @@ def test_a_slurm_job_script_renders() -> None:
     assert script.startswith("#!/usr/bin/env bash")
     assert "#SBATCH -p normal" in script and "#SBATCH -t 01:00:00" in script
     assert "distributed.cli.dask_worker tcp://127.0.0.1:8786" in script
+
+
+def test_a_resource_request_no_worker_meets_is_refused_before_anything_runs(
+    world: World, client: Any
+) -> None:
+    # The module's cluster declares no resources: Dask would queue the task forever.
+    executions = world.store.count("workflow_execution", {})
+    with pytest.raises(InvalidWorkflowRunnerParams, match=r"task gpu: .*asks for GPU=1") as info:
+        dask_runner(world, ops.gpu_work, DaskExecutor(client=client))
+    assert "no resources" in str(info.value) and "wait forever" in str(info.value)
+    assert world.store.count("workflow_execution", {}) == executions
+
+
+def test_resources_of_the_local_cluster_are_requested_and_checked(
+    world: World, engine: str
+) -> None:
+    if engine != "memory":
+        pytest.skip("one engine is enough to start a cluster with resources")
+    with pytest.raises(InvalidWorkflowRunnerParams, match=r"asks for GPU=2.*offer GPU=1"):
+        dask_runner(
+            world, ops.gpu_work, DaskExecutor(workers=1, resources={"GPU": 1}), inputs={"gpus": 2}
+        )
+    executor = DaskExecutor(workers=1, resources={"GPU": 1})
+    run = dask_runner(world, ops.gpu_work, executor, inputs={"gpus": 1})
+    assert run.execute().status == "succeeded"
+    assert {t.name: t.status for t in run.tasks} == {"gpu": "success", "cpu": "success"}
+
+
+@pytest.mark.parametrize(
+    ("resources", "match"),
+    [
+        ({"GPU": 0}, "resource 'GPU' must be a positive number"),
+        ({"": 1}, "a resource name must be a non-empty string"),
+        ("GPU", "resources must be a mapping"),
+    ],
+)
+def test_bad_resource_requests_name_what_is_wrong(resources: Any, match: str) -> None:
+    with pytest.raises(InvalidRequestError, match=match):
+        operation(resources=resources)(ops.nothing_at_all)
+    with pytest.raises(InvalidRequestError, match=match):
+        DaskExecutor(resources=resources)
+
+
+def test_resources_belong_to_the_cluster_we_start(client: Any) -> None:
+    with pytest.raises(InvalidRequestError, match="declare their own"):
+        DaskExecutor(client=client, resources={"GPU": 1})

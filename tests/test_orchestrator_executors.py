@@ -72,3 +72,9 @@ def test_process_executor_checks_its_options() -> None:
         ProcessExecutor(pool_size=0)
     with pytest.raises(InvalidRequestError, match="start_method"):
         ProcessExecutor(start_method="teleport")
+
+
+def test_resource_requests_are_dasks_other_executors_run_every_attempt(world: World) -> None:
+    run = run_on_processes(world, ops.gpu_work, inputs={"gpus": 2})
+    assert run.execute().status == "succeeded"
+    assert {t.name: t.status for t in run.tasks} == {"gpu": "success", "cpu": "success"}

@@ -64,11 +64,42 @@ def _by_reference(obj: Any) -> bool:
         return False
 
 
+def check_resources(resources: object, what: str) -> dict[str, float]:
+    """``resources`` as ``{name: amount}``; InvalidRequestError naming what is wrong.
+
+    Names are non-empty strings, amounts positive numbers (Dask's abstract resources).
+    """
+    if resources is None:
+        return {}
+    if not isinstance(resources, Mapping):
+        raise InvalidRequestError(
+            f"{what}: resources must be a mapping of names to amounts, "
+            f"not {type(resources).__name__}"
+        )
+    checked: dict[str, float] = {}
+    for name, amount in resources.items():
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidRequestError(f"{what}: a resource name must be a non-empty string")
+        if (
+            isinstance(amount, bool)
+            or not isinstance(amount, (int, float))
+            or not amount > 0
+            or amount == float("inf")
+        ):
+            raise InvalidRequestError(
+                f"{what}: resource {name!r} must be a positive number, not {amount!r}"
+            )
+        checked[name] = float(amount)
+    return checked
+
+
 class Operation:
     """A function marked with :func:`operation`, and its options.
 
     ``max_attempts``, ``retry_interval`` and ``ignore_failure`` are None when not given:
-    the runner's defaults then apply (0 is a value, not "not given").
+    the runner's defaults then apply (0 is a value, not "not given"). ``resources`` are
+    what an attempt needs of a Dask worker (``{"GPU": 1}``: the abstract resources
+    workers declare with ``--resources``); other executors run every attempt as it comes.
     """
 
     def __init__(
@@ -81,6 +112,7 @@ class Operation:
         max_attempts: int | None = None,
         retry_interval: float | None = None,
         ignore_failure: bool | None = None,
+        resources: Mapping[str, float] | None = None,
     ) -> None:
         if not callable(func):
             raise InvalidRequestError(f"@operation needs a function, not {type(func).__name__}")
@@ -108,6 +140,7 @@ class Operation:
         self.max_attempts = max_attempts
         self.retry_interval = None if retry_interval is None else float(retry_interval)
         self.ignore_failure = ignore_failure
+        self.resources = check_resources(resources, f"operation {func.__name__}")
         self.name = func.__name__
         self.__name__ = func.__name__
         self.__qualname__ = func.__qualname__
@@ -279,6 +312,7 @@ def operation(
     max_attempts: int | None = None,
     retry_interval: float | None = None,
     ignore_failure: bool | None = None,
+    resources: Mapping[str, float] | None = None,
 ) -> Callable[[Callable[..., Any]], Operation]: ...
 
 
@@ -291,6 +325,7 @@ def operation(
     max_attempts: int | None = None,
     retry_interval: float | None = None,
     ignore_failure: bool | None = None,
+    resources: Mapping[str, float] | None = None,
 ) -> Operation | Callable[[Callable[..., Any]], Operation]:
     """Operation decorator: mark ``func(ctx, **arguments)`` as a unit of work.
 
@@ -303,6 +338,8 @@ def operation(
         max_attempts: Executions in all (None: the runner's ``task_max_attempts``).
         retry_interval: Seconds between attempts (None: the runner's).
         ignore_failure: A failure fails this task alone; its dependants still run.
+        resources: What an attempt needs of a Dask worker (``{"GPU": 1}``); a request no
+            worker of the cluster can meet is refused before anything runs.
     """
 
     def wrap(target: Callable[..., Any]) -> Operation:
@@ -314,6 +351,7 @@ def operation(
             max_attempts=max_attempts,
             retry_interval=retry_interval,
             ignore_failure=ignore_failure,
+            resources=resources,
         )
 
     return wrap(func) if func is not None else wrap

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,8 @@ from distributed.protocol import pickle as dask_pickle
 
 from datacatalog.clock import utc_now
 from datacatalog.errors import InvalidRequestError
+from datacatalog.orchestrator.decorators import check_resources
+from datacatalog.orchestrator.exceptions import InvalidWorkflowRunnerParams
 from datacatalog.orchestrator.executors.base import Emit, Executor, Finished, Started
 from datacatalog.orchestrator.worker import (
     Invocation,
@@ -122,6 +124,8 @@ class DaskExecutor(Executor):
         address: A scheduler to connect to (``tcp://host:port``); None starts a local cluster.
         client: An existing ``distributed.Client`` to use (its cluster is never shut down).
         workers: Worker processes of the local cluster we start (default 2).
+        resources: Abstract resources each worker of the local cluster we start declares
+            (``{"GPU": 1}``), for operations that request them.
         cancel_grace: Seconds running attempts get after a cancel before their worker is
             killed (own cluster only; None: never killed).
     """
@@ -134,6 +138,7 @@ class DaskExecutor(Executor):
         client: Client | None = None,
         workers: int | None = None,
         *,
+        resources: Mapping[str, float] | None = None,
         cancel_grace: float | None = 10.0,
     ) -> None:
         if address is not None and client is not None:
@@ -142,6 +147,11 @@ class DaskExecutor(Executor):
             raise InvalidRequestError(
                 "DaskExecutor: workers sizes the local cluster it starts; an existing "
                 "scheduler's workers are its own"
+            )
+        if resources is not None and (address is not None or client is not None):
+            raise InvalidRequestError(
+                "DaskExecutor: resources are declared by the workers of the local cluster it "
+                "starts; an existing scheduler's workers declare their own"
             )
         if workers is not None and (
             isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
@@ -155,6 +165,7 @@ class DaskExecutor(Executor):
             )
         self.address = address
         self.workers = workers or 2
+        self.resources = check_resources(resources, "DaskExecutor")
         self.cancel_grace = cancel_grace
         self._given_client = client
         self._client: Client | None = None
@@ -212,6 +223,7 @@ class DaskExecutor(Executor):
                     processes=True,
                     host="127.0.0.1",
                     dashboard_address=None,
+                    **({"resources": dict(self.resources)} if self.resources else {}),
                 )
             self._client = Client(self._cluster, set_as_default=False)
             self._owns_client = True
@@ -267,23 +279,72 @@ class DaskExecutor(Executor):
             key=invocation.key,
             pure=False,
             retries=0,
+            resources=invocation.operation.resources or None,
         )
         self._track([(invocation, future)])
 
     def submit_many(self, invocations: Sequence[Invocation]) -> None:
-        """Submit attempts together: one graph update reaches the scheduler for all of them."""
+        """Submit attempts together: one graph update per set of resource requests."""
         assert self._client is not None and self._cancel is not None, "start() first"
-        if not invocations:
+        groups: dict[tuple[tuple[str, float], ...], list[Invocation]] = {}
+        for invocation in invocations:
+            needs = tuple(sorted(invocation.operation.resources.items()))
+            groups.setdefault(needs, []).append(invocation)
+        for needs, group in groups.items():
+            futures = self._client.map(
+                _attempt_on_worker,
+                group,
+                [self._cancel.name] * len(group),
+                key=[invocation.key for invocation in group],
+                pure=False,
+                retries=0,
+                resources=dict(needs) or None,
+            )
+            self._track(list(zip(group, futures, strict=True)))
+
+    def check(self, invocations: Sequence[Invocation]) -> None:
+        """Refuse unpicklable invocations, and resource requests no worker can meet.
+
+        Dask would queue such an attempt forever without a word. The requests are checked
+        against the workers connected now (``scheduler_info``); with none connected yet (an
+        adaptive cluster still scaling up) there is nothing to check against.
+
+        Raises:
+            InvalidWorkflowRunnerParams: Naming the task, what it asks for and what the
+                workers offer.
+        """
+        super().check(invocations)
+        wanted = [inv for inv in invocations if inv.operation.resources]
+        if not wanted:
             return
-        futures = self._client.map(
-            _attempt_on_worker,
-            list(invocations),
-            [self._cancel.name] * len(invocations),
-            key=[invocation.key for invocation in invocations],
-            pure=False,
-            retries=0,
-        )
-        self._track(list(zip(invocations, futures, strict=True)))
+        offered = self._offered()
+        if offered is None:
+            return
+        for invocation in wanted:
+            needs = invocation.operation.resources
+            if any(all(w.get(k, 0) >= v for k, v in needs.items()) for w in offered):
+                continue
+            shown = sorted({_show(w) for w in offered}) or ["nothing"]
+            raise InvalidWorkflowRunnerParams(
+                f"task {invocation.task}: operation {invocation.operation.name} asks for "
+                f"{_show(needs)}, which no worker of {self.describe()} offers (the workers "
+                f"offer {'; '.join(shown)}); it would wait forever",
+                task=invocation.task,
+            )
+
+    def _offered(self) -> list[dict[str, float]] | None:
+        """The resources of each connected worker (None: no worker connected yet)."""
+        if self._given_client is None and self.address is None:
+            return [dict(self.resources)] * self.workers
+        if self._given_client is not None:
+            info = self._given_client.scheduler_info(n_workers=-1)
+        else:
+            with Client(self.address, set_as_default=False) as client:
+                info = client.scheduler_info(n_workers=-1)
+        workers = list(info.get("workers", {}).values())
+        if not workers:
+            return None
+        return [dict(worker.get("resources") or {}) for worker in workers]
 
     def _track(self, submitted: list[tuple[Invocation, Future[Any]]]) -> None:
         assert self._completed is not None
@@ -386,3 +447,10 @@ class DaskExecutor(Executor):
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+def _show(resources: Mapping[str, float]) -> str:
+    """``GPU=1, MEMORY=8e+09`` (or ``no resources``)."""
+    if not resources:
+        return "no resources"
+    return ", ".join(f"{name}={amount:g}" for name, amount in sorted(resources.items()))

@@ -390,66 +390,46 @@ def test_job_page_shows_the_lease_holder(ui: UI) -> None:
     assert "the lease has lapsed" in held
 
 
-def test_job_page_shows_workflow_executions_when_there_are_some(
-    ui: UI, monkeypatch: pytest.MonkeyPatch
+def test_job_page_shows_the_workflow_executions_a_real_run_recorded(
+    ui: UI, tmp_path: Path
 ) -> None:
-    from datacatalog import schemas
-    from datacatalog.clock import utc_now
-    from datacatalog.identifiers import random_uuid
-    from datacatalog.service.ui import executions
-    from datacatalog.store import COLLECTIONS
+    from datacatalog.orchestrator.exceptions import WorkflowFailedError
+    from datacatalog.orchestrator.executors import ThreadExecutor
+    from datacatalog.orchestrator.workflow_runner import WorkflowRunner
+    from tests import orchestrator_ops as ops
+    from tests.test_jobs import make_world
+    from tests.test_orchestrator import FakeClock
 
     b = ui.built
     assert "Workflow executions" not in ui.get(f"/jobs/{b.running.uuid}").text
-    # The workflow runner's kinds, as a build with it registers them (their schemas
-    # belong to the runner, so writes of them are not validated here).
-    monkeypatch.setitem(COLLECTIONS, executions.EXECUTION_KIND, "workflow_executions")
-    monkeypatch.setitem(COLLECTIONS, executions.TASK_KIND, "workflow_tasks")
-    checked = schemas.validate
-    monkeypatch.setattr(
-        schemas,
-        "validate",
-        lambda kind, doc: (
-            None
-            if kind in (executions.EXECUTION_KIND, executions.TASK_KIND)
-            else checked(kind, doc)
-        ),
+    # A workflow run on a job of the same store, by the runner itself: the first task
+    # fails (its root cause chained), so its dependant never starts.
+    world = make_world(b.store, tmp_path / "runner")
+    job = world.new_job({"dashboard": "workflow"})
+    runner = WorkflowRunner(
+        world.catalog,
+        None,
+        None,
+        service_id=job.uuid,
+        workflow_name=ops.fail_then_more,
+        inputs={"key": "dashboard"},
+        executor=ThreadExecutor(pool_size=2),
+        task_retry_interval=0,
+        clock=FakeClock(),
     )
-    now = utc_now()
-    execution = random_uuid("generic")
-    b.store.insert(
-        executions.EXECUTION_KIND,
-        {"uuid": execution, "job_uuid": b.running.uuid, "workflow_name": "diamond",
-         "status": "failed", "reason": "task_failed", "created_at": now, "started_at": now,
-         "ended_at": now, "error": {"type": "ValueError", "message": "<script>bad</script>",
-                                    "task": "right"}},
-    )  # fmt: skip
-    for position, (name, status, after, attempts) in enumerate(
-        [
-            ("left", "success", [], 1),
-            ("right", "failed", [], 3),
-            ("join", "pending", ["left", "right"], 0),
-        ]
-    ):
-        b.store.insert(
-            executions.TASK_KIND,
-            {"uuid": random_uuid("generic"), "execution_id": execution, "name": name,
-             "position": position, "operation": f"examples.diamond:{name}",
-             "dependencies": after, "status": status, "attempts": attempts, "max_attempts": 3,
-             "ignore_failure": False, "started_at": now, "ended_at": now,
-             "error": {"type": "ValueError", "message": "<script>bad</script>", "traceback": "t"}
-             if status == "failed" else None, "message": None},
-        )  # fmt: skip
-    text = is_page(ui.get(f"/jobs/{b.running.uuid}"))
+    with pytest.raises(WorkflowFailedError):
+        runner.execute()
+    text = is_page(ui.get(f"/jobs/{job.uuid}"))
     section = text.split('<section class="executions">', 1)[1].split("</section>", 1)[0]
-    assert "diamond" in section and "task_failed" in section
-    assert re.findall(r'<tr data-task="(\w+)">', section) == ["left", "right", "join"]
-    assert "3 / 3" in section and "left, right" in section
-    assert "&lt;script&gt;bad&lt;/script&gt;" in section and "<script>bad" not in section
+    assert "fail_then_more" in section and runner.execution_id in section
+    assert "task_failed" in section
+    assert re.findall(r'<tr data-task="([\w-]+)">', section) == [t.name for t in runner.tasks]
+    failed, never = runner.tasks
+    assert (failed.status, never.status) == ("failed", "pending")
+    assert "1 / 1" in section and "could not read the table" in section
     graph = re.search(r"data-task-graph>(.*?)</div>", section, re.S)
-    assert (
-        graph is not None and "join" in graph.group(1) and "failed · attempts 3/3" in graph.group(1)
-    )
+    assert graph is not None and never.name in graph.group(1)
+    assert "failed · attempts 1/1" in graph.group(1)
     assert "Workflow executions" not in ui.get(f"/jobs/{b.indexed.uuid}").text
 
 

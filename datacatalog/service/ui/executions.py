@@ -1,14 +1,12 @@
 """Workflow executions on a job's page: each execution's task graph, states and errors.
 
-A workflow run (:mod:`datacatalog.orchestrator`, where it is installed) records one
-``workflow_execution`` document per execution of a job and one ``workflow_task``
-document per task, naming the tasks it depends on. The job page shows, for the newest
-executions, the execution's status, times and root error, and its tasks as a graph (a
-Graphviz picture coloured by state, dependencies as arrows) and as a table (state,
-attempts, times, error).
+A workflow run (:mod:`datacatalog.orchestrator`) records one ``workflow_execution``
+document per execution of a job and one ``workflow_task`` document per task, naming the
+tasks it depends on. The job page shows, for the newest executions, the execution's
+status, times and root error, and its tasks as a graph (a Graphviz picture coloured by
+state, dependencies as arrows) and as a table (state, attempts, times, error).
 
-Catalogs whose store has no such kinds (the workflow runner is not part of this build,
-or the job never ran a workflow) simply have no executions: the section is left out.
+A job that never ran a workflow has no executions: the section is left out.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from markupsafe import Markup
 
 from datacatalog.errors import UnavailableError
 from datacatalog.service.ui.pictures import inline_svg
-from datacatalog.store import COLLECTIONS, Document, Store
+from datacatalog.store import Document, Store
 
 EXECUTION_KIND = "workflow_execution"
 TASK_KIND = "workflow_task"
@@ -91,15 +89,8 @@ class Execution:
     problem: str | None = None
 
 
-def available() -> bool:
-    """True when the store knows the workflow kinds (the runner is part of this build)."""
-    return EXECUTION_KIND in COLLECTIONS and TASK_KIND in COLLECTIONS
-
-
 def executions(store: Store, job_uuid: str, *, limit: int = MAX_EXECUTIONS) -> list[Execution]:
     """The job's newest executions with their tasks (two queries), or none."""
-    if not available():
-        return []
     docs = store.find(
         EXECUTION_KIND, {"job_uuid": job_uuid}, sort=[("created_at", -1)], limit=limit
     )

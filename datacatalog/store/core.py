@@ -565,11 +565,24 @@ def _stamped(document: Mapping[str, Any]) -> Document:
     return doc
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+"""Types stored as they are (checked by exact type: the walk runs on every insert)."""
+
+
 def _as_stored(value: Any) -> Any:
     """``value`` as the database will hold it: datetimes in UTC at millisecond precision.
 
     The document an insert returns is then equal to the one read back later.
     """
+    # Plain values are taken without a call of their own, and exact type checks come
+    # before the ABC ones (``Mapping``), which cost more than the rest of the walk.
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        return {k: v if type(v) in _PLAIN else _as_stored(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [v if type(v) in _PLAIN else _as_stored(v) for v in value]
     if isinstance(value, datetime):
         return truncate(value)
     if isinstance(value, Mapping):

@@ -11,7 +11,7 @@ Retries stay the runner's: each attempt is one future with a key of its own
 failures, so Dask never silently re-runs a task whose worker died (that surfaces as
 ``KilledWorker``, the attempt's failure). Workers report an attempt's start with a worker
 event on the topic ``datacatalog.task``, and its end the same way when the outcome is small
-(no log records, an error under :data:`PUSHED_ERROR_CHARS`): the scheduler pushes it to
+(no log records, message and error under :data:`PUSHED_ERROR_CHARS`): the scheduler pushes it to
 the runner with no request for the result. Any other outcome (and any future that ended
 without that event: a dead worker, a lost message) is fetched as the future's result.
 Operations see cancellation through a ``distributed.Event``. On a cluster we own,
@@ -47,9 +47,10 @@ from datacatalog.orchestrator.worker import (
 
 TOPIC = "datacatalog.task"
 
-PUSHED_ERROR_CHARS = 4096
-"""Largest error (message and traceback) an attempt's end event carries; the scheduler
-keeps recent events, so big outcomes travel as the future's result instead."""
+PUSHED_ERROR_CHARS = 2048
+"""Most characters of message and error (type, message, traceback) an attempt's end event
+carries; the scheduler keeps recent events, so bigger outcomes travel as the future's
+result instead."""
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +80,18 @@ def _attempt_on_worker(invocation: Invocation, cancel_event: str) -> Any:
     outcome = run_attempt(invocation, cancelled)
     pushed = _pushed(outcome)
     if pushed is not None:
-        worker.log_event(TOPIC, {"execution_id": invocation.execution_id, **pushed})
+        try:
+            worker.log_event(TOPIC, {"execution_id": invocation.execution_id, **pushed})
+        except Exception as exc:  # the runner then fetches the outcome as the result
+            log.debug("pushing the end of %s: %s", invocation.key, exc)
     return outcome
 
 
 def _pushed(outcome: Outcome) -> dict[str, Any] | None:
     """``outcome`` as an end event's plain fields, or None when it is too big to push."""
     error = outcome.error
-    if outcome.logs or (
-        error is not None and sum(len(str(value)) for value in error.values()) > PUSHED_ERROR_CHARS
-    ):
+    size = len(outcome.message or "") + sum(len(str(v)) for v in (error or {}).values())
+    if outcome.logs or size > PUSHED_ERROR_CHARS:
         return None
     return {
         "kind": "finished",
@@ -98,7 +101,7 @@ def _pushed(outcome: Outcome) -> dict[str, Any] | None:
         "started": outcome.started.isoformat(),
         "ended": outcome.ended.isoformat(),
         "message": outcome.message,
-        "retry_interval": outcome.retry_interval,
+        "retry_interval": None if outcome.retry_interval is None else float(outcome.retry_interval),
         "error": error,
     }
 
@@ -372,6 +375,7 @@ class DaskExecutor(Executor):
         with self._lock:
             for invocation, _ in batch:
                 self._futures.pop(invocation.key, None)
+                self._running.pop(invocation.key, None)
             pushed = {inv.key for inv, _ in batch if inv.key in self._reported}
         # An end already pushed needs no result; the rest are fetched (one gather).
         live = [(inv, fut) for inv, fut in batch if not fut.cancelled() and inv.key not in pushed]
@@ -405,9 +409,15 @@ class DaskExecutor(Executor):
         assert self._client is not None and self._cancel is not None
         self._cancel.set()
         with self._lock:
+            # Neither started nor ended as far as we know. Claimed here, so an end event
+            # that still arrives for one of them (it had started after all) is not
+            # reported: the runner counts these as dropped.
             waiting = [
-                (inv, fut) for key, (inv, fut) in self._futures.items() if key not in self._running
+                (inv, fut)
+                for key, (inv, fut) in self._futures.items()
+                if key not in self._running and key not in self._reported
             ]
+            self._reported.update(inv.key for inv, _ in waiting)
         if waiting:
             self._client.cancel([fut for _, fut in waiting])
         if self.owns_cluster and self.cancel_grace is not None:

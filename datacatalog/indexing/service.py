@@ -1,0 +1,540 @@
+"""The indexing service: indexing a job's archive path in batches, and reading it back.
+
+What :meth:`IndexingService.index` does, in order:
+
+1. checks the token, the arguments, the requests, the storage system and the job's
+   state, and resolves every ``derived_from`` / ``derived_using`` reference of the
+   product requests to a UUID (:meth:`IndexingService.resolve_derived_references`);
+   nothing is written when one of them is wrong;
+2. sends the ``index`` event (the job goes to INDEXING);
+3. lists the archive path recursively; symbolic links that leave the storage root are not
+   followed but reported as skipped;
+4. matches each file's path *relative to the archive path* against the requests (the first
+   request that matches decides level and derivation), hashes it when fixity is on
+   (streamed, never read whole) and upserts the records in batches, one database round
+   trip per ``batch_size`` files;
+5. with ``transition=True``, sends ``indexed`` (the job goes back to FINISHED).
+
+After each batch the job is read again: if it was reset, deleted or purged meanwhile, or
+another run took it out of INDEXING, the run stops with a
+:class:`~datacatalog.errors.ConflictError` and what it wrote follows the action that won
+(unlinked after a reset, removed after a purge) rather than half-indexing a job that is
+no longer there.
+
+A file's UUID is the typed UUID of its absolute catalog path, and links are added with
+``$addToSet``, so indexing again rewrites the same records and never duplicates a link.
+A failure after step 2 is written to the job's history (an ``update`` event carrying
+``indexing_error``) and re-raised; the job stays in INDEXING, from where a second
+``index`` call can finish the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
+
+from datacatalog import states, tokens
+from datacatalog.errors import ConflictError, DataCatalogError, InvalidRequestError
+from datacatalog.identifiers import file_uuid, require_kind
+from datacatalog.indexing.fixity import DEFAULT_HASH_WORKERS, Hasher, check_workers
+from datacatalog.indexing.lookups import file_document, job_file_documents, stored_size
+from datacatalog.indexing.records import (
+    FileRecord,
+    IndexProgress,
+    IndexReport,
+    VerifyReport,
+    infer_type,
+)
+from datacatalog.indexing.references import ReferenceResolver, check_relative_references
+from datacatalog.indexing.rules import Rule, build_rules, file_update
+from datacatalog.indexing.verify import verify_files
+from datacatalog.indexrequests import ArchiveIndexRequest, IndexRequest, ProductIndexRequest
+from datacatalog.jobs import Job, JobService
+from datacatalog.storage import StorageRegistry, StorageSystem, StoredFile, validate_path
+from datacatalog.store import Document, Store, Upsert
+
+MAX_BATCH_SIZE = 10_000
+"""Largest ``batch_size``: keeps one bulk write well under the server's message limit."""
+
+MAX_ERROR_CHARS = 2_000
+"""Longest error message kept in a job's history (longer ones are cut, with a marker)."""
+
+# States an INDEXING job can only reach again through ``reset`` (and ``ready``, ``run``).
+_ONLY_AFTER_RESET = frozenset({"RESET", "CREATED", "RUNNING"})
+
+
+class IndexingService:
+    """Index, verify and look up the files jobs wrote to their archive paths."""
+
+    def __init__(self, store: Store, *, jobs: JobService, storage: StorageRegistry) -> None:
+        self.store = store
+        self.jobs = jobs
+        self.storage = storage
+        self.references = ReferenceResolver(store, storage)
+
+    # -- indexing ---------------------------------------------------------------------------
+
+    def index(
+        self,
+        job_uuid: str,
+        *,
+        token: str | None = None,
+        transition: bool = False,
+        level: str = "1",
+        fixity: bool = False,
+        filters: Sequence[str] | None = None,
+        permissive: bool = False,
+        requests: Sequence[IndexRequest] | None = None,
+        progress: Callable[[IndexProgress], None] | None = None,
+        batch_size: int = 1000,
+        hash_workers: int = DEFAULT_HASH_WORKERS,
+    ) -> IndexReport:
+        """Index the files under the job's archive path.
+
+        Args:
+            job_uuid: The job (FINISHED, or INDEXING to finish an interrupted run).
+            token: The job token; when given it is checked before anything happens.
+            transition: Send ``indexed`` at the end (the job goes back to FINISHED).
+            level: Processing level of files matched by a request without a level (the
+                ``filters`` request, the match-everything default, product requests).
+            fixity: Compute SHA-256 checksums for every matched file (requests may ask for
+                them on their own with their ``fixity`` field).
+            filters: Patterns of one archive request that replaces the job's requests.
+            permissive: Drop derived references that do not resolve (reported in
+                ``errors``) instead of failing.
+            requests: Index requests to use instead of the job's (and of ``filters``).
+            progress: Called with an :class:`IndexProgress` at the start and after each batch.
+            batch_size: File records per bulk write (1 to 10,000).
+            hash_workers: Threads hashing files (1 to 64; 1 hashes in the calling thread).
+                Either way the records are the same.
+
+        Returns:
+            What was indexed, skipped and could not be read.
+
+        Raises:
+            InvalidIndexingRequest: A bad request, level or pattern; a job-relative
+                reference that leaves the archive path; a reference that does not resolve
+                (:class:`UnresolvedReference`, unless ``permissive``).
+            UnauthorizedError: The token is wrong.
+            NotFoundError: No such job, or its storage system is not configured.
+            InvalidTransitionError: The job is not FINISHED or INDEXING.
+            StorageFailureError: The archive path cannot be listed.
+            ConflictError: The job was reset, deleted or purged, or left INDEXING, while
+                this run was writing (see the module docstring).
+        """
+        _check_batch_size(batch_size)
+        check_workers(hash_workers)
+        require_kind(job_uuid, "pipelinejob", what="job")
+        if token is not None:
+            tokens.check_job_token(self.jobs.secret, job_uuid, token)
+        job = self.jobs.get(job_uuid)
+        rules = build_rules(job, requests=requests, filters=filters, level=level, fixity=fixity)
+        for rule in rules:
+            check_relative_references(job, rule.request)
+        system = self.storage.get(job.archive_system)
+        if job.state not in states.transition("index").sources:
+            # Said before the references are resolved (their I/O would be wasted); the
+            # event below checks the state again, atomically.
+            raise states.invalid_transition("index", job.state)
+        errors: list[tuple[str, str]] = []
+        resolved = [self._resolve_rule(job, rule, permissive, errors) for rule in rules]
+        started = self.jobs.send(
+            job_uuid,
+            "index",
+            data={"level": level, "fixity": fixity, "requests": len(rules)},
+            token=token,
+        ).job
+        try:
+            return self._index(
+                started,
+                system,
+                resolved,
+                errors,
+                token=token,
+                transition=transition,
+                progress=progress,
+                batch_size=batch_size,
+                hash_workers=hash_workers,
+            )
+        except Exception as exc:
+            self._record_failure(job_uuid, exc, token)
+            raise
+
+    def _index(
+        self,
+        job: Job,
+        system: StorageSystem,
+        resolved: list[Rule],
+        errors: list[tuple[str, str]],
+        *,
+        token: str | None,
+        transition: bool,
+        progress: Callable[[IndexProgress], None] | None,
+        batch_size: int,
+        hash_workers: int,
+    ) -> IndexReport:
+        listing = system.list_files(job.archive_path)
+        skipped = [(entry.path, entry.reason) for entry in listing.skipped]
+        total = len(listing.files)
+        seen = matched = batches = 0
+        written: list[str] = []
+        pending: list[tuple[StoredFile, Rule]] = []
+        reported = (0, 0)
+        # The batch being written while the next one is hashed, with the counts it ends.
+        in_flight: tuple[Future[tuple[list[str], int, bool]], int, int] | None = None
+        expect_new = [True]
+
+        def report(at_seen: int, at_matched: int) -> None:
+            nonlocal reported
+            reported = (at_seen, len(written))
+            if progress is not None:
+                progress(IndexProgress(at_seen, at_matched, len(written), total))
+
+        def settle() -> None:
+            """Wait for the batch in flight; its conflict, if any, is raised here."""
+            nonlocal batches, in_flight
+            if in_flight is None:
+                return
+            future, at_seen, at_matched = in_flight
+            in_flight = None
+            uuids, sent, all_new = future.result()
+            written.extend(uuids)
+            batches += sent
+            # Records are inserted while batches keep finding none of theirs stored.
+            expect_new[0] = all_new
+            report(at_seen, at_matched)
+
+        with (
+            Hasher(hash_workers) as hasher,
+            ThreadPoolExecutor(1, thread_name_prefix="datacatalog-index-writer") as writer,
+        ):
+
+            def flush() -> None:
+                nonlocal in_flight
+                operations, uuids = self._prepare_batch(job, system, pending, errors, hasher)
+                pending.clear()
+                settle()
+                future = writer.submit(
+                    self._write_batch, job.uuid, operations, uuids, expect_new=expect_new[0]
+                )
+                in_flight = (future, seen, matched)
+
+            report(0, 0)
+            for stored in listing.files:
+                seen += 1
+                rule = next((r for r in resolved if r.request.matches(stored.relative_path)), None)
+                if rule is None:
+                    continue
+                matched += 1
+                pending.append((stored, rule))
+                if len(pending) >= batch_size:
+                    flush()
+            if pending:
+                flush()
+            settle()
+        if reported != (seen, len(written)):
+            report(seen, matched)
+        state = job.state
+        if transition:
+            summary = {"files": len(written), "errors": len(errors), "skipped": len(skipped)}
+            state = self.jobs.send(job.uuid, "indexed", data=summary, token=token).job.state
+        return IndexReport(
+            job_uuid=job.uuid,
+            seen=seen,
+            matched=matched,
+            written=len(written),
+            files=written,
+            skipped=skipped,
+            errors=errors,
+            batches=batches,
+            state=state,
+        )
+
+    @staticmethod
+    def _prepare_batch(
+        job: Job,
+        system: StorageSystem,
+        batch: Sequence[tuple[StoredFile, Rule]],
+        errors: list[tuple[str, str]],
+        hasher: Hasher,
+    ) -> tuple[list[Upsert], list[str]]:
+        """Hash one batch (when asked, on the hasher's threads) and build its upserts.
+
+        A file that is gone or cannot be read is reported in ``errors`` and left out.
+        """
+        digests = hasher.digests(system, [(stored.path, rule.fixity) for stored, rule in batch])
+        operations: list[Upsert] = []
+        uuids: list[str] = []
+        for (stored, rule), digest in zip(batch, digests, strict=True):
+            if isinstance(digest, DataCatalogError):
+                errors.append((stored.path, str(digest)))
+                continue
+            uuid = file_uuid(stored.path)
+            operations.append(
+                Upsert({"uuid": uuid}, file_update(job, system, stored, rule, digest, uuid))
+            )
+            uuids.append(uuid)
+        return operations, uuids
+
+    def _write_batch(
+        self, job_uuid: str, operations: Sequence[Upsert], uuids: list[str], *, expect_new: bool
+    ) -> tuple[list[str], int, bool]:
+        """Upsert one batch in one bulk write, then check the job is still INDEXING.
+
+        With ``expect_new`` the records are sent as inserts, and only those already
+        stored as upserts (:meth:`Store.bulk_upsert`): a first run costs the server much
+        less, and a second one costs one more round trip, for its first batch only.
+
+        Returns the UUIDs written, the round trips the write took and whether none of
+        the records was stored before.
+        """
+        if not operations:
+            return [], 0, expect_new
+        result = self.store.bulk_upsert(
+            "file", operations, batch_size=len(operations), expect_new=expect_new
+        )
+        self._check_still_indexing(job_uuid)
+        return uuids, result.batches, result.matched == 0
+
+    def _check_still_indexing(self, job_uuid: str) -> None:
+        """After a batch is written: stop unless the job is still visible and INDEXING.
+
+        An administrator (or another indexing run) may have moved the job on while this
+        run was writing. Every write is followed by this check, and the admin actions
+        change the job before they touch its records, so whatever this run wrote is put
+        in line with the action that won: a purged job's records are removed, a reset
+        job's are unlinked; a deleted job keeps them (as it keeps its earlier ones), and
+        a job that another run finished or failed keeps them too. Each case is a
+        :class:`ConflictError` naming what happened.
+        """
+        found = self.store.find(
+            "job", {"uuid": job_uuid}, projection={"state": 1, "_visible": 1}, limit=1
+        )
+        if not found:
+            self.store.delete_many("file", {"generated_by": job_uuid})
+            raise ConflictError(
+                f"job {job_uuid} was purged while it was being indexed; the file records "
+                "this run wrote were removed",
+                job=job_uuid,
+            )
+        state = found[0]["state"]
+        if not found[0].get("_visible", True):
+            raise ConflictError(
+                f"job {job_uuid} was deleted while it was being indexed; indexing stopped",
+                job=job_uuid,
+            )
+        if state in _ONLY_AFTER_RESET:
+            self.store.update_many(
+                "file", {"generated_by": job_uuid}, {"$pull": {"generated_by": job_uuid}}
+            )
+            raise ConflictError(
+                f"job {job_uuid} was reset while it was being indexed (it is {state} now); "
+                "the file records this run wrote were unlinked from it",
+                job=job_uuid,
+                state=state,
+            )
+        if state != "INDEXING":
+            raise ConflictError(
+                f"job {job_uuid} left INDEXING while it was being indexed (it is {state} "
+                "now: another run finished it, or an event moved it on); indexing stopped",
+                job=job_uuid,
+                state=state,
+            )
+
+    def _record_failure(self, job_uuid: str, exc: BaseException, token: str | None) -> None:
+        message = _truncate(str(exc) or type(exc).__name__)
+        # The original error is what the caller needs; if the database is also failing,
+        # the note in the history is lost and that error is re-raised as it was.
+        with suppress(DataCatalogError):
+            self.jobs.send(job_uuid, "update", data={"indexing_error": message}, token=token)
+
+    def indexed(self, job_uuid: str, *, token: str | None = None) -> Job:
+        """Send ``indexed``: the job's outputs are indexed and it is FINISHED again."""
+        return self.jobs.send(job_uuid, "indexed", token=token).job
+
+    # -- references -------------------------------------------------------------------------
+
+    def _resolve_rule(
+        self, job: Job, rule: Rule, permissive: bool, errors: list[tuple[str, str]]
+    ) -> Rule:
+        request = rule.request
+        if not isinstance(request, ProductIndexRequest):
+            return rule
+        derived_from, dropped = self.references.resolve(job, request.derived_from, permissive)
+        derived_using, dropped_using = self.references.resolve(
+            job, request.derived_using, permissive
+        )
+        errors.extend(dropped + dropped_using)
+        return Rule(request, rule.level, rule.fixity, tuple(derived_from), tuple(derived_using))
+
+    def resolve_derived_references(
+        self, job: Job, references: Sequence[str], *, permissive: bool = False
+    ) -> list[str]:
+        """Resolve derivation references to UUIDs (in order, without repeats).
+
+        A reference may be a typed UUID of a file, reference or product (taken as it is);
+        the absolute catalog path of an indexed file, or of a file on the job's storage
+        system; a storage URI ``scheme://system/path`` (the file UUID of ``/path``); the
+        ``uri`` or ``name`` of a stored reference; or a path relative to the job's archive
+        path (``./out/x.csv``) naming a file that exists.
+
+        Args:
+            job: The job whose archive path relative references start from.
+            references: The references.
+            permissive: Drop references that do not resolve instead of failing.
+
+        Raises:
+            UnresolvedReference: A reference does not resolve (unless ``permissive``).
+            InvalidIndexingRequest: A relative reference leaves the archive path (even
+                when ``permissive``).
+        """
+        uuids, _dropped = self.references.resolve(job, references, permissive)
+        return uuids
+
+    def file_job_relative_path(self, job: Job, reference: str, *, check_exists: bool = True) -> str:
+        """Return the file UUID of ``reference``, a path relative to the job's archive path.
+
+        Args:
+            job: The job.
+            reference: A relative path such as ``./out/x.csv`` or ``out/x.csv``.
+            check_exists: Require the file to exist on the job's storage system.
+
+        Raises:
+            InvalidIndexingRequest: The path is absolute or leaves the archive path.
+            NotFoundError: ``check_exists`` and the file is not there.
+        """
+        return self.references.file_job_relative_path(job, reference, check_exists=check_exists)
+
+    # -- single files -----------------------------------------------------------------------
+
+    def index_if_exists(
+        self,
+        path: str,
+        *,
+        storage_system: str | None = None,
+        check_exists: bool = True,
+        job: Job | None = None,
+        level: str = "1",
+    ) -> FileRecord | None:
+        """Index one file by its catalog path, if it can be confirmed to exist.
+
+        Args:
+            path: Absolute, normalized catalog path.
+            storage_system: Where it is (default: the job's system, else the default one).
+            check_exists: Return None when the file is not there; when false, the record
+                is written without looking at storage (and without a size).
+            job: Link the record ``generated_by`` this job and ``child_of`` its metadata.
+            level: Processing level.
+
+        Returns:
+            The record, or None when ``check_exists`` and the file does not exist.
+
+        Raises:
+            InvalidRequestError: A bad path or level.
+            NotFoundError: The storage system is not configured.
+        """
+        validate_path(path)
+        checked_level = ArchiveIndexRequest(patterns=[], level=level).level
+        name = storage_system if storage_system is not None else job.archive_system if job else None
+        system = self.storage.get(name)
+        size = stored_size(system, path) if check_exists else None
+        if check_exists and size is None:
+            return None
+        uuid = file_uuid(path)
+        fields: Document = {
+            "name": path,
+            "storage_system": system.name,
+            "level": checked_level,
+            "type": infer_type(path),
+        }
+        if size is not None:
+            fields["size"] = size
+        on_insert: Document = {
+            "uuid": uuid,
+            "_visible": True,
+            "sha256": None,
+            "fixity_date": None,
+            "note": None,
+            "derived_from": [],
+            "derived_using": [],
+        }
+        update: Document = {"$set": fields, "$setOnInsert": on_insert}
+        if job is not None:
+            update["$addToSet"] = {
+                "generated_by": {"$each": [job.uuid]},
+                "child_of": {"$each": list(job.child_of)},
+            }
+        else:
+            on_insert.update({"generated_by": [], "child_of": []})
+        doc = self.store.update("file", {"uuid": uuid}, update, upsert=True)
+        assert doc is not None  # an upsert always leaves a document
+        return FileRecord.from_document(doc)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def files(self, job_uuid: str) -> list[FileRecord]:
+        """The file records ``generated_by`` the job, by name.
+
+        Raises:
+            NotFoundError: No such job, or it is soft-deleted (hidden here as everywhere).
+        """
+        self.jobs.get(job_uuid)
+        return [FileRecord.from_document(d) for d in job_file_documents(self.store, job_uuid)]
+
+    def file(self, uuid_or_path: str) -> FileRecord:
+        """One file record by UUID, absolute catalog path or storage URI.
+
+        Raises:
+            InvalidRequestError: Not a file UUID, absolute path or URI.
+            NotFoundError: No record, naming what was asked for.
+        """
+        return FileRecord.from_document(file_document(self.store, uuid_or_path))
+
+    # -- verifying --------------------------------------------------------------------------
+
+    def verify(
+        self,
+        job_uuid: str,
+        *,
+        progress: Callable[[IndexProgress], None] | None = None,
+        hash_workers: int = DEFAULT_HASH_WORKERS,
+    ) -> VerifyReport:
+        """Re-read every file indexed for the job and compare it with its record.
+
+        Files with a recorded SHA-256 are hashed again (streamed, on ``hash_workers``
+        threads); files without one are compared by size. Verified files get a new
+        ``fixity_date`` (one bulk write). The counts are recorded in the job's history
+        as an ``update`` event when its state allows one.
+
+        Raises:
+            InvalidRequestError: ``hash_workers`` is not an integer from 1 to 64.
+            NotFoundError: No such job, or a record names an unconfigured storage system.
+            StorageFailureError: The archive path cannot be listed.
+        """
+        return verify_files(
+            self.store,
+            self.jobs,
+            self.storage,
+            job_uuid,
+            progress=progress,
+            hash_workers=hash_workers,
+        )
+
+
+def _check_batch_size(batch_size: object) -> None:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or not 1 <= batch_size <= MAX_BATCH_SIZE
+    ):
+        raise InvalidRequestError(
+            f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}, not {batch_size!r}"
+        )
+
+
+def _truncate(message: str) -> str:
+    if len(message) <= MAX_ERROR_CHARS:
+        return message
+    marker = " … [truncated]"
+    return message[: MAX_ERROR_CHARS - len(marker)] + marker

@@ -1,0 +1,59 @@
+"""Storage systems: named roots on a filesystem or object store, reached through fsspec.
+
+A *storage system* is a name mapped to an fsspec URL that is its root::
+
+    local    -> file:///var/lib/datacatalog/archive
+    scratch  -> memory://catalog-archive
+    cloud    -> s3://bucket/prefix            (when s3fs is installed)
+
+Paths handed to a storage system are *catalog paths*: absolute, normalized POSIX paths;
+the real location is the root followed by the catalog path, so the same job layout works
+on every backend. Nothing here imports fsspec until a system needs it.
+
+The package's modules, one concept each:
+
+- :mod:`~datacatalog.storage.registry`: :class:`StorageRegistry`, the configured systems
+  by name, and the default local archive's URL;
+- :mod:`~datacatalog.storage.system`: :class:`StorageSystem`, one root: resolving paths
+  inside it (the safety rules every operation applies), reading, hashing, uploading;
+- :mod:`~datacatalog.storage.paths`: checking catalog paths and mapping them to backend
+  paths;
+- :mod:`~datacatalog.storage.listing`: :class:`Listing`, :class:`StoredFile`,
+  :class:`SkippedEntry` and listing a directory tree;
+- :mod:`~datacatalog.storage.removal`: removing trees without following links;
+- :mod:`~datacatalog.storage.failures`: filesystem errors as catalog errors.
+"""
+
+from __future__ import annotations
+
+from datacatalog.storage.listing import (
+    SKIP_BROKEN_SYMLINK,
+    SKIP_NOT_REGULAR,
+    SKIP_SYMLINK_LOOP,
+    SKIP_SYMLINK_OUTSIDE_ROOT,
+    SKIP_UNREADABLE,
+    Listing,
+    SkippedEntry,
+    StoredFile,
+)
+from datacatalog.storage.paths import validate_path
+from datacatalog.storage.registry import DEFAULT_SYSTEM_NAME, StorageRegistry, default_storage_url
+from datacatalog.storage.system import CHUNK_SIZE, StorageSystem, open_system
+
+__all__ = [
+    "CHUNK_SIZE",
+    "DEFAULT_SYSTEM_NAME",
+    "SKIP_BROKEN_SYMLINK",
+    "SKIP_NOT_REGULAR",
+    "SKIP_SYMLINK_LOOP",
+    "SKIP_SYMLINK_OUTSIDE_ROOT",
+    "SKIP_UNREADABLE",
+    "Listing",
+    "SkippedEntry",
+    "StorageRegistry",
+    "StorageSystem",
+    "StoredFile",
+    "default_storage_url",
+    "open_system",
+    "validate_path",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -12,6 +13,7 @@ import pydot
 import pytest
 
 from datacatalog import provenance
+from datacatalog.errors import InvalidRequestError
 from datacatalog.service import create_app
 from datacatalog.store import Store
 from tests.lineage_catalog import Built, build
@@ -91,6 +93,34 @@ def test_job_exports(built: Built, client: TestClient) -> None:
     plain = client.get(f"/jobs/{job_uuid}/export")
     ignored = client.get(f"/jobs/{job_uuid}/export", params={"with_files": True})
     assert ignored.status_code == 200 and ignored.json() == plain.json()
+
+
+@pytest.mark.parametrize("namespace", ["", "   ", "s3://bucket"])
+@pytest.mark.parametrize("format", ["prov-json", "openlineage"])
+def test_a_bad_openlineage_namespace_is_refused_whatever_the_format(
+    built: Built, client: TestClient, namespace: str, format: str
+) -> None:
+    answer = client.get(
+        f"/jobs/{built.ids['job_a']}/export", params={"format": format, "namespace": namespace}
+    )
+    assert answer.status_code == 400
+    assert "OpenLineage namespace" in answer.json()["error"]["message"]
+
+
+def test_the_namespace_schema_is_the_services_check() -> None:
+    from datacatalog.provenance.openlineage import check_namespace
+    from datacatalog.service.constraints import NO_SCHEME_SEPARATOR, NOT_BLANK
+
+    def allowed(value: str) -> bool:
+        return bool(re.match(NOT_BLANK, value) and re.match(NO_SCHEME_SEPARATOR, value))
+
+    for value in ["ns", "a:/b", "x:", "::/", " a ", "", " ", "a://b", "://", "s3://x"]:
+        try:
+            check_namespace(value)
+            accepted = True
+        except InvalidRequestError:
+            accepted = False
+        assert allowed(value) == accepted, value
 
 
 @pytest.mark.skipif(not provenance.dot_available(), reason="Graphviz dot is not installed")

@@ -65,6 +65,18 @@ NOT_BLANK = f"^[\\s\\S]*[^{_SPACE}][\\s\\S]*$"
 """A string holding at least one character that ``str.strip()`` keeps."""
 
 
+NO_SCHEME_SEPARATOR = "^(?:[^:]|:(?::|/:)*(?:[^:/]|/[^:/]))*(?::(?::|/:)*/?)?$"
+"""Strings without ``://`` (written without look-ahead, which pydantic's engine lacks)."""
+
+OPENLINEAGE_NAMESPACE: dict[str, Any] = {
+    "type": "string",
+    "description": "The OpenLineage job namespace: a non-blank name without '://'.",
+    "allOf": [{"pattern": NOT_BLANK}, {"pattern": NO_SCHEME_SEPARATOR}],
+}
+"""An OpenLineage job namespace, as :func:`datacatalog.provenance.openlineage.check_namespace`
+accepts it."""
+
+
 def any_case(words: list[str] | tuple[str, ...], *, blanks: bool = True) -> str:
     """An anchored pattern matching one of ``words`` in any letter case.
 

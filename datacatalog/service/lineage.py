@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from datacatalog import provenance
 from datacatalog.catalog import Catalog
@@ -170,8 +170,16 @@ def router(catalog: Catalog) -> APIRouter:
                 description="Copy the files into the crate (format=ro-crate; ignored otherwise)."
             ),
         ] = False,
-        namespace: str = openlineage.DEFAULT_NAMESPACE,
+        namespace: Annotated[
+            str,
+            Query(description="The OpenLineage job namespace (format=openlineage)."),
+            WithJsonSchema(
+                {**constraints.OPENLINEAGE_NAMESPACE, "default": openlineage.DEFAULT_NAMESPACE}
+            ),
+        ] = openlineage.DEFAULT_NAMESPACE,
     ) -> Response:
+        # Refused whatever the format: the parameter's schema says what it may be.
+        openlineage.check_namespace(namespace)
         catalog.jobs.get(job_uuid)  # a deleted job is hidden here as on every other read
         if format == "prov-json":
             return JSONResponse(json.loads(provenance.prov_json(catalog.store, job_uuid)))

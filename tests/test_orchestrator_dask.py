@@ -221,3 +221,17 @@ def test_bad_resource_requests_name_what_is_wrong(resources: Any, match: str) ->
 def test_resources_belong_to_the_cluster_we_start(client: Any) -> None:
     with pytest.raises(InvalidRequestError, match="declare their own"):
         DaskExecutor(client=client, resources={"GPU": 1})
+
+
+def test_an_operation_sent_by_value_keeps_its_options() -> None:
+    import copy
+
+    from distributed.protocol import pickle as dask_pickle
+
+    def local(ctx: Any) -> None:
+        """Defined in a function: it cannot be imported, so it travels by value."""
+
+    op = operation(resources={"GPU": 1}, max_attempts=2, ignore_failure=True)(local)
+    for clone in (copy.copy(op), dask_pickle.loads(dask_pickle.dumps(op))):
+        assert clone.resources == {"GPU": 1.0}
+        assert (clone.max_attempts, clone.ignore_failure) == (2, True)

@@ -163,3 +163,79 @@ def test_moves_made_together_are_written_together_and_a_stale_one_is_named(
     assert stored == {first.name: "started", second.name: "started", third.name: "failed"}
     assert f"task {third.name} of execution" in caplog.text
     assert first.name not in caplog.text
+
+
+def _started(writer: TaskWriter, run: WorkflowRunner, tasks: list[TaskRecord]) -> None:
+    now = run.clock.now()
+    for task in tasks:
+        writer.move(task, "started", attempts=1, started_at=now, due_at=None)
+
+
+def test_a_refused_move_costs_only_itself_and_the_rest_of_its_write_lands(
+    world: World,
+) -> None:
+    run = make_runner(world, ops.many_noops, count=5)
+    records = ExecutionRecords(world.catalog.store)
+    writer = TaskWriter(records)
+    gate = threading.Event()
+    writer._pool.submit(gate.wait)  # the five moves below share one write
+    try:
+        first, second, bad, fourth, fifth = run.tasks
+        _started(writer, run, [first, second])
+        writer.move(bad, "retrying", attempt={"attempt": 2}, due_at=None)  # invalid entry
+        _started(writer, run, [fourth, fifth])
+        gate.set()
+        with pytest.raises(InvalidRequestError, match="attempt_log"):
+            writer.flush()
+        writer.flush()  # the error was raised once
+    finally:
+        gate.set()
+        writer.close()
+    stored = {t.name: t.status for t in records.tasks(run.execution_id)}
+    assert stored == {
+        first.name: "started",
+        second.name: "started",
+        bad.name: "pending",
+        fourth.name: "started",
+        fifth.name: "started",
+    }
+
+
+def test_moves_after_one_the_server_refused_are_sent_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datacatalog.errors import DataCatalogError
+    from datacatalog.store import OrderedBulkResult
+
+    run = make_runner(world, ops.many_noops, count=5)
+    store = world.catalog.store
+    real = store.bulk_update
+    writes: list[int] = []
+
+    def refuse_the_third(kind: str, updates: Any) -> OrderedBulkResult:
+        # As the server does with an ordered write: what comes before the refused update
+        # is applied, what comes after is not sent.
+        writes.append(len(updates))
+        if len(writes) > 1:
+            return real(kind, updates)
+        real(kind, updates[:2])
+        return OrderedBulkResult(
+            matched=2, applied=2, refused=2, error=DataCatalogError("document too large")
+        )
+
+    monkeypatch.setattr(store, "bulk_update", refuse_the_third)
+    records = ExecutionRecords(store)
+    writer = TaskWriter(records)
+    gate = threading.Event()
+    writer._pool.submit(gate.wait)
+    try:
+        _started(writer, run, run.tasks)
+        gate.set()
+        with pytest.raises(DataCatalogError, match="document too large"):
+            writer.flush()
+    finally:
+        gate.set()
+        writer.close()
+    assert writes == [5, 2]  # the two moves after the refused one, in a second write
+    stored = [t.status for t in records.tasks(run.execution_id)]
+    assert stored == ["started", "started", "pending", "started", "started"]

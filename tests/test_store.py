@@ -722,7 +722,7 @@ def test_a_sequence_taken_by_racing_threads_never_repeats(store: Store) -> None:
 
 
 _EXIT_SCRIPT = """
-import sys
+import sys, threading
 import pymongo
 from datacatalog.store import close_clients, connect
 
@@ -731,18 +731,32 @@ store.count("reference", {})
 other = pymongo.MongoClient(sys.argv[1]) if sys.argv[3] == "open" else None
 if other is not None:
     other.admin.command("ping")
-print(close_clients())
+release = threading.Event()
+worker = threading.Thread(target=release.wait)
+if sys.argv[3] == "thread":
+    worker.start()
+dropped = close_clients()
+try:
+    usable = store.count("reference", {}) == 0
+except Exception:
+    usable = False
+print(dropped, usable)
+release.set()
 if other is not None:
     other.close()
 """
 
 
-@pytest.mark.parametrize(("other", "dropped"), [("none", True), ("open", False)])
+@pytest.mark.parametrize(
+    ("other", "dropped", "usable"),
+    [("none", True, False), ("open", False, False), ("thread", False, True)],
+)
 def test_close_clients_drops_pymongos_exit_wait_only_when_every_client_is_closed(
-    mongo_uri: str, database_name: str, other: str, dropped: bool
+    mongo_uri: str, database_name: str, other: str, dropped: bool, usable: bool
 ) -> None:
     # pymongo's exit hook joins its monitor threads (up to half a second); a command that
-    # closed every client skips it, while an open client keeps it.
+    # closed every client skips it, while an open client keeps it. While another thread
+    # of the process runs, nothing is closed (it may be using the client).
     done = subprocess.run(
         [sys.executable, "-c", _EXIT_SCRIPT, mongo_uri, database_name, other],
         capture_output=True,
@@ -751,5 +765,28 @@ def test_close_clients_drops_pymongos_exit_wait_only_when_every_client_is_closed
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(dropped)]
+    assert done.stdout.split() == [str(dropped), str(usable)]
     assert "Traceback" not in done.stderr
+
+
+def test_an_ordered_bulk_update_reports_the_update_refused_and_what_was_applied(
+    store: Store,
+) -> None:
+    docs = [store.insert("reference", ref(f"bulk-{n}", name=f"bulk-{n}")) for n in range(3)]
+    updates = [
+        ({"uuid": d["uuid"]}, {"$set": {"name": f"renamed-{n}"}}) for n, d in enumerate(docs)
+    ]
+    # The server refuses to give a document another one's unique key: the update before it
+    # is applied, the one after it is not sent.
+    updates[1] = ({"uuid": docs[1]["uuid"]}, {"$set": {"uuid": docs[0]["uuid"]}})
+    result = store.bulk_update("reference", updates)
+    assert (result.refused, result.applied) == (1, 1)
+    assert result.error is not None and "refused update 1" in str(result.error)
+    names = [store.get("reference", {"uuid": d["uuid"]})["name"] for d in docs]  # type: ignore[index]
+    assert names == ["renamed-0", "bulk-1", "bulk-2"]
+    # An update that does not pass validation is refused before anything is sent.
+    invalid = store.bulk_update(
+        "reference", [updates[0], ({"uuid": docs[2]["uuid"]}, {"$set": {"name": 7}})]
+    )
+    assert (invalid.refused, invalid.applied) == (1, 0)
+    assert isinstance(invalid.error, InvalidRequestError)

@@ -33,6 +33,7 @@ datacatalog.cli`` pulls in FastAPI, uvicorn, prov, pymongo, fsspec or jsonschema
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,4 +352,7 @@ def main(argv: list[str] | None = None) -> None:
         if "datacatalog.store" in sys.modules:
             from datacatalog.store import close_clients
 
-            close_clients()
+            try:
+                close_clients()
+            except Exception:  # never in the way of the command's own exit
+                logging.getLogger(__name__).debug("closing the clients", exc_info=True)

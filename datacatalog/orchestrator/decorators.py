@@ -184,6 +184,7 @@ class Operation:
                 self.max_attempts,
                 self.retry_interval,
                 self.ignore_failure,
+                self.resources,
             ),
         )
 
@@ -195,6 +196,7 @@ def _rebuild_operation(
     max_attempts: int | None,
     retry_interval: float | None,
     ignore_failure: bool | None,
+    resources: dict[str, float] | None = None,
 ) -> Operation:
     return Operation(
         func,
@@ -203,6 +205,7 @@ def _rebuild_operation(
         max_attempts=max_attempts,
         retry_interval=retry_interval,
         ignore_failure=ignore_failure,
+        resources=resources,
     )
 
 

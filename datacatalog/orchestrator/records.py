@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datacatalog.clock import utc_now
-from datacatalog.errors import InvalidRequestError, NotFoundError
+from datacatalog.errors import DataCatalogError, InvalidRequestError, NotFoundError
 from datacatalog.identifiers import typed_uuid
 from datacatalog.orchestrator.model import (
     ACTIVE_EXECUTION_STATUSES,
@@ -66,6 +66,21 @@ class TaskMove:
     attempt: Mapping[str, Any] | None = None
     sources: tuple[str, ...] | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MovesWritten:
+    """What :meth:`ExecutionRecords.move_tasks` did with a batch of moves.
+
+    ``missed``: moves that found their record moved on (another writer). ``refused``: the
+    move the store refused, with ``error``; ``unsent``: the moves not sent because of it,
+    in order (send them again).
+    """
+
+    missed: list[TaskMove] = field(default_factory=list)
+    refused: TaskMove | None = None
+    error: DataCatalogError | None = None
+    unsent: list[TaskMove] = field(default_factory=list)
 
 
 class ExecutionRecords:
@@ -269,15 +284,17 @@ class ExecutionRecords:
         task.update_from(doc)
         return True
 
-    def move_tasks(self, moves: Sequence[TaskMove]) -> list[TaskMove]:
-        """Apply guarded moves in one round trip, in order; return those that did not apply.
+    def move_tasks(self, moves: Sequence[TaskMove]) -> MovesWritten:
+        """Apply guarded moves in one round trip, in order; say which did not land.
 
         A move applies when the stored record is still in one of the statuses it comes
         from. Only when fewer records matched than moves were sent are the records read
-        back, to name the tasks whose last move did not land.
+        back, to name the tasks whose last move did not land. A move the store refuses
+        (invalid, or refused by the server) is reported with its error, together with
+        the moves that were therefore not sent.
         """
         if not moves:
-            return []
+            return MovesWritten()
         updates = []
         for move in moves:
             change: dict[str, Any] = {"$set": {"status": move.status, **move.fields}}
@@ -285,8 +302,16 @@ class ExecutionRecords:
                 change["$push"] = {"attempt_log": dict(move.attempt)}
             sources = list(move.sources or TASK_SOURCES[move.status])
             updates.append(({"uuid": move.task.id, "status": {"$in": sources}}, change))
-        if self.store.bulk_update("workflow_task", updates) == len(moves):
-            return []
+        result = self.store.bulk_update("workflow_task", updates)
+        if result.refused is not None:
+            refused = result.refused
+            return MovesWritten(
+                refused=moves[refused],
+                error=result.error,
+                unsent=[*moves[result.applied : refused], *moves[refused + 1 :]],
+            )
+        if result.matched == len(moves):
+            return MovesWritten()
         last = {move.task.id: move for move in moves}
         stored = {
             doc["uuid"]: doc["status"]
@@ -294,7 +319,9 @@ class ExecutionRecords:
                 "workflow_task", {"uuid": {"$in": list(last)}}, projection={"uuid": 1, "status": 1}
             )
         }
-        return [move for uuid, move in last.items() if stored.get(uuid) != move.status]
+        return MovesWritten(
+            missed=[move for uuid, move in last.items() if stored.get(uuid) != move.status]
+        )
 
     # -- the log ----------------------------------------------------------------------------
 

@@ -80,12 +80,18 @@ class TaskWriter:
                     self._draining = False
                     return
             try:
-                missed = self._records.move_tasks(batch)
-            except BaseException as exc:
+                written = self._records.move_tasks(batch)
+            except BaseException as exc:  # the whole write failed (the server is gone)
                 with self._lock:
                     self._errors.append(exc)
                 continue
-            for move in missed:
+            if written.refused is not None:
+                # That one move is lost (its error is flush()'s to raise); the moves not
+                # sent because of it go first in the next write.
+                with self._lock:
+                    self._errors.append(written.error or RuntimeError("a move was refused"))
+                    self._queue[:0] = written.unsent
+            for move in written.missed:
                 # Only another writer of this task's record gets here; as before, the move
                 # is skipped (the store keeps what that writer wrote).
                 log.warning(

@@ -38,6 +38,7 @@ from datacatalog.store.core import (
     BulkResult,
     DatabaseBackend,
     Document,
+    OrderedBulkResult,
     Store,
     Upsert,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "SERVER_NOW",
     "BulkResult",
     "Document",
+    "OrderedBulkResult",
     "Store",
     "Upsert",
     "close_clients",
@@ -68,23 +70,36 @@ def close_clients() -> bool:
     For a short-lived process such as a command: once every client is closed, pymongo's
     exit hook has nothing left to do but join its monitor threads, which notice they were
     stopped only when they wake from their half-second naps. That wait is dropped when
-    every pymongo background thread has been stopped; otherwise the hook stays.
+    every pymongo background thread has been stopped; otherwise (or when pymongo's
+    internals are not the ones this knows) the hook stays. Nothing is closed while other
+    threads of the process still run: they may be using a client.
 
     Returns:
         Whether the exit hook was dropped.
     """
+    others = [
+        t
+        for t in threading.enumerate()
+        if t is not threading.current_thread() and not t.daemon and t.is_alive()
+    ]
+    if others:
+        return False
     with _CLIENTS_LOCK:
         clients = list(_CLIENTS.values())
         _CLIENTS.clear()
     for client in clients:
         client.close()
-    from pymongo import periodic_executor
-    from pymongo.synchronous import monitor
+    try:
+        from pymongo import periodic_executor
+        from pymongo.synchronous import monitor
 
-    executors = [ref() for ref in list(periodic_executor._EXECUTORS)]
-    if not all(executor is None or executor._stopped for executor in executors):
+        hook = monitor._shutdown_resources
+        executors = [ref() for ref in list(periodic_executor._EXECUTORS)]
+        if not all(e is None or getattr(e, "_stopped", False) is True for e in executors):
+            return False
+    except (ImportError, AttributeError, TypeError):
         return False
-    atexit.unregister(monitor._shutdown_resources)
+    atexit.unregister(hook)
     return True
 
 

@@ -183,6 +183,22 @@ class BulkResult:
     batches: int = 0
 
 
+@dataclass(frozen=True)
+class OrderedBulkResult:
+    """What an ordered bulk update did.
+
+    When ``refused`` is None every update was applied. Otherwise the update at that index
+    was refused with ``error``: the ``applied`` updates before it were applied (all of
+    them when the server refused it; none when it did not pass validation, and then
+    nothing was sent), and the ones after it were not sent.
+    """
+
+    matched: int = 0
+    applied: int = 0
+    refused: int | None = None
+    error: DataCatalogError | None = None
+
+
 @dataclass
 class _IndexRegistry:
     """Which (database, collection) pairs had their indexes created, per client.
@@ -299,13 +315,15 @@ class Store:
                 try:
                     coll.insert_one(dict(doc))
                 except mongo_errors.DuplicateKeyError as exc:
-                    # The key is taken: attach to that document. Any other taken unique
-                    # key is a real conflict.
-                    if _key_pattern(exc) != {k: 1 for k in key}:
+                    # A document with the key exists: attach to it. The server names one
+                    # of the unique indexes the insert broke, not necessarily the key's,
+                    # so the key decides; when nothing holds the key, another unique
+                    # field is taken: a real conflict.
+                    existing = coll.find_one(query)
+                    if existing is None and _key_pattern(exc) != {k: 1 for k in key}:
                         raise
                 else:
                     return doc, True
-                existing = coll.find_one(query)
             if existing is not None:
                 return _clean(existing), False
             # The holder was removed between the two commands: try the insert again.
@@ -417,19 +435,44 @@ class Store:
 
     def bulk_update(
         self, kind: str, updates: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
-    ) -> int:
-        """Apply ``(query, update)`` pairs in one round trip, in order; return how many matched.
+    ) -> OrderedBulkResult:
+        """Apply ``(query, update)`` pairs in one round trip, in order.
 
         Each update changes the one document its query matches (none: nothing happens,
-        nothing is inserted). Every update is validated before anything is sent.
+        nothing is inserted). Every update is validated before anything is sent. An update
+        that fails validation, or that the server refuses, is reported in the result
+        (which says what was applied) rather than raised, so that the caller can send the
+        others again; a failure of the whole write (the server unreachable) is raised.
         """
         if not updates:
-            return 0
-        prepared = [
-            UpdateOne(dict(query), _with_bookkeeping(kind, update)) for query, update in updates
-        ]
+            return OrderedBulkResult()
+        prepared = []
+        for index, (query, update) in enumerate(updates):
+            try:
+                prepared.append(UpdateOne(dict(query), _with_bookkeeping(kind, update)))
+            except InvalidRequestError as exc:
+                return OrderedBulkResult(refused=index, error=exc)
         with self._op(kind, write=True) as coll:
-            return int(coll.bulk_write(prepared, ordered=True).matched_count)
+            try:
+                result = coll.bulk_write(prepared, ordered=True)
+            except mongo_errors.BulkWriteError as exc:
+                failures = (exc.details or {}).get("writeErrors") or []
+                at = failures[0].get("index") if failures else None
+                if exc.timeout or not isinstance(at, int) or not 0 <= at < len(prepared):
+                    raise
+                refusal = DataCatalogError(
+                    f"the database refused update {at} of a bulk update of {kind} "
+                    f"documents: {failures[0].get('errmsg', 'no reason given')}",
+                    kind=kind,
+                    code=failures[0].get("code"),
+                )
+                return OrderedBulkResult(
+                    matched=int((exc.details or {}).get("nMatched", 0)),
+                    applied=at,
+                    refused=at,
+                    error=refusal,
+                )
+        return OrderedBulkResult(matched=int(result.matched_count), applied=len(prepared))
 
     def bulk_upsert(
         self,

@@ -71,6 +71,22 @@ def instanced_directory(session: str | None = None, *, now: datetime | None = No
     return f"{name}-{moment.strftime('%Y%m%dT%H%M%SZ')}"
 
 
+def check_outside_generated(path: str) -> str:
+    """Refuse an explicit archive path in, or holding, the generated paths' :data:`PREFIX`.
+
+    Generated paths never nest with one another; keeping explicit ones out of their tree
+    means an explicit directory can neither hold a generated one nor lie inside one.
+    """
+    if path == PREFIX or path.startswith(PREFIX + "/") or PREFIX.startswith(path + "/"):
+        raise InvalidRequestError(
+            f"archive_path {path!r} lies in (or holds) {PREFIX}, where generated archive "
+            "paths live; give a path outside it, or leave archive_path out to have one "
+            "generated",
+            archive_path=path,
+        )
+    return path
+
+
 def check_archive_path(path: object) -> str:
     """Validate an explicit archive path: absolute, normalized, without ``..``."""
     if not isinstance(path, str) or not path:

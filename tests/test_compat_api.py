@@ -438,9 +438,11 @@ def test_a_taken_instanced_path_draws_a_new_instance_at_setup(
     job = make_job(store, pipelines, settings, instanced=True, session="keen-lynx", data={"n": 6})
     constructed = job.archive_path
     assert constructed is not None
-    # Another job holds that exact path (given explicitly) before this one is set up.
-    squatter = make_job(store, pipelines, settings, data={"n": 7}, archive_path=constructed)
+    # Another job holds that exact path before this one is set up (a job recorded before
+    # explicit paths were kept out of the generated tree: no new one can get there).
+    squatter = make_job(store, pipelines, settings, data={"n": 7}, archive_path="/uploads/n7")
     squatter.setup()
+    store.update("job", {"uuid": squatter.uuid}, {"$set": {"archive_path": constructed}})
     job.setup()
     assert job.archive_path != constructed
     assert job.archive_path is not None

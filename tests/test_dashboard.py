@@ -390,9 +390,7 @@ def test_job_page_shows_the_lease_holder(ui: UI) -> None:
     assert "the lease has lapsed" in held
 
 
-def test_job_page_shows_the_workflow_executions_a_real_run_recorded(
-    ui: UI, tmp_path: Path
-) -> None:
+def test_job_page_shows_the_workflow_executions_a_real_run_recorded(ui: UI, tmp_path: Path) -> None:
     from datacatalog.orchestrator.exceptions import WorkflowFailedError
     from datacatalog.orchestrator.executors import ThreadExecutor
     from datacatalog.orchestrator.workflow_runner import WorkflowRunner

@@ -191,6 +191,19 @@ def test_reset_and_purge_refuse_to_empty_a_directory_holding_another_jobs(
     assert world.jobs.reset(inner.uuid, token=world.admin()).state == "RESET"
 
 
+def test_a_replayed_reset_stays_a_no_op_when_a_job_now_lies_inside(world: World) -> None:
+    outer = running_job(world, outer="replay")
+    world.store.update("job", {"uuid": outer.uuid}, {"$set": {"archive_path": "/products"}})
+    first = world.jobs.send(outer.uuid, "reset", token=world.admin(), event_id="reset-1")
+    assert first.applied and first.job.state == "RESET"
+    inner = world.new_job({"inner": "replay"})  # lands inside the outer directory
+    again = world.jobs.send(outer.uuid, "reset", token=world.admin(), event_id="reset-1")
+    assert (again.applied, again.job.state) == (False, "RESET")
+    # A new reset would empty the directory: that one is refused, naming the inner job.
+    with pytest.raises(ConflictError, match=f"overlaps job {inner.uuid}"):
+        world.jobs.send(outer.uuid, "reset", token=world.admin(), event_id="reset-2")
+
+
 def test_a_reset_that_cannot_empty_the_directory_is_audited_with_the_error(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

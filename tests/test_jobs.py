@@ -190,8 +190,10 @@ def test_instanced_collision_draws_a_new_directory(
 ) -> None:
     base = archive.archive_path(world.pipeline.uuid, [M1], {"run": "b"})
     taken = "cosy-otter-20240102T030405Z"
-    # Another job holds <base>/<taken> explicitly, so the instanced job collides with it.
-    holder = world.new_job({"run": "a"}, archive_path=f"{base}/{taken}")
+    # Another job holds <base>/<taken> (recorded before explicit paths were kept out of
+    # the generated tree), so the instanced job collides with it.
+    holder = world.new_job({"run": "a"}, archive_path="/uploads/run-a")
+    world.store.update("job", {"uuid": holder.uuid}, {"$set": {"archive_path": f"{base}/{taken}"}})
     names = iter([taken, taken, "brave-heron-20240102T030405Z"])
     monkeypatch.setattr(archive, "instanced_directory", lambda *a, **k: next(names))
 
@@ -441,6 +443,14 @@ def test_find_returns_the_same_jobs_as_get(world: World) -> None:
     (found,) = world.jobs.find(agent="alice")
     assert found == world.jobs.get(job.uuid)
     assert (found.state, found.revision) == ("RUNNING", 1)
+
+
+@pytest.mark.parametrize(
+    "path", ["/products", "/products/v2", "/products/v2/abc", "/products/v2/a/b/c/run-1"]
+)
+def test_an_explicit_archive_path_stays_out_of_the_generated_tree(world: World, path: str) -> None:
+    with nothing_written(world), pytest.raises(InvalidRequestError, match="generated archive"):
+        world.jobs.create(world.plan({"explicit": path}, archive_path=path))
 
 
 def test_an_explicit_archive_path_may_not_nest_with_another_jobs(world: World) -> None:

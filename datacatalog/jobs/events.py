@@ -178,6 +178,11 @@ class EventApplier:
         return None  # the job changed between the update and the read: try again
 
 
+def keyed_entry_uuid(job: str | None, event_id: str) -> str:
+    """The UUID of the history entry of ``job``'s event with idempotency key ``event_id``."""
+    return typed_uuid(f"{job}:{event_id}", "pipelinejob_event")
+
+
 def new_entry(
     name: str,
     data: Mapping[str, Any],
@@ -188,13 +193,10 @@ def new_entry(
     job: str | None = None,
 ) -> Document:
     """A history entry as stored; its UUID derives from ``event_id`` when one is given."""
-    entry_uuid = (
-        typed_uuid(f"{job}:{event_id}", "pipelinejob_event")
-        if event_id is not None
-        else random_uuid("pipelinejob_event")
-    )
     return {
-        "uuid": entry_uuid,
+        "uuid": random_uuid("pipelinejob_event")
+        if event_id is None
+        else keyed_entry_uuid(job, event_id),
         "event_id": event_id,
         "name": name,
         "date": utc_now(),

@@ -9,10 +9,11 @@ archive_path)``; on a collision a new instance name is drawn.
 
 Archive directories never nest: a reset or purge empties a job's directory, and must not
 take another job's outputs with it. Generated paths cannot nest (each ends in three
-components computed from the job's identity, under one fixed prefix), so only an explicit
-path is checked against the other jobs' paths, with one read before its insert. Reset and
-purge check again, just before they empty anything (:func:`check_no_job_inside`): that also covers
-a generated path created inside an explicit one, and two explicit paths created at once.
+components computed from the job's identity, under one fixed prefix) and explicit paths
+may not lie in or hold that prefix, so only an explicit path is checked against the other
+explicit paths, with one read before its insert. Reset and purge check again just before
+they empty anything (:func:`check_no_job_inside`), for two explicit paths created at the
+same instant, and for jobs recorded before explicit paths were kept out of the prefix.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class JobPlanner:
         self.storage.get(system)
         explicit = archive_path is not None
         if archive_path is not None:
-            path = archive.check_archive_path(archive_path)
+            path = archive.check_outside_generated(archive.check_archive_path(archive_path))
         else:
             path = archive.archive_path(pipeline_uuid, child_of, job_data)
             if instanced:

@@ -215,3 +215,15 @@ def gpu_work(ctx: Any, graph: Any, gpus: int = 1) -> None:
 
 def nothing_at_all(ctx: Any) -> None:
     """A plain function, to decorate in tests."""
+
+
+@operation(max_attempts=2)
+def hostile(ctx: Any) -> None:
+    """Fails with markup in its message, which pages must show as text."""
+    raise ValueError("<script>bad</script>")
+
+
+@workflow
+def hostile_then_more(ctx: Any, graph: Any) -> None:
+    first = graph.add(hostile)
+    graph.add(noop, after=[first], name="after")

@@ -401,7 +401,7 @@ def test_job_page_shows_the_workflow_executions_a_real_run_recorded(ui: UI, tmp_
     b = ui.built
     assert "Workflow executions" not in ui.get(f"/jobs/{b.running.uuid}").text
     # A workflow run on a job of the same store, by the runner itself: the first task
-    # fails (its root cause chained), so its dependant never starts.
+    # fails twice with markup in its error, so its dependant never starts.
     world = make_world(b.store, tmp_path / "runner")
     job = world.new_job({"dashboard": "workflow"})
     runner = WorkflowRunner(
@@ -409,8 +409,7 @@ def test_job_page_shows_the_workflow_executions_a_real_run_recorded(ui: UI, tmp_
         None,
         None,
         service_id=job.uuid,
-        workflow_name=ops.fail_then_more,
-        inputs={"key": "dashboard"},
+        workflow_name=ops.hostile_then_more,
         executor=ThreadExecutor(pool_size=2),
         task_retry_interval=0,
         clock=FakeClock(),
@@ -419,15 +418,18 @@ def test_job_page_shows_the_workflow_executions_a_real_run_recorded(ui: UI, tmp_
         runner.execute()
     text = is_page(ui.get(f"/jobs/{job.uuid}"))
     section = text.split('<section class="executions">', 1)[1].split("</section>", 1)[0]
-    assert "fail_then_more" in section and runner.execution_id in section
+    assert "hostile_then_more" in section and runner.execution_id in section
     assert "task_failed" in section
     assert re.findall(r'<tr data-task="([\w-]+)">', section) == [t.name for t in runner.tasks]
     failed, never = runner.tasks
-    assert (failed.status, never.status) == ("failed", "pending")
-    assert "1 / 1" in section and "could not read the table" in section
+    assert (failed.status, failed.attempts, never.status) == ("failed", 2, "pending")
+    assert "2 / 2" in section
+    after_row = section.split(f'<tr data-task="{never.name}">', 1)[1].split("</tr>", 1)[0]
+    assert failed.name in after_row  # its dependency
+    assert "&lt;script&gt;bad&lt;/script&gt;" in section and "<script>bad" not in section
     graph = re.search(r"data-task-graph>(.*?)</div>", section, re.S)
     assert graph is not None and never.name in graph.group(1)
-    assert "failed · attempts 1/1" in graph.group(1)
+    assert "failed · attempts 2/2" in graph.group(1) and "<script>bad" not in graph.group(1)
     assert "Workflow executions" not in ui.get(f"/jobs/{b.indexed.uuid}").text
 
 

@@ -235,3 +235,49 @@ def test_an_operation_sent_by_value_keeps_its_options() -> None:
     for clone in (copy.copy(op), dask_pickle.loads(dask_pickle.dumps(op))):
         assert clone.resources == {"GPU": 1.0}
         assert (clone.max_attempts, clone.ignore_failure) == (2, True)
+
+
+class _FakeClient:
+    """What cancel() uses of a client: it records the futures it was asked to cancel."""
+
+    def __init__(self) -> None:
+        self.cancelled: list[Any] = []
+
+    def cancel(self, futures: list[Any]) -> None:
+        self.cancelled.extend(futures)
+
+
+class _FakeFlag:
+    def set(self) -> None:
+        pass
+
+
+def test_a_cancel_keeps_an_attempt_whose_end_came_and_drops_one_that_never_began() -> None:
+    from datetime import datetime, timezone
+
+    emitted: list[Any] = []
+    executor = DaskExecutor(address="tcp://127.0.0.1:1")  # never connected: bookkeeping only
+    executor.execution_id, executor.emit = "ex", emitted.append
+    client = _FakeClient()
+    executor._client, executor._cancel = client, _FakeFlag()  # type: ignore[assignment]
+    ended, waiting = object(), object()
+    invocations = {name: type("Inv", (), {"key": f"ex-{name}-1", "task": name, "attempt": 1})()
+                   for name in ("done", "queued")}  # fmt: skip
+    executor._futures = {
+        "ex-done-1": (invocations["done"], ended),  # type: ignore[dict-item]
+        "ex-queued-1": (invocations["queued"], waiting),  # type: ignore[dict-item]
+    }
+    now = datetime.now(timezone.utc).isoformat()
+
+    def end_event(task: str) -> tuple[float, dict[str, Any]]:
+        return (0.0, {"execution_id": "ex", "kind": "finished", "task": task, "attempt": 1,
+                      "status": "success", "started": now, "ended": now})  # fmt: skip
+
+    # "done" pushed its end before the collector took its future.
+    executor._on_event(end_event("done"))
+    assert [e.outcome.task for e in emitted] == ["done"]
+    assert executor.cancel() == [("queued", 1)]
+    assert client.cancelled == [waiting]
+    # "queued" had started after all: its end is not reported, as cancel() dropped it.
+    executor._on_event(end_event("queued"))
+    assert [e.outcome.task for e in emitted] == ["done"]

@@ -79,7 +79,10 @@ def measure(uri: str, jobs: int, repeats: int) -> Result:
     """Both paths, ``repeats`` interleaved rounds of ``jobs`` jobs."""
     counter = CommandCounter()
     client: MongoClient[dict[str, Any]] = MongoClient(uri, event_listeners=[counter])
-    bare_client: MongoClient[dict[str, Any]] = MongoClient(uri)
+    # The same instrumentation on both clients: a listener costs a little per command.
+    bare_client: MongoClient[dict[str, Any]] = MongoClient(
+        uri, event_listeners=[CommandCounter()]
+    )
     database = client[f"bench_jobs_{uuid.uuid4().hex[:10]}"]
     result = Result(jobs)
     try:

@@ -4,8 +4,7 @@ No test here measures time. They check what the speed rests on: one compiled
 validation per written file record, one bulk write per batch (and no other write but
 the job's two events), and that hashing on a thread pool gives exactly the records,
 errors and verify reports that hashing in one thread gives, including files that
-cannot be read and files that change or vanish under the indexer, and so do worker
-processes (which give way to threads where they cannot run).
+cannot be read and files that change or vanish under the indexer.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +19,7 @@ import pytest
 from datacatalog.catalog import Catalog
 from datacatalog.errors import InvalidRequestError, StorageFailureError
 from datacatalog.identifiers import typed_uuid
-from datacatalog.indexing import IndexReport, fixity
-from datacatalog.indexing import service as indexing_service
-from datacatalog.indexing.fixity import Hasher
+from datacatalog.indexing import IndexReport
 from datacatalog.jobs import Job
 from datacatalog.schemas import compiled
 from datacatalog.storage import StorageSystem
@@ -315,97 +311,3 @@ def test_a_bulk_of_new_and_stored_documents_inserts_some_and_upserts_the_rest(
     new = [d for uuid, d in after.items() if uuid not in before]
     assert all(d["_properties"]["revision"] == 1 for d in new)
     assert all({"name", "uri", "uuid", "_properties"} == set(d) for d in after.values()), after
-
-
-# -- hashing in worker processes -----------------------------------------------------------
-
-
-def _comparable(outcomes: list[Any]) -> list[Any]:
-    return [(type(o).__name__, str(o)) if isinstance(o, Exception) else o for o in outcomes]
-
-
-def test_worker_processes_hash_what_one_thread_hashes(catalog: Catalog, tmp_path: Path) -> None:
-    job = make_job(catalog, "local")
-    paths = put_many(catalog, job)
-    system = catalog.storage.get("local")
-    root = Path(system.resolve(job.archive_path))
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "x").write_bytes(b"not the catalog's")
-    assert not str(outside).startswith(system.root)
-    (root / "escape").symlink_to(outside)  # leaves the storage system's root
-    wanted = [(path, n % 4 != 3) for n, path in enumerate(paths)] + [
-        (f"{job.archive_path}/gone.txt", True),  # nothing there
-        (f"{job.archive_path}/part0", True),  # a directory
-        (f"{job.archive_path}/escape/x", True),
-    ]
-    with Hasher(1) as one:
-        serial = one.digests(system, wanted)
-    with Hasher(1, processes=2) as pool:
-        parallel = pool.digests(system, wanted)
-        assert pool._process_pool is not None  # the processes did the hashing
-    assert _comparable(parallel) == _comparable(serial)
-    assert [type(o).__name__ for o in serial[-3:]] == [
-        "NotFoundError",
-        "StorageFailureError",
-        "StorageFailureError",
-    ]
-    assert serial[3] is None and isinstance(serial[0], str)
-
-
-def test_a_long_run_hashes_in_processes_and_writes_the_records_threads_write(
-    catalog: Catalog, archive_system: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    job = make_job(catalog, archive_system)
-    started: list[int] = []
-    real = Hasher.__init__
-
-    def noted(self: Hasher, workers: int = 1, *, processes: int = 0) -> None:
-        started.append(processes)
-        real(self, workers, processes=processes)
-
-    monkeypatch.setattr(Hasher, "__init__", noted)
-    outcomes = []
-    for threshold in (10**9, 1):  # threads, then processes (on the local system)
-        monkeypatch.setattr(indexing_service, "PROCESS_THRESHOLD", threshold)
-        put_many(catalog, job)
-        catalog.store.delete_many("file", {"generated_by": job.uuid})
-        report = catalog.indexing.index(
-            job.uuid, fixity=True, transition=True, batch_size=BATCH, hash_workers=2
-        )
-        outcomes.append(_outcome(catalog, job, report))
-    assert outcomes[1] == outcomes[0]
-    assert started == [0, 2 if archive_system == "local" else 0]
-
-
-def test_processes_give_way_to_threads_where_they_cannot_run(
-    catalog: Catalog, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    job = make_job(catalog, "local")
-    paths = put_many(catalog, job, 4)
-    system = catalog.storage.get("local")
-    wanted = [(path, True) for path in paths]
-    with Hasher(1) as one:
-        expected = one.digests(system, wanted)
-
-    class Daemon:
-        daemon = True
-
-    # In a daemonic process (a Dask or process-executor worker) no child may start.
-    monkeypatch.setattr(fixity.multiprocessing, "current_process", lambda: Daemon())
-    with Hasher(1, processes=2) as hasher:
-        assert hasher.digests(system, wanted) == expected
-        assert hasher._process_pool is None
-    monkeypatch.undo()
-
-    def cannot_start(*args: Any, **kwargs: Any) -> Any:
-        raise OSError("no more processes")
-
-    monkeypatch.setattr(fixity, "ProcessPoolExecutor", cannot_start)
-    with (
-        caplog.at_level("WARNING", logger="datacatalog.indexing.fixity"),
-        Hasher(1, processes=2) as hasher,
-    ):
-        assert hasher.digests(system, wanted) == expected
-        assert hasher.processes == 0  # the rest of the run hashes on threads
-    assert "no more processes" in caplog.text

@@ -37,12 +37,7 @@ from contextlib import suppress
 from datacatalog import states, tokens
 from datacatalog.errors import ConflictError, DataCatalogError, InvalidRequestError
 from datacatalog.identifiers import file_uuid, require_kind
-from datacatalog.indexing.fixity import (
-    DEFAULT_HASH_WORKERS,
-    PROCESS_THRESHOLD,
-    Hasher,
-    check_workers,
-)
+from datacatalog.indexing.fixity import DEFAULT_HASH_WORKERS, Hasher, check_workers
 from datacatalog.indexing.lookups import file_document, job_file_documents, stored_size
 from datacatalog.indexing.records import (
     FileRecord,
@@ -111,10 +106,8 @@ class IndexingService:
             requests: Index requests to use instead of the job's (and of ``filters``).
             progress: Called with an :class:`IndexProgress` at the start and after each batch.
             batch_size: File records per bulk write (1 to 10,000).
-            hash_workers: Threads hashing files (1 to 64; 1 hashes in the calling thread);
-                a run of :data:`~datacatalog.indexing.fixity.PROCESS_THRESHOLD` files or
-                more on a local storage system hashes in that many worker processes
-                instead. Either way the records are the same.
+            hash_workers: Threads hashing files (1 to 64; 1 hashes in the calling thread).
+                Either way the records are the same.
 
         Returns:
             What was indexed, skipped and could not be read.
@@ -213,10 +206,7 @@ class IndexingService:
             report(at_seen, at_matched)
 
         with (
-            Hasher(
-                hash_workers,
-                processes=hash_workers if system.is_local and total >= PROCESS_THRESHOLD else 0,
-            ) as hasher,
+            Hasher(hash_workers) as hasher,
             ThreadPoolExecutor(1, thread_name_prefix="datacatalog-index-writer") as writer,
         ):
 
@@ -233,7 +223,7 @@ class IndexingService:
             report(0, 0)
             for stored in listing.files:
                 seen += 1
-                rule = _first_match(resolved, stored)
+                rule = next((r for r in resolved if r.request.matches(stored.relative_path)), None)
                 if rule is None:
                     continue
                 matched += 1
@@ -548,8 +538,3 @@ def _truncate(message: str) -> str:
         return message
     marker = " … [truncated]"
     return message[: MAX_ERROR_CHARS - len(marker)] + marker
-
-
-def _first_match(rules: Sequence[Rule], stored: StoredFile) -> Rule | None:
-    """The first rule whose request matches the file, if any."""
-    return next((r for r in rules if r.request.matches(stored.relative_path)), None)

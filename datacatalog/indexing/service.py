@@ -393,16 +393,10 @@ class IndexingService:
         return uuids
 
     def file_job_relative_path(self, job: Job, reference: str, *, check_exists: bool = True) -> str:
-        """Return the file UUID of ``reference``, a path relative to the job's archive path.
+        """The file UUID of ``reference``, a path relative to the job's archive path.
 
-        Args:
-            job: The job.
-            reference: A relative path such as ``./out/x.csv`` or ``out/x.csv``.
-            check_exists: Require the file to exist on the job's storage system.
-
-        Raises:
-            InvalidIndexingRequest: The path is absolute or leaves the archive path.
-            NotFoundError: ``check_exists`` and the file is not there.
+        See :meth:`ReferenceResolver.file_job_relative_path
+        <datacatalog.indexing.references.ReferenceResolver.file_job_relative_path>`.
         """
         return self.references.file_job_relative_path(job, reference, check_exists=check_exists)
 

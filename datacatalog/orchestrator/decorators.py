@@ -19,6 +19,7 @@ when importable, so process and Dask workers import the same code.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import logging
@@ -93,7 +94,31 @@ def check_resources(resources: object, what: str) -> dict[str, float]:
     return checked
 
 
-class Operation:
+class _Marked:
+    """A function marked by a decorator: it stands for the function (its name, module and
+    docstring) and calls it."""
+
+    #: What the decorator marks, as ``repr`` shows it.
+    kind = "function"
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+        self.name = func.__name__
+        functools.update_wrapper(self, func, updated=())
+
+    @property
+    def path(self) -> str:
+        """``module:qualname`` of the function."""
+        return qualified_name(self.func)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.path}>"
+
+
+class Operation(_Marked):
     """A function marked with :func:`operation`, and its options.
 
     ``max_attempts``, ``retry_interval`` and ``ignore_failure`` are None when not given:
@@ -101,6 +126,8 @@ class Operation:
     what an attempt needs of a Dask worker (``{"GPU": 1}``: the abstract resources
     workers declare with ``--resources``); other executors run every attempt as it comes.
     """
+
+    kind = "operation"
 
     def __init__(
         self,
@@ -133,7 +160,7 @@ class Operation:
                 f"operation {func.__name__}: retry_interval must be a number of seconds >= 0, "
                 f"not {retry_interval!r}"
             )
-        self.func = func
+        super().__init__(func)
         self.toolbelt = bool(toolbelt)
         self.suffix_template = suffix_template
         self.logging_handlers = list(logging_handlers or [])
@@ -141,22 +168,6 @@ class Operation:
         self.retry_interval = None if retry_interval is None else float(retry_interval)
         self.ignore_failure = ignore_failure
         self.resources = check_resources(resources, f"operation {func.__name__}")
-        self.name = func.__name__
-        self.__name__ = func.__name__
-        self.__qualname__ = func.__qualname__
-        self.__module__ = func.__module__
-        self.__doc__ = func.__doc__
-
-    @property
-    def path(self) -> str:
-        """``module:qualname`` of the operation."""
-        return qualified_name(self.func)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.func(*args, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"<operation {self.path}>"
 
     def bind(self, arguments: Mapping[str, Any]) -> None:
         """Check that ``arguments`` fit the function; InvalidRequestError naming what does not."""
@@ -174,7 +185,7 @@ class Operation:
     def __reduce__(self) -> str | tuple[Any, ...]:
         # Importable operations travel by name, so a worker runs the code it imports.
         if _by_reference(self):
-            return (import_object, (f"{self.__module__}:{self.__qualname__}",))
+            return (import_object, (f"{self.func.__module__}:{self.func.__qualname__}",))
         return (
             _rebuild_operation,
             (
@@ -209,31 +220,17 @@ def _rebuild_operation(
     )
 
 
-class Workflow:
+class Workflow(_Marked):
     """A function marked with :func:`workflow`: ``f(ctx, graph, **inputs)`` builds a graph."""
+
+    kind = "workflow"
 
     def __init__(self, func: Callable[..., Any], *, suffix_template: str = "") -> None:
         if not callable(func):
             raise InvalidRequestError(f"@workflow needs a function, not {type(func).__name__}")
         _check_first_parameter(func, "workflow", second="graph")
-        self.func = func
+        super().__init__(func)
         self.suffix_template = suffix_template
-        self.name = func.__name__
-        self.__name__ = func.__name__
-        self.__qualname__ = func.__qualname__
-        self.__module__ = func.__module__
-        self.__doc__ = func.__doc__
-
-    @property
-    def path(self) -> str:
-        """``module:qualname`` of the workflow."""
-        return qualified_name(self.func)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.func(*args, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"<workflow {self.path}>"
 
     def display_name(self, inputs: Mapping[str, Any]) -> str:
         """The name followed by ``suffix_template`` formatted with the inputs (and defaults)."""

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pymongo import MongoClient, monitoring
+from command_counter import CommandCounter
+from pymongo import MongoClient
 
 from datacatalog.catalog import Catalog
 from datacatalog.driver import Driver, Payload
@@ -48,29 +49,13 @@ DEFAULT_BLOCK = 25
 SECRET = "bench-secret-" + "0" * 32
 
 
-class RoundTrips(monitoring.CommandListener):
-    """Counts every command a client sends to the server."""
-
-    def __init__(self) -> None:
-        self.commands: Counter[str] = Counter()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands[event.command_name] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @dataclass
 class Lane:
     """One lane: its catalog (on a counted client) and its measurements."""
 
     name: str
     catalog: Catalog
-    listener: RoundTrips
+    listener: CommandCounter
     drive: Callable[[Catalog, Job], str]
     jobs: list[Job] = field(default_factory=list)
     durations: list[float] = field(default_factory=list)
@@ -78,13 +63,13 @@ class Lane:
     finished: int = 0
 
     def run_block(self, block: list[Job]) -> None:
-        before = Counter(self.listener.commands)
+        before = Counter(self.listener.counts)
         for job in block:
             start = time.perf_counter()
             state = self.drive(self.catalog, job)
             self.durations.append(time.perf_counter() - start)
             self.finished += state == "FINISHED"
-        self.commands += self.listener.commands - before
+        self.commands += self.listener.counts - before
 
 
 def by_hand(catalog: Catalog, job: Job) -> str:
@@ -121,7 +106,7 @@ def run(uri: str, lifecycles: int, block: int, data_dir: Path) -> list[Lane]:
     lanes: list[Lane] = []
     try:
         for name, drive in (("events by hand", by_hand), ("Driver", with_driver)):
-            listener = RoundTrips()
+            listener = CommandCounter()
             client: MongoClient[dict[str, Any]] = MongoClient(
                 uri, tz_aware=True, event_listeners=[listener]
             )

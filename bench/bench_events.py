@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pymongo import MongoClient, ReturnDocument, monitoring
+from command_counter import CommandCounter
+from pymongo import MongoClient, ReturnDocument
 from pymongo.collection import Collection
 
 from datacatalog import jobs, states
@@ -50,32 +51,12 @@ DEFAULT_BLOCK = 500
 SECRET = "bench-secret-" + "0" * 32
 
 
-class RoundTrips(monitoring.CommandListener):
-    """Counts every command a client sends to the server."""
-
-    def __init__(self) -> None:
-        self.commands: Counter[str] = Counter()
-
-    @property
-    def total(self) -> int:
-        return sum(self.commands.values())
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands[event.command_name] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @dataclass
 class Lane:
     """One path's measurements."""
 
     name: str
-    listener: RoundTrips
+    listener: CommandCounter
     seconds: float = 0.0
     sent: int = 0
     accepted: int = 0
@@ -85,7 +66,7 @@ class Lane:
 
     @contextmanager
     def timed(self) -> Iterator[None]:
-        before = Counter(self.listener.commands)
+        before = Counter(self.listener.counts)
         accepted = self.accepted
         start = time.perf_counter()
         try:
@@ -95,7 +76,7 @@ class Lane:
             self.seconds += elapsed
             if elapsed > 0:
                 self.block_rates.append((self.accepted - accepted) / elapsed)
-            delta = self.listener.commands - before
+            delta = self.listener.counts - before
             self.commands += delta
             self.round_trips += sum(delta.values())
 
@@ -148,7 +129,7 @@ def bare_update(coll: Collection[dict[str, Any]], job_uuid: str, beat: int) -> b
 
 def run(uri: str, events: int, block: int, data_dir: Path) -> tuple[Lane, Lane, list[int]]:
     """Measure both paths; return their lanes and the final history lengths."""
-    api_listener, bare_listener = RoundTrips(), RoundTrips()
+    api_listener, bare_listener = CommandCounter(), CommandCounter()
     api_client: MongoClient[dict[str, Any]] = MongoClient(
         uri, tz_aware=True, event_listeners=[api_listener]
     )

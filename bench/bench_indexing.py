@@ -40,7 +40,8 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from pymongo import MongoClient, monitoring
+from command_counter import CommandCounter
+from pymongo import MongoClient
 
 from datacatalog.catalog import Catalog
 from datacatalog.indexing.fixity import DEFAULT_HASH_WORKERS
@@ -51,24 +52,6 @@ from datacatalog.store import connect
 URI_ENV = "DATACATALOG_TEST_MONGODB_URI"
 CHUNK = 1024 * 1024
 FILES_PER_DIRECTORY = 500
-
-
-class CommandCounter(monitoring.CommandListener):
-    """Counts the commands a client sends, by name, while ``active``."""
-
-    def __init__(self) -> None:
-        self.active = False
-        self.counts: Counter[str] = Counter()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.active:
-            self.counts[event.command_name] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 def generate(root: Path, count: int, seed: int) -> int:
@@ -185,7 +168,7 @@ def measure(uri: str, files: int, *, repeats: int, batch_size: int, seed: int) -
     workers = os.cpu_count() or 1
     result = Result(files=files, workers=workers, batch_size=batch_size)
     with ExitStack() as stack:
-        counter = CommandCounter()
+        counter = CommandCounter(active=False)
         client: MongoClient[dict[str, Any]] = MongoClient(uri, event_listeners=[counter])
         stack.callback(client.close)
         database = client[f"bench_indexing_{uuid.uuid4().hex[:10]}"]

@@ -31,30 +31,13 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from pymongo import MongoClient, monitoring
+from command_counter import CommandCounter
+from pymongo import MongoClient
 
 from datacatalog.catalog import Catalog
 from datacatalog.settings import Settings
 from datacatalog.store import connect
 from datacatalog.testing.mongod import URI_ENV, MongodServer
-
-
-class CommandCounter(monitoring.CommandListener):
-    """Counts the commands a client sends while ``active``."""
-
-    def __init__(self) -> None:
-        self.active = False
-        self.counts: Counter[str] = Counter()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.active:
-            self.counts[event.command_name] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 @dataclass
@@ -77,11 +60,11 @@ class Result:
 
 def measure(uri: str, jobs: int, repeats: int) -> Result:
     """Both paths, ``repeats`` interleaved rounds of ``jobs`` jobs."""
-    counter = CommandCounter()
+    counter = CommandCounter(active=False)
     client: MongoClient[dict[str, Any]] = MongoClient(uri, event_listeners=[counter])
     # The same instrumentation on both clients: a listener costs a little per command.
     bare_client: MongoClient[dict[str, Any]] = MongoClient(
-        uri, event_listeners=[CommandCounter()]
+        uri, event_listeners=[CommandCounter(active=False)]
     )
     database = client[f"bench_jobs_{uuid.uuid4().hex[:10]}"]
     result = Result(jobs)

@@ -27,7 +27,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
-from pymongo import MongoClient, monitoring
+from command_counter import CommandCounter
+from pymongo import MongoClient
 
 from datacatalog import provenance
 from datacatalog.store import connect
@@ -36,23 +37,6 @@ from datacatalog.testing.lineage import CHAIN, documents
 
 URI_ENV = "DATACATALOG_TEST_MONGODB_URI"
 QUERIES = ("find", "aggregate", "getMore")
-
-
-class CommandCounter(monitoring.CommandListener):
-    """Counts the read commands a client sends."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in QUERIES:
-            self.count += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        return None
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        return None
 
 
 def _batches(docs: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -101,13 +85,13 @@ def measure(
         row: dict[str, Any] = {"jobs": meta.jobs, "documents": written, "load_s": load}
         for direction, root in roots.items():
             times = []
-            before = counter.count
+            before = counter.total
             for _ in range(repeat):
                 tick = time.perf_counter()
                 result = provenance.graph(store, root, direction=direction, depth=10)
                 times.append(time.perf_counter() - tick)
             row[f"{direction}_ms"] = statistics.median(times) * 1000
-            row[f"{direction}_trips"] = (counter.count - before) / repeat
+            row[f"{direction}_trips"] = (counter.total - before) / repeat
             row[f"{direction}_nodes"] = len(result.nodes)
         return row
     finally:
@@ -123,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     rows = []
     with ExitStack() as stack:
-        counter = CommandCounter()
+        counter = CommandCounter(QUERIES)
         client: MongoClient[dict[str, Any]] = MongoClient(_server(stack), event_listeners=[counter])
         stack.callback(client.close)
         for jobs in sizes:

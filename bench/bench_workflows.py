@@ -26,7 +26,6 @@ import os
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,8 +34,9 @@ from statistics import median
 from typing import Any
 
 import dask
+from command_counter import CommandCounter
 from distributed import Client, LocalCluster
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 
 from datacatalog.catalog import Catalog
 from datacatalog.orchestrator.decorators import operation, workflow
@@ -48,22 +48,6 @@ from datacatalog.testing.mongod import URI_ENV, MongodServer
 
 DEFAULT_TASKS = 1000
 SECRET = "bench-secret-" + "0" * 32
-
-
-class RoundTrips(monitoring.CommandListener):
-    """Counts every command sent to the server."""
-
-    def __init__(self) -> None:
-        self.commands: Counter[str] = Counter()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands[event.command_name] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 def nothing(ctx: Any) -> None:
@@ -104,11 +88,11 @@ def new_job(catalog: Catalog) -> str:
 
 
 def run_lane(
-    catalog: Catalog, listener: RoundTrips, executor: Any, tasks: int
+    catalog: Catalog, listener: CommandCounter, executor: Any, tasks: int
 ) -> tuple[float, int]:
     """Seconds and round trips of one execution of ``tasks`` no-ops (construction included)."""
     job = new_job(catalog)
-    before = sum(listener.commands.values())
+    before = listener.total
     start = time.perf_counter()
     runner = WorkflowRunner(
         catalog, None, None, service_id=job, workflow_name=fan_out, inputs={"count": tasks},
@@ -117,7 +101,7 @@ def run_lane(
     execution = runner.execute()
     elapsed = time.perf_counter() - start
     assert execution.status == "succeeded", execution
-    return elapsed, sum(listener.commands.values()) - before
+    return elapsed, listener.total - before
 
 
 @dataclass
@@ -141,7 +125,7 @@ class Lanes:
 def measure(uri: str, tasks: int, *, workers: int = 2, repeats: int = 1) -> Lanes:
     """The four lanes, ``repeats`` interleaved rounds, on one local cluster."""
     lanes = Lanes(tasks, workers)
-    listener = RoundTrips()
+    listener = CommandCounter()
     with tempfile.TemporaryDirectory() as data_dir:
         mongo: MongoClient[dict[str, Any]] = MongoClient(uri, event_listeners=[listener])
         store = connect(mongo[f"bench_workflows_{uuid.uuid4().hex[:8]}"])

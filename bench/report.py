@@ -49,6 +49,7 @@ import bench_jobs
 import bench_lineage
 import bench_service
 import bench_workflows
+from command_counter import CommandCounter
 from pymongo import MongoClient
 
 from datacatalog.indexing.fixity import DEFAULT_HASH_WORKERS
@@ -192,7 +193,7 @@ def plot(results: list[bench_indexing.Result], path: Path) -> None:
 
 def lineage(uri: str, sizes: Sequence[int], repeat: int) -> list[dict[str, Any]]:
     """One row per catalog size: walk latency and round trips up and down."""
-    counter = bench_lineage.CommandCounter()
+    counter = CommandCounter(bench_lineage.QUERIES)
     client: MongoClient[dict[str, Any]] = MongoClient(uri, event_listeners=[counter])
     try:
         return [bench_lineage.measure(client, counter, jobs, repeat) for jobs in sizes]

@@ -390,7 +390,9 @@ def test_job_page_shows_the_lease_holder(ui: UI) -> None:
     assert "the lease has lapsed" in held
 
 
-def test_job_page_shows_the_workflow_executions_a_real_run_recorded(ui: UI, tmp_path: Path) -> None:
+def test_job_page_shows_the_workflow_executions_a_real_run_recorded(
+    ui: UI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from datacatalog.orchestrator.exceptions import WorkflowFailedError
     from datacatalog.orchestrator.executors import ThreadExecutor
     from datacatalog.orchestrator.workflow_runner import WorkflowRunner
@@ -416,6 +418,7 @@ def test_job_page_shows_the_workflow_executions_a_real_run_recorded(ui: UI, tmp_
     )
     with pytest.raises(WorkflowFailedError):
         runner.execute()
+    monkeypatch.setenv("PATH", "")  # no system Graphviz: the WebAssembly one draws
     text = is_page(ui.get(f"/jobs/{job.uuid}"))
     section = text.split('<section class="executions">', 1)[1].split("</section>", 1)[0]
     assert "hostile_then_more" in section and runner.execution_id in section
@@ -491,7 +494,10 @@ def picture_links(text: str) -> list[str]:
     return re.findall(r'xlink:href="([^"]+)"', svg)
 
 
-def test_job_page_draws_its_lineage_with_each_node_linked(ui: UI) -> None:
+def test_job_page_draws_its_lineage_with_each_node_linked(
+    ui: UI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "")  # no system Graphviz: the WebAssembly one draws
     b = ui.built
     text = ui.get(f"/jobs/{b.indexed.uuid}").text
     links = picture_links(text)
@@ -521,13 +527,13 @@ def test_without_graphviz_the_pages_keep_their_lists(
     from datacatalog.errors import UnavailableError
 
     def no_dot(*_: Any, **__: Any) -> str:
-        raise UnavailableError("SVG pictures need the Graphviz 'dot' program")
+        raise UnavailableError("Graphviz could not draw the lineage graph")
 
     monkeypatch.setattr(provenance, "to_svg", no_dot)
     b = ui.built
     text = is_page(ui.get(f"/jobs/{b.indexed.uuid}"))
     assert "data-lineage-picture" not in text
-    assert "No picture: SVG pictures need the Graphviz" in text
+    assert "No picture: Graphviz could not draw the lineage graph" in text
     assert f'href="/ui/files/{b.csv_file.uuid}"' in text.split("<h3>Downstream</h3>", 1)[1]
 
 

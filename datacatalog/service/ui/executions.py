@@ -20,6 +20,7 @@ import graphviz
 from markupsafe import Markup
 
 from datacatalog.errors import UnavailableError
+from datacatalog.provenance.pictures import lay_out
 from datacatalog.service.ui.pictures import inline_svg
 from datacatalog.store import Document, Store
 
@@ -135,7 +136,7 @@ def task_graph(tasks: Sequence[Task]) -> Markup:
     """The tasks as an inline SVG picture: a box per task, an arrow per dependency.
 
     Raises:
-        UnavailableError: Graphviz's ``dot`` is missing or failed.
+        UnavailableError: Graphviz failed to draw the graph.
     """
     dot = graphviz.Digraph(
         name="tasks",
@@ -157,8 +158,4 @@ def task_graph(tasks: Sequence[Task]) -> Markup:
         for before in task.dependencies:
             if before in names:
                 dot.edge(before, task.name)
-    try:
-        svg = dot.pipe(format="svg", encoding="utf-8")
-    except (graphviz.ExecutableNotFound, graphviz.CalledProcessError) as exc:
-        raise UnavailableError(f"Graphviz 'dot' could not draw the task graph: {exc}") from exc
-    return inline_svg(str(svg))
+    return inline_svg(lay_out(str(dot.source), what="the task graph"))

@@ -372,6 +372,8 @@ def test_jobs_create_then_find_the_same_job(world: CLI) -> None:
     assert len(first["token"]) == 64
     assert first["webhook_url"].endswith(f"/jobs/{job['uuid']}/events?token={first['token']}")
     assert archive_dir(world, job).is_dir()
+    # The directory to write outputs in, on this machine: not the catalog path.
+    assert first["archive_dir"] == str(archive_dir(world, job))
 
     again = create_job(world, "--data", '{"bins": 8}')
     assert again["created"] is False and again["job"]["uuid"] == job["uuid"]
@@ -379,6 +381,8 @@ def test_jobs_create_then_find_the_same_job(world: CLI) -> None:
     assert human.exit_code == 0 and "created job" in human.stdout
     human = world("jobs", "create", "--pipeline", "demo-stats", "--sample-id", SAMPLE)
     assert "found existing" in human.stdout and "webhook" in human.stdout
+    plain = create_job(world)
+    assert f"outputs  {archive_dir(world, plain['job'])}\n" in human.stdout
 
     instanced = create_job(world, "--data", '{"bins": 3}', "--instanced")["job"]
     assert instanced["instanced"] is True
@@ -433,6 +437,7 @@ def test_jobs_list_show_history(world: CLI) -> None:
     assert shown["archive"]["path"] == job["archive_path"]
     assert shown["archive"]["system"] == "local"
     assert shown["archive"]["url"].endswith(job["archive_path"])
+    assert shown["archive"]["directory"] == str(archive_dir(world, job))
     (sample,) = shown["linkages"]["child_of"]
     assert (sample["kind"], sample["id"]) == ("sample", SAMPLE)
     (pipeline,) = shown["linkages"]["generated_by"]
@@ -440,7 +445,7 @@ def test_jobs_list_show_history(world: CLI) -> None:
     assert "run" in shown["allowed_events"]
     human = world("jobs", "show", uuid)
     assert human.exit_code == 0
-    for expected in (uuid, SAMPLE, "demo-stats", job["archive_path"], "linkages"):
+    for expected in (uuid, SAMPLE, "demo-stats", job["archive_path"], "linkages", "directory"):
         assert expected in human.stdout
 
     history = world.json("jobs", "history", uuid)

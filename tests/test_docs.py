@@ -32,6 +32,9 @@ def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert getattr(job, "state", None) == "FINISHED"
     history = [e.name for e in catalog.jobs.history(job.uuid)]  # type: ignore[attr-defined]
     assert history == ["create", "run", "finish", "index", "indexed"]
+    # The output written where the README says was found by indexing.
+    files = catalog.indexing.files(job.uuid)  # type: ignore[attr-defined]
+    assert [f.name.rsplit("/", 1)[-1] for f in files] == ["counts.csv"]
 
 
 def test_only_the_store_imports_the_driver() -> None:

@@ -72,6 +72,7 @@ def create(
     job, created = catalog.jobs.create(plan)
     token = catalog.jobs.job_token(job.uuid)
     webhook = catalog.jobs.webhook_url(job.uuid)
+    directory = _archive_dir(catalog, job)
 
     def render(console: Console) -> None:
         verb = "[green]created[/green]" if created else "[yellow]found existing[/yellow]"
@@ -90,13 +91,31 @@ def create(
             )
         )
         # Outside the panel, unwrapped, so they can be copied whole.
+        if directory is not None:
+            console.print(f"outputs  {directory}", markup=False, soft_wrap=True)
         console.print(f"token    {token}", markup=False, soft_wrap=True)
         console.print(f"webhook  {webhook}", markup=False, soft_wrap=True)
 
     app.out.emit(
-        {"job": job.to_dict(), "created": created, "token": token, "webhook_url": webhook},
+        {
+            "job": job.to_dict(),
+            "created": created,
+            "archive_dir": directory,
+            "token": token,
+            "webhook_url": webhook,
+        },
         render,
     )
+
+
+def _archive_dir(catalog: Catalog, job: Job) -> str | None:
+    """The job's local output directory as text; None where its storage is not local
+    (or its storage system is no longer configured)."""
+    try:
+        found = catalog.jobs.archive_dir(job)
+    except DataCatalogError:
+        return None
+    return str(found) if found is not None else None
 
 
 @jobs.command("list")
@@ -261,6 +280,8 @@ def archive_location(catalog: Catalog, job: Job) -> dict[str, Any]:
         location["url"] = None
     else:
         location["url"] = system.url.rstrip("/") + job.archive_path
+    # Where a pipeline on this machine writes the outputs (None: storage not local).
+    location["directory"] = _archive_dir(catalog, job)
     return location
 
 

@@ -22,6 +22,7 @@ part                    operations
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from datacatalog.jobs.admin import JobAdmin
@@ -165,6 +166,12 @@ class JobService:
     def get(self, job_uuid: str, *, include_deleted: bool = False) -> Job:
         """A job by UUID; a deleted job is not found unless ``include_deleted``."""
         return self.queries.get(job_uuid, include_deleted=include_deleted)
+
+    def archive_dir(self, job: Job | str) -> Path | None:
+        """The local directory of a job's archive path (where its outputs are written),
+        or None when the job's storage system is not local (see :meth:`Job.archive_dir`)."""
+        found = self.get(job) if isinstance(job, str) else job
+        return found.archive_dir(self.storage)
 
     def history(self, job_uuid: str, *, include_deleted: bool = False) -> list[HistoryEntry]:
         """The job's events, oldest first."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
@@ -245,6 +246,18 @@ class JobManager:
                 f"{type(self).__name__} has no job yet: call setup() or load() first"
             )
         return self.uuid
+
+    @property
+    def archive_dir(self) -> Path | None:
+        """The local directory of ``archive_path``, where the pipeline writes its outputs;
+        None before the path is known or when the job's storage system is not local.
+
+        ``archive_path`` is a catalog path (``/products/v2/…``) inside the storage
+        system's root, not a directory of this machine: write under this one.
+        """
+        if self.archive_path is None:
+            return None
+        return self.catalog.storage.local_dir(self.archive_system, self.archive_path)
 
     @property
     def job(self) -> Job:

@@ -837,6 +837,16 @@ def test_index_if_exists(catalog: Catalog, archive_system: str) -> None:
         service.index_if_exists("relative/path.txt")
     assert file_count(catalog) == 2
 
+    # With fixity the checksum is taken; indexing again without it keeps the checksum.
+    raw = service.index_if_exists(path, storage_system=archive_system, level="0", fixity=True)
+    assert raw is not None and raw.level == "0" and raw.fixity_date is not None
+    assert raw.sha256 == hashlib.sha256(b"1,2,3").hexdigest()
+    again = service.index_if_exists(path, storage_system=archive_system, level="0")
+    assert again is not None and again.sha256 == raw.sha256
+    gone = f"{job.archive_path}/gone.csv"
+    assert service.index_if_exists(gone, check_exists=False, fixity=True, job=job) is None
+    assert file_count(catalog) == 2
+
 
 def test_reports_are_json_ready(catalog: Catalog, archive_system: str) -> None:
     job = make_job(catalog, archive_system)

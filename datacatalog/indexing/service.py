@@ -35,6 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 
 from datacatalog import states, tokens
+from datacatalog.clock import utc_now
 from datacatalog.errors import ConflictError, DataCatalogError, InvalidRequestError
 from datacatalog.identifiers import file_uuid, require_kind
 from datacatalog.indexing.fixity import DEFAULT_HASH_WORKERS, Hasher, check_workers
@@ -410,6 +411,7 @@ class IndexingService:
         check_exists: bool = True,
         job: Job | None = None,
         level: str = "1",
+        fixity: bool = False,
     ) -> FileRecord | None:
         """Index one file by its catalog path, if it can be confirmed to exist.
 
@@ -420,9 +422,11 @@ class IndexingService:
                 is written without looking at storage (and without a size).
             job: Link the record ``generated_by`` this job and ``child_of`` its metadata.
             level: Processing level.
+            fixity: Record the file's sha256 (and when it was taken); this looks at
+                storage whatever ``check_exists`` says.
 
         Returns:
-            The record, or None when ``check_exists`` and the file does not exist.
+            The record, or None when storage was looked at and the file is not there.
 
         Raises:
             InvalidRequestError: A bad path or level.
@@ -432,8 +436,8 @@ class IndexingService:
         checked_level = ArchiveIndexRequest(patterns=[], level=level).level
         name = storage_system if storage_system is not None else job.archive_system if job else None
         system = self.storage.get(name)
-        size = stored_size(system, path) if check_exists else None
-        if check_exists and size is None:
+        size = stored_size(system, path) if check_exists or fixity else None
+        if (check_exists or fixity) and size is None:
             return None
         uuid = file_uuid(path)
         fields: Document = {
@@ -447,12 +451,16 @@ class IndexingService:
         on_insert: Document = {
             "uuid": uuid,
             "_visible": True,
-            "sha256": None,
-            "fixity_date": None,
             "note": None,
             "derived_from": [],
             "derived_using": [],
         }
+        if fixity:
+            fields["sha256"] = system.sha256(path)
+            fields["fixity_date"] = utc_now()
+        else:
+            # Without fixity a checksum recorded earlier is kept.
+            on_insert.update({"sha256": None, "fixity_date": None})
         update: Document = {"$set": fields, "$setOnInsert": on_insert}
         if job is not None:
             update["$addToSet"] = {

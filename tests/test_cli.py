@@ -511,7 +511,8 @@ def test_jobs_index_files_verify(world: CLI) -> None:
     job, folder = _finished_job_with_outputs(world)
     uuid = job["uuid"]
     assert world.fails(3, "jobs", "index", UNKNOWN_JOB)["code"] == "not_found"
-    report = world.json("jobs", "index", uuid, "--fixity", "--level", "2")
+    # No --level: the level demo-stats declares (2), not "1".
+    report = world.json("jobs", "index", uuid, "--fixity")
     assert (report["seen"], report["written"], report["state"]) == (3, 3, "FINISHED")
     assert history_names(world, uuid)[-2:] == ["index", "indexed"]
 

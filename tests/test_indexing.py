@@ -848,6 +848,33 @@ def test_index_if_exists(catalog: Catalog, archive_system: str) -> None:
     assert file_count(catalog) == 2
 
 
+def test_the_default_level_is_the_one_the_pipeline_declares(catalog: Catalog) -> None:
+    job = make_job(catalog, "local")
+    put(catalog, job, "a.csv", b"1")
+    catalog.indexing.index(job.uuid)  # PIPELINE names no levels: "1", the default
+    assert [f.level for f in catalog.indexing.files(job.uuid)] == ["1"]
+    for declared, expected in ((["2"], "2"), (["3", "1"], "3"), (["0"], "0")):
+        pipeline, _ = catalog.pipelines.register(
+            {"id": f"levels-{'-'.join(declared)}", "components": [],
+             "processing_levels": declared}
+        )  # fmt: skip
+        plan = catalog.jobs.plan(
+            pipeline=pipeline.uuid, metadata={"measurement_id": "measurement-idx"}
+        )
+        other, _ = catalog.jobs.create(plan)
+        catalog.jobs.send(other.uuid, "run")
+        catalog.jobs.send(other.uuid, "finish")
+        put(catalog, other, "b.csv", b"2")
+        assert catalog.indexing.declared_level(other) == expected
+        catalog.indexing.index(other.uuid, transition=True)
+        assert [f.level for f in catalog.indexing.files(other.uuid)] == [expected]
+        assert catalog.jobs.history(other.uuid)[-2].data["level"] == expected
+    # An explicit level still wins.
+    catalog.jobs.send(other.uuid, "index")
+    catalog.indexing.index(other.uuid, level="1", transition=True)
+    assert [f.level for f in catalog.indexing.files(other.uuid)] == ["1"]
+
+
 def test_reports_are_json_ready(catalog: Catalog, archive_system: str) -> None:
     job = make_job(catalog, archive_system)
     put_outputs(catalog, job)

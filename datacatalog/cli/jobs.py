@@ -420,9 +420,8 @@ def progress_bar(out: Output, label: str) -> Iterator[Callable[[IndexProgress], 
 @click.option(
     "--level",
     type=click.Choice(PROCESSING_LEVELS),
-    default="1",
-    show_default=True,
-    help="Processing level of the indexed files.",
+    default=None,
+    help="Processing level of the files [default: the one the job's pipeline declares].",
 )
 @click.option(
     "--filter",
@@ -442,7 +441,7 @@ def index(
     app: App,
     uuid: str,
     fixity: bool,
-    level: str,
+    level: str | None,
     filters: tuple[str, ...],
     transition: bool,
 ) -> None:

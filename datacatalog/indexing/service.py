@@ -36,7 +36,12 @@ from contextlib import suppress
 
 from datacatalog import states, tokens
 from datacatalog.clock import utc_now
-from datacatalog.errors import ConflictError, DataCatalogError, InvalidRequestError
+from datacatalog.errors import (
+    ConflictError,
+    DataCatalogError,
+    InvalidRequestError,
+    NotFoundError,
+)
 from datacatalog.identifiers import file_uuid, require_kind
 from datacatalog.indexing.fixity import DEFAULT_HASH_WORKERS, Hasher, check_workers
 from datacatalog.indexing.lookups import file_document, job_file_documents, stored_size
@@ -52,6 +57,7 @@ from datacatalog.indexing.rules import Rule, build_rules, file_update
 from datacatalog.indexing.verify import verify_files
 from datacatalog.indexrequests import ArchiveIndexRequest, IndexRequest, ProductIndexRequest
 from datacatalog.jobs import Job, JobService
+from datacatalog.pipelines import PROCESSING_LEVELS
 from datacatalog.storage import StorageRegistry, StorageSystem, StoredFile, validate_path
 from datacatalog.store import Document, Store, Upsert
 
@@ -60,6 +66,9 @@ MAX_BATCH_SIZE = 10_000
 
 MAX_ERROR_CHARS = 2_000
 """Longest error message kept in a job's history (longer ones are cut, with a marker)."""
+
+DEFAULT_LEVEL = "1"
+"""The processing level of files whose job's pipeline declares none."""
 
 # States an INDEXING job can only reach again through ``reset`` (and ``ready``, ``run``).
 _ONLY_AFTER_RESET = frozenset({"RESET", "CREATED", "RUNNING"})
@@ -82,7 +91,7 @@ class IndexingService:
         *,
         token: str | None = None,
         transition: bool = False,
-        level: str = "1",
+        level: str | None = None,
         fixity: bool = False,
         filters: Sequence[str] | None = None,
         permissive: bool = False,
@@ -99,6 +108,7 @@ class IndexingService:
             transition: Send ``indexed`` at the end (the job goes back to FINISHED).
             level: Processing level of files matched by a request without a level (the
                 ``filters`` request, the match-everything default, product requests).
+                None: the level the job's pipeline declares (:func:`declared_level`).
             fixity: Compute SHA-256 checksums for every matched file (requests may ask for
                 them on their own with their ``fixity`` field).
             filters: Patterns of one archive request that replaces the job's requests.
@@ -130,6 +140,8 @@ class IndexingService:
         if token is not None:
             tokens.check_job_token(self.jobs.secret, job_uuid, token)
         job = self.jobs.get(job_uuid)
+        if level is None:
+            level = self.declared_level(job)
         rules = build_rules(job, requests=requests, filters=filters, level=level, fixity=fixity)
         for rule in rules:
             check_relative_references(job, rule.request)
@@ -161,6 +173,17 @@ class IndexingService:
         except Exception as exc:
             self._record_failure(job_uuid, exc, token)
             raise
+
+    def declared_level(self, job: Job) -> str:
+        """The processing level a job's files get by default: the one its pipeline
+        declares in ``processing_levels`` (the highest, when it declares several); "1"
+        when the pipeline declares none or its record is gone."""
+        try:
+            declared = self.jobs.pipelines.get(job.pipeline_uuid).processing_levels
+        except NotFoundError:
+            declared = []
+        known = [lv for lv in PROCESSING_LEVELS if lv in declared]
+        return known[-1] if known else DEFAULT_LEVEL
 
     def _index(
         self,

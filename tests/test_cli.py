@@ -214,6 +214,36 @@ def test_usage_errors_exit_2(args: list[str], tmp_path: Path) -> None:
     assert not (tmp_path / "catalog.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["pipelines", "register", "examples/nope.json"],
+            "error: datacatalog pipelines register: Invalid value for 'FILE': "
+            "File 'examples/nope.json' does not exist.",
+        ),
+        (
+            ["jobs", "list", "--state", "SLEEPING"],
+            "error: datacatalog jobs list: Invalid value for '--state': 'SLEEPING' is not one of",
+        ),
+        (
+            ["--data-dir", "README.md", "jobs", "list"],
+            "error: datacatalog: Invalid value for '--data-dir': Directory 'README.md' is a file.",
+        ),
+    ],
+)
+def test_a_refused_value_is_one_error_line(
+    args: list[str], line: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), *args], prog_name="datacatalog")
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    (only,) = result.stderr.splitlines()
+    assert only.startswith(line), only
+    assert not (tmp_path / "catalog.json").exists()
+
+
 def test_every_error_category_maps_to_its_exit_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -267,29 +267,55 @@ def test_paging_with_a_filter(ui: UI) -> None:
     assert [len(p) for p in pages] == [25, 7]
 
 
-def test_a_page_reads_one_page_of_jobs_and_counts_nothing(
+def test_a_page_reads_one_page_of_jobs_and_counts_a_bounded_number(
     ui: UI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from datacatalog.service.ui.queries import MAX_COUNT
+
     b = ui.built
     for i in range(40):
         b.job({"i": i})
     store = b.store
     reads: list[int] = []
-    original = store.find
+    counts: list[Any] = []
+    original, original_aggregate = store.find, store.aggregate
 
     def find(kind: str, query: Any, **options: Any) -> Any:
         if kind == "job":
             reads.append(options.get("limit", 0))
         return original(kind, query, **options)
 
+    def aggregate(kind: str, pipeline: Any) -> Any:
+        if kind == "job":
+            counts.append(pipeline)
+        return original_aggregate(kind, pipeline)
+
     def count(*_: Any, **__: Any) -> int:
-        raise AssertionError("the jobs page counted documents")
+        raise AssertionError("the jobs page counted a whole collection")
 
     monkeypatch.setattr(store, "find", find)
+    monkeypatch.setattr(store, "aggregate", aggregate)
     monkeypatch.setattr(store, "count", count)
     pages, _ = _pages(ui, {"limit": "25"})
     assert len(pages) == 2
     assert reads and all(0 < n <= 26 for n in reads), reads
+    # The count for the filter stops at MAX_COUNT + 1 documents.
+    assert counts and all({"$limit": MAX_COUNT + 1} in p for p in counts)
+
+
+def test_the_jobs_page_counts_what_its_filter_matches(
+    ui: UI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datacatalog.service.ui import queries
+
+    b = ui.built
+    everything = len(ui.listed(limit="200"))
+    assert f"data-total>{everything} in all<" in ui.get("/").text
+    failed = ui.get("/", state="FAILED").text
+    assert "data-total>1 matching<" in failed
+    monkeypatch.setattr(queries, "MAX_COUNT", 2)
+    assert "data-total>2+ in all<" in ui.get("/").text
+    assert b.failed.uuid in failed
 
 
 # -- a job -----------------------------------------------------------------------------------
@@ -313,10 +339,33 @@ def test_job_page_shows_identity_state_and_history(ui: UI) -> None:
         "Held by",
     ):
         assert expected in text, expected
+    # Only what a person can do: the running pipeline's own events are not offered.
     allowed = re.findall(r"<li><code>(\w+)</code>", text)
-    assert allowed == ["run", "update", "resource", "fail", "finish", "reset"]
+    assert allowed == ["reset"]
+    assert f"datacatalog admin reset {b.running.uuid}" in text
     assert re.findall(r'<code class="event-name">(\w+)</code>', text) == ["create", "run"]
     assert "data-live-job" in text  # a running job's page refreshes itself
+
+
+@pytest.mark.parametrize(
+    ("state", "offered"),
+    [
+        ("CREATED", ["run", "reset"]),
+        ("RUNNING", ["reset"]),
+        ("FINISHED", ["index", "validate", "retire", "reset"]),
+        ("INDEXING", ["index", "reset"]),
+        ("VALIDATING", ["validated", "reject", "retire", "reset"]),
+        ("FAILED", ["retire", "reset"]),
+        ("RESET", ["reset", "ready"]),
+        ("RETIRED", ["reset"]),
+    ],
+)
+def test_allowed_next_lists_what_a_person_can_do(state: str, offered: list[str]) -> None:
+    from datacatalog.service.ui.details import next_events
+
+    events = next_events(state, "107x")
+    assert [e.name for e in events] == offered
+    assert all("107x" in e.command and e.command.startswith("datacatalog ") for e in events)
 
 
 def test_job_page_escapes_event_data_and_tasks(ui: UI) -> None:

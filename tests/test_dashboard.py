@@ -19,6 +19,7 @@ import pytest
 from markupsafe import escape
 
 from datacatalog.errors import InvalidRequestError
+from datacatalog.jobs import Job
 from datacatalog.service import create_app
 from datacatalog.service.ui import create_ui
 from datacatalog.store import Store
@@ -743,3 +744,98 @@ def test_the_refresh_interval_must_be_positive(ui: UI) -> None:
     for bad in (0, -1.0, "5"):
         with pytest.raises(InvalidRequestError, match="refresh interval"):
             create_ui(ui.built.catalog, refresh_seconds=bad)  # type: ignore[arg-type]
+
+
+# -- why a job failed, and how long jobs took --------------------------------------------------
+
+
+def _failed_command(ui: UI) -> Job:
+    """A job failed by the stage driver: its command ended with exit code 3."""
+    from datacatalog.cli.run import CommandFailed
+    from datacatalog.driver import Driver
+
+    stderr = [f"line {i}" for i in range(30)] + ["<script>alert('err')</script>", "Killed"]
+
+    def execute(_driver: Any, _payload: Any) -> None:
+        raise CommandFailed(["python3", "analyze.py"], 3, stderr)
+
+    job = ui.built.job({"fails": True})
+    driver = Driver(job.uuid, catalog=ui.built.catalog, execute=execute)
+    driver.start()
+    driver.wait_for_completion(timeout=30)
+    return ui.built.catalog.jobs.get(job.uuid)
+
+
+def test_a_failed_jobs_page_says_why_at_the_top(ui: UI) -> None:
+    job = _failed_command(ui)
+    assert job.state == "FAILED"
+    text = is_page(ui.get(f"/jobs/{job.uuid}"))
+    section = text.split('<section class="failure" role="alert" data-failure>', 1)[1]
+    section = section.split("</section>", 1)[0]
+    # Before every other section of the page.
+    assert text.index("data-failure>") < text.index("<h2>Identity</h2>")
+    assert "<code>callback_raised</code> in the <code>execute</code> phase" in section
+    assert "Exit code</dt><dd><code>3</code>" in section
+    assert "CommandFailed: python3 ended with exit code 3" in section
+    tail = re.search(r"<pre class=\"tail\" data-failure-tail>(.*?)</pre>", section, re.S)
+    assert tail is not None and "End of the stderr" in section
+    lines = tail.group(1).splitlines()
+    assert len(lines) == 20 and lines[-1] == "Killed"  # the end, not all of it
+    assert "&lt;script&gt;alert(&#39;err&#39;)&lt;/script&gt;" in lines[-2]
+    # Other pages' jobs show nothing of the kind.
+    assert "data-failure" not in ui.get(f"/jobs/{ui.built.running.uuid}").text
+
+
+def test_the_jobs_list_shows_a_failure_line_and_durations(ui: UI) -> None:
+    job = _failed_command(ui)
+    listing = ui.get("/", state="FAILED").text
+    row = listing.split(f'<tr data-job="{job.uuid}"', 1)[1].split("</tr>", 1)[0]
+    line = re.search(r'<div class="failure-line" title="([^"]*)" data-failure>', row)
+    assert line is not None
+    summary = html.unescape(line.group(1))
+    assert summary == (
+        "callback_raised in execute (exit code 3): CommandFailed: python3 ended with exit code 3"
+    )
+    # The job built as failed by a bare event says what its data holds.
+    other = listing.split(f'<tr data-job="{ui.built.failed.uuid}"', 1)[1].split("</tr>", 1)[0]
+    assert 'title="failed: boom"' in other
+    durations = re.findall(r'<td class="num duration">([^<]*)</td>', listing)
+    assert durations and all(re.fullmatch(r"\d+ s|\d+ min( \d+ s)?", d) for d in durations)
+
+
+def test_failure_and_duration_units() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from datacatalog.service.ui.details import duration, failure_of
+    from datacatalog.service.ui.render import span
+
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    traceback = "Traceback (most recent call last):\n" + "\n".join(
+        f'  File "x.py", line {i}' for i in range(40)
+    ) + "\nValueError: bad input"
+    found = failure_of(
+        when,
+        {"reason": "prepare_failed", "phase": "prepare", "attempts": 1,
+         "error": {"type": "ValueError", "message": "bad input", "traceback": traceback}},
+    )  # fmt: skip
+    assert (found.reason, found.phase, found.exit_code) == ("prepare_failed", "prepare", None)
+    assert found.tail_kind == "traceback" and found.tail is not None
+    assert found.tail.splitlines()[-1] == "ValueError: bad input"
+    assert len(found.tail.splitlines()) == 20
+    assert found.summary == "prepare_failed in prepare: ValueError: bad input"
+    assert failure_of(when, {}).summary == "failed"
+    long = failure_of(when, {"reason": "x" * 500})
+    assert len(long.summary) == 160 and long.summary.endswith("…")
+    # A workflow run's failure: a reason and an error record with a traceback.
+    flow = failure_of(when, {"reason": "task_failed", "error": {"message": "task t1 failed"}})
+    assert flow.summary == "task_failed: task t1 failed"
+
+    start = when
+    assert duration(start, start + timedelta(seconds=75), live=False, now=when) == timedelta(
+        seconds=75
+    )
+    assert duration(start, start, live=True, now=start + timedelta(hours=2)) == timedelta(hours=2)
+    assert duration(None, start, live=False, now=start) is None
+    assert [span(timedelta(seconds=s)) for s in (5, 60, 125, 3600, 3720, 90000)] == [
+        "5 s", "1 min", "2 min 5 s", "1 h", "1 h 2 min", "1 d 1 h",
+    ]  # fmt: skip

@@ -150,6 +150,8 @@ def failure_of(date: datetime, data: Mapping[str, Any]) -> Failure:
     exit_code = extra.get("exit_code", data.get("exit_code"))
     tail, tail_kind = None, None
     stderr = extra.get("stderr_tail", data.get("stderr_tail"))
+    if isinstance(stderr, list):  # a command's stderr, line by line
+        stderr = "\n".join(str(line) for line in stderr)
     if isinstance(stderr, str) and stderr.strip():
         tail, tail_kind = _last_lines(stderr), "stderr"
     elif isinstance(record.get("traceback"), str) and record["traceback"].strip():

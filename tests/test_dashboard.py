@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from markupsafe import escape
@@ -839,3 +840,82 @@ def test_failure_and_duration_units() -> None:
     assert [span(timedelta(seconds=s)) for s in (5, 60, 125, 3600, 3720, 90000)] == [
         "5 s", "1 min", "2 min 5 s", "1 h", "1 h 2 min", "1 d 1 h",
     ]  # fmt: skip
+
+
+# -- search by fragments, a file's content ----------------------------------------------------
+
+
+def test_search_finds_files_by_a_part_of_their_path_and_jobs_by_task_text(ui: UI) -> None:
+    b = ui.built
+    one = ui.get("/search", q="TABLE.c")  # any case
+    assert one.status_code == 303 and one.headers["location"] == f"/ui/files/{b.csv_file.uuid}"
+    task = ui.get("/search", q="count rea")
+    assert task.status_code == 303 and task.headers["location"] == f"/ui/jobs/{b.running.uuid}"
+    other = b.job({"again": 1})
+    b.catalog.store.update("job", {"uuid": other.uuid}, {"$set": {"task": "count reads again"}})
+    text = is_page(ui.get("/search", q="count reads"))
+    assert f'href="/ui/jobs/{b.running.uuid}"' in text and f'href="/ui/jobs/{other.uuid}"' in text
+    # A part of the archive path finds every file under it.
+    text = is_page(ui.get("/search", q=b.indexed.archive_path[-12:]))
+    assert f'href="/ui/files/{b.text_file.uuid}"' in text
+    assert f'href="/ui/files/{b.csv_file.uuid}"' in text
+    # Regular-expression characters are text.
+    is_page(ui.get("/search", q=".*"), 404)
+
+
+def test_a_local_files_page_offers_its_download_and_a_preview(ui: UI) -> None:
+    b = ui.built
+    text = is_page(ui.get(f"/files/{b.csv_file.uuid}"))
+    assert f'href="/ui/files/{b.csv_file.uuid}/content" download data-download' in text
+    preview = re.search(r'<pre class="preview" data-preview>(.*?)</pre>', text, re.S)
+    assert preview is not None and preview.group(1).splitlines() == ["a,b", "1,2"]
+    assert "the whole file" in text
+    download = ui.get(f"/files/{b.text_file.uuid}/content")
+    assert download.status_code == 200 and download.content == b"hello\n"
+    assert download.headers["content-type"] == "application/octet-stream"
+    disposition = download.headers["content-disposition"]
+    quoted = quote(HOSTILE_NAME, safe="")
+    assert disposition == f'attachment; filename="{HOSTILE_NAME}"; filename*=UTF-8\'\'{quoted}'
+    # The hostile file name's preview is text, escaped.
+    assert "hello" in is_page(ui.get(f"/files/{b.text_file.uuid}"))
+
+
+def test_a_preview_is_the_beginning_of_text_and_none_for_binary(tmp_path: Path) -> None:
+    from datacatalog.service.ui.lookups import PREVIEW_LINES, content
+    from datacatalog.storage import StorageRegistry
+
+    registry = StorageRegistry(
+        systems={"local": f"file://{tmp_path}", "far": "memory://dashboard-preview-test"}
+    )
+    (tmp_path / "long.txt").write_text("\n".join(f"row {i}" for i in range(100)), encoding="utf-8")
+    (tmp_path / "blob.bin").write_bytes(b"\x89PNG\r\n\x1a\n\0\0")
+    (tmp_path / "accent.txt").write_bytes(("é" * 3000).encode("utf-8"))  # cut inside a character
+
+    def record(name: str, system: str = "local") -> dict[str, Any]:
+        return {"name": name, "storage_system": system}
+
+    long = content(registry, record("/long.txt"))
+    assert long.downloadable and long.cut and long.preview is not None
+    assert long.preview.splitlines() == [f"row {i}" for i in range(PREVIEW_LINES)]
+    blob = content(registry, record("/blob.bin"))
+    assert blob.downloadable and blob.preview is None
+    accent = content(registry, record("/accent.txt"))
+    assert accent.cut and accent.preview is not None and set(accent.preview) == {"é"}
+    far = content(registry, record("/x.txt", "far"))
+    assert not far.downloadable and "not local" in (far.problem or "")
+    gone = content(registry, record("/x.txt", "elsewhere"))
+    assert not gone.downloadable and "not configured" in (gone.problem or "")
+    missing = content(registry, record("/missing.txt"))
+    assert not missing.downloadable and missing.problem
+
+
+def test_a_files_content_is_not_served_from_elsewhere(ui: UI) -> None:
+    b = ui.built
+    b.catalog.store.update(
+        "file", {"uuid": b.csv_file.uuid}, {"$set": {"storage_system": "remote"}}
+    )
+    text = is_page(ui.get(f"/files/{b.csv_file.uuid}"))
+    assert "data-download" not in text and "data-preview" not in text
+    assert "storage system &#39;remote&#39; is not configured" in text
+    is_page(ui.get(f"/files/{b.csv_file.uuid}/content"), 404)
+    is_page(ui.get(f"/files/{b.running.uuid}/content"), 400)

@@ -8,9 +8,11 @@ they pass ``--mongodb-uri`` and a unique ``--database``. Each test checks human 
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -413,6 +415,15 @@ def test_jobs_create_then_find_the_same_job(world: CLI) -> None:
     assert "found existing" in human.stdout and "webhook" in human.stdout
     plain = create_job(world)
     assert f"outputs  {archive_dir(world, plain['job'])}\n" in human.stdout
+
+    # Who made it and how: user@host, and the command as typed (without global options).
+    assert job["agent"] == f"{getpass.getuser()}@{socket.gethostname()}"
+    assert job["task"] == (
+        f"datacatalog jobs create --pipeline demo-stats --sample-id {SAMPLE} "
+        """--data '{"bins": 8}'"""
+    )
+    named = create_job(world, "--data", '{"bins": 9}', "--agent", "lab-robot", "--task", "t1")
+    assert (named["job"]["agent"], named["job"]["task"]) == ("lab-robot", "t1")
 
     instanced = create_job(world, "--data", '{"bins": 3}', "--instanced")["job"]
     assert instanced["instanced"] is True

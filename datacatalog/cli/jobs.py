@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -12,7 +14,7 @@ from rich.tree import Tree
 
 from datacatalog import states
 from datacatalog.catalog import Catalog
-from datacatalog.cli.context import App, pass_app
+from datacatalog.cli.context import App, pass_app, person
 from datacatalog.cli.output import Output, fields_panel, size, table, text
 from datacatalog.cli.params import json_object
 from datacatalog.errors import DataCatalogError, InvalidRequestError
@@ -42,6 +44,8 @@ def jobs() -> None:
 @click.option("--measurement-id", multiple=True, metavar="ID", help="Measurement id or UUID.")
 @click.option("--data", callback=json_object, metavar="JSON", help="Job parameters (JSON object).")
 @click.option("--instanced", is_flag=True, help="Give the run its own instanced directory.")
+@click.option("--agent", metavar="TEXT", help="Who makes the job [default: user@host].")
+@click.option("--task", metavar="TEXT", help="What the job is for [default: this command].")
 @pass_app
 def create(
     app: App,
@@ -51,6 +55,8 @@ def create(
     measurement_id: tuple[str, ...],
     data: dict[str, Any] | None,
     instanced: bool,
+    agent: str | None,
+    task: str | None,
 ) -> None:
     """Create the job for PIPELINE on some metadata, or find the existing one.
 
@@ -59,15 +65,25 @@ def create(
     metadata and data, so the same command finds the same job.
     """
     catalog = app.catalog
+    metadata = {
+        "experiment_id": list(experiment_id) or None,
+        "sample_id": list(sample_id) or None,
+        "measurement_id": list(measurement_id) or None,
+    }
+    typed = ["datacatalog", "jobs", "create", "--pipeline", pipeline]
+    for kind, values in metadata.items():
+        typed += [arg for value in values or [] for arg in (f"--{kind.replace('_', '-')}", value)]
+    if data is not None:
+        typed += ["--data", json.dumps(data, sort_keys=True)]
+    if instanced:
+        typed.append("--instanced")
     plan = catalog.jobs.plan(
         pipeline=pipeline,
-        metadata={
-            "experiment_id": list(experiment_id) or None,
-            "sample_id": list(sample_id) or None,
-            "measurement_id": list(measurement_id) or None,
-        },
+        metadata=metadata,
         data=data,
         instanced=instanced,
+        agent=agent if agent is not None else person(),
+        task=task if task is not None else shlex.join(typed),
     )
     job, created = catalog.jobs.create(plan)
     token = catalog.jobs.job_token(job.uuid)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -44,7 +45,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 from rich.markup import escape
 
-from datacatalog.cli.context import App, pass_app
+from datacatalog.cli.context import App, pass_app, person
 from datacatalog.cli.params import json_object
 from datacatalog.errors import InvalidRequestError
 
@@ -83,6 +84,8 @@ def exit_status(returncode: int) -> int:
 @click.option("--input", "inputs", multiple=True, metavar="PATH_OR_URI", help="An input file.")
 @click.option("--instanced", is_flag=True, help="Give the run its own instanced directory.")
 @click.option("--job", "job_uuid", metavar="UUID", help="Drive this existing job instead.")
+@click.option("--agent", metavar="TEXT", help="Who makes a new job [default: user@host].")
+@click.option("--task", metavar="TEXT", help="What a new job is for [default: COMMAND].")
 @click.option("--token", metavar="TOKEN", help="The job token (default: from the local secret).")
 @click.option(
     "--index/--no-index", default=True, show_default=True, help="Index the outputs after success."
@@ -110,6 +113,8 @@ def run(
     inputs: tuple[str, ...],
     instanced: bool,
     job_uuid: str | None,
+    agent: str | None,
+    task: str | None,
     token: str | None,
     index: bool,
     timeout: float | None,
@@ -131,8 +136,10 @@ def run(
         raise InvalidRequestError("give --job, or --pipeline with metadata ids, not both")
     if job_uuid is None and pipeline is None:
         raise InvalidRequestError("give --pipeline (with metadata ids) or --job")
-    if job_uuid is not None and (data is not None or inputs or instanced):
-        raise InvalidRequestError("--data, --input and --instanced describe a new job, not --job")
+    if job_uuid is not None and (data is not None or inputs or instanced or agent or task):
+        raise InvalidRequestError(
+            "--data, --input, --instanced, --agent and --task describe a new job, not --job"
+        )
     catalog = app.catalog
     if job_uuid is None:
         assert pipeline is not None
@@ -146,6 +153,8 @@ def run(
             data=data,
             inputs=list(inputs) or None,
             instanced=instanced,
+            agent=agent if agent is not None else person(),
+            task=task if task is not None else shlex.join(argv),
         )
         job, _created = catalog.jobs.create(plan)
         job_uuid = job.uuid

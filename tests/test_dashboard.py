@@ -811,9 +811,11 @@ def test_failure_and_duration_units() -> None:
     from datacatalog.service.ui.render import span
 
     when = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    traceback = "Traceback (most recent call last):\n" + "\n".join(
-        f'  File "x.py", line {i}' for i in range(40)
-    ) + "\nValueError: bad input"
+    traceback = (
+        "Traceback (most recent call last):\n"
+        + "\n".join(f'  File "x.py", line {i}' for i in range(40))
+        + "\nValueError: bad input"
+    )
     found = failure_of(
         when,
         {"reason": "prepare_failed", "phase": "prepare", "attempts": 1,
@@ -875,7 +877,7 @@ def test_a_local_files_page_offers_its_download_and_a_preview(ui: UI) -> None:
     assert download.headers["content-type"] == "application/octet-stream"
     disposition = download.headers["content-disposition"]
     quoted = quote(HOSTILE_NAME, safe="")
-    assert disposition == f'attachment; filename="{HOSTILE_NAME}"; filename*=UTF-8\'\'{quoted}'
+    assert disposition == f"attachment; filename=\"{HOSTILE_NAME}\"; filename*=UTF-8''{quoted}"
     # The hostile file name's preview is text, escaped.
     assert "hello" in is_page(ui.get(f"/files/{b.text_file.uuid}"))
 

@@ -340,9 +340,7 @@ def job_rows(
                 modified=modified,
                 revision=int(props.get("revision", 0)),
                 files=counts.get(doc["uuid"], 0),
-                duration=duration(
-                    created, modified, live=doc["state"] in LIVE_STATES, now=moment
-                ),
+                duration=duration(created, modified, live=doc["state"] in LIVE_STATES, now=moment),
                 failure=failed.get(doc["uuid"]),
             )
         )

@@ -42,6 +42,30 @@ def test_readme_python_example_runs_twice(tmp_path: Path, monkeypatch: pytest.Mo
         assert stage.succeeded and stage.up_to_date is (attempt == 2)
 
 
+@pytest.mark.parametrize("page", ["runners.md", "reruns.md"])
+def test_python_blocks_of_the_docs_run_twice(
+    page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("DATACATALOG_") and not name.startswith(KEPT_VARIABLES):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATACATALOG_DATA_DIR", str(tmp_path / "data"))
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
+    assert blocks, f"docs/{page} has Python blocks"
+    outcomes = []
+    for attempt in (1, 2):
+        namespace: dict[str, object] = {"__name__": "docs"}
+        for number, block in enumerate(blocks, 1):
+            where = f"docs/{page} (python block {number}, run {attempt})"
+            exec(compile(block, where, "exec"), namespace)
+        result: Any = namespace["result"]
+        outcomes.append(result.outcome)
+    # The second run of the same page found the job it ran up to date: nothing ran again.
+    assert outcomes == ["run", "up_to_date"]
+    assert "up_to_date" in capsys.readouterr().out
+
+
 def test_only_the_store_imports_the_driver() -> None:
     offenders = []
     for path in sorted((ROOT / "datacatalog").rglob("*.py")):

@@ -28,7 +28,10 @@ def test_run_show_and_list(world: CLI) -> None:  # noqa: F811
     assert [t["name"] for t in out["tasks"]] == ["step0", "step1"]
     shown = world.json("workflows", "show", execution["id"])
     assert [t["status"] for t in shown["tasks"]] == ["success", "success"]
-    assert [r["message"] for r in shown["logs"]] == ["ran 0", "ran 1"]
+    assert [r["message"] for r in shown["logs"]] == [
+        "task step0 attempt 1 started", "ran 0", "task step0 attempt 1 ended: success",
+        "task step1 attempt 1 started", "ran 1", "task step1 attempt 1 ended: success",
+    ]  # fmt: skip
     human = world("workflows", "show", execution["id"])
     assert human.exit_code == 0 and "step1" in human.stdout and "succeeded" in human.stdout
     assert world.json("jobs", "show", job["uuid"])["job"]["state"] == "FINISHED"

@@ -33,7 +33,7 @@ from datacatalog.orchestrator.executors import ThreadExecutor
 from datacatalog.orchestrator.plugin import PluginManager
 from datacatalog.orchestrator.records import ExecutionRecords
 from datacatalog.orchestrator.registry import register_workflow, unregister_workflow
-from datacatalog.orchestrator.workflow_runner import WorkflowRunner, request_cancel
+from datacatalog.orchestrator.workflow_runner import RUNNER_LOGGER, WorkflowRunner, request_cancel
 from datacatalog.store import Store
 from tests import orchestrator_ops as ops
 from tests.test_jobs import World, make_world
@@ -136,8 +136,20 @@ def test_diamond_runs_dependencies_in_order_and_siblings_together(world: World, 
     outcomes = [o["task"] for o in update.data["task_outcomes"]]
     assert outcomes[0] == "record" and outcomes[-1] == "bottom" and len(outcomes) == 4
     logs = records.logs(run.execution_id)
-    assert [entry["message"] for entry in logs] == ["ran top", "ran bottom"]
-    assert logs[0]["task"] == "record" and logs[0]["attempt"] == 1
+    operations = [entry for entry in logs if entry["logger"] != RUNNER_LOGGER]
+    assert [entry["message"] for entry in operations] == ["ran top", "ran bottom"]
+    assert operations[0]["task"] == "record" and operations[0]["attempt"] == 1
+    # The runner's own records tell each task's start and end, in order around its own.
+    assert [entry["message"] for entry in logs[:3]] == [
+        "task record attempt 1 started",
+        "ran top",
+        "task record attempt 1 ended: success",
+    ]
+    assert [entry["message"] for entry in logs[-3:]] == [
+        "task bottom attempt 1 started",
+        "ran bottom",
+        "task bottom attempt 1 ended: success",
+    ]
 
 
 def test_signals_fire_in_order_and_match_the_records(world: World, key: str) -> None:
@@ -628,4 +640,6 @@ def test_logging_handlers_get_the_records_the_execution_log_keeps(world: World, 
     assert f"seen by {key}" in ops.EXTRA_HANDLER.messages
     assert ops.CALLS[key] == [run.execution_id]
     logs = ExecutionRecords(world.store).logs(run.execution_id)
-    assert [(r["level"], r["message"]) for r in logs] == [("WARNING", f"seen by {key}")]
+    assert [(r["level"], r["message"]) for r in logs if r["logger"] != RUNNER_LOGGER] == [
+        ("WARNING", f"seen by {key}")
+    ]

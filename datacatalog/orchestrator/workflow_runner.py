@@ -35,7 +35,13 @@ from datacatalog.freeform import check_object
 from datacatalog.jobs import Job
 from datacatalog.jobs.leases import DEFAULT_TTL
 from datacatalog.orchestrator import events
-from datacatalog.orchestrator.context import JobInfo, RecordCollector, WorkflowContext, make_logger
+from datacatalog.orchestrator.context import (
+    MAX_LOG_MESSAGE,
+    JobInfo,
+    RecordCollector,
+    WorkflowContext,
+    make_logger,
+)
 from datacatalog.orchestrator.decorators import Workflow
 from datacatalog.orchestrator.exceptions import (
     ActiveExecutionsError,
@@ -46,7 +52,13 @@ from datacatalog.orchestrator.exceptions import (
 from datacatalog.orchestrator.executors.base import Executor, ExecutorEvent, Finished, Started
 from datacatalog.orchestrator.graph import TaskGraph
 from datacatalog.orchestrator.leasing import ExecutionLease
-from datacatalog.orchestrator.model import LEASED_EXECUTION_STATUSES, Execution, TaskRecord
+from datacatalog.orchestrator.model import (
+    LEASED_EXECUTION_STATUSES,
+    UNLIMITED_ATTEMPTS,
+    Execution,
+    TaskRecord,
+    attempts_left,
+)
 from datacatalog.orchestrator.plugin import PluginManager
 from datacatalog.orchestrator.records import ExecutionRecords, new_execution_id, task_id
 from datacatalog.orchestrator.registry import resolve
@@ -68,6 +80,14 @@ result comes through the scheduler), and writing each start on its own would dou
 round trips. The start's signal and the record in memory do not wait; only the stored
 copy of a running attempt's start is up to this late.
 """
+
+
+RUNNER_LOGGER = "datacatalog.orchestrator.runner"
+"""The logger name of the runner's own records in the execution's log (tasks' starts, ends)."""
+LOG_FLUSH_SECONDS = 1.0
+"""Most seconds the runner keeps log records before writing them (all at the end)."""
+LOG_BATCH = 500
+"""Log records that are written at once, however recent."""
 
 
 class Clock(Protocol):
@@ -105,9 +125,16 @@ def _catalog(model_storage: Any, resource_storage: StorageRegistry | None) -> Ca
     )
 
 
-def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidWorkflowRunnerParams(f"{what} must be an integer of at least 1, not {value!r}")
+def _max_attempts(value: object, what: str) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or (value < 1 and value != UNLIMITED_ATTEMPTS)
+    ):
+        raise InvalidWorkflowRunnerParams(
+            f"{what} must be an integer of at least 1, or -1 (retry until it succeeds), "
+            f"not {value!r}"
+        )
     return value
 
 
@@ -197,7 +224,7 @@ class WorkflowRunner:
             raise InvalidWorkflowRunnerParams(
                 f"inputs must be a mapping, not {type(inputs).__name__}"
             )
-        self._max_attempts = _positive_int(task_max_attempts, "task_max_attempts")
+        self._max_attempts = _max_attempts(task_max_attempts, "task_max_attempts")
         self._retry_interval = _interval(task_retry_interval, "task_retry_interval")
         self._poll = _interval(cancel_poll_interval, "cancel_poll_interval")
         self._lease_ttl = _interval(lease_ttl, "lease_ttl")
@@ -244,12 +271,23 @@ class WorkflowRunner:
         self._job = self.catalog.jobs.get(str(service_id))
         self._check_job_can_run(self._job)
         self.workflow_name, self.workflow = resolve(workflow_ref, self.plugin_manager)
-        problems = self.workflow.check_inputs(given_inputs)
+        problems = self.workflow.check_inputs(given_inputs) or self.workflow.check_input_types(
+            given_inputs
+        )
         if problems:
             raise InvalidWorkflowRunnerParams(
                 f"workflow {self.workflow_name}: {'; '.join(problems)}", workflow=self.workflow_name
             )
-        self._inputs = dict(check_object(given_inputs, where="workflow inputs"))
+        # What it runs with, declared defaults included, is what the execution records.
+        try:
+            self._inputs = dict(
+                check_object(
+                    self.workflow.effective_inputs(given_inputs),
+                    where=f"inputs of workflow {self.workflow_name}",
+                )
+            )
+        except InvalidRequestError as exc:
+            raise InvalidWorkflowRunnerParams(str(exc), workflow=self.workflow_name) from exc
         try:
             self._display_name = self.workflow.display_name(self._inputs)
         except InvalidRequestError as exc:
@@ -316,8 +354,11 @@ class WorkflowRunner:
                     operation=op.path,
                     dependencies=list(node.dependencies),
                     status="pending",
-                    # Given per operation wins, 0 and False included; None falls back.
-                    max_attempts=op.max_attempts
+                    # Given per operation wins, 0 and False included; None falls back. A
+                    # task that ignores its failure runs once: it is never retried.
+                    max_attempts=1
+                    if op.ignore_failure
+                    else op.max_attempts
                     if op.max_attempts is not None
                     else self._max_attempts,
                     retry_interval=op.retry_interval
@@ -330,6 +371,8 @@ class WorkflowRunner:
                 )
             self.records.create_tasks(list(self._tasks.values()))
         self._log_seq = self.records.last_log_seq(self._execution.id)
+        self._log_buffer: list[dict[str, Any]] = []
+        self._last_log_write = time.monotonic()
 
     # -- the seed's surface -----------------------------------------------------------------
 
@@ -356,7 +399,12 @@ class WorkflowRunner:
     def cancel(self) -> bool:
         """Request cancellation (persisted, so any process may call it); True when new."""
         self._cancel_flag.set()
-        _, new = self.records.request_cancel(self._execution.id)
+        stored, new = self.records.request_cancel(self._execution.id)
+        if stored.status == "cancelled" and self._execution.status == "pending":
+            # Not started: it ended here, so this object says so too.
+            self._execution.update_from_execution(stored)
+        else:
+            self._execution.cancel_requested = True
         return new
 
     def execute(self) -> Execution:
@@ -507,8 +555,15 @@ class WorkflowRunner:
                     # A fresh budget; attempt numbers go on (each attempt keeps its own key).
                     op = self._graph[task.name].operation
                     budget = op.max_attempts if op.max_attempts is not None else self._max_attempts
+                    if task.ignore_failure:
+                        budget = 1
                     fields.update(
-                        max_attempts=task.attempts + budget, error=None, message=None, ended_at=None
+                        max_attempts=budget
+                        if budget == UNLIMITED_ATTEMPTS
+                        else task.attempts + budget,
+                        error=None,
+                        message=None,
+                        ended_at=None,
                     )
                 self.records.move_task(task, "pending", **fields)
         self.records.move_execution(
@@ -579,6 +634,7 @@ class WorkflowRunner:
     ) -> None:
         # The start is written with the attempt's end when that comes soon (or is here
         # already); otherwise on its own, START_WRITE_DELAY later (_write_due_starts).
+        self._log("INFO", f"task {task.name} attempt {attempt} started", task, attempt, started)
         self._unwritten_starts[task.name] = task.status
         task.status, task.attempts, task.started_at, task.due_at = (
             "started",
@@ -626,6 +682,13 @@ class WorkflowRunner:
         }
 
     def _record_on_success_task_signal(self, task: TaskRecord, outcome: Outcome) -> None:
+        self._log(
+            "INFO",
+            f"task {task.name} attempt {outcome.attempt} ended: success",
+            task,
+            outcome.attempt,
+            outcome.ended,
+        )
         self._writer.move(
             task,
             "success",
@@ -641,6 +704,21 @@ class WorkflowRunner:
         self, task: TaskRecord, outcome: Outcome, retry: bool, due_at: datetime | None
     ) -> None:
         extra = self._end_fields(task)
+        error = outcome.error or {}
+        cause = f"{error.get('type', 'Error')}: {error.get('message', outcome.message or '')}"
+        if retry:
+            then = f"another attempt is due at {due_at.isoformat()}" if due_at else "retrying"
+        elif task.ignore_failure:
+            then = "the task failed; its failure is ignored"
+        else:
+            then = "the task failed"
+        self._log(
+            "WARNING" if retry or task.ignore_failure else "ERROR",
+            f"task {task.name} attempt {outcome.attempt} ended: {outcome.status} ({cause}); {then}",
+            task,
+            outcome.attempt,
+            outcome.ended,
+        )
         if retry:
             self._writer.move(
                 task,
@@ -704,6 +782,34 @@ class WorkflowRunner:
             self._log_seq = self.records.add_logs(
                 self.execution_id, records, first_seq=self._log_seq
             )
+
+    def _log(
+        self, level: str, message: str, task: TaskRecord, attempt: int, date: datetime
+    ) -> None:
+        """Keep one of the runner's own records of the execution's log (a task's start or end)."""
+        if len(message) > MAX_LOG_MESSAGE:
+            message = message[:MAX_LOG_MESSAGE] + " …[cut]"
+        self._log_buffer.append(
+            {
+                "date": date,
+                "level": level,
+                "logger": RUNNER_LOGGER,
+                "message": message,
+                "task": task.name,
+                "attempt": attempt,
+            }
+        )
+
+    def _flush_logs(self, *, force: bool = False) -> None:
+        """Write the kept log records: at the end, or when enough or old enough gathered."""
+        if not self._log_buffer:
+            return
+        due = time.monotonic() - self._last_log_write >= LOG_FLUSH_SECONDS
+        if not (force or due or len(self._log_buffer) >= LOG_BATCH):
+            return
+        batch, self._log_buffer = self._log_buffer, []
+        self._last_log_write = time.monotonic()
+        self._write_logs(batch)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -780,7 +886,9 @@ class WorkflowRunner:
                     root_error = self._handle(
                         event, inflight, finished_attempts, cancelling, root_error, ending
                     )
+                self._flush_logs()
             self._write_due_starts(everything=True)
+            self._flush_logs(force=True)
             self._writer.flush()  # the task records are stored before the execution's end
         except BaseException as exc:
             cancelling = False
@@ -817,6 +925,10 @@ class WorkflowRunner:
                 self._writer.flush()
             except Exception:
                 log.exception("a task record of execution %s was not written", self.execution_id)
+            try:
+                self._flush_logs(force=True)
+            except Exception:
+                log.exception("the log of execution %s was not written", self.execution_id)
             error = error_info(exc)
             self._emit(
                 events.on_failure_workflow_signal,
@@ -918,14 +1030,19 @@ class WorkflowRunner:
                 started=outcome.started,
                 coalesced=True,
             )
-        self._write_logs(outcome.logs)
+        self._log_buffer.extend(outcome.logs)
         if outcome.status == "success":
             self._emit(events.on_success_task_signal, task=task, outcome=outcome)
             self._settled(task)
             return root_error
         # A retry is recorded even while cancelling or failing: the task stays unfinished
         # (``retrying``) and is not sent again; a resume runs it.
-        retry = outcome.status != "abort" and task.attempts < task.max_attempts
+        # Never retried: an abort, a task that ignores its failure, a spent budget.
+        retry = (
+            outcome.status != "abort"
+            and not task.ignore_failure
+            and attempts_left(task.attempts, task.max_attempts)
+        )
         interval = (
             outcome.retry_interval if outcome.retry_interval is not None else task.retry_interval
         )
@@ -950,6 +1067,7 @@ def _attempt_entry(outcome: Outcome) -> dict[str, Any]:
         "ended": outcome.ended,
         "message": outcome.message,
         "error_type": (outcome.error or {}).get("type"),
+        **({"outputs": list(outcome.outputs)} if outcome.outputs else {}),
     }
 
 

@@ -16,11 +16,12 @@ the runner with no request for the result. Any other outcome (and any future tha
 without that event: a dead worker, a lost message) is fetched as the future's result.
 Operations see cancellation through a ``distributed.Event``. On a cluster we own,
 attempts still running ``cancel_grace`` seconds after a cancel are stopped by killing
-their worker.
+their worker, and the processes the attempt started with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -393,7 +394,7 @@ class DaskExecutor(Executor):
         for invocation, future in live:
             try:
                 outcome = future.result()
-            except Exception as exc:
+            except BaseException as exc:  # whatever ended it, the attempt gets an outcome
                 info = error_info(exc)
                 if type(exc).__name__ == "KilledWorker":
                     info["message"] = (
@@ -431,7 +432,7 @@ class DaskExecutor(Executor):
             addresses = sorted(set(self._running.values()))
         if addresses and self._client is not None:
             try:
-                self._client.run(os._exit, 1, workers=addresses)
+                self._client.run(_stop_worker, workers=addresses)
             except Exception as exc:  # the worker may be gone already; its attempt fails anyway
                 log.debug("killing workers %s after a cancel: %s", addresses, exc)
 
@@ -457,6 +458,23 @@ class DaskExecutor(Executor):
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+def _stop_worker() -> None:
+    """Run on a worker: kill the processes its attempts started, then the worker itself.
+
+    A worker process's children are what its operations started (``subprocess``); left
+    alone they would outlive the worker. The nanny of a cluster we own starts a new worker.
+    """
+    import psutil  # type: ignore[import-untyped]  # a dependency of distributed
+
+    with contextlib.suppress(psutil.Error):
+        children = psutil.Process().children(recursive=True)
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(children, timeout=2)
+    os._exit(1)
 
 
 def _show(resources: Mapping[str, float]) -> str:

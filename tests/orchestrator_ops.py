@@ -260,13 +260,13 @@ def run_tool(ctx: Any, tool: str) -> None:
 
 
 @operation(toolbelt=True)
-def write_named(ctx: Any, toolbelt: Any, name: str, text: str) -> None:
-    toolbelt.output_path(name).write_text(text, encoding="utf-8")
+def write_named(ctx: Any, toolbelt: Any, filename: str, text: str) -> None:
+    toolbelt.output_path(filename).write_text(text, encoding="utf-8")
 
 
 @operation(toolbelt=True)
-def append_named(ctx: Any, toolbelt: Any, name: str, text: str) -> None:
-    path = toolbelt.output_path(name)
+def append_named(ctx: Any, toolbelt: Any, filename: str, text: str) -> None:
+    path = toolbelt.output_path(filename)
     path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
 
 
@@ -278,12 +278,12 @@ def typed(ctx: Any, graph: Any, text: str, times: int = 2, ratio: float = 0.5,
 
 @workflow
 def writers(ctx: Any, graph: Any, text: str = "hello") -> None:
-    first = graph.add(write_named, name="a.txt", text=text)
-    graph.add(append_named, after=[first], name="a.txt", text="!")
-    graph.add(write_named, name="sub/b.txt", text=text)
+    first = graph.add(write_named, filename="a.txt", text=text)
+    graph.add(append_named, after=[first], filename="a.txt", text="!")
+    graph.add(write_named, filename="sub/b.txt", text=text)
 
 
 @workflow
 def write_then_fail(ctx: Any, graph: Any, key: str, succeed_on: int = 2) -> None:
-    first = graph.add(write_named, name="kept.txt", text="first run")
+    first = graph.add(write_named, filename="kept.txt", text="first run")
     graph.add(fail_until, after=[first], key=key, succeed_on=succeed_on)

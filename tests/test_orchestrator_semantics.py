@@ -410,3 +410,71 @@ def test_other_attempt_counts_are_refused(world: World, value: Any) -> None:
     with pytest.raises(Exception, match="-1"):
         operation(max_attempts=value)(ops.nothing_at_all)
     assert world.store.count("workflow_execution", {}) == 0
+
+
+# -- outputs indexed, one name everywhere ---------------------------------------------------
+
+
+def _files(world: World, job_uuid: str) -> dict[str, dict[str, Any]]:
+    docs = world.store.find("file", {"generated_by": job_uuid})
+    return {doc["name"].rsplit("/", 1)[-1]: doc for doc in docs}
+
+
+def test_outputs_are_indexed_when_the_workflow_succeeds(world: World) -> None:
+    run = runner(world, ops.writers, ThreadExecutor(2), inputs={"text": "hi"}, index_outputs=True)
+    execution = execute_bounded(run)
+    assert execution.status == "succeeded"
+    assert run.index_report is not None and run.index_report.written == 2
+    files = _files(world, execution.job_uuid)
+    assert set(files) == {"a.txt", "b.txt"}
+    assert all(f["generated_by"] == [execution.job_uuid] and f["sha256"] for f in files.values())
+    assert files["a.txt"]["note"] == (
+        f"written by tasks write_named, append_named of workflow tests.orchestrator_ops:writers "
+        f"(execution {execution.id})"
+    )
+    assert files["b.txt"]["note"].startswith("written by task write_named-2 of workflow")
+    job = world.jobs.get(execution.job_uuid)
+    assert job.state == "FINISHED"
+    assert [e.name for e in world.jobs.history(job.uuid)][-3:] == ["finish", "index", "indexed"]
+
+
+def test_without_index_outputs_nothing_is_indexed(world: World) -> None:
+    run = runner(world, ops.writers, ThreadExecutor(2))
+    execution = execute_bounded(run)
+    assert run.index_report is None and _files(world, execution.job_uuid) == {}
+
+
+def test_a_failed_indexing_fails_the_execution_and_the_job(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datacatalog.indexrequests import IndexingError
+
+    run = runner(world, ops.writers, ThreadExecutor(2), index_outputs=True)
+
+    def broken(*_: Any, **__: Any) -> Any:
+        world.jobs.send(run.execution.job_uuid, "index", token=run._job_info.token)
+        raise IndexingError("the archive went away")
+
+    monkeypatch.setattr(world.catalog.indexing, "index", broken)
+    with pytest.raises(WorkflowFailedError, match="indexing its outputs failed"):
+        execute_bounded(run)
+    stored = ExecutionRecords(world.store).execution(run.execution_id)
+    assert (stored.status, stored.reason) == ("failed", "indexing_failed")
+    assert world.jobs.get(stored.job_uuid).state == "FAILED"
+    assert world.jobs.history(stored.job_uuid)[-1].data["reason"] == "indexing_failed"
+
+
+def test_the_execution_is_shown_by_its_recorded_name(world: World) -> None:
+    from datacatalog.orchestrator.registry import register_workflow, unregister_workflow
+    from datacatalog.service.ui.executions import executions
+
+    register_workflow("tests-named-chain", ops.chain)
+    try:
+        run = runner(world, "tests-named-chain", ThreadExecutor(1), inputs={"key": "k"})
+        execute_bounded(run)
+    finally:
+        unregister_workflow("tests-named-chain")
+    shown = executions(world.store, run.execution.job_uuid)
+    assert [e.workflow for e in shown] == ["tests-named-chain"]
+    stored = world.store.get("workflow_execution", {"uuid": run.execution_id})
+    assert stored is not None and stored["display_name"].startswith("tests-named-chain")

@@ -236,18 +236,20 @@ class Workflow(_Marked):
         super().__init__(func)
         self.suffix_template = suffix_template
 
-    def display_name(self, inputs: Mapping[str, Any]) -> str:
-        """The name followed by ``suffix_template`` formatted with the inputs (and defaults)."""
+    def display_name(self, inputs: Mapping[str, Any], name: str | None = None) -> str:
+        """``name`` (default: the function's) followed by ``suffix_template`` formatted with
+        the inputs (and defaults)."""
+        base = self.name if name is None else name
         if not self.suffix_template:
-            return self.name
+            return base
         values = {
-            name: param.default
-            for name, param in inspect.signature(self.func).parameters.items()
+            key: param.default
+            for key, param in inspect.signature(self.func).parameters.items()
             if param.default is not param.empty
         }
         values.update(inputs)
         try:
-            return self.name + self.suffix_template.format(**values)
+            return base + self.suffix_template.format(**values)
         except (KeyError, IndexError, ValueError) as exc:
             raise InvalidRequestError(
                 f"workflow {self.name}: suffix_template {self.suffix_template!r} does not fit "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -30,8 +31,10 @@ from typing import Any, Protocol
 from datacatalog import states
 from datacatalog.catalog import Catalog
 from datacatalog.clock import utc_now
-from datacatalog.errors import InvalidRequestError, InvalidTransitionError
+from datacatalog.errors import DataCatalogError, InvalidRequestError, InvalidTransitionError
 from datacatalog.freeform import check_object
+from datacatalog.indexing import IndexReport
+from datacatalog.indexrequests import MAX_PATTERNS, ArchiveIndexRequest
 from datacatalog.jobs import Job
 from datacatalog.jobs.leases import DEFAULT_TTL
 from datacatalog.orchestrator import events
@@ -61,7 +64,7 @@ from datacatalog.orchestrator.model import (
 )
 from datacatalog.orchestrator.plugin import PluginManager
 from datacatalog.orchestrator.records import ExecutionRecords, new_execution_id, task_id
-from datacatalog.orchestrator.registry import resolve
+from datacatalog.orchestrator.registry import resolve, workflow_version
 from datacatalog.orchestrator.worker import Invocation, Outcome, error_info
 from datacatalog.orchestrator.writer import TaskWriter
 from datacatalog.storage import StorageRegistry
@@ -149,6 +152,47 @@ def _interval(value: object, what: str) -> float:
     return float(value)
 
 
+def effective_inputs(name: str, workflow: Workflow, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``workflow`` runs with: ``inputs`` checked (names, simple annotated types) and
+    completed with the declared defaults.
+
+    Raises:
+        InvalidWorkflowRunnerParams: Naming the inputs that are unknown, missing, of the
+            wrong type or not storable.
+    """
+    problems = workflow.check_inputs(inputs) or workflow.check_input_types(inputs)
+    if problems:
+        raise InvalidWorkflowRunnerParams(f"workflow {name}: {'; '.join(problems)}", workflow=name)
+    try:
+        return dict(
+            check_object(workflow.effective_inputs(inputs), where=f"inputs of workflow {name}")
+        )
+    except InvalidRequestError as exc:
+        raise InvalidWorkflowRunnerParams(str(exc), workflow=name) from exc
+
+
+def workflow_parameters(
+    workflow_name: str | Workflow,
+    inputs: Mapping[str, Any] | None,
+    plugin_manager: PluginManager | None,
+) -> dict[str, Any]:
+    """A workflow's part of a job's identity: its name, its code's version, its inputs.
+
+    Put under ``workflow`` in a job's ``data`` (as ``datacatalog workflows run --pipeline``
+    does), it makes each workflow, version and set of effective inputs a job of its own.
+
+    Raises:
+        UndeclaredWorkflowError: No workflow of that name.
+        InvalidWorkflowRunnerParams: Inputs that do not fit it.
+    """
+    name, workflow = resolve(workflow_name, plugin_manager)
+    return {
+        "name": name,
+        "version": workflow_version(name, workflow, plugin_manager),
+        "inputs": effective_inputs(name, workflow, dict(inputs or {})),
+    }
+
+
 def request_cancel(model_storage: Any, execution_id: str) -> tuple[Execution, bool]:
     """Ask for an execution to be cancelled, from any process; returns it and whether it was new.
 
@@ -176,6 +220,9 @@ class WorkflowRunner:
         retry_failed: On resume, run failed tasks again too (with a fresh attempt budget).
         clock: Time source (tests inject one that never sleeps).
         cancel_poll_interval: Seconds between reads of the persisted cancel flag.
+        index_outputs: When the workflow succeeds, index what its operations wrote to the
+            job's archive directory (each file ``generated_by`` the job; a file written
+            through ``toolbelt.output_path`` names the tasks that wrote it in its note).
         lease_ttl: Seconds the job's lease lasts unless renewed (renewed every third of
             it); a killed runner's execution is closed by the next runner once it lapses.
 
@@ -204,6 +251,7 @@ class WorkflowRunner:
         clock: Clock | None = None,
         cancel_poll_interval: float = 1.0,
         lease_ttl: float = DEFAULT_TTL,
+        index_outputs: bool = False,
     ) -> None:
         resuming = execution_id is not None
         if resuming and (workflow_name is not None or service_id is not None or inputs):
@@ -242,6 +290,9 @@ class WorkflowRunner:
         self._writer = TaskWriter(self.records)
         self.clock: Clock = clock or SystemClock()
         self._retry_failed = bool(retry_failed)
+        self._index_outputs = bool(index_outputs)
+        self.index_report: IndexReport | None = None
+        """What indexing the outputs did (after a success with ``index_outputs``)."""
         self._cancel_flag = threading.Event()
         self._executed = False
         self._resumed_from: Execution | None = None
@@ -271,25 +322,10 @@ class WorkflowRunner:
         self._job = self.catalog.jobs.get(str(service_id))
         self._check_job_can_run(self._job)
         self.workflow_name, self.workflow = resolve(workflow_ref, self.plugin_manager)
-        problems = self.workflow.check_inputs(given_inputs) or self.workflow.check_input_types(
-            given_inputs
-        )
-        if problems:
-            raise InvalidWorkflowRunnerParams(
-                f"workflow {self.workflow_name}: {'; '.join(problems)}", workflow=self.workflow_name
-            )
-        # What it runs with, declared defaults included, is what the execution records.
+        self._inputs = effective_inputs(self.workflow_name, self.workflow, given_inputs)
         try:
-            self._inputs = dict(
-                check_object(
-                    self.workflow.effective_inputs(given_inputs),
-                    where=f"inputs of workflow {self.workflow_name}",
-                )
-            )
-        except InvalidRequestError as exc:
-            raise InvalidWorkflowRunnerParams(str(exc), workflow=self.workflow_name) from exc
-        try:
-            self._display_name = self.workflow.display_name(self._inputs)
+            # The recorded name, everywhere (a declared name is not the function's name).
+            self._display_name = self.workflow.display_name(self._inputs, self.workflow_name)
         except InvalidRequestError as exc:
             raise InvalidWorkflowRunnerParams(str(exc)) from exc
         self.executor: Executor = executor if executor is not None else _default_executor()
@@ -597,7 +633,6 @@ class WorkflowRunner:
             )
 
     def _record_on_success_workflow_signal(self, execution: Execution) -> None:
-        self.records.move_execution(execution, "succeeded", ended_at=self.clock.now())
         self._flush_history(force=True)
         self._job_event(
             "finish",
@@ -607,6 +642,71 @@ class WorkflowRunner:
                 "counts": self._counts(),
             },
         )
+        if self._index_outputs:
+            try:
+                self.index_report = self._index()
+            except DataCatalogError as exc:
+                error = error_info(exc)
+                self.records.move_execution(
+                    execution,
+                    "failed",
+                    ended_at=self.clock.now(),
+                    error=error,
+                    reason="indexing_failed",
+                )
+                if self.catalog.jobs.get(self._job.uuid).state == "INDEXING":
+                    self._job_event(
+                        "fail",
+                        {
+                            "reason": "indexing_failed",
+                            "workflow": self.workflow_name,
+                            "execution_id": execution.id,
+                            "error": error,
+                        },
+                    )
+                return
+        self.records.move_execution(execution, "succeeded", ended_at=self.clock.now())
+
+    def _index(self) -> IndexReport:
+        """Index the job's archive path: the files each task wrote, with their writers, first.
+
+        A job that declares its own index requests is indexed by them alone.
+        """
+        job = self.catalog.jobs.get(self._job.uuid)
+        requests: list[ArchiveIndexRequest] | None = None
+        if not job.index_requests():
+            requests = [*self._written_requests(), ArchiveIndexRequest(patterns=[], fixity=True)]
+        return self.catalog.indexing.index(
+            job.uuid, token=self._job_info.token, fixity=True, transition=True, requests=requests
+        )
+
+    def _written_requests(self) -> list[ArchiveIndexRequest]:
+        """One request per set of tasks that wrote the same files, its note naming them."""
+        writers: dict[str, list[str]] = {}
+        for task in self.tasks:
+            for attempt in task.attempt_log:
+                for path in attempt.get("outputs") or []:
+                    names = writers.setdefault(path, [])
+                    if task.name not in names:
+                        names.append(task.name)
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for path, names in writers.items():
+            groups.setdefault(tuple(names), []).append(path)
+        requests = []
+        for group, paths in groups.items():
+            plural = "s" if len(group) > 1 else ""
+            note = (
+                f"written by task{plural} {', '.join(group)} of workflow {self.workflow_name} "
+                f"(execution {self.execution_id})"
+            )
+            for start in range(0, len(paths), MAX_PATTERNS):
+                chunk = paths[start : start + MAX_PATTERNS]
+                requests.append(
+                    ArchiveIndexRequest(
+                        patterns=[f"^{re.escape(path)}$" for path in chunk], note=note, fixity=True
+                    )
+                )
+        return requests
 
     def _record_on_failure_workflow_signal(
         self, execution: Execution, error: dict[str, Any], reason: str
@@ -914,6 +1014,13 @@ class WorkflowRunner:
                 execution=self._execution,
             )
         self._emit(events.on_success_workflow_signal, execution=self._execution)
+        if self._execution.status == "failed":  # its outputs could not be indexed
+            error = self._execution.error or {}
+            raise WorkflowFailedError(
+                f"workflow {self.workflow_name}: its tasks succeeded but indexing its outputs "
+                f"failed: {error.get('type')}: {error.get('message')}",
+                execution=self._execution,
+            )
         return self._execution
 
     def _abandon(self, exc: BaseException, *, started: bool) -> None:

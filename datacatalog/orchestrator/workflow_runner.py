@@ -10,10 +10,12 @@ end is recorded.
 
 Retry rules: ``max_attempts`` counts attempts in all; ``ctx.task.retry`` is an attempt and
 may set the interval; ``ctx.task.abort`` is never retried; a task with
-``ignore_failure`` fails alone and its dependants run; any other failed task fails the
-execution, whose error is that task's root cause. Cancellation is cooperative: no new
-attempt starts, running ones see ``ctx.cancel_requested``, the execution ends
-``cancelled`` and the job FAILED with reason ``cancelled``.
+``ignore_failure`` runs once and fails alone, its dependants run; any other failed task
+fails the execution, whose error is that task's root cause; ``max_attempts=-1`` retries
+until success. On a cancel no new attempt starts, running ones see
+``ctx.cancel_requested`` (the process and Dask executors stop those still running after a
+grace), the execution ends ``cancelled`` and the job FAILED with reason ``cancelled``.
+The execution's log gets each attempt's start and end besides the operations' records.
 """
 
 from __future__ import annotations

@@ -391,7 +391,7 @@ def test_resume_reruns_only_unfinished_tasks(world: World, key: str) -> None:
     assert [t.attempts for t in resumed.tasks] == [1, 1, 1]
 
 
-def test_resume_of_a_failed_execution_needs_retry_failed(world: World, key: str) -> None:
+def test_resume_of_a_failed_execution_retries_its_failed_task(world: World, key: str) -> None:
     run = runner(
         world,
         ops.single,
@@ -401,31 +401,30 @@ def test_resume_of_a_failed_execution_needs_retry_failed(world: World, key: str)
     with pytest.raises(WorkflowFailedError):
         run.execute()
     with pytest.raises(InvalidWorkflowRunnerParams, match="retry_failed"):
-        WorkflowRunner(world.catalog, None, None, execution_id=run.execution_id)
-    admin = world.admin()
-    world.jobs.reset(run.execution.job_uuid, token=admin)
-    world.jobs.ready(run.execution.job_uuid, token=admin)
+        WorkflowRunner(world.catalog, None, None, execution_id=run.execution_id, retry_failed=False)
+    # No administrator: the failed job runs again on the same execution.
     again = WorkflowRunner(
         world.catalog,
         None,
         None,
         execution_id=run.execution_id,
         executor=ThreadExecutor(1),
-        retry_failed=True,
         clock=FakeClock(),
     )
     assert again.execute().status == "succeeded"
     assert ops.CALLS[key] == ["attempt 1", "attempt 2"]
     assert [a["attempt"] for a in again.tasks[0].attempt_log] == [1, 2]
+    assert events_of(world, run.execution.job_uuid)[-3:] == ["retry", "update", "finish"]
 
 
-def test_resume_refuses_a_failed_job_naming_the_remedy(world: World, key: str) -> None:
+def test_resume_refuses_a_retired_job_naming_the_remedy(world: World, key: str) -> None:
     run = runner(world, ops.chain, inputs={"key": key})
     run.cancel()
     run.execute()
     job_uuid = run.execution.job_uuid
     world.jobs.send(job_uuid, "fail")
-    with pytest.raises(InvalidTransitionError, match="reset and ready"):
+    world.jobs.send(job_uuid, "retire")
+    with pytest.raises(InvalidTransitionError, match="RETIRED"):
         WorkflowRunner(world.catalog, None, None, execution_id=run.execution_id)
 
 

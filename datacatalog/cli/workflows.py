@@ -151,8 +151,43 @@ def live_tasks(app: App, runner: WorkflowRunner) -> Iterator[None]:
             live.update(draw())
 
 
+def _execute(app: App, runner: WorkflowRunner) -> None:
+    """Run (showing the tasks live) and print the end; for an up-to-date job, say so."""
+    if runner.up_to_date:
+        runner.execute()  # records the check; nothing runs
+        _up_to_date(app, runner)
+        return
+    app.out.note(
+        f"execution {runner.execution_id} of {runner.workflow_name} on job "
+        f"{runner.decision.job.uuid}"
+        + ("" if runner.decision.event == "run" else f" ({runner.decision.message})")
+    )
+    with live_tasks(app, runner):
+        runner.execute()
+    _finish(app, runner)
+
+
+def _up_to_date(app: App, runner: WorkflowRunner) -> None:
+    decision = runner.decision
+    execution = runner.execution
+
+    def render(console: Console) -> None:
+        console.print(decision.message)
+
+    app.out.emit(
+        {
+            "up_to_date": True,
+            "decision": decision.to_dict(),
+            "execution": execution.to_dict() if execution is not None else None,
+            "tasks": [t.to_dict() for t in runner.tasks],
+        },
+        render,
+    )
+
+
 def _finish(app: App, runner: WorkflowRunner) -> None:
     records = ExecutionRecords(app.catalog.store)
+    assert runner.execution_id is not None  # it ran
     execution = records.execution(runner.execution_id)
     tasks = records.tasks(execution.id)
 
@@ -164,6 +199,8 @@ def _finish(app: App, runner: WorkflowRunner) -> None:
             console.print(f"indexed {report.written} output file(s) of job {execution.job_uuid}")
 
     payload: dict[str, Any] = {
+        "up_to_date": False,
+        "decision": runner.decision.to_dict(),
         "execution": execution.to_dict(),
         "tasks": [t.to_dict() for t in tasks],
     }
@@ -240,6 +277,16 @@ def _attempts(ctx: click.Context, param: click.Parameter, value: int) -> int:
     "--index/--no-index", default=True, show_default=True,
     help="Index what the workflow wrote to the archive directory when it succeeds.",
 )  # fmt: skip
+@click.option(
+    "--force", is_flag=True,
+    help="Run again even when the job is up to date (a new execution; earlier file records "
+    "are superseded).",
+)  # fmt: skip
+@click.option(
+    "--rerun-stale", is_flag=True,
+    help="Run again when the job ran but its outputs are missing or changed (else an error "
+    "naming them).",
+)  # fmt: skip
 @pass_app
 def run(
     app: App,
@@ -256,11 +303,15 @@ def run(
     max_attempts: int,
     retry_interval: float,
     index: bool,
+    force: bool,
+    rerun_stale: bool,
 ) -> None:
     """Run workflow NAME on a job (--job, or --pipeline with metadata ids).
 
     With --pipeline, the job's parameters are the workflow (name, version and inputs,
-    defaults included) and --data: another input makes another job.
+    defaults included) and --data: another input makes another job. A job that finished
+    and whose indexed outputs verify is up to date: nothing runs (exit 0). A failed or
+    cancelled one runs again as a new execution.
     """
     catalog = app.catalog
     if (job_uuid is None) == (pipeline is None):
@@ -293,12 +344,10 @@ def run(
     runner = WorkflowRunner(
         catalog, None, plugin_manager, service_id=job_uuid, workflow_name=name,
         inputs=given, executor=executor, task_max_attempts=max_attempts,
-        task_retry_interval=retry_interval, index_outputs=index,
+        task_retry_interval=retry_interval, index_outputs=index, force=force,
+        if_stale="rerun" if rerun_stale else "error",
     )  # fmt: skip
-    app.out.note(f"execution {runner.execution_id} of {runner.workflow_name} on job {job_uuid}")
-    with live_tasks(app, runner):
-        runner.execute()
-    _finish(app, runner)
+    _execute(app, runner)
 
 
 def _text_inputs(found: Workflow) -> set[str]:
@@ -358,21 +407,24 @@ def cancel(app: App, execution_id: str) -> None:
 
 @workflows.command("resume")
 @click.argument("execution_id")
-@click.option("--retry-failed", is_flag=True, help="Run failed tasks again too.")
+@click.option(
+    "--retry-failed/--keep-failed", default=True, show_default=True,
+    help="Run the failed tasks again too (--keep-failed: only the tasks that never ran or "
+    "were cut short; a failed execution then does not resume).",
+)  # fmt: skip
 @click.option("--executor", "executor_spec", default="thread", show_default=True, metavar="SPEC")
 @click.option("--workers", type=click.IntRange(min=1))
 @pass_app
 def resume(
     app: App, execution_id: str, retry_failed: bool, executor_spec: str, workers: int | None
 ) -> None:
-    """Resume a cancelled (or, with --retry-failed, failed) execution: only unfinished tasks run."""
+    """Resume a failed or cancelled execution on its job: the tasks that succeeded are kept
+    with their outputs, the others run. No administrator is needed."""
     runner = WorkflowRunner(
         app.catalog, None, PluginManager.default(app.catalog), execution_id=execution_id,
         executor=parse_executor(executor_spec, workers), retry_failed=retry_failed,
     )  # fmt: skip
-    with live_tasks(app, runner):
-        runner.execute()
-    _finish(app, runner)
+    _execute(app, runner)
 
 
 @click.group()

@@ -30,15 +30,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from datacatalog import states
 from datacatalog.catalog import Catalog
 from datacatalog.clock import utc_now
-from datacatalog.errors import DataCatalogError, InvalidRequestError, InvalidTransitionError
+from datacatalog.errors import DataCatalogError, InvalidRequestError
 from datacatalog.freeform import check_object
 from datacatalog.indexing import IndexReport
 from datacatalog.indexrequests import MAX_PATTERNS, ArchiveIndexRequest
 from datacatalog.jobs import Job
 from datacatalog.jobs.leases import DEFAULT_TTL
+from datacatalog.jobs.reruns import Decision, begin, decide, record_up_to_date
+from datacatalog.jobs.reruns import Outcome as RunOutcome
 from datacatalog.orchestrator import events
 from datacatalog.orchestrator.context import (
     MAX_LOG_MESSAGE,
@@ -219,7 +220,14 @@ class WorkflowRunner:
         executor: Where tasks run (default: a ``ProcessExecutor``).
         task_max_attempts: Attempts in all for each task (an operation may override it).
         task_retry_interval: Seconds between attempts (an operation may override it).
-        retry_failed: On resume, run failed tasks again too (with a fresh attempt budget).
+        retry_failed: On resume, run failed tasks again too, with a fresh attempt budget
+            (default); False keeps them failed (and refuses to resume a failed execution).
+        force: Run the job again even when it is up to date (a new execution; its earlier
+            file records are superseded).
+        if_stale: ``"error"`` (default: :class:`~datacatalog.errors.StaleOutputsError`
+            naming the files) or ``"rerun"`` when the job ran and its outputs no longer
+            verify.
+        verify: How an up-to-date check verifies the outputs: ``"sha256"`` or ``"size"``.
         clock: Time source (tests inject one that never sleeps).
         cancel_poll_interval: Seconds between reads of the persisted cancel flag.
         index_outputs: When the workflow succeeds, index what its operations wrote to the
@@ -249,11 +257,14 @@ class WorkflowRunner:
         task_max_attempts: int = 30,
         task_retry_interval: float = 30,
         *,
-        retry_failed: bool = False,
+        retry_failed: bool = True,
         clock: Clock | None = None,
         cancel_poll_interval: float = 1.0,
         lease_ttl: float = DEFAULT_TTL,
         index_outputs: bool = False,
+        force: bool = False,
+        if_stale: str = "error",
+        verify: str = "sha256",
     ) -> None:
         resuming = execution_id is not None
         if resuming and (workflow_name is not None or service_id is not None or inputs):
@@ -298,6 +309,7 @@ class WorkflowRunner:
         self._cancel_flag = threading.Event()
         self._executed = False
         self._resumed_from: Execution | None = None
+        self._previous: Execution | None = None  # an up-to-date job's newest success
         self._outcomes: list[dict[str, Any]] = []  # task outcomes not yet in the job history
         self._unwritten_starts: dict[str, str] = {}  # task -> its stored status meanwhile
         self._deferred_starts: dict[str, float] = {}  # task -> when its start must be written
@@ -321,10 +333,32 @@ class WorkflowRunner:
         else:
             assert workflow_name is not None and service_id is not None
             workflow_ref, given_inputs = workflow_name, dict(inputs or {})
-        self._job = self.catalog.jobs.get(str(service_id))
-        self._check_job_can_run(self._job)
+        self._job = self.catalog.jobs.get(str(service_id), include_deleted=True)
         self.workflow_name, self.workflow = resolve(workflow_ref, self.plugin_manager)
         self._inputs = effective_inputs(self.workflow_name, self.workflow, given_inputs)
+        # What running the job comes to: the decision every entry point shares.
+        self.decision: Decision = decide(
+            self.catalog,
+            self._job.uuid,
+            holder=execution_id,
+            force=force,
+            if_stale=if_stale,
+            verify=verify,
+        )
+        self._job = self.decision.job
+        self._tasks: dict[str, TaskRecord] = {}
+        if self.decision.outcome is RunOutcome.HELD:
+            lease = self.decision.lease
+            raise ActiveExecutionsError(
+                self.decision.message, holder=lease.holder if lease is not None else None
+            )
+        if not self.decision.runs:
+            self.decision.raise_for_outcome()  # stale, refused
+            # Up to date: nothing is recorded and nothing runs.
+            self._previous = self._newest_success()
+            if self._previous is not None:
+                self._tasks = {t.name: t for t in self.records.tasks(self._previous.id)}
+            return
         try:
             # The recorded name, everywhere (a declared name is not the function's name).
             self._display_name = self.workflow.display_name(self._inputs, self.workflow_name)
@@ -382,7 +416,6 @@ class WorkflowRunner:
                 task_max_attempts=self._max_attempts,
                 task_retry_interval=self._retry_interval,
             )
-            self._tasks = {}
             for position, node in enumerate(self._graph):
                 op = node.operation
                 self._tasks[node.name] = TaskRecord(
@@ -415,14 +448,24 @@ class WorkflowRunner:
     # -- the seed's surface -----------------------------------------------------------------
 
     @property
-    def execution(self) -> Execution:
-        """The execution's record (as last written)."""
-        return self._execution
+    def up_to_date(self) -> bool:
+        """Whether the job was up to date: nothing runs (see :attr:`decision`)."""
+        return self.decision.up_to_date
 
     @property
-    def execution_id(self) -> str:
-        """The execution's id."""
-        return self._execution.id
+    def execution(self) -> Execution | None:
+        """The execution's record (as last written).
+
+        For an up-to-date job: the newest succeeded execution of the job, the one that made
+        its outputs (None when no workflow execution of the job succeeded).
+        """
+        return self._previous if self.up_to_date else self._execution
+
+    @property
+    def execution_id(self) -> str | None:
+        """The execution's id (see :attr:`execution`)."""
+        execution = self.execution
+        return execution.id if execution is not None else None
 
     @property
     def service(self) -> Job:
@@ -436,6 +479,8 @@ class WorkflowRunner:
 
     def cancel(self) -> bool:
         """Request cancellation (persisted, so any process may call it); True when new."""
+        if self.up_to_date:
+            return False  # nothing runs
         self._cancel_flag.set()
         stored, new = self.records.request_cancel(self._execution.id)
         if stored.status == "cancelled" and self._execution.status == "pending":
@@ -445,8 +490,11 @@ class WorkflowRunner:
             self._execution.cancel_requested = True
         return new
 
-    def execute(self) -> Execution:
+    def execute(self) -> Execution | None:
         """Run the graph to completion; returns the execution (succeeded or cancelled).
+
+        For an up-to-date job nothing runs: the check is recorded in the job's history (a
+        ``reuse`` event) and :attr:`execution` is returned.
 
         Raises:
             WorkflowFailedError: A task failed (its root cause is ``execution.error``).
@@ -457,6 +505,14 @@ class WorkflowRunner:
                 f"execution {self.execution_id}: execute() was called already"
             )
         self._executed = True
+        if self.up_to_date:
+            record_up_to_date(
+                self.catalog,
+                self.decision,
+                token=self.catalog.jobs.job_token(self._job.uuid),
+                holder=self.execution_id,
+            )
+            return self.execution
         if self._resumed_from is not None:
             self._emit(events.on_resume_workflow_signal, execution=self._execution)
         if self._execution.cancel_requested or self._cancel_flag.is_set():
@@ -472,6 +528,12 @@ class WorkflowRunner:
             self._lease.release()
 
     # -- checks -----------------------------------------------------------------------------
+
+    def _newest_success(self) -> Execution | None:
+        for execution in self.records.executions(self._job.uuid):
+            if execution.status == "succeeded":
+                return execution
+        return None
 
     def _check_resumable(self, previous: Execution) -> None:
         if previous.status == "cancelled" or (previous.status == "failed" and self._retry_failed):
@@ -489,16 +551,6 @@ class WorkflowRunner:
         raise InvalidWorkflowRunnerParams(
             f"execution {previous.id} is {previous.status}; only a {allowed} execution resumes"
         )
-
-    def _check_job_can_run(self, job: Job) -> None:
-        if job.state not in states.TRANSITIONS["run"].sources:
-            raise InvalidTransitionError(
-                f"job {job.uuid} is {job.state}: a workflow runs on a job that accepts the run "
-                "event (CREATED or RUNNING); an administrator's reset and ready re-arm a "
-                "finished or failed job",
-                state=job.state,
-                event="run",
-            )
 
     def _check_no_active(self, *, besides: str | None) -> None:
         holder = self._lease.holder(self._job.uuid)
@@ -572,14 +624,19 @@ class WorkflowRunner:
         self.records.move_execution(execution, "started", started_at=self.clock.now())
         if execution.status != "started":
             return
-        self._job_event(
-            "run",
-            {
+        # ``run``; ``retry`` on a FAILED job, ``rerun`` on a forced or stale one. A resume
+        # keeps what the tasks that succeeded wrote; a new execution starts clean.
+        begin(
+            self.catalog,
+            self.decision,
+            token=self._job_info.token,
+            data={
                 "workflow": self.workflow_name,
                 "execution_id": execution.id,
                 "tasks": len(self._tasks),
                 "resumes": execution.resumes,
             },
+            leftovers="keep" if self._resumed_from is not None else "clear",
         )
 
     def _record_on_resume_workflow_signal(self, execution: Execution) -> None:
@@ -699,7 +756,7 @@ class WorkflowRunner:
             plural = "s" if len(group) > 1 else ""
             note = (
                 f"written by task{plural} {', '.join(group)} of workflow {self.workflow_name} "
-                f"(execution {self.execution_id})"
+                f"(execution {self._execution.id})"
             )
             for start in range(0, len(paths), MAX_PATTERNS):
                 chunk = paths[start : start + MAX_PATTERNS]
@@ -865,7 +922,7 @@ class WorkflowRunner:
             "update",
             {
                 "workflow": self.workflow_name,
-                "execution_id": self.execution_id,
+                "execution_id": self._execution.id,
                 "task_outcomes": batch,
             },
         )
@@ -882,7 +939,7 @@ class WorkflowRunner:
     def _write_logs(self, records: list[dict[str, Any]]) -> None:
         if records:
             self._log_seq = self.records.add_logs(
-                self.execution_id, records, first_seq=self._log_seq
+                self._execution.id, records, first_seq=self._log_seq
             )
 
     def _log(
@@ -927,7 +984,7 @@ class WorkflowRunner:
         cancelling = False
         started = False
         try:
-            self.executor.start(self.execution_id, inbox.put)
+            self.executor.start(self._execution.id, inbox.put)
             started = True
             self._prepare_schedule()
             inflight: dict[str, int] = {}
@@ -958,7 +1015,7 @@ class WorkflowRunner:
                                 attempt,
                                 task.max_attempts,
                                 task.retry_interval,
-                                self.execution_id,
+                                self._execution.id,
                             )
                         )
                     self.executor.submit_many(sending)
@@ -1033,11 +1090,11 @@ class WorkflowRunner:
             try:
                 self._writer.flush()
             except Exception:
-                log.exception("a task record of execution %s was not written", self.execution_id)
+                log.exception("a task record of execution %s was not written", self._execution.id)
             try:
                 self._flush_logs(force=True)
             except Exception:
-                log.exception("the log of execution %s was not written", self.execution_id)
+                log.exception("the log of execution %s was not written", self._execution.id)
             error = error_info(exc)
             self._emit(
                 events.on_failure_workflow_signal,
@@ -1046,10 +1103,10 @@ class WorkflowRunner:
                 reason="error",
             )
         except Exception:
-            log.exception("could not record the failure of execution %s", self.execution_id)
+            log.exception("could not record the failure of execution %s", self._execution.id)
 
     def _poll_cancel(self) -> bool:
-        return self.records.cancel_requested(self.execution_id)
+        return self.records.cancel_requested(self._execution.id)
 
     @staticmethod
     def _satisfies(task: TaskRecord) -> bool:

@@ -287,3 +287,9 @@ def writers(ctx: Any, graph: Any, text: str = "hello") -> None:
 def write_then_fail(ctx: Any, graph: Any, key: str, succeed_on: int = 2) -> None:
     first = graph.add(write_named, filename="kept.txt", text="first run")
     graph.add(fail_until, after=[first], key=key, succeed_on=succeed_on)
+
+
+@operation(toolbelt=True, max_attempts=1)
+def leftover_then_fail(ctx: Any, toolbelt: Any) -> None:
+    toolbelt.output_path("leftover.txt").write_text("half done", encoding="utf-8")
+    raise RuntimeError("died half-way")

@@ -241,3 +241,61 @@ def test_the_command_line_defaults_are_few_attempts_shown_in_help(world: CLI) ->
         catalog.close()
     assert [(t.attempts, t.max_attempts, t.retry_interval) for t in tasks] == [(3, 3, 0.0)]
     assert world.fails(2, "workflows", "run", f"{OPS}:chain", "--job", job, "--max-attempts", "0")
+
+
+def test_running_the_same_workflow_again_is_up_to_date(world: CLI) -> None:  # noqa: F811
+    line = ("workflows", "run", f"{OPS}:writers", "--pipeline", "demo-stats", "--sample-id",
+            SAMPLE, "--input", "text=same")  # fmt: skip
+    first = world.json(*line)
+    again = world(*line)
+    assert again.exit_code == 0, again.output
+    job = first["execution"]["job_uuid"]
+    (said,) = again.stdout.strip().splitlines()  # one line says so
+    assert said.startswith(f"job {job} is up to date (FINISHED")
+    assert "2 files verified (2 by sha256)" in again.stdout
+    out = world.json(*line)
+    assert out["up_to_date"] is True and out["execution"]["id"] == first["execution"]["id"]
+    shown = world.json("jobs", "show", job)["job"]
+    assert shown["state"] == "FINISHED"
+
+
+def test_a_failed_workflow_runs_again_and_resumes_without_an_administrator(
+    world: CLI,  # noqa: F811
+) -> None:
+    base = ("workflows", "run", f"{OPS}:write_then_fail", "--pipeline", "demo-stats",
+            "--sample-id", SAMPLE, "--input", "key=cli", "--max-attempts", "1")  # fmt: skip
+    failed = world("--json", *base)
+    assert failed.exit_code == 1
+    catalog = _catalog(world)
+    try:
+        from datacatalog.orchestrator.records import ExecutionRecords
+
+        records = ExecutionRecords(catalog.store)
+        job = catalog.jobs.find(pipeline="demo-stats")[0].uuid
+        (first,) = records.executions(job)
+    finally:
+        catalog.close()
+    assert first.status == "failed"
+    # Resumed on the same job: the task that succeeded is kept, the failed one runs again.
+    resumed = world.json("workflows", "resume", first.id)
+    assert resumed["execution"]["id"] == first.id and resumed["execution"]["status"] == "succeeded"
+    assert [(t["name"], t["attempts"]) for t in resumed["tasks"]] == [
+        ("write_named", 1), ("fail_until", 2),
+    ]  # fmt: skip
+    assert resumed["decision"]["event"] == "retry"
+    assert resumed["index"]["written"] == 1  # kept.txt, written by the first run's task
+    # Run again on a failed job: a new execution, no administrator.
+    other = ("workflows", "run", f"{OPS}:single", "--pipeline", "demo-stats", "--sample-id",
+             SAMPLE, "--input", "op=broken", "--max-attempts", "1")  # fmt: skip
+    assert world("--json", *other).exit_code == 1
+    second = world("--json", *other)
+    assert second.exit_code == 1 and "LookupError" in second.stderr
+    catalog = _catalog(world)
+    try:
+        broken_job = next(j.uuid for j in catalog.jobs.find(pipeline="demo-stats") if j.uuid != job)
+        runs = ExecutionRecords(catalog.store).executions(broken_job)
+        names = [e.name for e in catalog.jobs.history(broken_job)]
+    finally:
+        catalog.close()
+    assert [e.status for e in runs] == ["failed", "failed"]
+    assert names.count("retry") == 1 and names.count("fail") == 2

@@ -414,15 +414,25 @@ def cancel(app: App, execution_id: str) -> None:
 )  # fmt: skip
 @click.option("--executor", "executor_spec", default="thread", show_default=True, metavar="SPEC")
 @click.option("--workers", type=click.IntRange(min=1))
+@click.option(
+    "--index/--no-index", default=True, show_default=True,
+    help="Index what the workflow wrote to the archive directory when it succeeds.",
+)  # fmt: skip
 @pass_app
 def resume(
-    app: App, execution_id: str, retry_failed: bool, executor_spec: str, workers: int | None
+    app: App,
+    execution_id: str,
+    retry_failed: bool,
+    executor_spec: str,
+    workers: int | None,
+    index: bool,
 ) -> None:
     """Resume a failed or cancelled execution on its job: the tasks that succeeded are kept
     with their outputs, the others run. No administrator is needed."""
     runner = WorkflowRunner(
         app.catalog, None, PluginManager.default(app.catalog), execution_id=execution_id,
         executor=parse_executor(executor_spec, workers), retry_failed=retry_failed,
+        index_outputs=index,
     )  # fmt: skip
     _execute(app, runner)
 

@@ -190,3 +190,34 @@ def test_resume_keeps_the_succeeded_tasks_and_their_outputs(world: World, key: s
     assert retry.data["leftovers"] == "kept"
     assert "kept.txt" in indexed(world, job)
     assert world.jobs.get(job.uuid).state == "FINISHED"
+
+
+def test_a_job_run_elsewhere_meanwhile_is_up_to_date_under_the_lease(
+    world: World, key: str
+) -> None:
+    from datacatalog.driver import Driver
+
+    job = world.new_job({"meanwhile": key})
+    waiting = runner(world, job, ops.chain, inputs={"key": key})  # built, not executed yet
+    driver = Driver(job.uuid, execute=lambda *_: None, catalog=world.catalog)
+    driver.start()
+    assert driver.wait_for_completion(30).succeeded
+    assert waiting.execute() is None  # no workflow execution made the outputs
+    assert waiting.up_to_date and ops.CALLS[key] == []
+    stored = ExecutionRecords(world.store).execution(waiting._execution.id)
+    assert (stored.status, stored.reason) == ("cancelled", "up_to_date")
+    assert history(world, job)[-1] == "reuse"
+    assert world.jobs.get(job.uuid).state == "FINISHED"
+
+
+def test_a_lease_taken_meanwhile_ends_the_execution_it_refuses(world: World, key: str) -> None:
+    job = world.new_job({"taken": key})
+    waiting = runner(world, job, ops.chain, inputs={"key": key})
+    lease = world.catalog.leases.acquire(job.uuid, holder="driver-7", kind="driver")
+    with pytest.raises(ActiveExecutionsError, match="driver-7"):
+        waiting.execute()
+    stored = ExecutionRecords(world.store).execution(waiting._execution.id)
+    assert (stored.status, stored.reason) == ("failed", "error")
+    world.catalog.leases.release(lease)
+    # Not left pending: the next runner on the job is not refused because of it.
+    assert runner(world, job, ops.chain, inputs={"key": key}).execute().status == "succeeded"  # type: ignore[union-attr]

@@ -337,13 +337,13 @@ class WorkflowRunner:
         self.workflow_name, self.workflow = resolve(workflow_ref, self.plugin_manager)
         self._inputs = effective_inputs(self.workflow_name, self.workflow, given_inputs)
         # What running the job comes to: the decision every entry point shares.
+        self._rerun_options: dict[str, Any] = {
+            "force": force,
+            "if_stale": if_stale,
+            "verify": verify,
+        }
         self.decision: Decision = decide(
-            self.catalog,
-            self._job.uuid,
-            holder=execution_id,
-            force=force,
-            if_stale=if_stale,
-            verify=verify,
+            self.catalog, self._job.uuid, holder=execution_id, **self._rerun_options
         )
         self._job = self.decision.job
         self._tasks: dict[str, TaskRecord] = {}
@@ -519,13 +519,48 @@ class WorkflowRunner:
             self._emit(events.on_cancelled_workflow_signal, execution=self._execution, ran=False)
             return self._execution
         # A lease taken over (this process stalled past its ttl) stops the execution.
-        self._lease.acquire(
-            self._job.uuid, self._execution.id, on_lost=lambda _exc: self._cancel_flag.set()
-        )
         try:
+            self._lease.acquire(
+                self._job.uuid, self._execution.id, on_lost=lambda _exc: self._cancel_flag.set()
+            )
+        except ActiveExecutionsError as exc:
+            self._close_unstarted("failed", "error", error_info(exc))
+            raise
+        try:
+            # Again under the lease: another execution may have run the job meanwhile.
+            fresh = decide(
+                self.catalog, self._job.uuid, holder=self._execution.id, **self._rerun_options
+            )
+            if not fresh.runs:
+                return self._called_off(fresh)
+            self.decision = fresh
             return self._run()
         finally:
             self._lease.release()
+
+    def _called_off(self, fresh: Decision) -> Execution | None:
+        """The job no longer runs (up to date, stale, refused): end the execution unstarted."""
+        self.decision = fresh
+        if fresh.up_to_date:
+            self._close_unstarted("cancelled", "up_to_date", None)
+            record_up_to_date(
+                self.catalog,
+                fresh,
+                token=self.catalog.jobs.job_token(self._job.uuid),
+                holder=self._execution.id,
+            )
+            self._previous = self._newest_success()
+            return self._previous
+        error = fresh.error()
+        assert error is not None  # held, stale or refused
+        self._close_unstarted("failed", "error", error_info(error))
+        raise error
+
+    def _close_unstarted(self, status: str, reason: str, error: dict[str, Any] | None) -> None:
+        """End an execution that never started (its job got no event)."""
+        self.records.move_execution(
+            self._execution, status, ended_at=self.clock.now(), reason=reason, error=error
+        )
 
     # -- checks -----------------------------------------------------------------------------
 

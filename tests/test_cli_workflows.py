@@ -299,3 +299,25 @@ def test_a_failed_workflow_runs_again_and_resumes_without_an_administrator(
         catalog.close()
     assert [e.status for e in runs] == ["failed", "failed"]
     assert names.count("retry") == 1 and names.count("fail") == 2
+
+
+def test_stale_outputs_exit_10_and_rerun_when_asked(world: CLI) -> None:  # noqa: F811
+    line = ("workflows", "run", f"{OPS}:writers", "--pipeline", "demo-stats", "--sample-id",
+            SAMPLE, "--input", "text=stale")  # fmt: skip
+    first = world.json(*line)
+    job = first["execution"]["job_uuid"]
+    catalog = _catalog(world)
+    try:
+        (record,) = [f for f in catalog.indexing.files(job) if f.name.endswith("/a.txt")]
+        path = Path(catalog.storage.get(record.storage_system).resolve(record.name))
+    finally:
+        catalog.close()
+    path.write_text("edited by hand")
+    body = world.fails(10, *line)
+    assert body["code"] == "stale_outputs" and "a.txt" in body["message"]
+    rerun = world.json(*line, "--rerun-stale")
+    assert rerun["decision"]["event"] == "rerun" and rerun["execution"]["status"] == "succeeded"
+    assert path.read_text() == "stale!"
+    forced = world.json(*line, "--force")
+    assert (forced["decision"]["event"], forced["decision"]["reason"]) == ("rerun", "forced")
+    assert forced["execution"]["id"] != rerun["execution"]["id"]

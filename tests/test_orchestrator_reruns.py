@@ -74,6 +74,8 @@ def test_an_up_to_date_job_runs_nothing_and_says_what_was_verified(world: World,
     assert history(world, job)[-1] == "reuse"
     assert world.jobs.get(job.uuid).state == "FINISHED"
     assert again.cancel() is False
+    # The check is listed with the job's executions, without changing its state.
+    assert [e.outcome for e in world.jobs.executions(job.uuid)] == ["finished", "up_to_date"]
 
 
 def test_a_failed_job_runs_again_without_an_administrator(world: World, key: str) -> None:
@@ -98,6 +100,13 @@ def test_a_failed_job_runs_again_without_an_administrator(world: World, key: str
     assert [e.id for e in records.executions(job.uuid)] == [again.execution_id, kept.id]
     names = history(world, job)
     assert names.index("fail") < names.index("retry") < names.index("finish")
+    # The job's executions, each with its own run id and holder (the workflow execution).
+    listed = world.jobs.executions(job.uuid)
+    assert [(e.began_with, e.outcome, e.holder) for e in listed] == [
+        ("run", "failed", failed.execution_id),
+        ("retry", "finished", again.execution_id),
+    ]
+    assert len({e.run_id for e in listed}) == 2
 
 
 def test_a_cancelled_execution_leaves_a_job_that_runs_again(world: World, key: str) -> None:

@@ -420,8 +420,14 @@ def _files(world: World, job_uuid: str) -> dict[str, dict[str, Any]]:
     return {doc["name"].rsplit("/", 1)[-1]: doc for doc in docs}
 
 
-def test_outputs_are_indexed_when_the_workflow_succeeds(world: World) -> None:
-    run = runner(world, ops.writers, ThreadExecutor(2), inputs={"text": "hi"}, index_outputs=True)
+@pytest.mark.parametrize("kind", EXECUTORS)
+def test_outputs_are_indexed_when_the_workflow_succeeds(
+    world: World, request: pytest.FixtureRequest, kind: str
+) -> None:
+    run = runner(
+        world, ops.writers, make_executor(kind, request), inputs={"text": "hi"},
+        index_outputs=True,
+    )  # fmt: skip
     execution = execute_bounded(run)
     assert execution.status == "succeeded"
     assert run.index_report is not None and run.index_report.written == 2

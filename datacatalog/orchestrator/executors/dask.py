@@ -11,7 +11,7 @@ Retries stay the runner's: each attempt is one future with a key of its own
 failures, so Dask never silently re-runs a task whose worker died (that surfaces as
 ``KilledWorker``, the attempt's failure). Workers report an attempt's start with a worker
 event on the topic ``datacatalog.task``, and its end the same way when the outcome is small
-(no log records, message and error under :data:`PUSHED_ERROR_CHARS`): the scheduler pushes it to
+(no log records, message, error and output paths under :data:`PUSHED_ERROR_CHARS`): the scheduler pushes it to
 the runner with no request for the result. Any other outcome (and any future that ended
 without that event: a dead worker, a lost message) is fetched as the future's result.
 Operations see cancellation through a ``distributed.Event``. On a cluster we own,
@@ -92,6 +92,7 @@ def _pushed(outcome: Outcome) -> dict[str, Any] | None:
     """``outcome`` as an end event's plain fields, or None when it is too big to push."""
     error = outcome.error
     size = len(outcome.message or "") + sum(len(str(v)) for v in (error or {}).values())
+    size += sum(len(path) for path in outcome.outputs)
     if outcome.logs or size > PUSHED_ERROR_CHARS:
         return None
     return {
@@ -104,6 +105,7 @@ def _pushed(outcome: Outcome) -> dict[str, Any] | None:
         "message": outcome.message,
         "retry_interval": None if outcome.retry_interval is None else float(outcome.retry_interval),
         "error": error,
+        "outputs": list(outcome.outputs),
     }
 
 
@@ -118,6 +120,7 @@ def _outcome(message: dict[str, Any]) -> Outcome:
         message=message.get("message"),
         retry_interval=message.get("retry_interval"),
         error=message.get("error"),
+        outputs=[str(path) for path in message.get("outputs") or []],
     )
 
 

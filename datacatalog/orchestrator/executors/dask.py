@@ -12,8 +12,9 @@ failures, so Dask never silently re-runs a task whose worker died (that surfaces
 ``KilledWorker``, the attempt's failure). Workers report an attempt's start with a worker
 event on the topic ``datacatalog.task``, and its end the same way when the outcome is small
 (no log records; message, error and output paths under :data:`PUSHED_ERROR_CHARS`): the
-scheduler pushes it to the runner with no request for the result. Any other outcome (and any future that ended
-without that event: a dead worker, a lost message) is fetched as the future's result.
+scheduler pushes it to the runner with no request for the result. Any other outcome (and
+any future that ended without that event: a dead worker, a lost message) is fetched as the
+future's result.
 Operations see cancellation through a ``distributed.Event``. On a cluster we own,
 attempts still running ``cancel_grace`` seconds after a cancel are stopped by killing
 their worker, and the processes the attempt started with it.

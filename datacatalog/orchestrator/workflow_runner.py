@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from datacatalog.catalog import Catalog
 from datacatalog.clock import utc_now
-from datacatalog.errors import DataCatalogError, InvalidRequestError
+from datacatalog.errors import InvalidRequestError
 from datacatalog.freeform import check_object
 from datacatalog.indexing import IndexReport
 from datacatalog.indexrequests import MAX_PATTERNS, ArchiveIndexRequest
@@ -739,7 +739,7 @@ class WorkflowRunner:
         if self._index_outputs:
             try:
                 self.index_report = self._index()
-            except DataCatalogError as exc:
+            except Exception as exc:  # a catalog error, or an unexpected one: never half-done
                 error = error_info(exc)
                 self.records.move_execution(
                     execution,

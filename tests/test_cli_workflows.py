@@ -241,6 +241,7 @@ def test_the_command_line_defaults_are_few_attempts_shown_in_help(world: CLI) ->
         catalog.close()
     assert [(t.attempts, t.max_attempts, t.retry_interval) for t in tasks] == [(3, 3, 0.0)]
     assert world.fails(2, "workflows", "run", f"{OPS}:chain", "--job", job, "--max-attempts", "0")
+    assert world.fails(2, "workflows", "run", f"{OPS}:chain", "--job", job, "--timeout", "0")
 
 
 def test_running_the_same_workflow_again_is_up_to_date(world: CLI) -> None:  # noqa: F811

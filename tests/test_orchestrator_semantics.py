@@ -484,3 +484,29 @@ def test_the_execution_is_shown_by_its_recorded_name(world: World) -> None:
     assert [e.workflow for e in shown] == ["tests-named-chain"]
     stored = world.store.get("workflow_execution", {"uuid": run.execution_id})
     assert stored is not None and stored["display_name"].startswith("tests-named-chain")
+
+
+def test_unlimited_attempts_are_bounded_by_the_stage_timeout(world: World, key: str) -> None:
+    clock = FakeClock()
+    job = world.new_job({"n": uuid.uuid4().hex})
+    run = WorkflowRunner(
+        world.catalog, None, None, service_id=job.uuid, workflow_name=ops.single,
+        inputs={"op": "fail_until", "key": key, "succeed_on": 10**9}, executor=ThreadExecutor(1),
+        task_max_attempts=-1, task_retry_interval=10, stage_timeout=35, clock=clock,
+    )  # fmt: skip
+    with pytest.raises(WorkflowFailedError, match="stage_timeout of 35 s"):
+        execute_bounded(run)
+    assert clock.slept == [10, 10, 10, 5]
+    assert (run.tasks[0].status, run.tasks[0].attempts) == ("retrying", 4)
+    stored = ExecutionRecords(world.store).execution(run.execution_id)
+    assert (stored.status, stored.reason) == ("failed", "timeout")
+    assert stored.error is not None and stored.error["type"] == "StageTimeout"
+    assert world.jobs.get(job.uuid).state == "FAILED"
+    assert world.jobs.history(job.uuid)[-1].data["reason"] == "timeout"
+
+
+@pytest.mark.parametrize("value", [0, -1, "soon"])
+def test_a_bad_stage_timeout_is_refused(world: World, value: Any) -> None:
+    with pytest.raises(InvalidWorkflowRunnerParams, match="stage_timeout"):
+        runner(world, ops.chain, ThreadExecutor(1), inputs={"key": "k"}, stage_timeout=value)
+    assert world.store.count("workflow_execution", {}) == 0

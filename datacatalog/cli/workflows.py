@@ -278,6 +278,10 @@ def _attempts(ctx: click.Context, param: click.Parameter, value: int) -> int:
     help="Index what the workflow wrote to the archive directory when it succeeds.",
 )  # fmt: skip
 @click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
+    help="Seconds the execution may run; past them it stops and fails (reason timeout).",
+)  # fmt: skip
+@click.option(
     "--force", is_flag=True,
     help="Run again even when the job is up to date (a new execution; earlier file records "
     "are superseded).",
@@ -303,6 +307,7 @@ def run(
     max_attempts: int,
     retry_interval: float,
     index: bool,
+    timeout: float | None,
     force: bool,
     rerun_stale: bool,
 ) -> None:
@@ -345,7 +350,7 @@ def run(
         catalog, None, plugin_manager, service_id=job_uuid, workflow_name=name,
         inputs=given, executor=executor, task_max_attempts=max_attempts,
         task_retry_interval=retry_interval, index_outputs=index, force=force,
-        if_stale="rerun" if rerun_stale else "error",
+        if_stale="rerun" if rerun_stale else "error", stage_timeout=timeout,
     )  # fmt: skip
     _execute(app, runner)
 

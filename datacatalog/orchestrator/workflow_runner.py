@@ -228,6 +228,9 @@ class WorkflowRunner:
             naming the files) or ``"rerun"`` when the job ran and its outputs no longer
             verify.
         verify: How an up-to-date check verifies the outputs: ``"sha256"`` or ``"size"``.
+        stage_timeout: Seconds (or a ``timedelta``) the execution may run, on the runner's
+            clock: past it no attempt starts, running ones are stopped as by a cancel, and
+            the execution fails with reason ``timeout``. None: no bound.
         clock: Time source (tests inject one that never sleeps).
         cancel_poll_interval: Seconds between reads of the persisted cancel flag.
         index_outputs: When the workflow succeeds, index what its operations wrote to the
@@ -265,6 +268,7 @@ class WorkflowRunner:
         force: bool = False,
         if_stale: str = "error",
         verify: str = "sha256",
+        stage_timeout: float | timedelta | None = None,
     ) -> None:
         resuming = execution_id is not None
         if resuming and (workflow_name is not None or service_id is not None or inputs):
@@ -289,6 +293,13 @@ class WorkflowRunner:
         self._retry_interval = _interval(task_retry_interval, "task_retry_interval")
         self._poll = _interval(cancel_poll_interval, "cancel_poll_interval")
         self._lease_ttl = _interval(lease_ttl, "lease_ttl")
+        if isinstance(stage_timeout, timedelta):
+            stage_timeout = stage_timeout.total_seconds()
+        self._timeout = None if stage_timeout is None else _interval(stage_timeout, "stage_timeout")
+        if self._timeout is not None and not self._timeout > 0:
+            raise InvalidWorkflowRunnerParams(
+                f"stage_timeout must be positive, not {stage_timeout!r}"
+            )
         if not self._lease_ttl > 0:
             raise InvalidWorkflowRunnerParams(f"lease_ttl must be positive, not {lease_ttl!r}")
         if executor is not None and not isinstance(executor, Executor):
@@ -1017,7 +1028,11 @@ class WorkflowRunner:
         inbox: queue.Queue[ExecutorEvent] = queue.Queue()
         root_error: dict[str, Any] | None = None
         cancelling = False
+        timed_out = False
         started = False
+        deadline = (
+            None if self._timeout is None else self.clock.now() + timedelta(seconds=self._timeout)
+        )
         try:
             self.executor.start(self._execution.id, inbox.put)
             started = True
@@ -1027,6 +1042,11 @@ class WorkflowRunner:
             last_poll = self.clock.now()
             while True:
                 now = self.clock.now()
+                if deadline is not None and not (cancelling or timed_out) and now >= deadline:
+                    # As a cancel, without one: nothing new starts, running attempts stop.
+                    timed_out = True
+                    for name, _attempt in self.executor.cancel():
+                        inflight.pop(name, None)
                 if not cancelling and (
                     self._cancel_flag.is_set()
                     or ((now - last_poll).total_seconds() >= self._poll and self._poll_cancel())
@@ -1037,7 +1057,7 @@ class WorkflowRunner:
                         inflight.pop(name, None)
                 if (now - last_poll).total_seconds() >= self._poll:
                     last_poll = now
-                if not cancelling and root_error is None:
+                if not cancelling and not timed_out and root_error is None:
                     # The tasks ready now go to the executor together (one hand-over).
                     sending = []
                     for task in self._ready(inflight, now):
@@ -1055,15 +1075,18 @@ class WorkflowRunner:
                         )
                     self.executor.submit_many(sending)
                 if not inflight:
-                    if cancelling or root_error is not None:
+                    if cancelling or timed_out or root_error is not None:
                         break
                     due = self._next_due()
                     if due is None:
                         break  # every task ended (or is blocked behind a failure)
-                    self.clock.sleep(max(0.0, (due - self.clock.now()).total_seconds()))
+                    wake = due if deadline is None else min(due, deadline)
+                    self.clock.sleep(max(0.0, (wake - self.clock.now()).total_seconds()))
                     continue
                 next_start = self._write_due_starts()
                 wait = self._poll if next_start is None else min(self._poll, next_start)
+                if deadline is not None and not timed_out:
+                    wait = min(wait, (deadline - now).total_seconds())
                 try:
                     batch = [inbox.get(timeout=max(0.01, wait))]
                 except queue.Empty:
@@ -1095,6 +1118,23 @@ class WorkflowRunner:
         if cancelling:
             self._emit(events.on_cancelled_workflow_signal, execution=self._execution)
             return self._execution
+        if root_error is None and timed_out:
+            error = {
+                "type": "StageTimeout",
+                "message": f"workflow {self.workflow_name} did not end within its stage_timeout "
+                f"of {self._timeout:g} s: no attempt started after it, running ones were stopped",
+                "traceback": None,
+            }
+            self._emit(
+                events.on_failure_workflow_signal,
+                execution=self._execution,
+                error=error,
+                reason="timeout",
+            )
+            raise WorkflowFailedError(
+                f"workflow {self.workflow_name} failed: {error['message']}",
+                execution=self._execution,
+            )
         if root_error is not None:
             self._emit(
                 events.on_failure_workflow_signal,

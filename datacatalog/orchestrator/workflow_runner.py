@@ -244,7 +244,14 @@ class WorkflowRunner:
         UndeclaredWorkflowError: No workflow of that name.
         WorkflowImplementationNotFoundError: The workflow's code cannot be imported.
         ActiveExecutionsError: The job has an active execution (named in the message).
+        StaleOutputsError: The job ran and its outputs are missing or changed (named), and
+            ``if_stale`` is ``"error"``.
+        InvalidTransitionError: The job is RETIRED, RESET or deleted (named, with what to do).
         NotFoundError: No such job or execution.
+
+    A job that finished and whose indexed outputs verify is up to date: nothing is recorded,
+    :attr:`up_to_date` is True and :meth:`execute` runs nothing (see
+    :mod:`datacatalog.jobs.reruns`, the decision every entry point takes).
     """
 
     def __init__(

@@ -230,3 +230,37 @@ def test_a_lease_taken_meanwhile_ends_the_execution_it_refuses(world: World, key
     world.catalog.leases.release(lease)
     # Not left pending: the next runner on the job is not refused because of it.
     assert runner(world, job, ops.chain, inputs={"key": key}).execute().status == "succeeded"  # type: ignore[union-attr]
+
+
+def test_runners_racing_on_a_failed_job_run_it_once(world: World, key: str) -> None:
+    import threading
+
+    job = world.new_job({"race": key})
+    failed = runner(world, job, ops.single, inputs={"op": "broken"})
+    with pytest.raises(WorkflowFailedError):
+        failed.execute()
+    barrier = threading.Barrier(4, timeout=30)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def race() -> None:
+        barrier.wait()
+        try:
+            run = runner(world, job, ops.single, inputs={"op": "record", "key": key, "label": "x"})
+            execution = run.execute()
+            outcome = "up to date" if run.up_to_date else str(execution and execution.status)
+        except ActiveExecutionsError:
+            outcome = "held"
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=race) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert ops.CALLS[key] == ["x"]  # one of them ran it
+    assert outcomes.count("succeeded") == 1 and len(outcomes) == 4
+    assert set(outcomes) <= {"succeeded", "held", "up to date"}
+    assert world.jobs.get(job.uuid).state == "FINISHED"
+    assert ExecutionRecords(world.store).active_executions(job.uuid) == []

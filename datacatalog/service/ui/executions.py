@@ -119,7 +119,8 @@ def _execution(doc: Document, tasks: list[Task]) -> Execution:
     error = doc.get("error")
     return Execution(
         uuid=doc["uuid"],
-        workflow=str(doc.get("display_name") or doc.get("workflow_name") or ""),
+        # The name the command line and the record use (a declared name, not the function's).
+        workflow=str(doc.get("workflow_name") or ""),
         status=str(doc.get("status", "")),
         reason=doc.get("reason"),
         created=doc.get("created_at"),
@@ -145,7 +146,12 @@ def task_graph(tasks: Sequence[Task]) -> Markup:
     )
     names = {t.name for t in tasks}
     for task in tasks:
-        tries = f"{task.attempts}/{task.max_attempts}" if task.max_attempts else str(task.attempts)
+        if task.max_attempts == -1:
+            tries = f"{task.attempts}/∞"
+        elif task.max_attempts:
+            tries = f"{task.attempts}/{task.max_attempts}"
+        else:
+            tries = str(task.attempts)
         dot.node(
             task.name,
             label=f"{task.name}\n{task.status} · attempts {tries}",

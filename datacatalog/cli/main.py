@@ -88,6 +88,11 @@ COMMANDS: dict[str, LazyCommand] = {
     "run": LazyCommand(
         "datacatalog.cli.run", "run", "Run COMMAND (after --) as the execute step of a managed job."
     ),
+    "coverage": LazyCommand(
+        "datacatalog.cli.coverage",
+        "coverage",
+        "Which selected entities have a job of PIPELINE, and in which state.",
+    ),
     "workflows": LazyCommand(
         "datacatalog.cli.workflows",
         "workflows",

@@ -16,6 +16,8 @@ part                    operations
                         (:mod:`datacatalog.jobs.leases`; also ``catalog.leases``)
 ``admin``               ``reset``, ``ready``, ``delete``, ``undelete``, ``purge``,
                         ``audit_log`` (:mod:`datacatalog.jobs.admin`)
+``coverage``            ``coverage`` of a metadata selection by pipelines
+                        (:mod:`datacatalog.jobs.coverage`)
 ======================  ==============================================================
 """
 
@@ -24,7 +26,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from datacatalog.freeform import check_object
 from datacatalog.jobs.admin import JobAdmin
+from datacatalog.jobs.coverage import Coverage, coverage
 from datacatalog.jobs.credentials import Credentials
 from datacatalog.jobs.events import EventApplier
 from datacatalog.jobs.leases import LeaseService
@@ -41,6 +45,7 @@ from datacatalog.jobs.plan import JobPlanner
 from datacatalog.jobs.queries import JobQueries
 from datacatalog.metadata import MetadataRegistry
 from datacatalog.pipelines import PipelineRegistry
+from datacatalog.selection import check_level, select
 from datacatalog.settings import Settings
 from datacatalog.storage import StorageRegistry
 from datacatalog.store import Store
@@ -248,3 +253,36 @@ class JobService:
     def audit_log(self, job_uuid: str | None = None, *, limit: int = 100) -> list[AuditRecord]:
         """Admin actions, newest first (for one job, or all)."""
         return self.admin.audit_log(job_uuid, limit=limit)
+
+    # -- coverage ---------------------------------------------------------------------------
+
+    def coverage(
+        self,
+        *,
+        pipelines: str | Sequence[str],
+        metadata: Mapping[str, str | Sequence[str] | None],
+        level: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Coverage:
+        """Which selected entities have a job of ``pipelines``, in which state.
+
+        ``metadata`` names the entities (one kind, e.g. ``{"experiment_id": "E"}``) and
+        ``level`` the level below them to report on (default: those entities); see
+        :func:`datacatalog.jobs.coverage.coverage` for the rest.
+        """
+        names = [pipelines] if isinstance(pipelines, str) else list(pipelines)
+        check_level(level)
+        found = [self.pipelines.get(name) for name in names]
+        if parameters is not None:
+            parameters = check_object(parameters, where="parameters")
+        selection = select(self.store, level=level, metadata=self.metadata, **dict(metadata))
+        return coverage(
+            self.store,
+            pipelines=list({p.uuid: p for p in found}.values()),
+            selection=selection,
+            parameters=parameters,
+            offset=offset,
+            limit=limit,
+        )

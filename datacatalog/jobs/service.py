@@ -18,13 +18,15 @@ part                    operations
                         ``audit_log`` (:mod:`datacatalog.jobs.admin`)
 ``coverage``            ``coverage`` of a metadata selection by pipelines
                         (:mod:`datacatalog.jobs.coverage`)
+``populate``            ``populate``: one job per selected entity, the missing ones
+                        run (:mod:`datacatalog.populate`)
 ======================  ==============================================================
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datacatalog.freeform import check_object
 from datacatalog.jobs.admin import JobAdmin
@@ -50,6 +52,10 @@ from datacatalog.settings import Settings
 from datacatalog.storage import StorageRegistry
 from datacatalog.store import Store
 
+if TYPE_CHECKING:
+    from datacatalog.catalog import Catalog
+    from datacatalog.populate import PopulateReport
+
 
 class JobService:
     """Create, drive, query and administer jobs on one store.
@@ -66,6 +72,8 @@ class JobService:
         actor: Actor | None = None,
     ) -> None:
         self.store = store
+        # The catalog this service belongs to (set by Catalog), which populate runs through.
+        self.catalog: Catalog | None = None
         self.settings = settings or Settings.load()
         self.storage = storage or StorageRegistry(
             systems=self.settings.storage_map(), default=self.settings.default_storage
@@ -286,3 +294,19 @@ class JobService:
             offset=offset,
             limit=limit,
         )
+
+    # -- populate ---------------------------------------------------------------------------
+
+    def populate(self, **options: Any) -> PopulateReport:
+        """Run a pipeline on every selected entity whose job is not up to date.
+
+        The options are :func:`datacatalog.populate.populate`'s (``pipeline``,
+        ``metadata``, ``level``, ``command`` or ``execute``, ``executor`` ...).
+        """
+        from datacatalog.catalog import Catalog
+        from datacatalog.populate import populate
+
+        catalog = self.catalog or Catalog(
+            self.store, settings=self.settings, storage=self.storage, actor=self.actor
+        )
+        return populate(catalog, **options)

@@ -228,6 +228,7 @@ def test_every_error_category_maps_to_its_exit_code(
         errors.ConflictError,
         errors.LeaseLostError,
         errors.ActiveExecutionsError,
+        errors.StaleOutputsError,
         errors.UnauthorizedError,
         errors.ForbiddenError,
         errors.StorageFailureError,

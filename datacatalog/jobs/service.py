@@ -20,6 +20,8 @@ part                    operations
                         (:mod:`datacatalog.jobs.coverage`)
 ``populate``            ``populate``: one job per selected entity, the missing ones
                         run (:mod:`datacatalog.populate`)
+``new_executions``      what ``retry`` and ``rerun`` entail besides the transition
+                        (:mod:`datacatalog.jobs.leftovers`)
 ======================  ==============================================================
 """
 
@@ -33,7 +35,9 @@ from datacatalog.jobs.admin import JobAdmin
 from datacatalog.jobs.coverage import Coverage, coverage
 from datacatalog.jobs.credentials import Credentials
 from datacatalog.jobs.events import EventApplier
+from datacatalog.jobs.executions import Execution, executions
 from datacatalog.jobs.leases import LeaseService
+from datacatalog.jobs.leftovers import NewExecutions
 from datacatalog.jobs.model import (
     Actor,
     AuditRecord,
@@ -102,6 +106,9 @@ class JobService:
             credentials=self.credentials,
             storage=self.storage,
             actor=self.actor,
+        )
+        self.new_executions = NewExecutions(
+            store, events=self.events, queries=self.queries, storage=self.storage
         )
 
     @property
@@ -182,6 +189,10 @@ class JobService:
     def history(self, job_uuid: str, *, include_deleted: bool = False) -> list[HistoryEntry]:
         """The job's events, oldest first."""
         return self.queries.history(job_uuid, include_deleted=include_deleted)
+
+    def executions(self, job_uuid: str, *, include_deleted: bool = False) -> list[Execution]:
+        """The job's executions (and up-to-date checks), oldest first, from its history."""
+        return executions(job_uuid, self.queries.history(job_uuid, include_deleted=include_deleted))
 
     def find(
         self,

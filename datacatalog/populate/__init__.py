@@ -42,6 +42,7 @@ __all__ = [
     "PopulateReport",
     "PopulateRun",
     "Task",
+    "check_command",
     "populate",
 ]
 

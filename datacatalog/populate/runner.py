@@ -35,7 +35,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from datacatalog import states
-from datacatalog.errors import ActiveExecutionsError, DataCatalogError, InvalidRequestError
+from datacatalog.errors import (
+    ActiveExecutionsError,
+    DataCatalogError,
+    InvalidRequestError,
+    InvalidTransitionError,
+    StaleOutputsError,
+)
 from datacatalog.jobs.reruns import IF_STALE, Decision, Outcome, decide, record_up_to_date
 from datacatalog.populate.executors import Backend, WorkCancelled
 from datacatalog.populate.planning import PlannedJob, PopulatePlan
@@ -45,6 +51,7 @@ from datacatalog.selection import Entity
 if TYPE_CHECKING:
     from datacatalog.catalog import Catalog
     from datacatalog.driver import Driver, DriverResult, Payload
+    from datacatalog.jobs.model import Lease
 
 OUTCOMES = (
     "ran",
@@ -321,6 +328,7 @@ class PopulateRun:
             index_outputs=self.index,
             max_attempts=self.max_attempts,
             stage_timeout=self.timeout,
+            if_stale=self.if_stale,
         )
         try:
             lease = catalog.leases.acquire(job.uuid, holder=driver.id, kind="driver")
@@ -329,28 +337,46 @@ class PopulateRun:
         try:
             elsewhere = self._moved_on(job)
             if elsewhere is not None:
+                catalog.leases.release(lease)
                 return elsewhere
-            decision = decide(catalog, job.uuid, holder=driver.id, if_stale=self.if_stale)
-            if not decision.runs:
-                return self._from_decision(job, decision, record=True)
             with self._lock:
                 if self._stop.is_set():
+                    catalog.leases.release(lease)
                     return _outcome(job, "not_started", job.state, reason=self._stopped)
                 self._drivers.add(driver)
             self._prepare_archive(job)
+            # Decides again under the lease (ours: the driver's id holds it), then runs.
             driver.start()
+        except ActiveExecutionsError as exc:
+            return self._refused(job, driver, lease, "held", exc)
+        except StaleOutputsError as exc:
+            return self._refused(job, driver, lease, "stale", exc)
+        except InvalidTransitionError as exc:
+            return self._refused(job, driver, lease, "refused", exc)
         except BaseException:
-            with suppress(DataCatalogError):
-                catalog.leases.release(lease)
-            with self._lock:
-                self._drivers.discard(driver)
+            self._let_go(driver, lease)
             raise
-        # The driver released the lease; waits in slices so that a stop is seen.
+        # The driver releases the lease; waits in slices so that a stop is seen.
         while not driver.wait(0.2):
             pass
         with self._lock:
             self._drivers.discard(driver)
         return _from_result(job, driver.wait_for_completion())
+
+    def _refused(
+        self, job: PlannedJob, driver: Driver, lease: Lease, outcome: str, error: DataCatalogError
+    ) -> JobOutcome:
+        """The driver's decision under the lease ran nothing (held, stale, refused)."""
+        self._let_go(driver, lease)
+        state = driver.job.state if driver.job is not None else job.state
+        reason = str(error.details.get("reason") or outcome)
+        return _outcome(job, outcome, state, reason=reason, message=str(error))
+
+    def _let_go(self, driver: Driver, lease: Lease) -> None:
+        with suppress(DataCatalogError):
+            self.catalog.leases.release(lease)
+        with self._lock:
+            self._drivers.discard(driver)
 
     def _moved_on(self, job: PlannedJob) -> JobOutcome | None:
         """Under the lease: the outcome of a job someone else failed since planning, else None.
@@ -413,6 +439,8 @@ class PopulateRun:
 
 
 def _from_result(job: PlannedJob, result: DriverResult) -> JobOutcome:
+    if result.up_to_date:  # done elsewhere since planning, and its outputs verify
+        return _outcome(job, "up_to_date", result.state, message=result.message)
     if result.succeeded:
         return _outcome(job, "ran", result.state, message=f"job {job.uuid} {result.state}")
     error = result.error or result.event_error or {}

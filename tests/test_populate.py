@@ -231,7 +231,11 @@ def test_other_executors_run_an_importable_callable(world: World, executor: str)
         ({"pipeline": "no.such"}, NotFoundError, "no.such"),
         ({"metadata": {"experiment_id": "EMPTY"}}, InvalidRequestError, "holds no sample"),
         ({"level": "plate"}, InvalidRequestError, "plate"),
-        ({"metadata": {"sample_id": "s0000"}, "level": "experiment"}, InvalidRequestError, "above"),
+        (
+            {"metadata": {"sample_id": "s0000"}, "level": "experiment"},
+            InvalidRequestError,
+            "above",
+        ),
         ({"metadata": {"experiment_id": "nope"}}, NotFoundError, "nope"),
         ({"parameters": {"$where": 1}}, InvalidRequestError, r"\$where"),
         ({"execute": None}, InvalidRequestError, "command or a callable"),
@@ -243,13 +247,14 @@ def test_other_executors_run_an_importable_callable(world: World, executor: str)
 def test_bad_input_is_one_clear_error_and_writes_nothing(
     world: World, options: dict[str, Any], error: type[Exception], named: str
 ) -> None:
-    options.setdefault("execute", Calls())
+    if "command" not in options:
+        options.setdefault("execute", Calls())
     with writes_nothing(world.store), pytest.raises(error, match=named):
         world.populate(**options)
 
 
 def test_an_unreachable_dask_scheduler_is_refused() -> None:
-    with pytest.raises(UnavailableError, match="tcp://127.0.0.1:1"):
+    with pytest.raises(UnavailableError, match=r"tcp://127\.0\.0\.1:1"):
         parse_executor("dask=tcp://127.0.0.1:1", timeout=1.0)
 
 
@@ -291,13 +296,13 @@ def test_planning_a_thousand_entities_costs_a_few_round_trips(
     again = plan(world.catalog.jobs, pipeline="tests.populate", selection=selection)
     counter.active = False
     assert not any(j.created for j in again.jobs)
-    assert counter.counts == Counter({"find": 3}), counter.counts
+    # the entity is known now; the read of 1,000 jobs comes in two parts (getMore)
+    assert counter.counts == Counter({"find": 2, "getMore": 1}), counter.counts
 
     counter.counts.clear()
     counter.active = True
-    small = plan(
-        world.catalog.jobs, pipeline="tests.populate", selection=selection, batch_size=250
-    )
+    small = plan(world.catalog.jobs, pipeline="tests.populate", selection=selection, batch_size=250)
     counter.active = False
     assert len(small.jobs) == 1000
-    assert counter.counts == Counter({"find": 2 + 4}), counter.counts
+    assert counter.counts["find"] == 1 + 4 and counter.counts["getMore"] <= 4, counter.counts
+    assert set(counter.counts) <= {"find", "getMore"}

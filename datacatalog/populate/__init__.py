@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 from datacatalog.errors import InvalidRequestError
 from datacatalog.populate.executors import Backend, ThreadBackend, parse_executor
 from datacatalog.populate.planning import BATCH_SIZE, PlannedJob, PopulatePlan, plan
-from datacatalog.populate.runner import OUTCOMES, JobOutcome, PopulateReport, PopulateRun
+from datacatalog.populate.runner import (
+    OUTCOMES,
+    JobOutcome,
+    PopulateReport,
+    PopulateRun,
+    check_options,
+)
 from datacatalog.populate.work import Command, Task, call_function, check_command, run_command
 from datacatalog.selection import check_level, select
 
@@ -108,6 +114,7 @@ def populate(
     work, arguments, grace = _work(command, execute, dry_run=dry_run)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InvalidRequestError(f"retries must be a whole number >= 0, not {retries!r}")
+    check_options(if_stale=if_stale, max_failures=max_failures)
     check_level(level)
     catalog.pipelines.get(pipeline)  # an unknown pipeline before anything else
     selection = select(catalog.store, level=level, metadata=catalog.metadata, **dict(metadata))

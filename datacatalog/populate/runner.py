@@ -182,14 +182,7 @@ class PopulateRun:
         max_failures: int | None = None,
         on_outcome: Callable[[JobOutcome], None] | None = None,
     ) -> None:
-        if if_stale not in IF_STALE:
-            raise InvalidRequestError(f"if_stale must be one of {', '.join(IF_STALE)}")
-        if max_failures is not None and (
-            isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 1
-        ):
-            raise InvalidRequestError(
-                f"max_failures must be a whole number >= 1, not {max_failures!r}"
-            )
+        check_options(if_stale=if_stale, max_failures=max_failures)
         if work is None and not plan.dry_run:
             raise InvalidRequestError("populate needs work to run: a command or a callable")
         self.catalog = catalog
@@ -436,6 +429,18 @@ class PopulateRun:
                 return False  # the driver fails the job with reason "cancelled"
 
         return execute
+
+
+def check_options(*, if_stale: str, max_failures: int | None) -> None:
+    """Refuse a bad ``if_stale`` or ``max_failures``, naming it."""
+    if if_stale not in IF_STALE:
+        raise InvalidRequestError(
+            f"if_stale must be one of {', '.join(IF_STALE)}, not {if_stale!r}"
+        )
+    if max_failures is not None and (
+        isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 1
+    ):
+        raise InvalidRequestError(f"max_failures must be a whole number >= 1, not {max_failures!r}")
 
 
 def _from_result(job: PlannedJob, result: DriverResult) -> JobOutcome:

@@ -352,9 +352,13 @@ class PopulateRun:
         # The driver releases the lease; waits in slices so that a stop is seen.
         while not driver.wait(0.2):
             pass
-        with self._lock:
-            self._drivers.discard(driver)
-        return _from_result(job, driver.wait_for_completion())
+        result = driver.wait_for_completion()
+        if result.lease_released:
+            with self._lock:
+                self._drivers.discard(driver)
+        else:  # it found the job up to date and never ran: the lease taken here goes back
+            self._let_go(driver, lease)
+        return _from_result(job, result)
 
     def _refused(
         self, job: PlannedJob, driver: Driver, lease: Lease, outcome: str, error: DataCatalogError

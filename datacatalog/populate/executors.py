@@ -214,15 +214,17 @@ class DaskBackend(Backend):
             _on_dask_worker, fn, args, flag, key=flag, pure=False, retries=0
         )
         try:
-            while not future.done():
+            while True:
+                try:  # returns as soon as the future is done; looks at the cancel between
+                    return future.result(timeout=_POLL)
+                except TimeoutError:
+                    pass
                 if cancelled():
                     Event(flag, client=self.client).set()
                     with suppress(Exception):  # cancelled: its outcome does not matter
                         future.result(timeout=grace + 1.0)
                     self.client.cancel([future])
-                    raise WorkCancelled(f"{key} was cancelled")
-                threading.Event().wait(_POLL)
-            return future.result()
+                    raise WorkCancelled(f"{key} was cancelled") from None
         finally:
             future.release()
 

@@ -39,6 +39,7 @@ class Selection:
     entities: tuple[Entity, ...]
     given: tuple[str, ...]  # the UUIDs the selection was made under
     given_kind: str
+    given_names: tuple[str, ...] = ()  # the ids or UUIDs as they were given
 
     @property
     def uuids(self) -> list[str]:
@@ -47,7 +48,8 @@ class Selection:
 
     def describe(self) -> str:
         """``measurements under experiment E`` (for messages)."""
-        under = ", ".join(self.given[:3]) + (" ..." if len(self.given) > 3 else "")
+        names = self.given_names or self.given
+        under = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
         if self.kind == self.given_kind:
             return f"{self.kind}s {under}"
         return f"{self.kind}s under {self.given_kind} {under}"
@@ -104,7 +106,15 @@ def select(
             docs = store.find(below, {"child_of": {"$in": frontier}}, projection={"uuid": 1})
             frontier = [d["uuid"] for d in docs]
         entities = _named(store, wanted, {"child_of": {"$in": frontier}}) if frontier else ()
-    selection = Selection(kind=wanted, entities=entities, given=tuple(given), given_kind=given_kind)
+    value = arguments[argument]
+    names = (value,) if isinstance(value, str) else tuple(value or ())
+    selection = Selection(
+        kind=wanted,
+        entities=entities,
+        given=tuple(given),
+        given_kind=given_kind,
+        given_names=names,
+    )
     if not entities:
         raise InvalidRequestError(
             f"the selection holds no {wanted}: nothing is recorded under "

@@ -116,10 +116,12 @@ def coverage(
 def render(console: Console, result: Coverage) -> None:
     """The matrix page, then the counts per column."""
     selection = result.selection
-    matrix = Table(
-        title=f"Coverage of {len(selection.entities)} {escape(selection.describe())}",
-        title_justify="left",
-    )
+    console.print(f"Coverage of {len(selection.entities)} {escape(selection.describe())}")
+    if not result.columns:
+        names = ", ".join(sorted({c for c in result.pipeline_ids}))
+        console.print(f"[dim]no job of {escape(names)} names any of them yet[/dim]")
+        return
+    matrix = Table()
     matrix.add_column(selection.kind, overflow="fold")
     for column in result.columns:
         matrix.add_column(escape(column.label), overflow="fold")
@@ -133,7 +135,8 @@ def render(console: Console, result: Coverage) -> None:
             "(--offset and --limit page through them)"
         )
     console.print(matrix)
-    counts = Table(title="Cells per state", title_justify="left")
+    console.print("Cells per state")
+    counts = Table()
     counts.add_column("column", overflow="fold")
     states = [s for s in STATE_STYLES if any(s in c for c in result.counts)]
     for state in states:

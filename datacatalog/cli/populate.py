@@ -292,11 +292,11 @@ def _stopped_by_signals(stop: Callable[[int], None]) -> Iterator[None]:
 def render(console: Console, report: PopulateReport) -> None:
     """The counts, then the jobs that did not run to success (up to a bound)."""
     title = "Dry run of" if report.dry_run else "Populated"
-    counts = Table(
-        title=f"{title} {escape(report.pipeline_id)} on {len(report.outcomes)} "
-        f"{report.level}(s) ({escape(report.executor)})",
-        title_justify="left",
+    console.print(
+        f"{title} {escape(report.pipeline_id)} on {len(report.outcomes)} "
+        f"{report.level}(s), {escape(report.executor)}"
     )
+    counts = Table()
     counts.add_column("outcome")
     counts.add_column("jobs", justify="right")
     for name, n in report.counts.items():
@@ -308,7 +308,8 @@ def render(console: Console, report: PopulateReport) -> None:
     notable = [o for o in report.outcomes if o.outcome not in ("ran", "up_to_date", "would_run")]
     if not notable:
         return
-    listed = Table(title="Jobs to look at", title_justify="left")
+    console.print("Jobs to look at")
+    listed = Table()
     for name in ("entity", "job", "outcome", "state", "why"):
         listed.add_column(name, overflow="fold")
     for item in notable[:MAX_LISTED]:

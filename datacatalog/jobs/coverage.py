@@ -109,6 +109,7 @@ class Coverage:
     rows: tuple[Row, ...]
     offset: int
     limit: int
+    pipeline_ids: tuple[str, ...] = ()
 
     @property
     def totals(self) -> dict[str, int]:
@@ -206,6 +207,7 @@ def coverage(
         rows=rows,
         offset=offset,
         limit=limit,
+        pipeline_ids=tuple(p.id for p in pipelines),
     )
 
 

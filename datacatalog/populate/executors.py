@@ -69,7 +69,7 @@ class Backend(ABC):
 
     def describe(self) -> str:
         """How the work runs, for people."""
-        return f"{self.name}(workers={self.slots})"
+        return f"{self.name}s, {self.slots} at once"
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing
         """Release what the backend started."""
@@ -196,7 +196,7 @@ class DaskBackend(Backend):
 
     def describe(self) -> str:
         where = self.address or "local cluster"
-        return f"dask({where}, {self.slots} at once)"
+        return f"dask ({where}), {self.slots} at once"
 
     def call(
         self,

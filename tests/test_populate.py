@@ -306,3 +306,27 @@ def test_planning_a_thousand_entities_costs_a_few_round_trips(
     assert len(small.jobs) == 1000
     assert counter.counts["find"] == 1 + 4 and counter.counts["getMore"] <= 4, counter.counts
     assert set(counter.counts) <= {"find", "getMore"}
+
+
+def test_an_existing_dask_scheduler_runs_the_work_and_is_never_shut_down(
+    world: World,
+) -> None:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        report = world.populate(
+            execute=write_output, executor=f"dask={address}", workers=None,
+            metadata={"sample_id": ["s0000", "s0001"]},
+        )  # fmt: skip
+        assert report.counts == {"ran": 2} and "2 at once" in report.executor
+        with Client(address, set_as_default=False) as client:  # still up
+            assert len(client.scheduler_info()["workers"]) == 1
+
+    empty = LocalCluster(n_workers=0, processes=False, dashboard_address=None)
+    with empty, writes_nothing(world.store), pytest.raises(InvalidRequestError, match="no workers"):
+        world.populate(
+            execute=write_output, executor=f"dask={empty.scheduler_address}", workers=None
+        )

@@ -189,10 +189,16 @@ class DaskBackend(Backend):
             raise UnavailableError(
                 f"cannot reach the Dask scheduler at {address}: {exc}", address=address
             ) from exc
-        threads = sum(
-            w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()
-        )
-        super().__init__(workers or max(threads, 1))
+        info = self.client.scheduler_info()
+        threads = sum(w.get("nthreads", 1) for w in info["workers"].values())
+        if workers is None and threads == 0:  # an adaptive cluster before it scaled up
+            self.client.close()
+            raise InvalidRequestError(
+                f"the Dask scheduler at {address} has no workers yet: give the number of "
+                "jobs to run at once (--workers N, workers=N)",
+                address=address,
+            )
+        super().__init__(workers or threads)
 
     def describe(self) -> str:
         where = self.address or "local cluster"

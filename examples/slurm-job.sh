@@ -9,6 +9,8 @@
 # command's exit status; the outputs written to $DATACATALOG_ARCHIVE_PATH are indexed.
 # SLURM sends SIGTERM when the time limit is near (--signal below) or on scancel: the job
 # then fails with reason "cancelled" after the command's process group is stopped.
+# Submitting it again is safe: a job that finished and whose outputs still verify runs
+# nothing (exit 0), a failed one runs again, one whose outputs changed exits 10.
 #SBATCH --job-name=demo-stats
 #SBATCH --time=01:00:00
 #SBATCH --cpus-per-task=2

@@ -18,6 +18,7 @@ from datacatalog.cli.params import json_object
 from datacatalog.errors import DataCatalogError, InvalidRequestError
 from datacatalog.identifiers import kind_of
 from datacatalog.jobs import HistoryEntry, Job
+from datacatalog.jobs.executions import Execution
 from datacatalog.pipelines import PROCESSING_LEVELS
 
 if TYPE_CHECKING:
@@ -153,22 +154,53 @@ def _pipeline_names(catalog: Catalog, uuids: set[str]) -> dict[str, str]:
 @click.argument("uuid")
 @pass_app
 def show(app: App, uuid: str) -> None:
-    """Show a job: its state, linkages and archive path."""
+    """Show a job: its state, linkages, archive path, lease and executions."""
     catalog = app.catalog
     job = catalog.jobs.get(uuid)
     links = linkages(catalog, job)
     archive = archive_location(catalog, job)
     allowed = states.allowed_events(job.state)
+    runs = catalog.jobs.executions(job.uuid)
 
     def render(console: Console) -> None:
         console.print(job_panel(job, allowed))
         console.print(linkage_tree(job, links))
         console.print(fields_panel("archive", archive, style="magenta"))
         console.print(lease_panel(job))
+        console.print(executions_table(runs))
 
     app.out.emit(
-        {"job": job.to_dict(), "linkages": links, "archive": archive, "allowed_events": allowed},
+        {
+            "job": job.to_dict(),
+            "linkages": links,
+            "archive": archive,
+            "allowed_events": allowed,
+            "executions": [e.to_dict() for e in runs],
+        },
         render,
+    )
+
+
+def executions_table(runs: Sequence[Execution]) -> object:
+    """Every execution of the job (and every up-to-date check), oldest first."""
+    return table(
+        "executions",
+        ["#", "run id", "began with", "holder", "where", "started", "ended", "outcome", "reason"],
+        (
+            [
+                "-" if e.number is None else e.number,
+                e.run_id,
+                e.began_with,
+                e.holder,
+                f"{e.host} (pid {e.pid})" if e.host else None,
+                e.started,
+                e.ended,
+                e.outcome,
+                e.reason,
+            ]
+            for e in runs
+        ),
+        empty="never ran",
     )
 
 

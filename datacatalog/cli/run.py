@@ -4,8 +4,14 @@
 
     datacatalog run --pipeline ID --sample-id S [--data JSON] [--input PATH ...]
                     [--instanced] [--index/--no-index] [--timeout S] [--retries N]
-                    [--grace S] -- COMMAND ARGS...
+                    [--grace S] [--force | --rerun-stale] [--verify sha256|size]
+                    -- COMMAND ARGS...
     datacatalog run --job UUID [--token T] -- COMMAND ARGS...
+
+Running the same line again is safe (the decision of :mod:`datacatalog.jobs.reruns`): a
+job whose indexed outputs still verify runs nothing and exits 0 with one line saying so;
+a FAILED one runs again; a stale one (outputs missing or changed) is refused naming the
+files (exit 10) unless ``--rerun-stale``; ``--force`` runs it again anyway.
 
 The job is created (or attached to) and driven by a stage driver
 (:class:`datacatalog.driver.Driver`) whose execute step runs COMMAND in a process group
@@ -96,6 +102,21 @@ def exit_status(returncode: int) -> int:
     show_default=True,
     help="Seconds between SIGTERM and SIGKILL when the command is stopped.",
 )
+@click.option(
+    "--force", is_flag=True, help="Run again even when the job is up to date (a new execution)."
+)
+@click.option(
+    "--rerun-stale",
+    is_flag=True,
+    help="Run again when the outputs of a job that ran are missing or changed (else exit 10).",
+)
+@click.option(
+    "--verify",
+    type=click.Choice(["sha256", "size"]),
+    default="sha256",
+    show_default=True,
+    help="How a job that ran is checked to be up to date: hash its outputs again, or sizes.",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @pass_app
 @click.pass_context
@@ -115,13 +136,18 @@ def run(
     timeout: float | None,
     retries: int,
     grace: float,
+    force: bool,
+    rerun_stale: bool,
+    verify: str,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND (after --) as the execute step of a managed job.
 
     Creates the job for PIPELINE on some metadata (or finds it), or drives the job
     given with --job, under the job's lease: a second run of a job already running
-    elsewhere is refused (exit 9). Exits with COMMAND's exit status.
+    elsewhere is refused (exit 9). A job that ran and whose outputs verify runs nothing
+    (exit 0); a FAILED job runs again; a stale one is refused (exit 10) unless
+    --rerun-stale; --force runs it again anyway. Exits with COMMAND's exit status.
     """
     # Imported here: the command line stays quick to start for every other command.
     from datacatalog.driver import Driver
@@ -166,6 +192,9 @@ def run(
         max_attempts=retries + 1,
         stage_timeout=timeout,
         index_outputs=index,
+        force=force,
+        if_stale="rerun" if rerun_stale else "error",
+        verify=verify,
     )
     with _cancelled_by_signals(driver):
         driver.start()
@@ -375,6 +404,9 @@ def _exit_code(result: DriverResult, runner: CommandStep) -> int:
 
 
 def _render(console: Console, result: DriverResult) -> None:
+    if result.up_to_date:
+        console.print(f"[green]{escape(result.message or 'up to date')}[/green]")
+        return
     if result.succeeded:
         files = f", {result.index_report.written} file(s) indexed" if result.index_report else ""
         console.print(

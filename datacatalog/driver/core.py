@@ -341,6 +341,7 @@ class Driver:
                             decision,
                             token=self._source.token,
                             data={"driver": self.id, "stage": self._stage_name},
+                            event_id=f"{self.id}:{decision.event}",  # sent again: a no-op
                         )
                         self._events.append(str(decision.event))
                 except BaseException:

@@ -36,6 +36,7 @@ from datacatalog.errors import DataCatalogError, InvalidRequestError, NotFoundEr
 from datacatalog.identifiers import require_kind
 from datacatalog.indexing import file_document
 from datacatalog.jobs import HistoryEntry, Job, job_document
+from datacatalog.jobs.executions import executions as job_executions
 from datacatalog.metadata import ID_FIELDS, LEVELS, PARENTS
 from datacatalog.provenance import openlineage, rocrate
 from datacatalog.service.ui import details, executions, lookups, pictures, queries
@@ -139,6 +140,7 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             rocrate=job.state in rocrate.FINISHED_STATES,
             executions=executions.executions(store, job.uuid),
             max_executions=executions.MAX_EXECUTIONS,
+            runs=job_executions(job.uuid, history),
         )
 
     @router.get("/jobs/{job_uuid}/prov.json")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from datacatalog.orchestrator.decorators import operation, workflow
 from datacatalog.populate import Task
 
 
@@ -32,3 +34,17 @@ def write_script(directory: Path) -> Path:
     path.write_text(SCRIPT)
     path.chmod(0o755)
     return path
+
+
+@operation(toolbelt=True)
+def write_entity(ctx: Any, toolbelt: Any, entity_id: str) -> None:
+    """An operation writing the entity's id into the job's archive directory."""
+    if entity_id.endswith("!"):
+        raise RuntimeError(f"failing on purpose for {entity_id}")
+    toolbelt.output_path("entity.txt").write_text(entity_id)
+
+
+@workflow
+def per_entity(ctx: Any, graph: Any, entity_id: str, note: str = "") -> None:
+    """One task per job: writes its entity's id."""
+    graph.add(write_entity, entity_id=entity_id)

@@ -27,7 +27,7 @@ from datacatalog.selection import select
 from datacatalog.settings import Settings
 from datacatalog.store import Store, connect
 from tests.hostile import writes_nothing
-from tests.populate_work import write_output, write_script
+from tests.populate_work import per_entity, write_output, write_script
 
 PIPELINE = {"id": "tests.populate", "components": [{"image": "populate:1"}]}
 WAIT = 30.0  # generous upper bound for a state to appear; passing runs take far less
@@ -238,7 +238,7 @@ def test_other_executors_run_an_importable_callable(world: World, executor: str)
         ),
         ({"metadata": {"experiment_id": "nope"}}, NotFoundError, "nope"),
         ({"parameters": {"$where": 1}}, InvalidRequestError, r"\$where"),
-        ({"execute": None}, InvalidRequestError, "command or a callable"),
+        ({"execute": None}, InvalidRequestError, "a command, a callable"),
         ({"command": ["no-such-command-here"]}, InvalidRequestError, "not found"),
         ({"executor": "cluster"}, InvalidRequestError, "unknown executor"),
         ({"if_stale": "ignore"}, InvalidRequestError, "if_stale"),
@@ -330,3 +330,25 @@ def test_an_existing_dask_scheduler_runs_the_work_and_is_never_shut_down(
         world.populate(
             execute=write_output, executor=f"dask={empty.scheduler_address}", workers=None
         )
+
+
+def test_a_workflow_runs_once_per_job_and_is_given_its_entity(world: World) -> None:
+    report = world.populate(
+        workflow=per_entity, workflow_inputs={"note": "x"}, executor="thread",
+        metadata={"sample_id": ["s0000", "s0001", "s0002"]},
+    )  # fmt: skip
+    assert report.counts == {"ran": 3}, report.outcomes
+    for outcome in report.outcomes:
+        job = world.catalog.jobs.get(outcome.job)
+        assert job.state == "FINISHED"
+        archive = world.catalog.storage.get(job.archive_system).resolve(job.archive_path)
+        assert (Path(archive) / "entity.txt").read_text() == outcome.entity.id
+    again = world.populate(workflow=per_entity, metadata={"sample_id": ["s0000", "s0001", "s0002"]})
+    assert again.counts == {"up_to_date": 3}
+
+
+def test_a_workflow_is_checked_before_anything_is_written(world: World) -> None:
+    with writes_nothing(world.store), pytest.raises(InvalidRequestError, match="unknown input"):
+        world.populate(workflow=per_entity, workflow_inputs={"colour": "red"})
+    with writes_nothing(world.store), pytest.raises(InvalidRequestError, match="one of"):
+        world.populate(workflow=per_entity, execute=Calls())

@@ -5,7 +5,8 @@
     datacatalog populate --pipeline P --experiment-id E --level measurement [--data JSON]
         [--executor thread|process|dask|dask=tcp://HOST:PORT] [--workers N]
         [--dry-run] [--max-failures N] [--rerun-stale] [--retries N] [--timeout S]
-        [--index/--no-index] [--grace S] (-- COMMAND ARGS... | --callable MODULE:FUNCTION)
+        [--index/--no-index] [--grace S]
+    (-- COMMAND ARGS... | --callable MODULE:FUNCTION | --workflow NAME [--input KEY=VALUE]...)
 
 One job per selected entity (created in batches when missing); the jobs that are up to
 date (their indexed outputs verify by SHA-256) are skipped, the others run COMMAND (or
@@ -101,6 +102,8 @@ MAX_LISTED = 50  # jobs listed under the counts (failed, stale, refused, held)
 @click.option(
     "--callable", "callable_name", metavar="MODULE:FUNCTION", help="Run FUNCTION(task) instead."
 )
+@click.option("--workflow", metavar="NAME", help="Run workflow NAME on each job instead.")
+@click.option("--input", "inputs", multiple=True, metavar="KEY=VALUE", help="A workflow input.")
 @click.option(
     "--dask-timeout",
     type=click.FloatRange(min=0, min_open=True),
@@ -128,6 +131,8 @@ def populate(
     index: bool,
     grace: float,
     callable_name: str | None,
+    workflow: str | None,
+    inputs: tuple[str, ...],
     dask_timeout: float,
     command: tuple[str, ...],
     **ids: tuple[str, ...],
@@ -145,11 +150,13 @@ def populate(
     from datacatalog.populate.executors import parse_executor
 
     argv = list(command[1:] if command[:1] == ("--",) else command)
-    if callable_name is not None and argv:
-        raise InvalidRequestError("give a COMMAND after -- or --callable, not both")
+    if sum(map(bool, (argv, callable_name, workflow))) > 1:
+        raise InvalidRequestError("give one of a COMMAND after --, --callable or --workflow")
+    if inputs and workflow is None:
+        raise InvalidRequestError("--input gives a workflow's inputs: use it with --workflow")
     execute = _import(callable_name) if callable_name is not None else None
     spec: Command | None = None
-    if argv or (execute is None and not dry_run):
+    if argv or (execute is None and workflow is None and not dry_run):
         spec = Command(check_command(argv), env=_catalog_env(app), grace=grace)
     catalog = app.catalog
     interrupted: list[int] = []
@@ -180,6 +187,8 @@ def populate(
                 parameters=data,
                 command=spec,
                 execute=execute,
+                workflow=workflow,
+                workflow_inputs=_inputs(inputs) if inputs else None,
                 executor=backend if backend is not None else "thread",
                 workers=workers,
                 dry_run=dry_run,
@@ -199,6 +208,12 @@ def populate(
     if interrupted:
         ctx.exit(128 + interrupted[0])
     ctx.exit(EXIT_FAILED if report.failed else 0)
+
+
+def _inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
+    from datacatalog.cli.workflows import parse_inputs
+
+    return parse_inputs(pairs)
 
 
 def _import(name: str) -> Callable[..., Any]:

@@ -34,10 +34,12 @@ from datacatalog.populate.runner import (
     check_options,
 )
 from datacatalog.populate.work import Command, Task, call_function, check_command, run_command
+from datacatalog.populate.workflows import workflow_work
 from datacatalog.selection import check_level, select
 
 if TYPE_CHECKING:
     from datacatalog.catalog import Catalog
+    from datacatalog.orchestrator.decorators import Workflow
 
 __all__ = [
     "OUTCOMES",
@@ -62,6 +64,8 @@ def populate(
     parameters: Mapping[str, Any] | None = None,
     command: Sequence[str] | Command | None = None,
     execute: Callable[[Task], Any] | None = None,
+    workflow: str | Workflow | None = None,
+    workflow_inputs: Mapping[str, Any] | None = None,
     executor: str | Backend = "thread",
     workers: int | None = None,
     dry_run: bool = False,
@@ -89,6 +93,8 @@ def populate(
         parameters: The jobs' parameters (their ``data``; part of their identity).
         command: A command line run for each job (see :mod:`datacatalog.populate.work`).
         execute: Or a callable, ``execute(task)`` (importable by name for processes/Dask).
+        workflow: Or a workflow (a name, or a ``@workflow`` function), one execution per job.
+        workflow_inputs: The workflow's inputs (the entity's are added when it declares them).
         executor: ``thread``, ``process``, ``dask``, ``dask=ADDRESS``, or a backend.
         workers: Jobs running at once (default: the cores; a Dask scheduler's threads).
         dry_run: Write nothing; report what would run, what is up to date, held or stale.
@@ -111,13 +117,20 @@ def populate(
         NotFoundError: An unknown pipeline or metadata id.
         UnavailableError: A Dask scheduler that does not answer.
     """
-    work, arguments, grace = _work(command, execute, dry_run=dry_run)
+    if workflow is not None and (command is not None or execute is not None):
+        raise InvalidRequestError("give populate one of a command, a callable or a workflow")
+    work, arguments, grace = _work(command, execute, dry_run=dry_run or workflow is not None)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InvalidRequestError(f"retries must be a whole number >= 0, not {retries!r}")
     check_options(if_stale=if_stale, max_failures=max_failures)
     check_level(level)
     catalog.pipelines.get(pipeline)  # an unknown pipeline before anything else
     selection = select(catalog.store, level=level, metadata=catalog.metadata, **dict(metadata))
+    flow = (
+        None
+        if workflow is None
+        else workflow_work(catalog, workflow, workflow_inputs, selection.kind)
+    )
     system = catalog.storage.get(None)
     if not system.is_local:
         raise InvalidRequestError(
@@ -158,6 +171,7 @@ def populate(
             if_stale=if_stale,
             max_failures=max_failures,
             on_outcome=on_outcome,
+            workflow=flow,
         )
         if on_start is not None:
             on_start(run)
@@ -185,5 +199,7 @@ def _work(
             raise InvalidRequestError(f"execute must be callable, not {type(execute).__name__}")
         return call_function, (execute,), 0.0
     if not dry_run:
-        raise InvalidRequestError("populate needs a command or a callable (execute=) to run")
+        raise InvalidRequestError(
+            "populate needs a command, a callable (execute=) or a workflow to run"
+        )
     return None, (), 0.0

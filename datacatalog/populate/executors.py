@@ -71,6 +71,12 @@ class Backend(ABC):
         """How the work runs, for people."""
         return f"{self.name}s, {self.slots} at once"
 
+    def workflow_executor(self) -> Any:
+        """An executor for one workflow execution's tasks, on this backend."""
+        from datacatalog.orchestrator.executors import ThreadExecutor
+
+        return ThreadExecutor(pool_size=2)
+
     def close(self) -> None:  # noqa: B027 - most backends hold nothing
         """Release what the backend started."""
 
@@ -140,6 +146,12 @@ class ProcessBackend(Backend):
                     if not future.cancel():
                         self._abandoned = True
                     raise WorkCancelled(f"{key} was cancelled") from None
+
+    def workflow_executor(self) -> Any:
+        """A pool of processes for one workflow execution's tasks."""
+        from datacatalog.orchestrator.executors import ProcessExecutor
+
+        return ProcessExecutor(pool_size=2)
 
     def close(self) -> None:
         """Shut the pool down; stop its processes when work was abandoned to a cancel."""
@@ -233,6 +245,12 @@ class DaskBackend(Backend):
                     raise WorkCancelled(f"{key} was cancelled") from None
         finally:
             future.release()
+
+    def workflow_executor(self) -> Any:
+        """The tasks of one workflow execution on this cluster (never shut down by it)."""
+        from datacatalog.orchestrator.executors.dask import DaskExecutor
+
+        return DaskExecutor(client=self.client)
 
     def close(self) -> None:
         """Close the client before the cluster, and only a cluster started here."""

@@ -46,6 +46,7 @@ from datacatalog.jobs.reruns import IF_STALE, Decision, Outcome, decide, record_
 from datacatalog.populate.executors import Backend, WorkCancelled
 from datacatalog.populate.planning import PlannedJob, PopulatePlan
 from datacatalog.populate.work import Task
+from datacatalog.populate.workflows import WorkflowWork
 from datacatalog.selection import Entity
 
 if TYPE_CHECKING:
@@ -181,9 +182,10 @@ class PopulateRun:
         if_stale: str = "error",
         max_failures: int | None = None,
         on_outcome: Callable[[JobOutcome], None] | None = None,
+        workflow: WorkflowWork | None = None,
     ) -> None:
         check_options(if_stale=if_stale, max_failures=max_failures)
-        if work is None and not plan.dry_run:
+        if work is None and workflow is None and not plan.dry_run:
             raise InvalidRequestError("populate needs work to run: a command or a callable")
         self.catalog = catalog
         self.plan = plan
@@ -197,6 +199,8 @@ class PopulateRun:
         self.if_stale = if_stale
         self.max_failures = max_failures
         self.on_outcome = on_outcome
+        self.workflow = workflow
+        self._runners: set[Any] = set()  # workflow runners running now
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._stopped: str | None = None
@@ -212,8 +216,12 @@ class PopulateRun:
                 self._stopped = reason
             self._stop.set()
             drivers = list(self._drivers)
+            runners = list(self._runners)
         for driver in drivers:
             driver.cancel()
+        for runner in runners:
+            with suppress(DataCatalogError):
+                runner.cancel()
 
     @property
     def stopping(self) -> bool:
@@ -289,6 +297,8 @@ class PopulateRun:
             decision = decide(self.catalog, job.uuid, if_stale=self.if_stale)
             if not decision.runs:
                 return self._from_decision(job, decision, record=True)
+        if self.workflow is not None:
+            return self._run_workflow(job, self.workflow)
         return self._drive(job)
 
     def _from_decision(
@@ -359,6 +369,60 @@ class PopulateRun:
         else:  # it found the job up to date and never ran: the lease taken here goes back
             self._let_go(driver, lease)
         return _from_result(job, result)
+
+    def _run_workflow(self, job: PlannedJob, work: WorkflowWork) -> JobOutcome:
+        """Run ``job`` as one execution of the workflow, its lease taken first."""
+        from datacatalog.orchestrator.exceptions import WorkflowFailedError
+        from datacatalog.orchestrator.workflow_runner import WorkflowRunner
+
+        catalog = self.catalog
+        try:
+            runner = WorkflowRunner(
+                catalog,
+                None,
+                None,
+                service_id=job.uuid,
+                workflow_name=work.workflow,
+                inputs=work.inputs_for(self.plan.selection.kind, job.entity),
+                executor=self.backend.workflow_executor(),
+                task_max_attempts=self.max_attempts,
+                task_retry_interval=0,
+            )
+        except ActiveExecutionsError as exc:
+            return _outcome(job, "held", job.state, reason="held", message=str(exc))
+        except InvalidTransitionError as exc:
+            return _outcome(job, "refused", job.state, reason=job.state, message=str(exc))
+        try:
+            lease = catalog.leases.acquire(job.uuid, holder=runner.execution_id, kind="workflow")
+        except ActiveExecutionsError as exc:
+            _close_unrun(runner)
+            return _outcome(job, "held", "RUNNING", reason="held", message=str(exc))
+        elsewhere = self._moved_on(job)
+        with self._lock:
+            stopped = self._stop.is_set()
+            if elsewhere is None and not stopped:
+                self._runners.add(runner)
+        if elsewhere is not None or stopped:
+            with suppress(DataCatalogError):
+                catalog.leases.release(lease)
+            _close_unrun(runner)
+            return elsewhere or _outcome(job, "not_started", job.state, reason=self._stopped)
+        try:
+            self._prepare_archive(job)
+            execution = runner.execute()  # takes the same lease again, releases it at the end
+        except WorkflowFailedError as exc:
+            error = exc.execution.error or {}
+            message = str(error.get("message") or exc)
+            return _outcome(job, "failed", _state(catalog, job), reason="failed", message=message)
+        finally:
+            with self._lock:
+                self._runners.discard(runner)
+        if execution.status == "succeeded":
+            return _outcome(job, "ran", _state(catalog, job), message=f"execution {execution.id}")
+        return _outcome(
+            job, "cancelled", _state(catalog, job), reason="cancelled",
+            message=f"execution {execution.id} {execution.status}",
+        )  # fmt: skip
 
     def _refused(
         self, job: PlannedJob, driver: Driver, lease: Lease, outcome: str, error: DataCatalogError
@@ -433,6 +497,18 @@ class PopulateRun:
                 return False  # the driver fails the job with reason "cancelled"
 
         return execute
+
+
+def _close_unrun(runner: Any) -> None:
+    """Close a workflow execution that will not run (recorded as cancelled, nothing ran)."""
+    with suppress(DataCatalogError):
+        runner.cancel()
+        runner.execute()
+
+
+def _state(catalog: Catalog, job: PlannedJob) -> str | None:
+    found = catalog.store.find("job", {"uuid": job.uuid}, projection={"state": 1}, limit=1)
+    return str(found[0]["state"]) if found else None
 
 
 def check_options(*, if_stale: str, max_failures: int | None) -> None:

@@ -317,3 +317,26 @@ def test_the_dashboard_page(world: World) -> None:
             params={"pipeline": "tests.coverage", "under": "experiment", "ids": "nope"},
         )
         assert bad.status_code == 404 and "nope" in bad.text
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"pipeline": "<script>alert(1)</script>", "ids": "E"},
+        {"pipeline": "tests.coverage", "under": "experiment", "ids": "<img src=x onerror=1>"},
+        {"pipeline": "tests.coverage", "under": "$where", "ids": "E"},
+        {"pipeline": "tests.coverage", "ids": "E", "level": "sample", "data": "{not json"},
+        {"pipeline": "tests.coverage", "ids": "E", "level": "sample", "data": '{"$gt": 1}'},
+        {"pipeline": "tests.coverage", "ids": "E", "offset": "-5"},
+        {"pipeline": "tests.coverage", "ids": "x " * 1001},
+    ],
+)
+def test_the_dashboard_page_refuses_hostile_input_clearly(
+    world: World, params: dict[str, str]
+) -> None:
+    with writes_nothing(world.store), TestClient(create_app(world.catalog)) as client:
+        page = client.get("/ui/coverage", params=params)
+    assert page.status_code in (200, 400, 404), page.text
+    assert "<script>alert" not in page.text and "<img src=x" not in page.text
+    if page.status_code != 200:
+        assert 'class="problem"' in page.text

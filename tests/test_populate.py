@@ -172,8 +172,9 @@ def test_a_job_failed_elsewhere_since_planning_is_not_run_again(world: World) ->
     assert failed.reason == "elsewhere" and failed.entity.id not in calls.entities
 
 
+@pytest.mark.parametrize("executor", ["thread", "process"])
 def test_stop_cancels_running_jobs_and_releases_their_leases(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str
 ) -> None:
     script = write_script(tmp_path)
     monkeypatch.setenv("COUNT_FILE", str(tmp_path / "count"))
@@ -183,7 +184,7 @@ def test_stop_cancels_running_jobs_and_releases_their_leases(
 
     def populate() -> None:
         box["report"] = world.populate(
-            command=[str(script)], workers=1, on_start=runs.append, index=False
+            command=[str(script)], workers=1, on_start=runs.append, index=False, executor=executor
         )
 
     worker = threading.Thread(target=populate)

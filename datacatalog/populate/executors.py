@@ -95,26 +95,7 @@ class ThreadBackend(Backend):
         key: str,
         grace: float = 0.0,
     ) -> Any:
-        box: dict[str, Any] = {}
-        done = threading.Event()
-
-        def work() -> None:
-            try:
-                box["value"] = fn(*args, cancelled=cancelled)
-            except BaseException as exc:  # handed to the caller, whatever it is
-                box["error"] = exc
-            finally:
-                done.set()
-
-        # A daemon: a callable that ignores a cancel must not keep the process alive.
-        threading.Thread(target=work, name=f"populate-{key}", daemon=True).start()
-        while not done.wait(_POLL):
-            # A command sees the cancel itself and stops: it gets its grace period.
-            if cancelled() and not done.wait(grace + 1.0):
-                raise WorkCancelled(f"{key} was cancelled")
-        if "error" in box:
-            raise box["error"]
-        return box.get("value")
+        return _on_thread(fn, args, cancelled=cancelled, key=key, grace=grace)
 
 
 class ProcessBackend(Backend):
@@ -137,6 +118,9 @@ class ProcessBackend(Backend):
         key: str,
         grace: float = 0.0,
     ) -> Any:
+        if getattr(fn, "runs_a_process", False):
+            # A command is a process already: it runs from here, where a cancel can stop it.
+            return _on_thread(fn, args, cancelled=cancelled, key=key, grace=grace)
         future = self._pool.submit(_without_cancel, fn, args)
         while True:
             try:
@@ -257,6 +241,32 @@ class DaskBackend(Backend):
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def _on_thread(
+    fn: Callable[..., Any], args: tuple[Any, ...], *, cancelled: Cancelled, key: str, grace: float
+) -> Any:
+    """``fn(*args, cancelled=...)`` on a daemon thread of this process, watching the cancel."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["value"] = fn(*args, cancelled=cancelled)
+        except BaseException as exc:  # handed to the caller, whatever it is
+            box["error"] = exc
+        finally:
+            done.set()
+
+    # A daemon: a callable that ignores a cancel must not keep the process alive.
+    threading.Thread(target=work, name=f"populate-{key}", daemon=True).start()
+    while not done.wait(_POLL):
+        # A command sees the cancel itself and stops: it gets its grace period.
+        if cancelled() and not done.wait(grace + 1.0):
+            raise WorkCancelled(f"{key} was cancelled")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
 
 
 def _without_cancel(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:

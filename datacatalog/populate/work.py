@@ -141,6 +141,9 @@ def run_command(command: Command, task: Task, *, cancelled: Callable[[], bool]) 
     return True
 
 
+run_command.runs_a_process = True  # type: ignore[attr-defined]
+
+
 def call_function(fn: Callable[[Task], Any], task: Task, *, cancelled: Callable[[], bool]) -> Any:
     """``fn(task)``; returning ``False`` is a failure, as for a driver's callback."""
     return fn(task)

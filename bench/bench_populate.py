@@ -155,6 +155,11 @@ def _populate(catalog: Catalog, tag: str, executor: Any, workers: int) -> int:
         workers=workers,
         index=False,
     )
+    for outcome in report.outcomes:
+        if outcome.outcome != "ran":
+            print(
+                f"{tag}: {outcome.entity.id} {outcome.outcome} {outcome.reason}: {outcome.message}"
+            )
     return report.counts.get("ran", 0)
 
 

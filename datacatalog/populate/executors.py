@@ -25,7 +25,6 @@ import threading
 import uuid as uuidlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from contextlib import suppress
 from typing import Any
 
 from datacatalog.errors import InvalidRequestError, UnavailableError
@@ -215,18 +214,18 @@ class DaskBackend(Backend):
         future = self.client.submit(
             _on_dask_worker, fn, args, flag, key=flag, pure=False, retries=0
         )
+        done = threading.Event()
+        # Set on the client's callback thread; waiting on it (not on result(timeout=...),
+        # whose short timeouts race inside distributed) keeps an eye on the cancel.
+        future.add_done_callback(lambda _future: done.set())
         try:
-            while True:
-                try:  # returns as soon as the future is done; looks at the cancel between
-                    return future.result(timeout=_POLL)
-                except TimeoutError:
-                    pass
+            while not done.wait(_POLL):
                 if cancelled():
                     Event(flag, client=self.client).set()
-                    with suppress(Exception):  # cancelled: its outcome does not matter
-                        future.result(timeout=grace + 1.0)
+                    done.wait(grace + 1.0)
                     self.client.cancel([future])
-                    raise WorkCancelled(f"{key} was cancelled") from None
+                    raise WorkCancelled(f"{key} was cancelled")
+            return future.result()
         finally:
             future.release()
 

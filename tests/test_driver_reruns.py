@@ -5,6 +5,7 @@ Every test runs on both engines through the ``store`` fixture (via ``world``).
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +223,34 @@ def test_a_failed_run_then_a_retry_keeps_both_in_the_history(world: World) -> No
     assert f"{job.archive_path}/stray.bin" not in {
         r.name for r in world.catalog.indexing.files(job.uuid)
     }
+
+
+def test_drivers_racing_on_a_failed_job_run_it_once(world: World) -> None:
+    job = failed_job(world)
+    step = Counted()
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def race() -> None:
+        driver = Driver(job.uuid, catalog=world.catalog, execute=step, index_outputs=True)
+        barrier.wait()
+        try:
+            driver.start()
+            result = driver.wait_for_completion(timeout=WAIT)
+            outcome = "up_to_date" if result.up_to_date else str(result.outcome)
+        except ActiveExecutionsError:
+            outcome = "held"
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=race) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert len(outcomes) == 4 and outcomes.count("rerun") == 1, outcomes
+    assert set(outcomes) <= {"rerun", "held", "up_to_date"}
+    assert step.calls == 1
+    assert names(world, job).count("retry") == 1
+    assert world.jobs.get(job.uuid).state == "FINISHED"

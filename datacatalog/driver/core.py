@@ -55,7 +55,14 @@ from datacatalog.errors import DataCatalogError, InvalidRequestError, LeaseLostE
 from datacatalog.jobs import Job
 from datacatalog.jobs.leases import DEFAULT_TTL, Heartbeat, Lease
 from datacatalog.jobs.references import file_reference_uuid, references_in
-from datacatalog.jobs.reruns import IF_STALE, VERIFY_MODES, Decision, Outcome, begin, decide
+from datacatalog.jobs.reruns import (
+    IF_STALE,
+    VERIFY_MODES,
+    Decision,
+    Outcome,
+    decide,
+    event_data,
+)
 from datacatalog.jobs.reruns import record_up_to_date as record_reuse
 from datacatalog.store import Store
 
@@ -335,15 +342,11 @@ class Driver:
                 try:
                     # Again under the lease: another execution may have ended meanwhile.
                     decision = self._decide(first=decision)
-                    if decision.runs:
-                        self._job = begin(
-                            self.catalog,
-                            decision,
-                            token=self._source.token,
-                            data={"driver": self.id, "stage": self._stage_name},
-                            event_id=f"{self.id}:{decision.event}",  # sent again: a no-op
+                    if decision.runs:  # run, retry or rerun: one conditional write
+                        self._job = self._send(
+                            str(decision.event),
+                            event_data(decision, {"driver": self.id, "stage": self._stage_name}),
                         )
-                        self._events.append(str(decision.event))
                 except BaseException:
                     with suppress(DataCatalogError):
                         leases.release(self._lease)

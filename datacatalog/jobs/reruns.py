@@ -83,6 +83,7 @@ __all__ = [
     "Verification",
     "begin",
     "decide",
+    "event_data",
     "record_up_to_date",
 ]
 
@@ -449,10 +450,23 @@ def begin(
         InvalidRequestError: The decision does not run the job.
         InvalidTransitionError: The job's state changed since the decision.
     """
-    if not decision.runs or decision.event is None:
-        raise InvalidRequestError(
-            f"job {decision.job.uuid} is not to run ({decision.outcome.value}): {decision.message}"
-        )
+    result = catalog.jobs.send(
+        decision.job.uuid,
+        _event_of(decision),
+        data=event_data(decision, data, leftovers=leftovers),
+        token=token,
+        event_id=event_id,
+    )
+    return result.job
+
+
+def event_data(
+    decision: Decision, data: Mapping[str, Any] | None = None, *, leftovers: str = "clear"
+) -> dict[str, Any]:
+    """The data of the event that begins the run ``decision`` calls for: ``data``, plus
+    for ``retry``/``rerun`` its ``reason``, ``leftovers`` and the stale files (for a
+    runner that sends the event itself, as :func:`begin` does)."""
+    _event_of(decision)
     body = dict(data or {})
     if decision.event != "run":
         body.update({"reason": decision.reason, "leftovers": leftovers})
@@ -461,10 +475,15 @@ def begin(
                 "missing": list(decision.verification.missing[:MAX_NAMED]),
                 "changed": list(decision.verification.changed[:MAX_NAMED]),
             }
-    result = catalog.jobs.send(
-        decision.job.uuid, decision.event, data=body, token=token, event_id=event_id
-    )
-    return result.job
+    return body
+
+
+def _event_of(decision: Decision) -> str:
+    if not decision.runs or decision.event is None:
+        raise InvalidRequestError(
+            f"job {decision.job.uuid} is not to run ({decision.outcome.value}): {decision.message}"
+        )
+    return decision.event
 
 
 def record_up_to_date(

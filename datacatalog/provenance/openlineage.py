@@ -11,8 +11,9 @@ Run ids
     reset, a ``retry`` of a failed job or a ``rerun`` (:mod:`datacatalog.jobs.executions`).
 
 Life-cycle (read from the job's history)
-    ``run`` from CREATED → START; ``finish`` → COMPLETE; ``fail`` → FAIL (with the
-    ``errorMessage`` facet); ``reset`` of a running job → ABORT. The terminal events
+    ``run`` from CREATED, ``retry`` and ``rerun`` (a new execution) → START; ``finish``
+    → COMPLETE; ``fail`` → FAIL (with the ``errorMessage`` facet); ``reset`` of a running
+    job → ABORT. The terminal events
     are final: a later ``fail`` of the same execution sends nothing. ``indexed`` (the
     outputs are catalogued) → OTHER, carrying the outputs, since a COMPLETE sent at
     ``finish`` may predate indexing.

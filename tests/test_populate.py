@@ -353,3 +353,19 @@ def test_a_workflow_is_checked_before_anything_is_written(world: World) -> None:
         world.populate(workflow=per_entity, workflow_inputs={"colour": "red"})
     with writes_nothing(world.store), pytest.raises(InvalidRequestError, match="one of"):
         world.populate(workflow=per_entity, execute=Calls())
+
+
+def test_an_unexpected_error_starts_nothing_more_and_is_raised(world: World) -> None:
+    def broken(job: Any) -> Any:
+        raise ZeroDivisionError("a bug")
+
+    started: list[PopulateRun] = []
+
+    def bug_in_first(run: PopulateRun) -> None:
+        started.append(run)
+        run._run_one = broken  # type: ignore[method-assign]
+
+    with pytest.raises(ZeroDivisionError):
+        world.populate(execute=Calls(), workers=1, on_start=bug_in_first)
+    assert started[0].stopping
+    assert world.states() == Counter({"CREATED": 6})  # planned, nothing ran

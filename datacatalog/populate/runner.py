@@ -165,6 +165,7 @@ class PopulateRun:
         if_stale: ``error`` (count stale jobs, run nothing) or ``rerun``.
         max_failures: Start no new job after this many failed.
         on_outcome: Called with each job's outcome as it is known (from slot threads).
+        workflow: A workflow to run once per job instead of ``work``.
     """
 
     def __init__(
@@ -186,7 +187,9 @@ class PopulateRun:
     ) -> None:
         check_options(if_stale=if_stale, max_failures=max_failures)
         if work is None and workflow is None and not plan.dry_run:
-            raise InvalidRequestError("populate needs work to run: a command or a callable")
+            raise InvalidRequestError(
+                "populate needs work to run: a command, a callable or a workflow"
+            )
         self.catalog = catalog
         self.plan = plan
         self.backend = backend
@@ -209,14 +212,17 @@ class PopulateRun:
 
     # -- control ---------------------------------------------------------------------------
 
-    def stop(self, reason: str = "stopped") -> None:
-        """Start nothing more; cancel the running jobs (they fail with reason ``cancelled``)."""
+    def stop(self, reason: str = "stopped", *, cancel: bool = True) -> None:
+        """Start nothing more; cancel the running jobs (they fail with reason ``cancelled``).
+
+        With ``cancel=False`` the running jobs are left to end by themselves.
+        """
         with self._lock:
             if self._stopped is None:
                 self._stopped = reason
             self._stop.set()
-            drivers = list(self._drivers)
-            runners = list(self._runners)
+            drivers = list(self._drivers) if cancel else []
+            runners = list(self._runners) if cancel else []
         for driver in drivers:
             driver.cancel()
         for runner in runners:
@@ -240,7 +246,12 @@ class PopulateRun:
         ) as pool:
             futures = [pool.submit(self._slot, one, job) for job in jobs]
             for i, future in enumerate(futures):
-                results[i] = future.result()
+                while True:
+                    try:
+                        results[i] = future.result()
+                        break
+                    except KeyboardInterrupt:  # Ctrl-C in a program calling populate
+                        self.stop("SIGINT")
         outcomes = tuple(r for r in results if r is not None)
         found = self.plan.pipeline
         return PopulateReport(
@@ -262,6 +273,10 @@ class PopulateRun:
                 result = one(job)
             except DataCatalogError as exc:  # the catalog refused or failed for this job
                 result = _outcome(job, "failed", job.state, reason=exc.code, message=str(exc))
+            except BaseException:
+                # Unexpected: start nothing more (the others end as "not_started") and say it.
+                self.stop("error", cancel=False)
+                raise
         if result.outcome == "failed":
             with self._lock:
                 self._failures += 1

@@ -228,8 +228,8 @@ def test_store_calls_do_not_grow_with_entities_or_jobs(
     large = calls_for(30, tmp_path / "b")
     assert small == large
     # the pipeline by id; the selection (resolve, the samples, the named measurements);
-    # one aggregation; one read of the page's jobs
-    assert large == Counter({"find": 5, "aggregate": 1})
+    # two aggregations (jobs of one entity, jobs of several); one read of the page's jobs
+    assert large == Counter({"find": 5, "aggregate": 2})
 
 
 # -- the command line and the dashboard ------------------------------------------------------
@@ -340,3 +340,21 @@ def test_the_dashboard_page_refuses_hostile_input_clearly(
     assert "<script>alert" not in page.text and "<img src=x" not in page.text
     if page.status_code != 200:
         assert 'class="problem"' in page.text
+
+
+def test_a_newer_job_of_several_entities_replaces_an_entitys_own(
+    store: Store, tmp_path: Path
+) -> None:
+    w = make_world(store, tmp_path, samples=3)
+    own = w.job("tests.coverage", "s00")
+    w.finish(own)
+    shared = w.catalog.jobs.create(
+        w.catalog.jobs.plan(pipeline="tests.coverage", metadata={"sample_id": ["s00", "s01"]}),
+        setup_archive_path=False,
+    )[0]
+    result = w.catalog.jobs.coverage(
+        pipelines="tests.coverage", metadata={"experiment_id": "E"}, level="sample"
+    )
+    assert result.counts == ({"CREATED": 2, "missing": 1},)
+    cells = [r.cells[0].job if r.cells[0] else None for r in result.rows]
+    assert cells == [shared.uuid, shared.uuid, None]

@@ -6,15 +6,17 @@ their jobs, each cell the state of the entity's job there (the newest one, when 
 jobs of one column name the entity), with the count of cells per state and per column,
 and the entities no job covers yet (``missing``).
 
-Cost, whatever the number of jobs: the counts are one aggregation on the server (jobs
-of the pipelines naming a selected entity, grouped by column and state; only the
-groups travel), and a page of rows is one read of the jobs naming that page's entities.
+Cost, whatever the number of jobs: the counts are two aggregations on the server (the
+jobs of one entity grouped by column and state as they are, and the rare jobs of
+several entities cell by cell; only the groups travel), and a page of rows is one read
+of the jobs naming that page's entities.
 Columns are told apart by the canonical JSON of their parameters (two stored key
 orders of one parameter set are one column).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -174,7 +176,7 @@ def coverage(
     by_uuid = {p.uuid: p for p in pipelines}
     wanted = None if parameters is None else canonical_json(dict(parameters))
     entity_uuids = selection.uuids
-    groups = store.aggregate("job", _count_stages(list(by_uuid), entity_uuids))
+    tally = _tally(store, list(by_uuid), entity_uuids)
 
     columns: dict[tuple[str, str], Column] = {}
     counts: dict[tuple[str, str], dict[str, int]] = {}
@@ -182,14 +184,13 @@ def coverage(
         for pipeline in pipelines:
             column = Column(pipeline.uuid, pipeline.id, dict(parameters))
             columns[column.key] = column
-    for group in groups:
-        ident = group["column"]
-        column = Column(ident["p"], by_uuid[ident["p"]].id, dict(ident.get("d") or {}))
-        if wanted is not None and column.key[1] != wanted:
+    for (pipeline_uuid, data_json, state), n in tally.items():
+        if wanted is not None and data_json != wanted:
             continue
+        column = Column(pipeline_uuid, by_uuid[pipeline_uuid].id, json.loads(data_json))
         columns.setdefault(column.key, column)
         per_state = counts.setdefault(column.key, {})
-        per_state[ident["s"]] = per_state.get(ident["s"], 0) + int(group["n"])
+        per_state[state] = per_state.get(state, 0) + n
     order = sorted(columns, key=lambda k: (columns[k].pipeline_id, k[1]))
     column_counts = []
     for key in order:
@@ -211,34 +212,98 @@ def coverage(
     )
 
 
-def _count_stages(pipeline_uuids: list[str], entity_uuids: list[str]) -> list[dict[str, Any]]:
-    """Cells per (pipeline, parameters, state): the newest job of each cell counts."""
+def _tally(
+    store: Store, pipeline_uuids: list[str], entity_uuids: list[str]
+) -> dict[tuple[str, str, str], int]:
+    """Cells per (pipeline, canonical parameters, state).
+
+    A job for one entity is one cell (its pipeline, parameters and entity make its
+    identity): those are counted by one aggregation that groups them as they are. Jobs
+    for several entities are rare; each names one cell per selected entity, which a job
+    for that entity alone, or another of them, may name too: the newest job of a cell
+    counts. They are resolved cell by cell: one aggregation, and one read of the
+    single-entity jobs in their cells (only when there are any).
+    """
     within = {"$in": entity_uuids}
-    return [
+    match = {"pipeline_uuid": {"$in": pipeline_uuids}, "child_of": within, "_visible": True}
+    tally: dict[tuple[str, str, str], int] = {}
+    singles = store.aggregate(
+        "job",
+        [
+            {"$match": {**match, "child_of.1": {"$exists": False}}},
+            {
+                "$group": {
+                    "_id": {"p": "$pipeline_uuid", "d": "$data", "s": "$state"},
+                    "n": {"$sum": 1},
+                }
+            },
+            {"$project": {"column": "$_id", "n": 1}},  # the store's results drop _id
+        ],
+    )
+    for group in singles:
+        ident = group["column"]
+        key = (ident["p"], canonical_json(ident.get("d") or {}), ident["s"])
+        tally[key] = tally.get(key, 0) + int(group["n"])
+    shared = store.aggregate(
+        "job",
+        [
+            {"$match": {**match, "child_of.1": {"$exists": True}}},
+            {
+                "$project": {
+                    "_id": 0,
+                    "p": "$pipeline_uuid",
+                    "d": "$data",
+                    "s": "$state",
+                    "e": "$child_of",
+                    "c": "$_properties.created_date",
+                }
+            },
+            {"$unwind": "$e"},
+            {"$match": {"e": within}},
+            {"$sort": {"c": 1}},
+            {
+                "$group": {
+                    "_id": {"p": "$p", "d": "$d", "e": "$e"},
+                    "s": {"$last": "$s"},
+                    "c": {"$last": "$c"},
+                }
+            },
+            {"$project": {"cell": "$_id", "s": 1, "c": 1}},
+        ],
+    )
+    if not shared:
+        return tally
+    newest: dict[tuple[str, str, str], tuple[Any, str]] = {}
+    for row in shared:
+        cell = row["cell"]
+        key = (cell["p"], canonical_json(cell.get("d") or {}), cell["e"])
+        if key not in newest or newest[key][0] < row["c"]:
+            newest[key] = (row["c"], row["s"])
+    alone = store.find(
+        "job",
         {
-            "$match": {
-                "pipeline_uuid": {"$in": pipeline_uuids},
-                "child_of": within,
-                "_visible": True,
-            }
+            "pipeline_uuid": {"$in": pipeline_uuids},
+            "child_of": {"$in": sorted({k[2] for k in newest})},
+            "child_of.1": {"$exists": False},
+            "_visible": True,
         },
-        {
-            "$project": {
-                "_id": 0,
-                "p": "$pipeline_uuid",
-                "d": "$data",
-                "s": "$state",
-                "e": "$child_of",
-                "c": "$_properties.created_date",
-            }
-        },
-        {"$unwind": "$e"},
-        {"$match": {"e": within}},
-        {"$sort": {"c": 1}},
-        {"$group": {"_id": {"p": "$p", "d": "$d", "e": "$e"}, "s": {"$last": "$s"}}},
-        {"$group": {"_id": {"p": "$_id.p", "d": "$_id.d", "s": "$s"}, "n": {"$sum": 1}}},
-        {"$project": {"column": "$_id", "n": 1}},  # the store's results drop _id
-    ]
+        projection={"pipeline_uuid": 1, "data": 1, "state": 1, "child_of": 1,
+                    "_properties.created_date": 1},
+    )  # fmt: skip
+    for doc in alone:
+        key = (doc["pipeline_uuid"], canonical_json(doc.get("data") or {}), doc["child_of"][0])
+        if key not in newest:
+            continue
+        date, state = newest[key]
+        if doc["_properties"]["created_date"] >= date:
+            del newest[key]  # the job for the entity alone is the newer: counted already
+        else:  # the shared job is newer: the entity's own job no longer counts
+            counted = (key[0], key[1], doc["state"])
+            tally[counted] -= 1
+    for (pipeline_uuid, data_json, _entity), (_date, state) in newest.items():
+        counted = (pipeline_uuid, data_json, state)
+        tally[counted] = tally.get(counted, 0) + 1
+    return {k: n for k, n in tally.items() if n > 0}
 
 
 def _rows(

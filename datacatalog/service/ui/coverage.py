@@ -3,7 +3,7 @@
 ``/coverage?pipeline=P[,P2]&under=experiment&ids=E&level=sample[&data=JSON][&offset=N]``
 draws one row per selected entity and one column per pipeline and parameter set, each
 cell the entity's job (its state, linking to the job), and the cells per state of each
-column. The counts are one aggregation on the server and a page of rows one read
+column. The counts are two aggregations on the server and a page of rows one read
 (:mod:`datacatalog.jobs.coverage`), so the page stays quick over many jobs.
 """
 

@@ -14,6 +14,8 @@ Outputs are not indexed in these lanes (``index=False``, ``index_outputs=False``
 no-op writes nothing. Then, on N finished jobs with one indexed file each, the cost of
 the up-to-date check (:func:`datacatalog.jobs.reruns.decide`: the job read, its file
 records read, each file hashed again) against the bare read of the job's file records.
+With ``--coverage SAMPLES``, the time of ``catalog.jobs.coverage`` over SAMPLES samples
+and 5 parameter sets (5 x SAMPLES jobs).
 
 Every command each lane's client sends is counted (``CommandCounter``), so the table
 shows database round trips per job next to the times. Run it alone with
@@ -194,6 +196,53 @@ def _up_to_date(catalog: Catalog, result: Result, counter: CommandCounter, round
         result.add(lane, seconds, counter.total / len(uuids))
 
 
+@dataclass
+class CoverageResult:
+    """Seconds per coverage call (counts and the first page of rows), and its round trips."""
+
+    samples: int
+    sets: int
+    seconds: list[float] = field(default_factory=list)
+    trips: int = 0
+
+
+def measure_coverage(uri: str, samples: int, sets: int, *, repeats: int = 3) -> CoverageResult:
+    """Coverage of ``samples`` samples against ``sets`` parameter sets of one pipeline."""
+    from datacatalog.populate.planning import plan
+    from datacatalog.selection import select
+
+    result = CoverageResult(samples, sets)
+    counter = CommandCounter(active=False)
+    client: MongoClient[dict[str, Any]] = MongoClient(uri, event_listeners=[counter])
+    database = f"bench_coverage_{uuid.uuid4().hex[:8]}"
+    try:
+        with tempfile.TemporaryDirectory() as data_dir:
+            settings = Settings.load(env={}, data_dir=Path(data_dir), secret=SECRET)
+            catalog = Catalog(connect(client[database]), settings=settings)
+            catalog.pipelines.register(PIPELINE)
+            catalog.metadata.load(_metadata(samples))
+            selection = select(catalog.store, level="sample", experiment_id="bench.E")
+            for k in range(sets):
+                plan(
+                    catalog.jobs, pipeline=PIPELINE["id"], selection=selection, parameters={"k": k}
+                )
+            for _ in range(repeats):
+                counter.counts.clear()
+                counter.active = True
+                start = time.perf_counter()
+                found = catalog.jobs.coverage(
+                    pipelines=PIPELINE["id"], metadata={"experiment_id": "bench.E"}, level="sample"
+                )
+                result.seconds.append(time.perf_counter() - start)
+                counter.active = False
+                result.trips = counter.total
+                assert sum(found.totals.values()) == samples * sets
+    finally:
+        client.drop_database(database)
+        client.close()
+    return result
+
+
 def table(result: Result, where: str) -> str:
     """The printed result (medians over the rounds)."""
     lines = [
@@ -239,12 +288,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--coverage", type=int, default=0, metavar="SAMPLES",
+        help="also time coverage of SAMPLES samples against 5 parameter sets",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if min(args.jobs, args.workers, args.repeats) < 1:
         parser.error("--jobs, --workers and --repeats must be positive")
     with server_uri() as (uri, where):
         result = measure(uri, args.jobs, workers=args.workers, repeats=args.repeats)
+        covered = measure_coverage(uri, args.coverage, 5) if args.coverage else None
     print(table(result, where))
+    if covered is not None:
+        print(
+            f"\ncoverage of {covered.samples:,} samples x {covered.sets} parameter sets "
+            f"({covered.samples * covered.sets:,} jobs): median "
+            f"{median(covered.seconds):.2f} s, {covered.trips} round trips"
+        )
     return 0
 
 

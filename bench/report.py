@@ -19,7 +19,8 @@ each figure the median of ``--repeats`` interleaved rounds with its spread:
   a local Dask cluster, against calling them and against submitting them to Dask by hand;
 * populate (``bench_populate.measure``): 1,000 no-op jobs on threads and on a local Dask
   cluster, against the same jobs made and run one by one through the stage driver; the
-  up-to-date check per job against the bare read of its file records.
+  up-to-date check per job against the bare read of its file records; coverage of
+  20,000 samples against 100,000 jobs.
 
 Usage::
 
@@ -423,6 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             uri, 200 if args.quick else 1000, workers=2, repeats=args.repeats
         )
         print(bench_populate.table(populated, "the report's server"), end="\n\n")
+        covered = bench_populate.measure_coverage(uri, 2000 if args.quick else 20000, 5)
     # Plots sit beside the report: indexing.png and events.png for RESULTS.md, the
     # report's name as a prefix for any other (RESULTS-quick-indexing.png).
     prefix = "" if args.output.name == "RESULTS.md" else f"{args.output.stem}-"
@@ -516,6 +518,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{median(ran.dask_ratios()):.2f} | {median(ran.dask_trips):.3f} per task |"
     )
     lines += populate_rows(populated)
+    lines.append(
+        f"| coverage, {covered.samples:,} samples x {covered.sets} parameter sets "
+        f"({covered.samples * covered.sets:,} jobs) | {spread_seconds(covered.seconds)} s | | | "
+        f"{covered.trips} |"
+    )
     lines += goals(indexing, evented, created, served, started)
     lines += later_goals(walked, ran)
     lines += [

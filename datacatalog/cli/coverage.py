@@ -53,11 +53,16 @@ def selection_options(func: F) -> F:
             type=click.Choice(LEVELS),
             help="The level selected under the ids given (default: those entities).",
         ),
-        click.option("--measurement-id", multiple=True, metavar="ID", help="Measurement id/UUID."),
-        click.option("--sample-id", multiple=True, metavar="ID", help="Sample id or UUID."),
-        click.option("--experiment-id", multiple=True, metavar="ID", help="Experiment id/UUID."),
         click.option(
-            "--experiment-design-id", multiple=True, metavar="ID", help="Design id or UUID."
+            "--measurement-id", multiple=True, metavar="ID", help="Measurement id or UUID."
+        ),
+        click.option("--sample-id", multiple=True, metavar="ID", help="Sample id or UUID."),
+        click.option("--experiment-id", multiple=True, metavar="ID", help="Experiment id or UUID."),
+        click.option(
+            "--experiment-design-id",
+            multiple=True,
+            metavar="ID",
+            help="Experiment design id or UUID.",
         ),
     ]
     for option in options:
@@ -100,7 +105,7 @@ def coverage(
     """Which selected entities have a job of PIPELINE, and in which state.
 
     Select entities with one kind of id (repeat it for a list) and, optionally, the
-    level below them: ``--experiment-id E --level sample`` is every sample of E.
+    level below them: --experiment-id E --level sample is every sample of E.
     """
     result = app.catalog.jobs.coverage(
         pipelines=list(pipelines),

@@ -140,10 +140,10 @@ def populate(
     """Run PIPELINE on every selected entity whose job is missing, failed or not done.
 
     Select entities with one kind of id (repeat it for a list) and the level below
-    them (``--experiment-id E --level measurement``). COMMAND (after --) runs once per
+    them (--experiment-id E --level measurement). COMMAND (after --) runs once per
     job, with the job and its entity in its environment (DATACATALOG_JOB_UUID,
-    DATACATALOG_ARCHIVE_PATH, DATACATALOG_ENTITY_ID ...) and ``{entity_id}`` in its
-    arguments replaced.
+    DATACATALOG_ARCHIVE_PATH, DATACATALOG_ENTITY_ID ...) and {entity_id} in its
+    arguments replaced. Jobs that are up to date are skipped; failed ones run again.
     """
     from datacatalog.populate import Command, check_command
     from datacatalog.populate import populate as run_populate

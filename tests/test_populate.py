@@ -369,3 +369,24 @@ def test_an_unexpected_error_starts_nothing_more_and_is_raised(world: World) -> 
         world.populate(execute=Calls(), workers=1, on_start=bug_in_first)
     assert started[0].stopping
     assert world.states() == Counter({"CREATED": 6})  # planned, nothing ran
+
+
+def test_the_populate_document_runs_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import re
+
+    for name in list(os.environ):
+        if name.startswith("DATACATALOG_") and name != "DATACATALOG_LOCAL_ENGINE":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATACATALOG_DATA_DIR", str(tmp_path / "data"))
+    doc = Path(__file__).resolve().parent.parent / "docs" / "populate.md"
+    # the first Python block (the one after it needs a SLURM cluster)
+    block = re.findall(
+        r"^```python\n(.*?)^```$", doc.read_text(encoding="utf-8"), flags=re.DOTALL | re.M
+    )[0]
+    for expected in ("{'ran': 2}", "{'up_to_date': 2}"):
+        exec(compile(block, "populate.md", "exec"), {"__name__": "populate_doc"})
+        printed = capsys.readouterr().out
+        assert expected in printed and "{'FINISHED': 2, 'missing': 0}" in printed

@@ -171,19 +171,22 @@ def test_two_populates_with_three_failing_jobs(on_server: Any, round_: int) -> N
         assert report["failed"] is True
 
 
-def test_sigterm_stops_cleanly_and_a_second_populate_completes_the_rest(on_server: Any) -> None:
-    runner = on_server("sigterm", 6)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_cleanly_and_a_second_populate_completes_the_rest(
+    on_server: Any, signum: signal.Signals
+) -> None:
+    runner = on_server(f"signal{int(signum)}", 6)
     process = runner.start(*runner.default_args("--workers", "1"), env={"HANG_ID": "s0002"})
     deadline = time.monotonic() + PROCESS_WAIT
     while "s0002" not in runner.executions():
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()
         time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=PROCESS_WAIT)
-    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert process.returncode == 128 + signum, stderr
     report = json.loads(stdout)
     assert report["counts"] == {"ran": 2, "cancelled": 1, "not_started": 3}
-    assert report["stopped"] == "SIGTERM"
+    assert report["stopped"] == signum.name
     jobs = runner.jobs()
     assert not [j for j in jobs if j["state"] == "RUNNING" or j.get("lease") is not None]
     assert Counter(j["state"] for j in jobs) == Counter({"FINISHED": 2, "FAILED": 1, "CREATED": 3})

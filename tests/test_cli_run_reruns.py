@@ -7,6 +7,7 @@ how many times it ran. Runs on the embedded catalog and on the real server (``dc
 from __future__ import annotations
 
 import json
+import signal
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from datacatalog.clock import utc_now
 from tests import test_cli_run as shared
-from tests.test_cli_run import SAMPLE, Runner, only_job
+from tests.test_cli_run import PROCESS_WAIT, SAMPLE, Runner, only_job, wait_for
 
 # The fixture of test_cli_run, made visible here by name.
 dc_any = shared.dc_any
@@ -90,6 +91,28 @@ def test_a_failed_job_runs_again_and_its_leftover_is_not_indexed(
     ]  # fmt: skip
     fail = next(e for e in history if e.name == "fail")
     assert fail.data["error"]["details"]["exit_code"] == 3  # the failure stays on record
+
+
+def test_a_cancelled_run_runs_again(dc_any: Runner, tmp_path: Path) -> None:
+    counter, started = tmp_path / "executions", tmp_path / "started"
+    # The first execution waits to be cancelled; the second one finishes.
+    waits = f'if [ "$(wc -l < "{counter}")" -eq 1 ]; then echo $$ > "{started}"; sleep 60; fi'
+    process = dc_any.start(*line(counter, extra=f"; {waits}"))
+    wait_for(started)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=PROCESS_WAIT)
+    assert process.returncode == 128 + signal.SIGTERM
+    job, history, _ = only_job(dc_any)
+    assert job.state == "FAILED"
+    assert next(e for e in history if e.name == "fail").data["reason"] == "cancelled"
+    again = dc_any(*line(counter, extra=f"; {waits}"))
+    assert again.returncode == 0, again.stderr
+    assert runs(counter) == 2
+    _, history, files = only_job(dc_any)
+    assert [e.name for e in history if e.name != "update"][-4:] == [
+        "retry", "finish", "index", "indexed",
+    ]  # fmt: skip
+    assert [Path(f.name).name for f in files] == ["counts.csv"]
 
 
 def test_a_changed_output_byte_is_stale_named_and_refused_unless_asked(

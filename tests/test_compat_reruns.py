@@ -6,17 +6,20 @@ Every test runs on both engines through the ``store`` fixture.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from datacatalog.clock import utc_now
 from datacatalog.errors import (
     ActiveExecutionsError,
     InvalidTransitionError,
     StaleOutputsError,
     UnauthorizedError,
 )
+from datacatalog.jobs.reruns import Outcome
 from datacatalog.managers.pipelinejobs import ManagedPipelineJob, ManagedPipelineJobInstance
 from datacatalog.settings import Settings
 from datacatalog.store import Store
@@ -125,15 +128,38 @@ def test_a_job_held_by_a_live_driver_is_refused(agent: Pipeline) -> None:
     assert job.refresh().state == "CREATED"
 
 
-@pytest.mark.parametrize("how", ["retire", "reset"])
-def test_retired_and_reset_jobs_are_refused(agent: Pipeline, how: str) -> None:
+def test_a_lapsed_lease_is_taken_over(agent: Pipeline) -> None:
+    job = agent.job()
+    job.run({"driver": "driver-dead"})
+    expired = utc_now() - timedelta(minutes=1)
+    lease = {
+        "holder": "driver-dead", "kind": "driver", "host": "node-gone", "pid": 4242,
+        "since": expired, "renewed": expired, "expires": expired, "ttl": 30.0,
+        "taken_over": None,
+    }  # fmt: skip
+    job.store.update("job", {"uuid": job.uuid}, {"$set": {"lease": lease}})
+    again = agent.job().run({"driver": "driver-new"})
+    assert again.decision is not None and again.decision.outcome is Outcome.TAKE_OVER
+    assert again.state == "RUNNING"
+    (execution,) = again.catalog.jobs.executions(again.uuid)
+    assert execution.taken_over_from == ("driver-dead",)
+
+
+@pytest.mark.parametrize("how", ["retire", "reset", "delete"])
+def test_retired_reset_and_deleted_jobs_are_refused(agent: Pipeline, how: str) -> None:
     job = agent()
+    admin = job.catalog.jobs.admin_token()
     if how == "retire":
         job.retire()
+    elif how == "reset":
+        job.reset(token=admin, ready=False)
     else:
-        job.reset(token=job.catalog.jobs.admin_token(), ready=False)
-    with pytest.raises(InvalidTransitionError, match="RETIRED" if how == "retire" else "ready"):
-        agent.job().run(force=True)
+        job.delete(token=admin)
+    word = {"retire": "RETIRED", "reset": "ready", "delete": "undelete"}[how]
+    for force in (False, True):
+        with pytest.raises(InvalidTransitionError, match=word):
+            agent.job().run(force=force)
+    assert agent.executions == 1
 
 
 def test_reset_and_ready_still_re_arm_a_job(agent: Pipeline) -> None:

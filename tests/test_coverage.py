@@ -7,7 +7,9 @@ entities and jobs (counted here, so a per-row query cannot creep in).
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -192,7 +194,6 @@ def test_the_newest_job_of_a_cell_counts(store: Store, tmp_path: Path) -> None:
             InvalidRequestError,
             "holds no sample",
         ),
-        ({"pipelines": [], "metadata": {"experiment_id": "E"}}, InvalidRequestError, "pipeline"),
     ],
 )
 def test_bad_input_is_one_clear_error_and_writes_nothing(
@@ -358,3 +359,26 @@ def test_a_newer_job_of_several_entities_replaces_an_entitys_own(
     assert result.counts == ({"CREATED": 2, "missing": 1},)
     cells = [r.cells[0].job if r.cells[0] else None for r in result.rows]
     assert cells == [shared.uuid, shared.uuid, None]
+
+
+def test_without_pipelines_every_pipeline_with_a_job_there_is_a_column(world: World) -> None:
+    result = world.catalog.jobs.coverage(metadata={"experiment_id": "E"}, level="sample")
+    assert [c.label for c in result.columns] == [
+        'tests.coverage {"k":2}',
+        "tests.coverage",
+        "tests.other",
+    ]
+    measured = world.catalog.jobs.coverage(metadata={"experiment_id": "E"}, level="measurement")
+    assert measured.columns == () and measured.entity_count == 8
+
+
+def test_an_entity_page_links_to_the_coverage_of_its_children(world: World) -> None:
+    experiment = world.catalog.metadata.get("experiment", "E")
+    with TestClient(create_app(world.catalog)) as client:
+        page = client.get(f"/ui/metadata/{experiment.uuid}")
+        assert page.status_code == 200
+        link = re.search(r'href="([^"]*/coverage\?[^"]*)" data-coverage', page.text)
+        assert link is not None
+        target = client.get(html.unescape(link.group(1)))
+    assert target.status_code == 200
+    assert target.text.count('<tr data-entity="') == 4

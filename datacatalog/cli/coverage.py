@@ -102,13 +102,13 @@ def coverage(
     offset: int,
     **ids: tuple[str, ...],
 ) -> None:
-    """Which selected entities have a job of PIPELINE, and in which state.
+    """Which selected entities have a job of PIPELINE (or of any), and in which state.
 
     Select entities with one kind of id (repeat it for a list) and, optionally, the
     level below them: --experiment-id E --level sample is every sample of E.
     """
     result = app.catalog.jobs.coverage(
-        pipelines=list(pipelines),
+        pipelines=list(pipelines) or None,
         metadata=metadata_arguments(ids),
         level=level,
         parameters=data,
@@ -123,7 +123,7 @@ def render(console: Console, result: Coverage) -> None:
     selection = result.selection
     console.print(f"Coverage of {len(selection.entities)} {escape(selection.describe())}")
     if not result.columns:
-        names = ", ".join(sorted({c for c in result.pipeline_ids}))
+        names = ", ".join(sorted(set(result.pipeline_ids))) or "any pipeline"
         console.print(f"[dim]no job of {escape(names)} names any of them yet[/dim]")
         return
     matrix = Table()

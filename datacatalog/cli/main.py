@@ -96,7 +96,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "coverage": LazyCommand(
         "datacatalog.cli.coverage",
         "coverage",
-        "Which selected entities have a job of PIPELINE, and in which state.",
+        "Which selected entities have a job of PIPELINE (or of any), and in which state.",
     ),
     "workflows": LazyCommand(
         "datacatalog.cli.workflows",

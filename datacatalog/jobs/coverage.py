@@ -157,7 +157,8 @@ def coverage(
 
     Args:
         store: The catalog's store.
-        pipelines: One or more pipelines (one column each per parameter set).
+        pipelines: The pipelines (one column each per parameter set); none gives a
+            matrix with no columns.
         selection: The entities (rows).
         parameters: Only the jobs with exactly these parameters (one column per
             pipeline); None: every parameter set found.
@@ -165,10 +166,8 @@ def coverage(
         limit: Rows in the page (at most :data:`MAX_ROWS`).
 
     Raises:
-        InvalidRequestError: No pipeline, or a bad offset or limit.
+        InvalidRequestError: A bad offset or limit.
     """
-    if not pipelines:
-        raise InvalidRequestError("coverage needs at least one pipeline")
     if offset < 0 or not 0 < limit <= MAX_ROWS:
         raise InvalidRequestError(
             f"offset must be >= 0 and limit within 1-{MAX_ROWS}, not {offset} and {limit}"
@@ -212,6 +211,19 @@ def coverage(
     )
 
 
+def pipelines_on(store: Store, selection: Selection) -> list[str]:
+    """The UUIDs of the pipelines with a job naming a selected entity (one aggregation)."""
+    found = store.aggregate(
+        "job",
+        [
+            {"$match": {"child_of": {"$in": selection.uuids}, "_visible": True}},
+            {"$group": {"_id": "$pipeline_uuid"}},
+            {"$project": {"pipeline": "$_id"}},  # the store's results drop _id
+        ],
+    )
+    return sorted(str(d["pipeline"]) for d in found)
+
+
 def _tally(
     store: Store, pipeline_uuids: list[str], entity_uuids: list[str]
 ) -> dict[tuple[str, str, str], int]:
@@ -224,9 +236,11 @@ def _tally(
     counts. They are resolved cell by cell: one aggregation, and one read of the
     single-entity jobs in their cells (only when there are any).
     """
+    tally: dict[tuple[str, str, str], int] = {}
+    if not pipeline_uuids:
+        return tally
     within = {"$in": entity_uuids}
     match = {"pipeline_uuid": {"$in": pipeline_uuids}, "child_of": within, "_visible": True}
-    tally: dict[tuple[str, str, str], int] = {}
     singles = store.aggregate(
         "job",
         [
@@ -310,8 +324,8 @@ def _rows(
     store: Store, page: Sequence[Entity], columns: list[Column], pipeline_uuids: list[str]
 ) -> tuple[Row, ...]:
     """The page's rows: one read of the jobs naming its entities."""
-    if not page:
-        return ()
+    if not page or not pipeline_uuids:
+        return tuple(Row(e, ()) for e in page)
     index = {c.key: i for i, c in enumerate(columns)}
     on_page = {e.uuid for e in page}
     docs = store.find(

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from datacatalog.freeform import check_object
 from datacatalog.jobs.admin import JobAdmin
-from datacatalog.jobs.coverage import Coverage, coverage
+from datacatalog.jobs.coverage import Coverage, coverage, pipelines_on
 from datacatalog.jobs.credentials import Credentials
 from datacatalog.jobs.events import EventApplier
 from datacatalog.jobs.executions import Execution, executions
@@ -278,8 +278,8 @@ class JobService:
     def coverage(
         self,
         *,
-        pipelines: str | Sequence[str],
         metadata: Mapping[str, str | Sequence[str] | None],
+        pipelines: str | Sequence[str] | None = None,
         level: str | None = None,
         parameters: Mapping[str, Any] | None = None,
         offset: int = 0,
@@ -288,15 +288,18 @@ class JobService:
         """Which selected entities have a job of ``pipelines``, in which state.
 
         ``metadata`` names the entities (one kind, e.g. ``{"experiment_id": "E"}``) and
-        ``level`` the level below them to report on (default: those entities); see
+        ``level`` the level below them to report on (default: those entities);
+        ``pipelines`` None (or empty) stands for every pipeline with a job on them. See
         :func:`datacatalog.jobs.coverage.coverage` for the rest.
         """
-        names = [pipelines] if isinstance(pipelines, str) else list(pipelines)
+        names = [pipelines] if isinstance(pipelines, str) else list(pipelines or [])
         check_level(level)
         found = [self.pipelines.get(name) for name in names]
         if parameters is not None:
             parameters = check_object(parameters, where="parameters")
         selection = select(self.store, level=level, metadata=self.metadata, **dict(metadata))
+        if not names:
+            found = [self.pipelines.get(u) for u in pipelines_on(self.store, selection)]
         return coverage(
             self.store,
             pipelines=list({p.uuid: p for p in found}.values()),

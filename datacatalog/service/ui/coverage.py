@@ -1,7 +1,8 @@
 """The dashboard's coverage page: a metadata selection against pipelines and parameter sets.
 
-``/coverage?pipeline=P[,P2]&under=experiment&ids=E&level=sample[&data=JSON][&offset=N]``
-draws one row per selected entity and one column per pipeline and parameter set, each
+``/coverage?under=experiment&ids=E&level=sample[&pipeline=P[,P2]][&data=JSON][&offset=N]``
+draws one row per selected entity and one column per pipeline (by default every one with
+a job on them) and parameter set, each
 cell the entity's job (its state, linking to the job), and the cells per state of each
 column. The counts are two aggregations on the server and a page of rows one read
 (:mod:`datacatalog.jobs.coverage`), so the page stays quick over many jobs.
@@ -36,7 +37,7 @@ def coverage_routes(catalog: Catalog, pages: Pages) -> APIRouter:
         params = dict(request.query_params)
         problem: DataCatalogError | None = None
         result: Coverage | None = None
-        if params.get("pipeline") or params.get("ids"):
+        if params.get("ids"):
             try:
                 result = catalog.jobs.coverage(**_arguments(params))
             except DataCatalogError as exc:
@@ -62,8 +63,6 @@ def coverage_routes(catalog: Catalog, pages: Pages) -> APIRouter:
 def _arguments(params: Mapping[str, str]) -> dict[str, Any]:
     """The page's query parameters as arguments of ``catalog.jobs.coverage``."""
     pipelines = [p for p in params.get("pipeline", "").replace(",", " ").split() if p]
-    if not pipelines:
-        raise InvalidRequestError("choose a pipeline")
     under = params.get("under") or "experiment"
     if under not in LEVELS:
         raise InvalidRequestError(f"unknown kind {under!r}; choose one of {', '.join(LEVELS)}")
@@ -83,7 +82,7 @@ def _arguments(params: Mapping[str, str]) -> dict[str, Any]:
     except ValueError:
         raise InvalidRequestError("offset must be a whole number") from None
     return {
-        "pipelines": pipelines,
+        "pipelines": pipelines or None,
         "metadata": {ID_FIELDS[under]: ids},
         "level": params.get("level") or None,
         "parameters": data,

@@ -14,7 +14,9 @@ For every planned job, in one of ``backend.slots`` slots at a time:
   never run again here (a FAILED job is run again only when it was FAILED as planned
   and nothing happened to it since). Then the driver starts (taking its own lease
   again only renews it), and the re-run decision under the lease picks ``run``,
-  ``retry`` or a take-over.
+  ``retry`` or a take-over;
+* with a workflow as the work, a workflow runner takes the driver's place (the lease is
+  taken first for its execution id, in the same way; see :mod:`.workflows`).
 
 So two populates on one catalog, started at once, run each job exactly once between
 them: the second finds each job leased (held elsewhere) or already done.
@@ -71,7 +73,8 @@ FAILURES = frozenset({"failed", "cancelled"})
 DONE_STATES = frozenset(states.UP_TO_DATE_STATES)
 
 Work = Callable[..., Any]
-"""``work(task, cancelled=...)``: what runs for a job on the backend (see ``work.py``)."""
+"""``work(*arguments, task, cancelled=...)``: what runs for a job on the backend
+(:func:`datacatalog.populate.work.run_command`, :func:`~datacatalog.populate.work.call_function`)."""
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ DONE_STATES = frozenset(states.UP_TO_DATE_STATES)
 
 Work = Callable[..., Any]
 """``work(*arguments, task, cancelled=...)``: what runs for a job on the backend
-(:func:`datacatalog.populate.work.run_command`, :func:`~datacatalog.populate.work.call_function`)."""
+(``run_command`` or ``call_function`` of :mod:`datacatalog.populate.work`)."""
 
 
 @dataclass(frozen=True)

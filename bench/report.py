@@ -16,7 +16,11 @@ each figure the median of ``--repeats`` interleaved rounds with its spread:
 * lineage (``bench_lineage.measure``): walks of depth 10 up and down on synthetic
   catalogs of 1,000, 10,000 and 100,000 jobs, against the smallest;
 * the workflow runner (``bench_workflows.measure``): 1,000 no-op tasks on threads and on
-  a local Dask cluster, against calling them and against submitting them to Dask by hand.
+  a local Dask cluster, against calling them and against submitting them to Dask by hand;
+* populate (``bench_populate.measure``): 1,000 no-op jobs on threads and on a local Dask
+  cluster, against the same jobs made and run one by one through the stage driver; the
+  up-to-date check per job against the bare read of its file records; coverage of
+  20,000 samples against 100,000 jobs.
 
 Usage::
 
@@ -47,6 +51,7 @@ import bench_events
 import bench_indexing
 import bench_jobs
 import bench_lineage
+import bench_populate
 import bench_service
 import bench_workflows
 from command_counter import CommandCounter
@@ -360,6 +365,29 @@ WHY_LATER = {
 }
 
 
+def populate_rows(result: bench_populate.Result) -> list[str]:
+    """The populate lanes against the one-by-one lane, and the up-to-date check's cost."""
+    lines = []
+    base = result.seconds["one by one"]
+    for lane in ("populate, threads", "populate, Dask"):
+        lines.append(
+            f"| {lane} ({result.workers} workers), {result.jobs:,} no-op jobs | "
+            f"{spread_seconds(result.seconds[lane])} s | one by one through the driver "
+            f"{spread_seconds(base)} s ({median(result.trips['one by one']):.1f} per job) | "
+            f"{result.ratio(lane, 'one by one'):.2f} | {median(result.trips[lane]):.1f} per job |"
+        )
+    check, bare = "up-to-date check (sha256)", "bare read of the file records"
+    per_job = [s / result.jobs * 1000 for s in result.seconds[check]]
+    bare_ms = [s / result.jobs * 1000 for s in result.seconds[bare]]
+    lines.append(
+        f"| up-to-date check per job (1 indexed file) | {spread_seconds(per_job)} ms | bare "
+        f"read of its file records {spread_seconds(bare_ms)} ms | "
+        f"{result.ratio(check, bare):.2f} | "
+        f"{median(result.trips[check]):.1f} per job |"
+    )
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small sizes (make bench-quick)")
@@ -392,6 +420,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             uri, 200 if args.quick else 1000, workers=2, repeats=args.repeats
         )
         print(bench_workflows.table(ran, "the report's server"), end="\n\n")
+        populated = bench_populate.measure(
+            uri, 200 if args.quick else 1000, workers=2, repeats=args.repeats
+        )
+        print(bench_populate.table(populated, "the report's server"), end="\n\n")
+        covered = bench_populate.measure_coverage(uri, 2000 if args.quick else 20000, 5)
     # Plots sit beside the report: indexing.png and events.png for RESULTS.md, the
     # report's name as a prefix for any other (RESULTS-quick-indexing.png).
     prefix = "" if args.output.name == "RESULTS.md" else f"{args.output.stem}-"
@@ -483,6 +516,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"| workflow runner on Dask ({ran.workers} workers), {ran.tasks:,} no-op tasks | "
         f"{spread_seconds(ran.dask)} s | bare Dask {spread_seconds(ran.bare)} s | "
         f"{median(ran.dask_ratios()):.2f} | {median(ran.dask_trips):.3f} per task |"
+    )
+    lines += populate_rows(populated)
+    lines.append(
+        f"| coverage, {covered.samples:,} samples x {covered.sets} parameter sets "
+        f"({covered.samples * covered.sets:,} jobs) | {spread_seconds(covered.seconds)} s | | | "
+        f"{covered.trips} |"
     )
     lines += goals(indexing, evented, created, served, started)
     lines += later_goals(walked, ran)

@@ -43,6 +43,7 @@ class Catalog:
     ) -> None:
         self.store = store
         self.jobs = JobService(store, settings=settings, storage=storage, actor=actor)
+        self.jobs.catalog = self  # populate runs jobs through the whole catalog
         self.settings: Settings = self.jobs.settings
         self.storage: StorageRegistry = self.jobs.storage
         self.pipelines: PipelineRegistry = self.jobs.pipelines

@@ -366,6 +366,30 @@ def test_wrong_kind_uuid_refused(store: Store) -> None:
     assert store.count("reference", {}) == 0
 
 
+def test_insert_many_leaves_existing_documents_and_names_them(store: Store) -> None:
+    kept = store.insert("reference", ref("taken", name="original"))
+    taken = store.insert_many(
+        "reference",
+        [ref("new-1"), ref("taken", name="changed"), ref("new-2"), ref("new-1", name="twin")],
+    )
+    assert taken == [1, 3]  # the existing document, and the batch's own repeat
+    assert store.count("reference", {}) == 3
+    assert store.get("reference", {"uuid": kept["uuid"]}) == kept
+    assert store.insert_many("reference", []) == []
+
+
+def test_invalid_insert_many_writes_nothing(store: Store) -> None:
+    with pytest.raises(InvalidRequestError, match="pipeline document is invalid"):
+        store.insert_many(
+            "pipeline",
+            [
+                {"uuid": typed_uuid("q", "pipeline"), "id": "q", "components": [{"a": 1}]},
+                {"uuid": typed_uuid("p", "pipeline"), "id": "p"},
+            ],
+        )
+    assert store.count("pipeline", {}) == 0
+
+
 def test_invalid_insert_if_absent_writes_nothing(store: Store) -> None:
     with pytest.raises(InvalidRequestError, match="pipeline document is invalid"):
         store.insert_if_absent("pipeline", {"uuid": typed_uuid("p", "pipeline"), "id": "p"})

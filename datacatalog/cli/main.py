@@ -88,6 +88,16 @@ COMMANDS: dict[str, LazyCommand] = {
     "run": LazyCommand(
         "datacatalog.cli.run", "run", "Run COMMAND (after --) as the execute step of a managed job."
     ),
+    "populate": LazyCommand(
+        "datacatalog.cli.populate",
+        "populate",
+        "Run PIPELINE on every selected entity whose job is missing, failed or not done.",
+    ),
+    "coverage": LazyCommand(
+        "datacatalog.cli.coverage",
+        "coverage",
+        "Which selected entities have a job of PIPELINE (or of any), and in which state.",
+    ),
     "workflows": LazyCommand(
         "datacatalog.cli.workflows",
         "workflows",

@@ -177,6 +177,10 @@ class JobPlanner:
             f"could not claim a free instanced archive path after {INSTANCE_ATTEMPTS} attempts"
         )
 
+    def document(self, plan: JobPlan, *, actor: Actor | None = None) -> Document:
+        """The new job document of ``plan``, as :meth:`create` inserts it."""
+        return self._document(plan, actor or self.actor)
+
     def _check_no_overlap(self, plan: JobPlan) -> None:
         """Refuse an explicit archive path inside another job's, or holding another job's."""
         path, system = plan.archive_path, plan.archive_system

@@ -16,6 +16,10 @@ part                    operations
                         (:mod:`datacatalog.jobs.leases`; also ``catalog.leases``)
 ``admin``               ``reset``, ``ready``, ``delete``, ``undelete``, ``purge``,
                         ``audit_log`` (:mod:`datacatalog.jobs.admin`)
+``coverage``            ``coverage`` of a metadata selection by pipelines
+                        (:mod:`datacatalog.jobs.coverage`)
+``populate``            ``populate``: one job per selected entity, the missing ones
+                        run (:mod:`datacatalog.populate`)
 ``new_executions``      what ``retry`` and ``rerun`` entail besides the transition
                         (:mod:`datacatalog.jobs.leftovers`)
 ======================  ==============================================================
@@ -25,9 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from datacatalog.freeform import check_object
 from datacatalog.jobs.admin import JobAdmin
+from datacatalog.jobs.coverage import Coverage, coverage, pipelines_on
 from datacatalog.jobs.credentials import Credentials
 from datacatalog.jobs.events import EventApplier
 from datacatalog.jobs.executions import Execution, executions
@@ -46,9 +52,14 @@ from datacatalog.jobs.plan import JobPlanner
 from datacatalog.jobs.queries import JobQueries
 from datacatalog.metadata import MetadataRegistry
 from datacatalog.pipelines import PipelineRegistry
+from datacatalog.selection import check_level, select
 from datacatalog.settings import Settings
 from datacatalog.storage import StorageRegistry
 from datacatalog.store import Store
+
+if TYPE_CHECKING:
+    from datacatalog.catalog import Catalog
+    from datacatalog.populate import PopulateReport
 
 
 class JobService:
@@ -66,6 +77,8 @@ class JobService:
         actor: Actor | None = None,
     ) -> None:
         self.store = store
+        # The catalog this service belongs to (set by Catalog), which populate runs through.
+        self.catalog: Catalog | None = None
         self.settings = settings or Settings.load()
         self.storage = storage or StorageRegistry(
             systems=self.settings.storage_map(), default=self.settings.default_storage
@@ -266,3 +279,55 @@ class JobService:
     def audit_log(self, job_uuid: str | None = None, *, limit: int = 100) -> list[AuditRecord]:
         """Admin actions, newest first (for one job, or all)."""
         return self.admin.audit_log(job_uuid, limit=limit)
+
+    # -- coverage ---------------------------------------------------------------------------
+
+    def coverage(
+        self,
+        *,
+        metadata: Mapping[str, str | Sequence[str] | None],
+        pipelines: str | Sequence[str] | None = None,
+        level: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Coverage:
+        """Which selected entities have a job of ``pipelines``, in which state.
+
+        ``metadata`` names the entities (one kind, e.g. ``{"experiment_id": "E"}``) and
+        ``level`` the level below them to report on (default: those entities);
+        ``pipelines`` None (or empty) stands for every pipeline with a job on them. See
+        :func:`datacatalog.jobs.coverage.coverage` for the rest.
+        """
+        names = [pipelines] if isinstance(pipelines, str) else list(pipelines or [])
+        check_level(level)
+        found = [self.pipelines.get(name) for name in names]
+        if parameters is not None:
+            parameters = check_object(parameters, where="parameters")
+        selection = select(self.store, level=level, metadata=self.metadata, **dict(metadata))
+        if not names:
+            found = [self.pipelines.get(u) for u in pipelines_on(self.store, selection)]
+        return coverage(
+            self.store,
+            pipelines=list({p.uuid: p for p in found}.values()),
+            selection=selection,
+            parameters=parameters,
+            offset=offset,
+            limit=limit,
+        )
+
+    # -- populate ---------------------------------------------------------------------------
+
+    def populate(self, **options: Any) -> PopulateReport:
+        """Run a pipeline on every selected entity whose job is not up to date.
+
+        The options are :func:`datacatalog.populate.populate`'s (``pipeline``,
+        ``metadata``, ``level``, ``command`` or ``execute``, ``executor`` ...).
+        """
+        from datacatalog.catalog import Catalog
+        from datacatalog.populate import populate
+
+        catalog = self.catalog or Catalog(
+            self.store, settings=self.settings, storage=self.storage, actor=self.actor
+        )
+        return populate(catalog, **options)

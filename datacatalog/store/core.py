@@ -329,6 +329,29 @@ class Store:
             # The holder was removed between the two commands: try the insert again.
         raise ConflictError(f"could not insert or find the {kind} with {query}", kind=kind)
 
+    def insert_many(self, kind: str, documents: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Validate and insert new documents in one unordered round trip.
+
+        A document whose unique key is taken already is left as stored (the others are
+        inserted all the same); any other refusal is raised. Returns the indexes (into
+        ``documents``) of those that were not inserted for that reason, so a caller can
+        read the existing ones.
+        """
+        if not documents:
+            return []
+        prepared = [_stamped(d) for d in documents]
+        for doc in prepared:
+            schemas.validate(kind, doc)
+        with self._op(kind, write=True) as coll:
+            try:
+                coll.bulk_write([InsertOne(dict(d)) for d in prepared], ordered=False)
+            except mongo_errors.BulkWriteError as exc:
+                taken = _taken_keys(exc, list(range(len(prepared))))
+                if taken is None:
+                    raise
+                return sorted(taken)
+        return []
+
     def update(
         self,
         kind: str,

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse
 
 from datacatalog.catalog import Catalog
 from datacatalog.errors import DataCatalogError, InvalidRequestError, NotFoundError, mapping_for
+from datacatalog.service.ui.coverage import coverage_routes
 from datacatalog.service.ui.pages import page_routes
 from datacatalog.service.ui.render import Pages
 from datacatalog.service.ui.security import HEADERS, SecurityHeaders
@@ -59,6 +60,7 @@ def create_ui(catalog: Catalog, *, refresh_seconds: float = DEFAULT_REFRESH_SECO
         name="static",
     )
     ui.include_router(page_routes(catalog, pages))
+    ui.include_router(coverage_routes(catalog, pages))
     _install_error_pages(ui, pages)
     return ui
 

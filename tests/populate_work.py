@@ -1,0 +1,50 @@
+"""Work for populate tests that runs in other processes (a pool, Dask workers): importable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from datacatalog.orchestrator.decorators import operation, workflow
+from datacatalog.populate import Task
+
+
+def write_output(task: Task) -> bool:
+    """Write one output file naming the entity; fail for entities whose id ends in ``!``."""
+    if task.entity_id.endswith("!"):
+        raise RuntimeError(f"failing on purpose for {task.entity_id}")
+    (Path(task.archive_dir) / "out.txt").write_text(f"{task.entity_id} {task.parameters}\n")
+    return True
+
+
+SCRIPT = """#!/bin/sh
+# Counts its runs (outside the archive), fails for FAIL_IDS, hangs for HANG_ID.
+echo "$DATACATALOG_ENTITY_ID" >> "$COUNT_FILE"
+case " $FAIL_IDS " in
+  *" $DATACATALOG_ENTITY_ID "*) echo "failing on purpose" >&2; exit 3 ;;
+esac
+if [ "$DATACATALOG_ENTITY_ID" = "$HANG_ID" ]; then sleep 60; fi
+echo "$DATACATALOG_ENTITY_ID $1" > "$DATACATALOG_ARCHIVE_PATH/out.txt"
+"""
+
+
+def write_script(directory: Path) -> Path:
+    """The counting command of :data:`SCRIPT`, executable, in ``directory``."""
+    path = directory / "work.sh"
+    path.write_text(SCRIPT)
+    path.chmod(0o755)
+    return path
+
+
+@operation(toolbelt=True)
+def write_entity(ctx: Any, toolbelt: Any, entity_id: str) -> None:
+    """An operation writing the entity's id into the job's archive directory."""
+    if entity_id.endswith("!"):
+        raise RuntimeError(f"failing on purpose for {entity_id}")
+    toolbelt.output_path("entity.txt").write_text(entity_id)
+
+
+@workflow
+def per_entity(ctx: Any, graph: Any, entity_id: str, note: str = "") -> None:
+    """One task per job: writes its entity's id."""
+    graph.add(write_entity, entity_id=entity_id)

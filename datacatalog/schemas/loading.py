@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from collections.abc import Iterator, Mapping
 from functools import cache, lru_cache
 from importlib import resources
@@ -25,12 +24,9 @@ from urllib.parse import urldefrag, urljoin
 from datacatalog.errors import InvalidRequestError
 
 if TYPE_CHECKING:
-    from referencing import Registry
+    from importlib.resources.abc import Traversable
 
-    if sys.version_info >= (3, 11):
-        from importlib.resources.abc import Traversable
-    else:
-        from importlib.abc import Traversable
+    from referencing import Registry
 
 KINDS: tuple[str, ...] = (
     "pipeline",

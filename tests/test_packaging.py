@@ -89,7 +89,7 @@ def test_wheel_metadata(wheel: zipfile.ZipFile) -> None:
     metadata = Parser().parsestr(wheel.read(prefix + "METADATA").decode())
     assert metadata["Name"] == "datacatalog"
     assert metadata["Version"] == datacatalog.__version__ == "0.1.0"
-    assert metadata["Requires-Python"] == ">=3.10"
+    assert metadata["Requires-Python"] == ">=3.11"
     assert "pymongo>=4.9" in metadata.get_all("Requires-Dist", [])
     entry_points = wheel.read(prefix + "entry_points.txt").decode()
     assert "datacatalog = datacatalog.cli:main" in entry_points

@@ -8,7 +8,7 @@ import os
 import posixpath
 import uuid
 from collections.abc import Iterator
-from datetime import timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -165,6 +165,32 @@ def test_list_files_recursive_sorted_with_relative_paths(system: StorageSystem) 
         assert stored.modified is not None
         assert stored.modified.tzinfo is not None
         assert stored.modified.utcoffset() == timezone.utc.utcoffset(None)
+
+
+@pytest.mark.parametrize(
+    "reported",
+    ["2024-01-01T00:00:00.000Z", "2024-01-01T00:00:00Z", "2024-01-01T01:00:00.000+01:00"],
+)
+def test_an_object_store_modification_time_is_read(
+    memory_system: StorageSystem, monkeypatch: pytest.MonkeyPatch, reported: str
+) -> None:
+    # Object stores such as Google Cloud Storage report the time as text in "updated".
+    write(memory_system, f"{JOB}/a.txt", b"a")
+    find = memory_system.fs.find
+
+    def as_an_object_store_reports(path: str, **kwargs: Any) -> Any:
+        found = find(path, **kwargs)
+        if not kwargs.get("detail"):
+            return found
+        return {
+            name: {**{k: v for k, v in info.items() if k != "created"}, "updated": reported}
+            for name, info in found.items()
+        }
+
+    monkeypatch.setattr(memory_system.fs, "find", as_an_object_store_reports)
+    [stored] = memory_system.list_files(JOB).files
+    assert stored.modified == datetime(2024, 1, 1, tzinfo=timezone.utc)
+    assert stored.modified.utcoffset() == timezone.utc.utcoffset(None)
 
 
 def test_list_root(system: StorageSystem) -> None:

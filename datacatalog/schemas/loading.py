@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
@@ -25,12 +24,9 @@ from urllib.parse import urldefrag, urljoin
 from datacatalog.errors import InvalidRequestError
 
 if TYPE_CHECKING:
-    from referencing import Registry
+    from importlib.resources.abc import Traversable
 
-    if sys.version_info >= (3, 11):
-        from importlib.resources.abc import Traversable
-    else:
-        from importlib.abc import Traversable
+    from referencing import Registry
 
 KINDS: tuple[str, ...] = (
     "pipeline",
@@ -257,18 +253,8 @@ def _dereference(uri: str, pointer: str) -> tuple[str, str, dict[str, Any]]:
 
 
 def _resolve_pointer(uri: str, pointer: str) -> dict[str, Any]:
-    name = uri.removeprefix(SCHEMA_BASE_URI).removesuffix(".json")
-    node: Any = _load(name)
-    for token in _pointer_tokens(pointer):
-        node = node[token]
-    if not isinstance(node, dict):
-        return {}
-    return node
-
-
-def _pointer_tokens(pointer: str) -> Iterator[str]:
-    for token in pointer.split("/")[1:]:
-        yield token.replace("~1", "/").replace("~0", "~")
+    node = registry().resolver().lookup(f"{uri}#{pointer}").contents
+    return node if isinstance(node, dict) else {}
 
 
 def _escape(token: str) -> str:

@@ -72,5 +72,9 @@ class ExecutionLease:
             self._lease = self._heartbeat.lease
             self._heartbeat = None
         if self._lease is not None:
-            self._service.release(self._lease)
+            lease = self._lease
+            # Conditional on the holder, so safe to resend through an election.
+            self._service.store.failover.call(
+                lambda: self._service.release(lease), what=f"release the lease of {lease.holder}"
+            )
             self._lease = None

@@ -256,6 +256,7 @@ class WorkflowRunner:
             raise InvalidWorkflowRunnerParams(str(exc)) from exc
         self.executor: Executor = executor if executor is not None else _default_executor()
         self._lease = ExecutionLease(self.catalog, ttl=self._lease_ttl)
+        self._events_sent = 0  # numbers this runner's job events in their keys
         self._check_no_active(besides=execution_id)
         self._job_info = self._make_job_info(self._job)
 
@@ -691,7 +692,14 @@ class WorkflowRunner:
         )
 
     def _job_event(self, event: str, data: dict[str, Any]) -> None:
-        self.catalog.jobs.send(self._job.uuid, event, data=data)
+        """Send ``event`` to the job under a key of this execution, run and event.
+
+        The key (``<execution id>:<resumes>:<n>-<event>``) makes the event safe to send
+        again: while the database is unavailable it is, within the store's failover budget.
+        """
+        self._events_sent += 1
+        key = f"{self._execution.id}:{self._execution.resumes}:{self._events_sent}-{event}"
+        self.catalog.jobs.send(self._job.uuid, event, data=data, event_id=key)
 
     def _counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

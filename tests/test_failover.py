@@ -363,3 +363,41 @@ def test_an_indexing_batch_that_fails_unavailable_is_written_again(
     assert [name for name, _ in keyed] == ["index", "indexed"]
     run_key = str(keyed[0][1]).rpartition(":")[0]
     assert run_key.startswith("indexing-") and keyed[1][1] == f"{run_key}:indexed"
+
+
+# -- the workflow runner --------------------------------------------------------------------
+
+
+def test_the_workflow_runners_events_are_keyed_by_execution_and_resent(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.orchestrator_ops import many_noops
+    from tests.test_orchestrator import runner
+
+    time = Time()
+    job = world.new_job({"n": uuid.uuid4().hex})
+    run = runner(world, many_noops, job=job, inputs={"count": 2})
+    real = world.store.update
+    lost: list[str] = []
+
+    def update(kind: str, query: Any, change: Any, **kwargs: Any) -> Any:
+        pushed = (change.get("$push") or {}).get("history") if kind == "job" else None
+        if pushed is not None and pushed["name"] == "finish" and not lost:
+            lost.append(pushed["event_id"])  # applied, and the answer lost with the primary
+            real(kind, query, change, **kwargs)
+            raise UnavailableError("no primary")
+        return real(kind, query, change, **kwargs)
+
+    monkeypatch.setattr(world.store, "update", update)
+    world.store.failover = time.policy()
+    assert run.execute().status == "succeeded"
+    history = [(e.name, e.event_id) for e in world.jobs.history(job.uuid)]
+    assert [name for name, _ in history] == ["create", "run", "update", "finish"]
+    prefix = f"{run.execution_id}:0:"
+    assert [key for _, key in history[1:]] == [
+        f"{prefix}1-run",
+        f"{prefix}2-update",
+        f"{prefix}3-finish",
+    ]
+    assert lost == [f"{prefix}3-finish"] and len(time.waits) == 1
+    assert world.jobs.get(job.uuid).state == "FINISHED"

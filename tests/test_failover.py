@@ -401,3 +401,31 @@ def test_the_workflow_runners_events_are_keyed_by_execution_and_resent(
     ]
     assert lost == [f"{prefix}3-finish"] and len(time.waits) == 1
     assert world.jobs.get(job.uuid).state == "FINISHED"
+
+
+def test_an_arbiter_set_is_warned_about_once_per_set(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import datacatalog.store as store_module
+
+    made: list[dict[str, Any]] = []
+
+    class FakeClient:
+        def __init__(self, uri: str, **options: Any) -> None:
+            made.append(options)
+            self.admin = self
+
+        def command(self, name: str) -> dict[str, Any]:
+            assert name == "hello"
+            return {"setName": "psa-" + str(id(made)), "hosts": ["a", "b"], "arbiters": ["c"]}
+
+    monkeypatch.setattr(store_module, "MongoClient", FakeClient)
+    with caplog.at_level(logging.WARNING, logger="datacatalog.store"):
+        for _ in range(3):
+            store_module._new_client("mongodb://a,b/?replicaSet=psa", 1000, "mongodb://a,b")
+    warnings = [r.getMessage() for r in caplog.records if r.name == "datacatalog.store"]
+    assert len(warnings) == 1 and "1 arbiter(s) (c)" in warnings[0]
+    assert all(
+        (o["w"], o["journal"], o["readConcernLevel"]) == ("majority", True, "majority")
+        for o in made
+    )

@@ -761,6 +761,7 @@ class Driver:
         lease runs out: then the last ``unavailable`` is raised."""
         policy = RetryPolicy(
             budget=max(0.0, self._lease_ends() - self._clock()),
+            attempt_timeout=self.catalog.store.failover.attempt_timeout,
             clock=self._clock,
             sleep=self._sleep or time.sleep,
         )

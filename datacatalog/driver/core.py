@@ -759,9 +759,10 @@ class Driver:
     def _while_leased(self, call: Callable[[], T], what: str) -> T:
         """Run ``call`` (safe to resend); while it fails as unavailable, again, until the
         lease runs out: then the last ``unavailable`` is raised."""
+        # No attempt timeout of its own: a keyed event inside resends within the store's
+        # budget, and its attempts must not be cut short before that by this one.
         policy = RetryPolicy(
             budget=max(0.0, self._lease_ends() - self._clock()),
-            attempt_timeout=self.catalog.store.failover.attempt_timeout,
             clock=self._clock,
             sleep=self._sleep or time.sleep,
         )

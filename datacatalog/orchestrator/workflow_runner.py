@@ -695,11 +695,19 @@ class WorkflowRunner:
         """Send ``event`` to the job under a key of this execution, run and event.
 
         The key (``<execution id>:<resumes>:<n>-<event>``) makes the event safe to send
-        again: while the database is unavailable it is, within the store's failover budget.
+        again: while the database is unavailable it is, within the store's failover budget,
+        and the terminal event (``finish``, ``fail``) until the lease would run out.
         """
         self._events_sent += 1
         key = f"{self._execution.id}:{self._execution.resumes}:{self._events_sent}-{event}"
-        self.catalog.jobs.send(self._job.uuid, event, data=data, event_id=key)
+
+        def send() -> None:
+            self.catalog.jobs.send(self._job.uuid, event, data=data, event_id=key)
+
+        if event in ("finish", "fail"):
+            self._lease.while_held(send, what=f"event {event} ({key}) of job {self._job.uuid}")
+        else:
+            send()
 
     def _counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -1,4 +1,6 @@
 # Developer and CI entry points. Every target creates .venv first when it is missing.
+# make demo installs the product alone (its runtime dependencies); every other target
+# installs the dev extras too (test tools, linters, plotting), once.
 #
 #   make install   create .venv and install the package with its dev extras (editable)
 #   make test      run the tests on both engines (memory and a throw-away real mongod)
@@ -7,7 +9,7 @@
 #   make lint      ruff + mypy --strict
 #   make bench     run every benchmark on a throw-away mongod; write bench/RESULTS.md + plots
 #   make bench-quick  the same at small sizes (under two minutes)
-#   make demo      run the end-to-end demonstration
+#   make demo      run the end-to-end demonstration (installs only what the product needs)
 #   make clean     remove build and cache files (keeps .venv)
 #
 # make test starts one mongod for the whole run unless DATACATALOG_TEST_MONGODB_URI names a
@@ -17,6 +19,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Product and dev installs; a dev install is a product install too, so it marks both.
+PRODUCT_STAMP := $(VENV)/.installed-product
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # Two workers when pytest-xdist is there (it is in the test extra); serial otherwise.
@@ -31,6 +35,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[dev]'
 	@# What pip does for an installed wheel: the command line starts without compiling
 	@# (and where PYTHONDONTWRITEBYTECODE is set, without compiling on every start).
+	$(PY) -m compileall -q datacatalog
+	touch $(PRODUCT_STAMP) $@
+
+$(PRODUCT_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -e .
 	$(PY) -m compileall -q datacatalog
 	touch $@
 
@@ -65,7 +75,7 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) bench/report.py --quick --output bench/RESULTS-quick.md
 
-demo: $(STAMP)
+demo: $(PRODUCT_STAMP)
 	$(VENV)/bin/datacatalog demo
 
 clean:

@@ -6,7 +6,8 @@ MongoDB server in the data dir, started on first use):
 1. registers the example pipeline (:data:`PIPELINE`) and loads the example metadata
    (:data:`METADATA`: a design, an experiment, two samples, four measurements);
 2. writes the input, a small CSV of plate-reader measurements, to the default
-   storage system (the same bytes every time);
+   storage system (the same bytes every time) and catalogs it as a file record (level 0,
+   raw data, with its sha256), so the job's input is in the catalog;
 3. creates the job for one sample (or finds it: the job's identity is its pipeline,
    sample and parameters, so a second run finds the same job and says so);
 4. runs the computation in Python, reporting ``run``, progress ``update`` events and
@@ -142,6 +143,7 @@ JOB_DATA: dict[str, Any] = {
 OUTPUTS = ("summary.csv", "report.json", "growth_curve.txt", "gfp_histogram.txt")
 CHANNELS = ("od600", "gfp")
 INDEX_LEVEL = "2"
+INPUT_LEVEL = "0"
 AGENT = "datacatalog-demo"
 
 # Growth parameters of the synthetic strains (logistic growth: rate per hour, capacity).
@@ -237,7 +239,15 @@ def run(catalog: Catalog, *, progress: Callable[[str], None] | None = None) -> D
 
     storage = catalog.storage.get(None)
     _write(storage, INPUT_PATH, measurements_csv().encode("utf-8"))
-    say(f"input {storage.name}:{INPUT_PATH} is in place")
+    # The raw measurements are catalogued too, so the lineage runs from them to the products.
+    source = catalog.indexing.index_if_exists(
+        INPUT_PATH, storage_system=storage.name, level=INPUT_LEVEL, fixity=True
+    )
+    assert source is not None  # written just above
+    say(
+        f"input {storage.name}:{INPUT_PATH} is in place, catalogued as file {source.uuid} "
+        f"(level {source.level}, sha256 {str(source.sha256)[:12]}…)"
+    )
 
     plan = catalog.jobs.plan(
         pipeline=pipeline.uuid,

@@ -16,6 +16,7 @@ InvalidTransition   ``invalid_transition`` 4          409
 Conflict            ``conflict``           5          409
 LeaseLost           ``lease_lost``         5          409
 ActiveExecutions    ``active_executions``  9          409
+StaleOutputs        ``stale_outputs``      10         409
 Unauthorized        ``unauthorized``       6          401
 Forbidden           ``forbidden``          6          403
 StorageFailure      ``storage_failure``    7          502
@@ -105,6 +106,16 @@ class LeaseLostError(ConflictError):
     code = "lease_lost"
 
 
+class StaleOutputsError(ConflictError):
+    """A job that ran has outputs that no longer verify (missing or changed files).
+
+    ``details["missing"]`` and ``details["changed"]`` name them. Running the job again
+    is asked for explicitly (``--rerun-stale``, ``if_stale="rerun"``).
+    """
+
+    code = "stale_outputs"
+
+
 class UnauthorizedError(DataCatalogError):
     """A token is required and none was given."""
 
@@ -149,6 +160,7 @@ ERROR_TABLE: dict[str, ErrorMapping] = {
         ErrorMapping(ConflictError.code, 5, 409),
         ErrorMapping(LeaseLostError.code, 5, 409),
         ErrorMapping(ActiveExecutionsError.code, 9, 409),
+        ErrorMapping(StaleOutputsError.code, 10, 409),
         ErrorMapping(UnauthorizedError.code, 6, 401),
         ErrorMapping(ForbiddenError.code, 6, 403),
         ErrorMapping(StorageFailureError.code, 7, 502),

@@ -6,6 +6,10 @@ event, the states it may be sent from and the state it leads to (``None`` means
 Schema enums, the CLI help, the HTTP status mapping — is derived from this table.
 
 ``reset`` and ``ready`` are administrative events: they need an admin token.
+``retry``, ``rerun`` and ``reuse`` are a second run of the same job (see
+:mod:`datacatalog.jobs.reruns`): the first two start a new execution and are sent by the
+holder of the job token, like ``run``; ``reuse`` records that a run found the outputs
+up to date.
 ``delete`` and ``purge`` are admin *actions*, not transitions (see ``jobs``).
 """
 
@@ -49,6 +53,11 @@ class Transition:
 
 
 _ANY = STATES
+# States whose outputs count as made: a second run of the job is up to date when they verify.
+UP_TO_DATE_STATES: tuple[str, ...] = ("FINISHED", "VALIDATED", "REJECTED", "FINALIZED")
+_UP_TO_DATE = UP_TO_DATE_STATES
+# States a forced (or stale) re-run starts from: the run ended, or its outputs are handled.
+_ENDED = ("FINISHED", "INDEXING", "VALIDATING", "VALIDATED", "REJECTED", "FINALIZED")
 
 TRANSITIONS: dict[str, Transition] = {
     t.event: t
@@ -82,6 +91,25 @@ TRANSITIONS: dict[str, Transition] = {
             ("FAILED", "FINALIZED", "FINISHED", "REJECTED", "VALIDATING", "VALIDATED"),
             "RETIRED",
             "the job is kept for the record only",
+        ),
+        Transition(
+            "retry",
+            ("FAILED",),
+            "RUNNING",
+            "a failed job runs again: a new execution; what the failed one left is cleared",
+        ),
+        Transition(
+            "rerun",
+            _ENDED,
+            "RUNNING",
+            "a job that ran runs again (forced, or its outputs are stale): a new execution; "
+            "its earlier file records are superseded",
+        ),
+        Transition(
+            "reuse",
+            _UP_TO_DATE,
+            None,
+            "a run was asked for and the outputs verified: nothing ran; the state is unchanged",
         ),
         Transition("reset", _ANY, "RESET", "an administrator emptied the job", admin=True),
         Transition("ready", ("RESET",), "CREATED", "an administrator re-armed the job", admin=True),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -227,3 +228,68 @@ def hostile(ctx: Any) -> None:
 def hostile_then_more(ctx: Any, graph: Any) -> None:
     first = graph.add(hostile)
     graph.add(noop, after=[first], name="after")
+
+
+class Halt(BaseException):
+    """An exception that is not an Exception (as a library's own "stop" signal may be)."""
+
+
+@operation
+def halt(ctx: Any, kind: str = "custom") -> None:
+    if kind == "generator-exit":
+        raise GeneratorExit("closing the generator")
+    raise Halt("stop right there")
+
+
+@operation
+def spawn_and_ignore_cancel(ctx: Any, pidfile: str) -> None:
+    # Starts a long child process and never polls the cancel flag: only a hard stop ends it.
+    child = subprocess.Popen(["sleep", "120"])
+    with open(pidfile + ".tmp", "w", encoding="utf-8") as handle:
+        handle.write(str(child.pid))
+    os.replace(pidfile + ".tmp", pidfile)
+    for _ in range(12000):
+        time.sleep(0.01)
+
+
+@operation
+def run_tool(ctx: Any, tool: str) -> None:
+    # A plugin's script, found on PATH as the plugin loaded it.
+    done = subprocess.run([tool], capture_output=True, text=True, check=True)
+    ctx.logger.info("tool said %s", done.stdout.strip())
+
+
+@operation(toolbelt=True)
+def write_named(ctx: Any, toolbelt: Any, filename: str, text: str) -> None:
+    toolbelt.output_path(filename).write_text(text, encoding="utf-8")
+
+
+@operation(toolbelt=True)
+def append_named(ctx: Any, toolbelt: Any, filename: str, text: str) -> None:
+    path = toolbelt.output_path(filename)
+    path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+
+@workflow
+def typed(ctx: Any, graph: Any, text: str, times: int = 2, ratio: float = 0.5,
+          loud: bool = False, label: str | None = None, anything: Any = None) -> None:  # fmt: skip
+    graph.add(noop)
+
+
+@workflow
+def writers(ctx: Any, graph: Any, text: str = "hello") -> None:
+    first = graph.add(write_named, filename="a.txt", text=text)
+    graph.add(append_named, after=[first], filename="a.txt", text="!")
+    graph.add(write_named, filename="sub/b.txt", text=text)
+
+
+@workflow
+def write_then_fail(ctx: Any, graph: Any, key: str, succeed_on: int = 2) -> None:
+    first = graph.add(write_named, filename="kept.txt", text="first run")
+    graph.add(fail_until, after=[first], key=key, succeed_on=succeed_on)
+
+
+@operation(toolbelt=True, max_attempts=1)
+def leftover_then_fail(ctx: Any, toolbelt: Any) -> None:
+    toolbelt.output_path("leftover.txt").write_text("half done", encoding="utf-8")
+    raise RuntimeError("died half-way")

@@ -8,9 +8,11 @@ they pass ``--mongodb-uri`` and a unique ``--database``. Each test checks human 
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,6 +216,36 @@ def test_usage_errors_exit_2(args: list[str], tmp_path: Path) -> None:
     assert not (tmp_path / "catalog.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["pipelines", "register", "examples/nope.json"],
+            "error: datacatalog pipelines register: Invalid value for 'FILE': "
+            "File 'examples/nope.json' does not exist.",
+        ),
+        (
+            ["jobs", "list", "--state", "SLEEPING"],
+            "error: datacatalog jobs list: Invalid value for '--state': 'SLEEPING' is not one of",
+        ),
+        (
+            ["--data-dir", "README.md", "jobs", "list"],
+            "error: datacatalog: Invalid value for '--data-dir': Directory 'README.md' is a file.",
+        ),
+    ],
+)
+def test_a_refused_value_is_one_error_line(
+    args: list[str], line: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), *args], prog_name="datacatalog")
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    (only,) = result.stderr.splitlines()
+    assert only.startswith(line), only
+    assert not (tmp_path / "catalog.json").exists()
+
+
 def test_every_error_category_maps_to_its_exit_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -228,6 +260,7 @@ def test_every_error_category_maps_to_its_exit_code(
         errors.ConflictError,
         errors.LeaseLostError,
         errors.ActiveExecutionsError,
+        errors.StaleOutputsError,
         errors.UnauthorizedError,
         errors.ForbiddenError,
         errors.StorageFailureError,
@@ -372,6 +405,8 @@ def test_jobs_create_then_find_the_same_job(world: CLI) -> None:
     assert len(first["token"]) == 64
     assert first["webhook_url"].endswith(f"/jobs/{job['uuid']}/events?token={first['token']}")
     assert archive_dir(world, job).is_dir()
+    # The directory to write outputs in, on this machine: not the catalog path.
+    assert first["archive_dir"] == str(archive_dir(world, job))
 
     again = create_job(world, "--data", '{"bins": 8}')
     assert again["created"] is False and again["job"]["uuid"] == job["uuid"]
@@ -379,6 +414,17 @@ def test_jobs_create_then_find_the_same_job(world: CLI) -> None:
     assert human.exit_code == 0 and "created job" in human.stdout
     human = world("jobs", "create", "--pipeline", "demo-stats", "--sample-id", SAMPLE)
     assert "found existing" in human.stdout and "webhook" in human.stdout
+    plain = create_job(world)
+    assert f"outputs  {archive_dir(world, plain['job'])}\n" in human.stdout
+
+    # Who made it and how: user@host, and the command as typed (without global options).
+    assert job["agent"] == f"{getpass.getuser()}@{socket.gethostname()}"
+    assert job["task"] == (
+        f"datacatalog jobs create --pipeline demo-stats --sample-id {SAMPLE} "
+        """--data '{"bins": 8}'"""
+    )
+    named = create_job(world, "--data", '{"bins": 9}', "--agent", "lab-robot", "--task", "t1")
+    assert (named["job"]["agent"], named["job"]["task"]) == ("lab-robot", "t1")
 
     instanced = create_job(world, "--data", '{"bins": 3}', "--instanced")["job"]
     assert instanced["instanced"] is True
@@ -433,6 +479,7 @@ def test_jobs_list_show_history(world: CLI) -> None:
     assert shown["archive"]["path"] == job["archive_path"]
     assert shown["archive"]["system"] == "local"
     assert shown["archive"]["url"].endswith(job["archive_path"])
+    assert shown["archive"]["directory"] == str(archive_dir(world, job))
     (sample,) = shown["linkages"]["child_of"]
     assert (sample["kind"], sample["id"]) == ("sample", SAMPLE)
     (pipeline,) = shown["linkages"]["generated_by"]
@@ -440,7 +487,7 @@ def test_jobs_list_show_history(world: CLI) -> None:
     assert "run" in shown["allowed_events"]
     human = world("jobs", "show", uuid)
     assert human.exit_code == 0
-    for expected in (uuid, SAMPLE, "demo-stats", job["archive_path"], "linkages"):
+    for expected in (uuid, SAMPLE, "demo-stats", job["archive_path"], "linkages", "directory"):
         assert expected in human.stdout
 
     history = world.json("jobs", "history", uuid)
@@ -506,7 +553,8 @@ def test_jobs_index_files_verify(world: CLI) -> None:
     job, folder = _finished_job_with_outputs(world)
     uuid = job["uuid"]
     assert world.fails(3, "jobs", "index", UNKNOWN_JOB)["code"] == "not_found"
-    report = world.json("jobs", "index", uuid, "--fixity", "--level", "2")
+    # No --level: the level demo-stats declares (2), not "1".
+    report = world.json("jobs", "index", uuid, "--fixity")
     assert (report["seen"], report["written"], report["state"]) == (3, 3, "FINISHED")
     assert history_names(world, uuid)[-2:] == ["index", "indexed"]
 

@@ -7,9 +7,12 @@ real processes, each for a second or two at most.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -162,6 +165,9 @@ def test_success_indexes_the_outputs_and_exits_0(dc_any: Runner) -> None:
     assert [e.name for e in history] == ["create", "run", "finish", "index", "indexed"]
     assert sorted(Path(f.name).name for f in files) == ["counts.csv", "inputs.json"]
     assert all(f.sha256 for f in files)
+    # Made by the command line: who (user@host) and what (the command) are recorded.
+    assert job.agent == f"{getpass.getuser()}@{socket.gethostname()}"
+    assert job.task == shlex.join(["sh", "-c", script])
     inputs_file = dc_any.data_dir / "archive" / job.archive_path.lstrip("/") / "inputs.json"
     (entry,) = json.loads(inputs_file.read_text())
     assert entry["name"] == "/uploads/reads.fastq"

@@ -375,6 +375,10 @@ def test_constructor_and_setup_data_feed_uuid_and_path(
     assert job.token == job.catalog.jobs.job_token(job.uuid)
     assert job.setup_archive_path is True
     assert (settings.data_dir / "archive" / expected_path.lstrip("/")).is_dir()
+    # Where outputs go on this machine: the catalog path inside the storage root.
+    assert job.archive_dir == settings.data_dir / "archive" / expected_path.lstrip("/")
+    instance = ManagedPipelineJobInstance(store, job.uuid, settings=settings)
+    assert instance.archive_dir == job.archive_dir
 
 
 def test_setup_twice_writes_one_unchanged_document(

@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from markupsafe import escape
 
 from datacatalog.errors import InvalidRequestError
+from datacatalog.jobs import Job
 from datacatalog.service import create_app
 from datacatalog.service.ui import create_ui
 from datacatalog.store import Store
@@ -267,29 +269,55 @@ def test_paging_with_a_filter(ui: UI) -> None:
     assert [len(p) for p in pages] == [25, 7]
 
 
-def test_a_page_reads_one_page_of_jobs_and_counts_nothing(
+def test_a_page_reads_one_page_of_jobs_and_counts_a_bounded_number(
     ui: UI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from datacatalog.service.ui.queries import MAX_COUNT
+
     b = ui.built
     for i in range(40):
         b.job({"i": i})
     store = b.store
     reads: list[int] = []
-    original = store.find
+    counts: list[Any] = []
+    original, original_aggregate = store.find, store.aggregate
 
     def find(kind: str, query: Any, **options: Any) -> Any:
         if kind == "job":
             reads.append(options.get("limit", 0))
         return original(kind, query, **options)
 
+    def aggregate(kind: str, pipeline: Any) -> Any:
+        if kind == "job":
+            counts.append(pipeline)
+        return original_aggregate(kind, pipeline)
+
     def count(*_: Any, **__: Any) -> int:
-        raise AssertionError("the jobs page counted documents")
+        raise AssertionError("the jobs page counted a whole collection")
 
     monkeypatch.setattr(store, "find", find)
+    monkeypatch.setattr(store, "aggregate", aggregate)
     monkeypatch.setattr(store, "count", count)
     pages, _ = _pages(ui, {"limit": "25"})
     assert len(pages) == 2
     assert reads and all(0 < n <= 26 for n in reads), reads
+    # The count for the filter stops at MAX_COUNT + 1 documents.
+    assert counts and all({"$limit": MAX_COUNT + 1} in p for p in counts)
+
+
+def test_the_jobs_page_counts_what_its_filter_matches(
+    ui: UI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datacatalog.service.ui import queries
+
+    b = ui.built
+    everything = len(ui.listed(limit="200"))
+    assert f"data-total>{everything} in all<" in ui.get("/").text
+    failed = ui.get("/", state="FAILED").text
+    assert "data-total>1 matching<" in failed
+    monkeypatch.setattr(queries, "MAX_COUNT", 2)
+    assert "data-total>2+ in all<" in ui.get("/").text
+    assert b.failed.uuid in failed
 
 
 # -- a job -----------------------------------------------------------------------------------
@@ -313,10 +341,33 @@ def test_job_page_shows_identity_state_and_history(ui: UI) -> None:
         "Held by",
     ):
         assert expected in text, expected
+    # Only what a person can do: the running pipeline's own events are not offered.
     allowed = re.findall(r"<li><code>(\w+)</code>", text)
-    assert allowed == ["run", "update", "resource", "fail", "finish", "reset"]
+    assert allowed == ["reset"]
+    assert f"datacatalog admin reset {b.running.uuid}" in text
     assert re.findall(r'<code class="event-name">(\w+)</code>', text) == ["create", "run"]
     assert "data-live-job" in text  # a running job's page refreshes itself
+
+
+@pytest.mark.parametrize(
+    ("state", "offered"),
+    [
+        ("CREATED", ["run", "reset"]),
+        ("RUNNING", ["reset"]),
+        ("FINISHED", ["index", "validate", "retire", "reset"]),
+        ("INDEXING", ["index", "reset"]),
+        ("VALIDATING", ["validated", "reject", "retire", "reset"]),
+        ("FAILED", ["retire", "reset"]),
+        ("RESET", ["reset", "ready"]),
+        ("RETIRED", ["reset"]),
+    ],
+)
+def test_allowed_next_lists_what_a_person_can_do(state: str, offered: list[str]) -> None:
+    from datacatalog.service.ui.details import next_events
+
+    events = next_events(state, "107x")
+    assert [e.name for e in events] == offered
+    assert all("107x" in e.command and e.command.startswith("datacatalog ") for e in events)
 
 
 def test_job_page_escapes_event_data_and_tasks(ui: UI) -> None:
@@ -390,7 +441,9 @@ def test_job_page_shows_the_lease_holder(ui: UI) -> None:
     assert "the lease has lapsed" in held
 
 
-def test_job_page_shows_the_workflow_executions_a_real_run_recorded(ui: UI, tmp_path: Path) -> None:
+def test_job_page_shows_the_workflow_executions_a_real_run_recorded(
+    ui: UI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from datacatalog.orchestrator.exceptions import WorkflowFailedError
     from datacatalog.orchestrator.executors import ThreadExecutor
     from datacatalog.orchestrator.workflow_runner import WorkflowRunner
@@ -416,6 +469,7 @@ def test_job_page_shows_the_workflow_executions_a_real_run_recorded(ui: UI, tmp_
     )
     with pytest.raises(WorkflowFailedError):
         runner.execute()
+    monkeypatch.setenv("PATH", "")  # no system Graphviz: the WebAssembly one draws
     text = is_page(ui.get(f"/jobs/{job.uuid}"))
     section = text.split('<section class="executions">', 1)[1].split("</section>", 1)[0]
     assert "hostile_then_more" in section and runner.execution_id in section
@@ -491,7 +545,10 @@ def picture_links(text: str) -> list[str]:
     return re.findall(r'xlink:href="([^"]+)"', svg)
 
 
-def test_job_page_draws_its_lineage_with_each_node_linked(ui: UI) -> None:
+def test_job_page_draws_its_lineage_with_each_node_linked(
+    ui: UI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "")  # no system Graphviz: the WebAssembly one draws
     b = ui.built
     text = ui.get(f"/jobs/{b.indexed.uuid}").text
     links = picture_links(text)
@@ -521,13 +578,13 @@ def test_without_graphviz_the_pages_keep_their_lists(
     from datacatalog.errors import UnavailableError
 
     def no_dot(*_: Any, **__: Any) -> str:
-        raise UnavailableError("SVG pictures need the Graphviz 'dot' program")
+        raise UnavailableError("Graphviz could not draw the lineage graph")
 
     monkeypatch.setattr(provenance, "to_svg", no_dot)
     b = ui.built
     text = is_page(ui.get(f"/jobs/{b.indexed.uuid}"))
     assert "data-lineage-picture" not in text
-    assert "No picture: SVG pictures need the Graphviz" in text
+    assert "No picture: Graphviz could not draw the lineage graph" in text
     assert f'href="/ui/files/{b.csv_file.uuid}"' in text.split("<h3>Downstream</h3>", 1)[1]
 
 
@@ -688,3 +745,179 @@ def test_the_refresh_interval_must_be_positive(ui: UI) -> None:
     for bad in (0, -1.0, "5"):
         with pytest.raises(InvalidRequestError, match="refresh interval"):
             create_ui(ui.built.catalog, refresh_seconds=bad)  # type: ignore[arg-type]
+
+
+# -- why a job failed, and how long jobs took --------------------------------------------------
+
+
+def _failed_command(ui: UI) -> Job:
+    """A job failed by the stage driver: its command ended with exit code 3."""
+    from datacatalog.cli.run import CommandFailed
+    from datacatalog.driver import Driver
+
+    stderr = [f"line {i}" for i in range(30)] + ["<script>alert('err')</script>", "Killed"]
+
+    def execute(_driver: Any, _payload: Any) -> None:
+        raise CommandFailed(["python3", "analyze.py"], 3, stderr)
+
+    job = ui.built.job({"fails": True})
+    driver = Driver(job.uuid, catalog=ui.built.catalog, execute=execute)
+    driver.start()
+    driver.wait_for_completion(timeout=30)
+    return ui.built.catalog.jobs.get(job.uuid)
+
+
+def test_a_failed_jobs_page_says_why_at_the_top(ui: UI) -> None:
+    job = _failed_command(ui)
+    assert job.state == "FAILED"
+    text = is_page(ui.get(f"/jobs/{job.uuid}"))
+    section = text.split('<section class="failure" role="alert" data-failure>', 1)[1]
+    section = section.split("</section>", 1)[0]
+    # Before every other section of the page.
+    assert text.index("data-failure>") < text.index("<h2>Identity</h2>")
+    assert "<code>callback_raised</code> in the <code>execute</code> phase" in section
+    assert "Exit code</dt><dd><code>3</code>" in section
+    assert "CommandFailed: python3 ended with exit code 3" in section
+    tail = re.search(r"<pre class=\"tail\" data-failure-tail>(.*?)</pre>", section, re.S)
+    assert tail is not None and "End of the stderr" in section
+    lines = tail.group(1).splitlines()
+    assert len(lines) == 20 and lines[-1] == "Killed"  # the end, not all of it
+    assert "&lt;script&gt;alert(&#39;err&#39;)&lt;/script&gt;" in lines[-2]
+    # Other pages' jobs show nothing of the kind.
+    assert "data-failure" not in ui.get(f"/jobs/{ui.built.running.uuid}").text
+
+
+def test_the_jobs_list_shows_a_failure_line_and_durations(ui: UI) -> None:
+    job = _failed_command(ui)
+    listing = ui.get("/", state="FAILED").text
+    row = listing.split(f'<tr data-job="{job.uuid}"', 1)[1].split("</tr>", 1)[0]
+    line = re.search(r'<div class="failure-line" title="([^"]*)" data-failure>', row)
+    assert line is not None
+    summary = html.unescape(line.group(1))
+    assert summary == (
+        "callback_raised in execute (exit code 3): CommandFailed: python3 ended with exit code 3"
+    )
+    # The job built as failed by a bare event says what its data holds.
+    other = listing.split(f'<tr data-job="{ui.built.failed.uuid}"', 1)[1].split("</tr>", 1)[0]
+    assert 'title="failed: boom"' in other
+    durations = re.findall(r'<td class="num duration">([^<]*)</td>', listing)
+    assert durations and all(re.fullmatch(r"\d+ s|\d+ min( \d+ s)?", d) for d in durations)
+
+
+def test_failure_and_duration_units() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from datacatalog.service.ui.details import duration, failure_of
+    from datacatalog.service.ui.render import span
+
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    traceback = (
+        "Traceback (most recent call last):\n"
+        + "\n".join(f'  File "x.py", line {i}' for i in range(40))
+        + "\nValueError: bad input"
+    )
+    found = failure_of(
+        when,
+        {"reason": "prepare_failed", "phase": "prepare", "attempts": 1,
+         "error": {"type": "ValueError", "message": "bad input", "traceback": traceback}},
+    )  # fmt: skip
+    assert (found.reason, found.phase, found.exit_code) == ("prepare_failed", "prepare", None)
+    assert found.tail_kind == "traceback" and found.tail is not None
+    assert found.tail.splitlines()[-1] == "ValueError: bad input"
+    assert len(found.tail.splitlines()) == 20
+    assert found.summary == "prepare_failed in prepare: ValueError: bad input"
+    assert failure_of(when, {}).summary == "failed"
+    long = failure_of(when, {"reason": "x" * 500})
+    assert len(long.summary) == 160 and long.summary.endswith("…")
+    # A workflow run's failure: a reason and an error record with a traceback.
+    flow = failure_of(when, {"reason": "task_failed", "error": {"message": "task t1 failed"}})
+    assert flow.summary == "task_failed: task t1 failed"
+
+    start = when
+    assert duration(start, start + timedelta(seconds=75), live=False, now=when) == timedelta(
+        seconds=75
+    )
+    assert duration(start, start, live=True, now=start + timedelta(hours=2)) == timedelta(hours=2)
+    assert duration(None, start, live=False, now=start) is None
+    assert [span(timedelta(seconds=s)) for s in (5, 60, 125, 3600, 3720, 90000)] == [
+        "5 s", "1 min", "2 min 5 s", "1 h", "1 h 2 min", "1 d 1 h",
+    ]  # fmt: skip
+
+
+# -- search by fragments, a file's content ----------------------------------------------------
+
+
+def test_search_finds_files_by_a_part_of_their_path_and_jobs_by_task_text(ui: UI) -> None:
+    b = ui.built
+    one = ui.get("/search", q="TABLE.c")  # any case
+    assert one.status_code == 303 and one.headers["location"] == f"/ui/files/{b.csv_file.uuid}"
+    task = ui.get("/search", q="count rea")
+    assert task.status_code == 303 and task.headers["location"] == f"/ui/jobs/{b.running.uuid}"
+    other = b.job({"again": 1})
+    b.catalog.store.update("job", {"uuid": other.uuid}, {"$set": {"task": "count reads again"}})
+    text = is_page(ui.get("/search", q="count reads"))
+    assert f'href="/ui/jobs/{b.running.uuid}"' in text and f'href="/ui/jobs/{other.uuid}"' in text
+    # A part of the archive path finds every file under it.
+    text = is_page(ui.get("/search", q=b.indexed.archive_path[-12:]))
+    assert f'href="/ui/files/{b.text_file.uuid}"' in text
+    assert f'href="/ui/files/{b.csv_file.uuid}"' in text
+    # Regular-expression characters are text.
+    is_page(ui.get("/search", q=".*"), 404)
+
+
+def test_a_local_files_page_offers_its_download_and_a_preview(ui: UI) -> None:
+    b = ui.built
+    text = is_page(ui.get(f"/files/{b.csv_file.uuid}"))
+    assert f'href="/ui/files/{b.csv_file.uuid}/content" download data-download' in text
+    preview = re.search(r'<pre class="preview" data-preview>(.*?)</pre>', text, re.S)
+    assert preview is not None and preview.group(1).splitlines() == ["a,b", "1,2"]
+    assert "the whole file" in text
+    download = ui.get(f"/files/{b.text_file.uuid}/content")
+    assert download.status_code == 200 and download.content == b"hello\n"
+    assert download.headers["content-type"] == "application/octet-stream"
+    disposition = download.headers["content-disposition"]
+    quoted = quote(HOSTILE_NAME, safe="")
+    assert disposition == f"attachment; filename=\"{HOSTILE_NAME}\"; filename*=UTF-8''{quoted}"
+    # The hostile file name's preview is text, escaped.
+    assert "hello" in is_page(ui.get(f"/files/{b.text_file.uuid}"))
+
+
+def test_a_preview_is_the_beginning_of_text_and_none_for_binary(tmp_path: Path) -> None:
+    from datacatalog.service.ui.lookups import PREVIEW_LINES, content
+    from datacatalog.storage import StorageRegistry
+
+    registry = StorageRegistry(
+        systems={"local": f"file://{tmp_path}", "far": "memory://dashboard-preview-test"}
+    )
+    (tmp_path / "long.txt").write_text("\n".join(f"row {i}" for i in range(100)), encoding="utf-8")
+    (tmp_path / "blob.bin").write_bytes(b"\x89PNG\r\n\x1a\n\0\0")
+    (tmp_path / "accent.txt").write_bytes(("é" * 3000).encode("utf-8"))  # cut inside a character
+
+    def record(name: str, system: str = "local") -> dict[str, Any]:
+        return {"name": name, "storage_system": system}
+
+    long = content(registry, record("/long.txt"))
+    assert long.downloadable and long.cut and long.preview is not None
+    assert long.preview.splitlines() == [f"row {i}" for i in range(PREVIEW_LINES)]
+    blob = content(registry, record("/blob.bin"))
+    assert blob.downloadable and blob.preview is None
+    accent = content(registry, record("/accent.txt"))
+    assert accent.cut and accent.preview is not None and set(accent.preview) == {"é"}
+    far = content(registry, record("/x.txt", "far"))
+    assert not far.downloadable and "not local" in (far.problem or "")
+    gone = content(registry, record("/x.txt", "elsewhere"))
+    assert not gone.downloadable and "not configured" in (gone.problem or "")
+    missing = content(registry, record("/missing.txt"))
+    assert not missing.downloadable and missing.problem
+
+
+def test_a_files_content_is_not_served_from_elsewhere(ui: UI) -> None:
+    b = ui.built
+    b.catalog.store.update(
+        "file", {"uuid": b.csv_file.uuid}, {"$set": {"storage_system": "remote"}}
+    )
+    text = is_page(ui.get(f"/files/{b.csv_file.uuid}"))
+    assert "data-download" not in text and "data-preview" not in text
+    assert "storage system &#39;remote&#39; is not configured" in text
+    is_page(ui.get(f"/files/{b.csv_file.uuid}/content"), 404)
+    is_page(ui.get(f"/files/{b.running.uuid}/content"), 400)

@@ -68,7 +68,10 @@ def artifacts() -> Path:
 def browser() -> Iterator[Any]:
     """One headless Chromium for the module."""
     if not CHROMIUM.exists():
-        message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+        message = (
+            f"the dashboard's browser tests need Chromium, and there is none at {CHROMIUM} "
+            "(apt-get install chromium, or name one in DATACATALOG_TEST_CHROMIUM)"
+        )
         if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
             pytest.fail(f"CI=true and the browser tests cannot run: {message}")
         pytest.skip(message)

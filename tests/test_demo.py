@@ -126,6 +126,21 @@ def test_demo_json_reports_files_with_sha256_and_provenance(
     assert verify.exit_code == 0 and json.loads(verify.stdout)["ok"] is True
 
 
+def test_the_demo_input_is_a_catalogued_raw_file(options: list[str], tmp_path: Path) -> None:
+    job = run_json(options, "demo")["job"]
+    source = tmp_path / "data" / "archive" / demo.INPUT_PATH.lstrip("/")
+    (input_uuid,) = job["acted_on"]
+    # The job's page and its lineage find the input in the catalog, raw, with its sha256.
+    shown = run_json(options, "jobs", "show", job["uuid"])
+    (used,) = shown["linkages"]["acted_on"]
+    assert not used.get("missing") and used["uuid"] == input_uuid
+    lineage = run_json(options, "lineage", job["uuid"])
+    (node,) = [n for n in lineage["nodes"] if n["id"] == input_uuid]
+    assert node["kind"] == "file" and not node["attrs"].get("missing")
+    assert node["attrs"]["name"] == demo.INPUT_PATH and node["attrs"]["level"] == "0"
+    assert node["attrs"]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+
+
 def test_demo_runs_again_after_an_admin_reset(options: list[str]) -> None:
     job = run_json(options, "demo")["job"]["uuid"]
     run_json(options, "admin", "reset", job, "--yes")

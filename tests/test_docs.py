@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ KEPT_VARIABLES = ("DATACATALOG_TEST_", "DATACATALOG_LOCAL_ENGINE")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_python_example_runs_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("DATACATALOG_") and not name.startswith(KEPT_VARIABLES):
             monkeypatch.delenv(name)
@@ -24,14 +25,48 @@ def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
     assert blocks, "the README has a Python example"
-    namespace: dict[str, object] = {"__name__": "readme"}
-    for number, block in enumerate(blocks, 1):
-        exec(compile(block, f"README.md (python block {number})", "exec"), namespace)
-    job = namespace["job"]
-    catalog = namespace["catalog"]
-    assert getattr(job, "state", None) == "FINISHED"
-    history = [e.name for e in catalog.jobs.history(job.uuid)]  # type: ignore[attr-defined]
-    assert history == ["create", "run", "finish", "index", "indexed"]
+    # Unchanged, twice, on the same catalog: the second run finds every job it made.
+    for attempt in (1, 2):
+        namespace: dict[str, object] = {"__name__": "readme"}
+        for number, block in enumerate(blocks, 1):
+            where = f"README.md (python block {number}, run {attempt})"
+            exec(compile(block, where, "exec"), namespace)
+        job: Any = namespace["job"]
+        catalog: Any = namespace["catalog"]
+        assert job.state == "FINISHED"
+        assert job.up_to_date is (attempt == 2)
+        history = [e.name for e in catalog.jobs.history(job.uuid)]
+        expected = ["create", "run", "finish", "index", "indexed"]
+        assert history == (expected if attempt == 1 else [*expected, "reuse"])
+        # The output written where the README says was found by indexing.
+        files = catalog.indexing.files(job.uuid)
+        assert [f.name.rsplit("/", 1)[-1] for f in files] == ["counts.csv"]
+        stage: Any = namespace["result"]
+        assert stage.succeeded and stage.up_to_date is (attempt == 2)
+
+
+@pytest.mark.parametrize("page", ["runners.md", "reruns.md"])
+def test_python_blocks_of_the_docs_run_twice(
+    page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("DATACATALOG_") and not name.startswith(KEPT_VARIABLES):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATACATALOG_DATA_DIR", str(tmp_path / "data"))
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
+    assert blocks, f"docs/{page} has Python blocks"
+    outcomes = []
+    for attempt in (1, 2):
+        namespace: dict[str, object] = {"__name__": "docs"}
+        for number, block in enumerate(blocks, 1):
+            where = f"docs/{page} (python block {number}, run {attempt})"
+            exec(compile(block, where, "exec"), namespace)
+        result: Any = namespace["result"]
+        outcomes.append(result.outcome)
+    # The second run of the same page found the job it ran up to date: nothing ran again.
+    assert outcomes == ["run", "up_to_date"]
+    assert "up_to_date" in capsys.readouterr().out
 
 
 def test_only_the_store_imports_the_driver() -> None:

@@ -570,6 +570,7 @@ def test_a_job_that_cannot_run_is_refused_at_start_and_the_lease_given_back(
     job = new_job(world)
     world.jobs.send(job.uuid, "run")
     world.jobs.send(job.uuid, "finish")
+    world.jobs.send(job.uuid, "retire")
     driver = driver_for(world, job, execute=lambda d, p: True)
     with pytest.raises(InvalidTransitionError):
         driver.start()

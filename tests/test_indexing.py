@@ -837,6 +837,43 @@ def test_index_if_exists(catalog: Catalog, archive_system: str) -> None:
         service.index_if_exists("relative/path.txt")
     assert file_count(catalog) == 2
 
+    # With fixity the checksum is taken; indexing again without it keeps the checksum.
+    raw = service.index_if_exists(path, storage_system=archive_system, level="0", fixity=True)
+    assert raw is not None and raw.level == "0" and raw.fixity_date is not None
+    assert raw.sha256 == hashlib.sha256(b"1,2,3").hexdigest()
+    again = service.index_if_exists(path, storage_system=archive_system, level="0")
+    assert again is not None and again.sha256 == raw.sha256
+    gone = f"{job.archive_path}/gone.csv"
+    assert service.index_if_exists(gone, check_exists=False, fixity=True, job=job) is None
+    assert file_count(catalog) == 2
+
+
+def test_the_default_level_is_the_one_the_pipeline_declares(catalog: Catalog) -> None:
+    job = make_job(catalog, "local")
+    put(catalog, job, "a.csv", b"1")
+    catalog.indexing.index(job.uuid)  # PIPELINE names no levels: "1", the default
+    assert [f.level for f in catalog.indexing.files(job.uuid)] == ["1"]
+    for declared, expected in ((["2"], "2"), (["3", "1"], "3"), (["0"], "0")):
+        pipeline, _ = catalog.pipelines.register(
+            {"id": f"levels-{'-'.join(declared)}", "components": [],
+             "processing_levels": declared}
+        )  # fmt: skip
+        plan = catalog.jobs.plan(
+            pipeline=pipeline.uuid, metadata={"measurement_id": "measurement-idx"}
+        )
+        other, _ = catalog.jobs.create(plan)
+        catalog.jobs.send(other.uuid, "run")
+        catalog.jobs.send(other.uuid, "finish")
+        put(catalog, other, "b.csv", b"2")
+        assert catalog.indexing.declared_level(other) == expected
+        catalog.indexing.index(other.uuid, transition=True)
+        assert [f.level for f in catalog.indexing.files(other.uuid)] == [expected]
+        assert catalog.jobs.history(other.uuid)[-2].data["level"] == expected
+    # An explicit level still wins.
+    catalog.jobs.send(other.uuid, "index")
+    catalog.indexing.index(other.uuid, level="1", transition=True)
+    assert [f.level for f in catalog.indexing.files(other.uuid)] == ["1"]
+
 
 def test_reports_are_json_ready(catalog: Catalog, archive_system: str) -> None:
     job = make_job(catalog, archive_system)

@@ -8,6 +8,7 @@ small metadata chain, archiving under a temporary data dir.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -228,6 +229,27 @@ def test_setup_archive_path_creates_the_directory_under_the_data_dir(world: Worl
 
     skipped = world.new_job({"n": 2}, setup_archive_path=False)
     assert not world.archive_dir(skipped).exists()
+
+
+def test_a_job_names_its_local_output_directory(store: Store, tmp_path: Path) -> None:
+    settings = Settings.load(
+        env={},
+        data_dir=tmp_path,
+        secret=SECRET,
+        storage_systems={"scratch": f"memory://jobs-test-{uuid.uuid4().hex}"},
+    )
+    catalog = Catalog(store, settings=settings)
+    base = make_world(store, tmp_path)
+    world = World(catalog, store, tmp_path, base.pipeline, base.other_pipeline)
+    job = world.new_job({"n": 1})
+    # The catalog path is inside the storage root, not the machine's root directory.
+    expected = tmp_path / "archive" / job.archive_path.lstrip("/")
+    assert job.archive_dir(catalog.storage) == expected
+    assert catalog.jobs.archive_dir(job) == expected == catalog.jobs.archive_dir(job.uuid)
+    assert expected.is_dir()
+    remote = world.new_job({"n": 2}, archive_system="scratch", setup_archive_path=False)
+    assert remote.archive_dir(catalog.storage) is None
+    assert catalog.jobs.archive_dir(remote.uuid) is None
 
 
 def test_stored_path_is_not_recomputed(world: World) -> None:

@@ -108,17 +108,32 @@ def test_render_refuses_an_unknown_format(upstream: LineageGraph) -> None:
         provenance.render(upstream, "png")
 
 
-def test_svg_is_refused_clearly_without_dot(
-    upstream: LineageGraph, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PATH", "")
-    assert provenance.dot_available() is False
-    with pytest.raises(UnavailableError, match="Graphviz 'dot' program"):
-        provenance.to_svg(upstream)
+@pytest.fixture(params=["wasm", "dot"])
+def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each SVG test runs on the WebAssembly Graphviz (``dot`` taken off ``PATH``) and on
+    the system's ``dot`` where it is installed."""
+    if request.param == "wasm":
+        monkeypatch.setenv("PATH", "")
+    elif not provenance.dot_available():
+        pytest.skip("the system's Graphviz dot is not installed (the wasm case covers SVG)")
+    assert provenance.layout_program() == request.param
+    return str(request.param)
 
 
-@pytest.mark.skipif(not provenance.dot_available(), reason="Graphviz dot is not installed")
-def test_svg_has_a_linked_group_per_node(upstream: LineageGraph) -> None:
+def test_svg_needs_no_system_graphviz(upstream: LineageGraph, layout: str) -> None:
+    svg = provenance.render(upstream, "svg")
+    root = ElementTree.fromstring(svg)
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    texts = {t.text for t in root.iter("{http://www.w3.org/2000/svg}text")}
+    assert {n.label for n in upstream.nodes} <= texts
+
+
+def test_a_graphviz_failure_is_unavailable_naming_what(layout: str) -> None:
+    with pytest.raises(UnavailableError, match="could not draw the sketch"):
+        provenance.lay_out("digraph { a -> ", what="the sketch")
+
+
+def test_svg_has_a_linked_group_per_node(upstream: LineageGraph, layout: str) -> None:
     svg = provenance.to_svg(upstream, link=_link)
     root = ElementTree.fromstring(svg)
     ns = {"svg": "http://www.w3.org/2000/svg", "xlink": "http://www.w3.org/1999/xlink"}

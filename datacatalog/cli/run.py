@@ -4,8 +4,14 @@
 
     datacatalog run --pipeline ID --sample-id S [--data JSON] [--input PATH ...]
                     [--instanced] [--index/--no-index] [--timeout S] [--retries N]
-                    [--grace S] -- COMMAND ARGS...
+                    [--grace S] [--force | --rerun-stale] [--verify sha256|size]
+                    -- COMMAND ARGS...
     datacatalog run --job UUID [--token T] -- COMMAND ARGS...
+
+Running the same line again is safe (the decision of :mod:`datacatalog.jobs.reruns`): a
+job whose indexed outputs still verify runs nothing and exits 0 with one line saying so;
+a FAILED one runs again; a stale one (outputs missing or changed) is refused naming the
+files (exit 10) unless ``--rerun-stale``; ``--force`` runs it again anyway.
 
 The job is created (or attached to) and driven by a stage driver
 (:class:`datacatalog.driver.Driver`) whose execute step runs COMMAND in a process group
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -48,7 +55,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 from rich.markup import escape
 
-from datacatalog.cli.context import App, pass_app
+from datacatalog.cli.context import App, pass_app, person
 from datacatalog.cli.params import json_object
 from datacatalog.errors import InvalidRequestError
 
@@ -87,6 +94,8 @@ def exit_status(returncode: int) -> int:
 @click.option("--input", "inputs", multiple=True, metavar="PATH_OR_URI", help="An input file.")
 @click.option("--instanced", is_flag=True, help="Give the run its own instanced directory.")
 @click.option("--job", "job_uuid", metavar="UUID", help="Drive this existing job instead.")
+@click.option("--agent", metavar="TEXT", help="Who makes a new job [default: user@host].")
+@click.option("--task", metavar="TEXT", help="What a new job is for [default: COMMAND].")
 @click.option("--token", metavar="TOKEN", help="The job token (default: from the local secret).")
 @click.option(
     "--index/--no-index", default=True, show_default=True, help="Index the outputs after success."
@@ -99,6 +108,21 @@ def exit_status(returncode: int) -> int:
     default=DEFAULT_GRACE,
     show_default=True,
     help="Seconds between SIGTERM and SIGKILL when the command is stopped.",
+)
+@click.option(
+    "--force", is_flag=True, help="Run again even when the job is up to date (a new execution)."
+)
+@click.option(
+    "--rerun-stale",
+    is_flag=True,
+    help="Run again when the outputs of a job that ran are missing or changed (else exit 10).",
+)
+@click.option(
+    "--verify",
+    type=click.Choice(["sha256", "size"]),
+    default="sha256",
+    show_default=True,
+    help="How a job that ran is checked to be up to date: hash its outputs again, or sizes.",
 )
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @pass_app
@@ -114,18 +138,25 @@ def run(
     inputs: tuple[str, ...],
     instanced: bool,
     job_uuid: str | None,
+    agent: str | None,
+    task: str | None,
     token: str | None,
     index: bool,
     timeout: float | None,
     retries: int,
     grace: float,
+    force: bool,
+    rerun_stale: bool,
+    verify: str,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND (after --) as the execute step of a managed job.
 
     Creates the job for PIPELINE on some metadata (or finds it), or drives the job
     given with --job, under the job's lease: a second run of a job already running
-    elsewhere is refused (exit 9). Exits with COMMAND's exit status.
+    elsewhere is refused (exit 9). A job that ran and whose outputs verify runs nothing
+    (exit 0); a FAILED job runs again; a stale one is refused (exit 10) unless
+    --rerun-stale; --force runs it again anyway. Exits with COMMAND's exit status.
     """
     # Imported here: the command line stays quick to start for every other command.
     from datacatalog.driver import Driver
@@ -135,8 +166,10 @@ def run(
         raise InvalidRequestError("give --job, or --pipeline with metadata ids, not both")
     if job_uuid is None and pipeline is None:
         raise InvalidRequestError("give --pipeline (with metadata ids) or --job")
-    if job_uuid is not None and (data is not None or inputs or instanced):
-        raise InvalidRequestError("--data, --input and --instanced describe a new job, not --job")
+    if job_uuid is not None and (data is not None or inputs or instanced or agent or task):
+        raise InvalidRequestError(
+            "--data, --input, --instanced, --agent and --task describe a new job, not --job"
+        )
     catalog = app.catalog
     if job_uuid is None:
         assert pipeline is not None
@@ -150,6 +183,8 @@ def run(
             data=data,
             inputs=list(inputs) or None,
             instanced=instanced,
+            agent=agent if agent is not None else person(),
+            task=task if task is not None else shlex.join(argv),
         )
         # The plan fixes the job's UUID, so creating it again attaches: safe to resend.
         job, _created = catalog.store.failover.call(
@@ -173,6 +208,9 @@ def run(
         max_attempts=retries + 1,
         stage_timeout=timeout,
         index_outputs=index,
+        force=force,
+        if_stale="rerun" if rerun_stale else "error",
+        verify=verify,
     )
     with _cancelled_by_signals(driver):
         driver.start()
@@ -382,6 +420,9 @@ def _exit_code(result: DriverResult, runner: CommandStep) -> int:
 
 
 def _render(console: Console, result: DriverResult) -> None:
+    if result.up_to_date:
+        console.print(f"[green]{escape(result.message or 'up to date')}[/green]")
+        return
     if result.succeeded:
         files = f", {result.index_report.written} file(s) indexed" if result.index_report else ""
         console.print(

@@ -17,14 +17,20 @@ from rich.text import Text
 
 from datacatalog.cli.context import App, pass_app
 from datacatalog.cli.output import fields_panel, table, text
+from datacatalog.cli.params import json_object
 from datacatalog.errors import InvalidRequestError
 from datacatalog.orchestrator import events
+from datacatalog.orchestrator.decorators import Workflow
 from datacatalog.orchestrator.executors import Executor, ProcessExecutor, ThreadExecutor
 from datacatalog.orchestrator.model import Execution, TaskRecord
 from datacatalog.orchestrator.plugin import PluginManager
 from datacatalog.orchestrator.records import ExecutionRecords
-from datacatalog.orchestrator.registry import declarations
-from datacatalog.orchestrator.workflow_runner import WorkflowRunner, request_cancel
+from datacatalog.orchestrator.registry import declarations, resolve
+from datacatalog.orchestrator.workflow_runner import (
+    WorkflowRunner,
+    request_cancel,
+    workflow_parameters,
+)
 
 STATUS_STYLES = {
     "pending": "dim",
@@ -61,13 +67,19 @@ def parse_executor(spec: str, workers: int | None) -> Executor:
     )
 
 
-def parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; a VALUE that reads as JSON is taken as JSON, else as a string."""
+def parse_inputs(pairs: tuple[str, ...], *, text_only: set[str] | None = None) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a VALUE that reads as JSON is taken as JSON, else as a string.
+
+    The inputs named in ``text_only`` (annotated ``str``) always take VALUE as it is.
+    """
     found: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InvalidRequestError(f"--input {pair!r}: expected KEY=VALUE", option="--input")
+        if key.strip() in (text_only or set()):
+            found[key.strip()] = value
+            continue
         try:
             found[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -84,7 +96,7 @@ def task_table(tasks: list[TaskRecord], title: str | None = "Tasks") -> Table:
             (
                 t.name,
                 _styled(t.status),
-                f"{t.attempts}/{t.max_attempts}",
+                f"{t.attempts}/{'∞' if t.max_attempts == -1 else t.max_attempts}",
                 t.started_at,
                 t.ended_at,
                 f"{t.error['type']}: {t.error['message']}" if t.error else "",
@@ -139,15 +151,62 @@ def live_tasks(app: App, runner: WorkflowRunner) -> Iterator[None]:
             live.update(draw())
 
 
+def _execute(app: App, runner: WorkflowRunner) -> None:
+    """Run (showing the tasks live) and print the end; for an up-to-date job, say so."""
+    if runner.up_to_date:
+        runner.execute()  # records the check; nothing runs
+        _up_to_date(app, runner)
+        return
+    app.out.note(
+        f"execution {runner.execution_id} of {runner.workflow_name} on job "
+        f"{runner.decision.job.uuid}"
+        + ("" if runner.decision.event == "run" else f" ({runner.decision.message})")
+    )
+    with live_tasks(app, runner):
+        runner.execute()
+    _finish(app, runner)
+
+
+def _up_to_date(app: App, runner: WorkflowRunner) -> None:
+    decision = runner.decision
+    execution = runner.execution
+
+    def render(console: Console) -> None:
+        console.print(decision.message)
+
+    app.out.emit(
+        {
+            "up_to_date": True,
+            "decision": decision.to_dict(),
+            "execution": execution.to_dict() if execution is not None else None,
+            "tasks": [t.to_dict() for t in runner.tasks],
+        },
+        render,
+    )
+
+
 def _finish(app: App, runner: WorkflowRunner) -> None:
     records = ExecutionRecords(app.catalog.store)
+    assert runner.execution_id is not None  # it ran
     execution = records.execution(runner.execution_id)
     tasks = records.tasks(execution.id)
 
+    report = runner.index_report
+
     def render(console: Console) -> None:
         console.print(Text.assemble(f"execution {execution.id} ", _styled(execution.status)))
+        if report is not None:
+            console.print(f"indexed {report.written} output file(s) of job {execution.job_uuid}")
 
-    app.out.emit({"execution": execution.to_dict(), "tasks": [t.to_dict() for t in tasks]}, render)
+    payload: dict[str, Any] = {
+        "up_to_date": False,
+        "decision": runner.decision.to_dict(),
+        "execution": execution.to_dict(),
+        "tasks": [t.to_dict() for t in tasks],
+    }
+    if report is not None:
+        payload["index"] = report.to_dict()
+    app.out.emit(payload, render)
 
 
 @click.group()
@@ -177,6 +236,18 @@ def list_workflows(app: App) -> None:
     )
 
 
+CLI_MAX_ATTEMPTS = 3
+"""Attempts in all per task on the command line (the API keeps the seed's 30)."""
+CLI_RETRY_INTERVAL = 5.0
+"""Seconds between attempts on the command line (the API keeps the seed's 30)."""
+
+
+def _attempts(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    if value < 1 and value != -1:
+        raise click.BadParameter("an integer of at least 1, or -1 (until it succeeds)")
+    return value
+
+
 @workflows.command("run")
 @click.argument("name")
 @click.option("--job", "job_uuid", metavar="UUID", help="Run on this existing job.")
@@ -185,13 +256,41 @@ def list_workflows(app: App) -> None:
 @click.option("--sample-id", multiple=True, metavar="ID", help="Sample id or UUID.")
 @click.option("--measurement-id", multiple=True, metavar="ID", help="Measurement id or UUID.")
 @click.option(
+    "--data", callback=json_object, metavar="JSON",
+    help="More job parameters (JSON object) besides the workflow's name, version and inputs.",
+)  # fmt: skip
+@click.option(
     "--executor", "executor_spec", default="thread", show_default=True, metavar="SPEC",
     help="thread, process, dask (a local cluster) or dask=ADDRESS (an existing scheduler).",
 )  # fmt: skip
 @click.option("--workers", type=click.IntRange(min=1), help="Threads, processes or Dask workers.")
 @click.option("--input", "inputs", multiple=True, metavar="KEY=VALUE", help="A workflow input.")
-@click.option("--max-attempts", default=30, show_default=True, type=click.IntRange(min=1))
-@click.option("--retry-interval", default=30.0, show_default=True, type=click.FloatRange(min=0))
+@click.option(
+    "--max-attempts", default=CLI_MAX_ATTEMPTS, show_default=True, type=int, callback=_attempts,
+    help="Attempts in all per task (-1: until it succeeds).",
+)  # fmt: skip
+@click.option(
+    "--retry-interval", default=CLI_RETRY_INTERVAL, show_default=True,
+    type=click.FloatRange(min=0), help="Seconds between attempts.",
+)  # fmt: skip
+@click.option(
+    "--index/--no-index", default=True, show_default=True,
+    help="Index what the workflow wrote to the archive directory when it succeeds.",
+)  # fmt: skip
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
+    help="Seconds the execution may run; past them it stops and fails (reason timeout).",
+)  # fmt: skip
+@click.option(
+    "--force", is_flag=True,
+    help="Run again even when the job is up to date (a new execution; earlier file records "
+    "are superseded).",
+)  # fmt: skip
+@click.option(
+    "--rerun-stale", is_flag=True,
+    help="Run again when the job ran but its outputs are missing or changed (else an error "
+    "naming them).",
+)  # fmt: skip
 @pass_app
 def run(
     app: App,
@@ -201,17 +300,42 @@ def run(
     experiment_id: tuple[str, ...],
     sample_id: tuple[str, ...],
     measurement_id: tuple[str, ...],
+    data: dict[str, Any] | None,
     executor_spec: str,
     workers: int | None,
     inputs: tuple[str, ...],
     max_attempts: int,
     retry_interval: float,
+    index: bool,
+    timeout: float | None,
+    force: bool,
+    rerun_stale: bool,
 ) -> None:
-    """Run workflow NAME on a job (--job, or --pipeline with metadata ids)."""
+    """Run workflow NAME on a job (--job, or --pipeline with metadata ids).
+
+    With --pipeline, the job's parameters are the workflow (name, version and inputs,
+    defaults included) and --data: another input makes another job. A job that finished
+    and whose indexed outputs verify is up to date: nothing runs (exit 0). A failed or
+    cancelled one runs again as a new execution.
+    """
     catalog = app.catalog
     if (job_uuid is None) == (pipeline is None):
         raise InvalidRequestError("give either --job UUID or --pipeline with metadata ids")
+    if job_uuid is not None and data is not None:
+        raise InvalidRequestError("--data describes a new job (with --pipeline), not --job")
+    executor = parse_executor(executor_spec, workers)
+    plugin_manager = PluginManager.default(catalog)
+    _, found = resolve(name, plugin_manager)
+    given = parse_inputs(inputs, text_only=_text_inputs(found))
+    # Checked before the job exists: a refused input writes nothing.
+    identity = workflow_parameters(name, given, plugin_manager)
     if job_uuid is None:
+        extra = dict(data or {})
+        if "workflow" in extra:
+            raise InvalidRequestError(
+                "--data: 'workflow' is the workflow's own parameter (name, version, inputs)",
+                option="--data",
+            )
         plan = catalog.jobs.plan(
             pipeline=str(pipeline),
             metadata={
@@ -219,17 +343,21 @@ def run(
                 "sample_id": list(sample_id) or None,
                 "measurement_id": list(measurement_id) or None,
             },
+            data={**extra, "workflow": identity},
         )
         job_uuid = catalog.jobs.create(plan)[0].uuid
     runner = WorkflowRunner(
-        catalog, None, PluginManager.default(catalog), service_id=job_uuid, workflow_name=name,
-        inputs=parse_inputs(inputs), executor=parse_executor(executor_spec, workers),
-        task_max_attempts=max_attempts, task_retry_interval=retry_interval,
+        catalog, None, plugin_manager, service_id=job_uuid, workflow_name=name,
+        inputs=given, executor=executor, task_max_attempts=max_attempts,
+        task_retry_interval=retry_interval, index_outputs=index, force=force,
+        if_stale="rerun" if rerun_stale else "error", stage_timeout=timeout,
     )  # fmt: skip
-    app.out.note(f"execution {runner.execution_id} of {runner.workflow_name} on job {job_uuid}")
-    with live_tasks(app, runner):
-        runner.execute()
-    _finish(app, runner)
+    _execute(app, runner)
+
+
+def _text_inputs(found: Workflow) -> set[str]:
+    """The inputs annotated ``str`` alone: their ``--input`` values stay text."""
+    return {name for name, kinds in found.input_kinds().items() if kinds == (str,)}
 
 
 @workflows.command("show")
@@ -284,21 +412,34 @@ def cancel(app: App, execution_id: str) -> None:
 
 @workflows.command("resume")
 @click.argument("execution_id")
-@click.option("--retry-failed", is_flag=True, help="Run failed tasks again too.")
+@click.option(
+    "--retry-failed/--keep-failed", default=True, show_default=True,
+    help="Run the failed tasks again too (--keep-failed: only the tasks that never ran or "
+    "were cut short; a failed execution then does not resume).",
+)  # fmt: skip
 @click.option("--executor", "executor_spec", default="thread", show_default=True, metavar="SPEC")
 @click.option("--workers", type=click.IntRange(min=1))
+@click.option(
+    "--index/--no-index", default=True, show_default=True,
+    help="Index what the workflow wrote to the archive directory when it succeeds.",
+)  # fmt: skip
 @pass_app
 def resume(
-    app: App, execution_id: str, retry_failed: bool, executor_spec: str, workers: int | None
+    app: App,
+    execution_id: str,
+    retry_failed: bool,
+    executor_spec: str,
+    workers: int | None,
+    index: bool,
 ) -> None:
-    """Resume a cancelled (or, with --retry-failed, failed) execution: only unfinished tasks run."""
+    """Resume a failed or cancelled execution on its job: the tasks that succeeded are kept
+    with their outputs, the others run. No administrator is needed."""
     runner = WorkflowRunner(
         app.catalog, None, PluginManager.default(app.catalog), execution_id=execution_id,
         executor=parse_executor(executor_spec, workers), retry_failed=retry_failed,
+        index_outputs=index,
     )  # fmt: skip
-    with live_tasks(app, runner):
-        runner.execute()
-    _finish(app, runner)
+    _execute(app, runner)
 
 
 @click.group()

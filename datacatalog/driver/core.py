@@ -7,9 +7,15 @@
              → finish [→ index outputs] | fail → release the lease
                                                              (on the driver's threads)
 
-``start()`` takes the job's lease and posts ``run`` in the caller's thread, so that a
-job already running elsewhere (:class:`~datacatalog.errors.ActiveExecutionsError`) or
-in a state that cannot run is refused at once, with nothing else done. The rest runs on
+``start()`` decides what running the job comes to (:mod:`datacatalog.jobs.reruns`, the
+decision every entry point shares), takes the job's lease and posts the event that
+begins the execution (``run``; ``retry`` for a FAILED job; ``rerun`` when forced or
+stale) in the caller's thread, so that a job already running elsewhere
+(:class:`~datacatalog.errors.ActiveExecutionsError`), stale
+(:class:`~datacatalog.errors.StaleOutputsError`) or in a state that cannot run is
+refused at once, with nothing else done. A job that is up to date runs nothing:
+``start()`` records the check (a ``reuse`` event) and the life-cycle is over, with a
+result that says ``up_to_date`` and what was verified. The rest runs on
 a supervisor thread; each callback runs on a worker thread of its own so that the
 supervisor can stop waiting for one that is stuck (the stage timeout). A heartbeat
 renews the lease meanwhile.
@@ -36,7 +42,7 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,6 +62,15 @@ from datacatalog.errors import DataCatalogError, InvalidRequestError, LeaseLostE
 from datacatalog.jobs import Job
 from datacatalog.jobs.leases import DEFAULT_TTL, Heartbeat, Lease
 from datacatalog.jobs.references import file_reference_uuid, references_in
+from datacatalog.jobs.reruns import (
+    IF_STALE,
+    VERIFY_MODES,
+    Decision,
+    Outcome,
+    decide,
+    event_data,
+)
+from datacatalog.jobs.reruns import record_up_to_date as record_reuse
 from datacatalog.store import RetryPolicy, Store
 
 T = TypeVar("T")
@@ -130,6 +145,13 @@ class Driver:
         clock: Monotonic seconds (default ``time.monotonic``); tests inject one.
         sleep: Waits between attempts (default: a wait that a cancel cuts short).
         env: The environment to read the job from (default ``os.environ``).
+        force: Run the job again even when it is up to date (a new execution; its
+            earlier file records are superseded).
+        if_stale: ``"error"`` (default: ``start()`` raises
+            :class:`~datacatalog.errors.StaleOutputsError` naming the files) or
+            ``"rerun"`` (run again) when a job that ran has missing or changed outputs.
+        verify: How an up-to-date check verifies the outputs: ``"sha256"`` (default)
+            or ``"size"``.
 
     A callback fails when it raises or returns ``False``; ``None`` or any other value is
     success. A callback may poll :attr:`cancel_requested`, and may call :meth:`abort` to
@@ -158,7 +180,25 @@ class Driver:
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Any] | None = None,
         env: Mapping[str, str] | None = None,
+        force: bool = False,
+        if_stale: str = "error",
+        verify: str = "sha256",
     ) -> None:
+        if not isinstance(force, bool):
+            raise InvalidRequestError(f"force must be True or False, not {force!r}")
+        if if_stale not in IF_STALE:
+            raise InvalidRequestError(
+                f"if_stale must be one of {', '.join(IF_STALE)}, not {if_stale!r}"
+            )
+        if verify not in VERIFY_MODES:
+            raise InvalidRequestError(
+                f"verify must be one of {', '.join(VERIFY_MODES)}, not {verify!r}"
+            )
+        self._rerun_options: dict[str, Any] = {
+            "force": force,
+            "if_stale": if_stale,
+            "verify": verify,
+        }
         for name, value in (
             ("prepare", prepare),
             ("execute", execute),
@@ -185,7 +225,8 @@ class Driver:
 
         self._source: JobSource = resolve(job, catalog=catalog, store=store, token=token, env=env)
         try:
-            self._job: Job = self.catalog.jobs.get(self._source.job_uuid)
+            # A deleted job is read too: start() refuses it, naming what to do.
+            self._job: Job = self.catalog.jobs.get(self._source.job_uuid, include_deleted=True)
             pipeline = self.catalog.pipelines.get(self._job.pipeline_uuid)
         except BaseException:
             self._close_catalog()
@@ -215,6 +256,7 @@ class Driver:
         self._last_error: dict[str, Any] | None = None
         self._current_phase: str | None = None
         self._payload_entries: tuple[list[Entry], list[Entry]] = ([], [])
+        self._decision: Decision | None = None
 
     # -- properties -------------------------------------------------------------------------
 
@@ -270,6 +312,11 @@ class Driver:
         return self._cancel.is_set()
 
     @property
+    def decision(self) -> Decision | None:
+        """What running the job came to (:mod:`datacatalog.jobs.reruns`), once started."""
+        return self._decision
+
+    @property
     def result(self) -> DriverResult | None:
         """The result once the life-cycle ended, else None."""
         return self._result
@@ -295,21 +342,36 @@ class Driver:
             return
         leases = self.catalog.leases
         try:
-            if self._execute is not None:
-                self._payload_entries = self._entries()  # before anything is written
-            self._lease_taken_at = self._clock()
-            self._lease = leases.acquire(
-                self._source.job_uuid, holder=self.id, kind="driver", ttl=self._lease_ttl
-            )
-            try:
-                self._job = self._send(
-                    "run", {"driver": self.id, "stage": self._stage_name}, key="run"
+            decision = self._decide()
+            if decision.runs:
+                if self._execute is not None:
+                    self._payload_entries = self._entries()  # before anything is written
+                self._lease_taken_at = self._clock()
+                self._lease = leases.acquire(
+                    self._source.job_uuid, holder=self.id, kind="driver", ttl=self._lease_ttl
                 )
-            except BaseException:
-                with suppress(DataCatalogError):
-                    leases.release(self._lease)
-                self._lease = None
-                raise
+                try:
+                    # Again under the lease: another execution may have ended meanwhile.
+                    decision = self._decide(first=decision)
+                    if decision.runs:  # run, retry or rerun: one conditional write
+                        self._job = self._send(
+                            str(decision.event),
+                            event_data(decision, {"driver": self.id, "stage": self._stage_name}),
+                            key=str(decision.event),
+                        )
+                except BaseException:
+                    with suppress(DataCatalogError):
+                        leases.release(self._lease)
+                    self._lease = None
+                    raise
+                if not decision.runs:
+                    with suppress(DataCatalogError):
+                        leases.release(self._lease)
+                    self._lease = None
+            if not decision.runs:
+                decision.raise_for_outcome()  # held, stale, refused
+                self._complete_up_to_date(decision)
+                return
         except BaseException:
             # Refused before anything ran: the driver is over (a wait does not block).
             with self._lock:
@@ -317,6 +379,7 @@ class Driver:
             self._finished.set()
             self._close_catalog()
             raise
+        assert self._lease is not None  # the job runs: the lease is ours
         self._heartbeat = Heartbeat(
             leases, self._lease, on_lost=self._on_lease_lost, clock=self._clock
         )
@@ -566,6 +629,60 @@ class Driver:
         self._emit("phase_ended", "index", f"{report.written} output file(s) indexed")
         return report
 
+    def _decide(self, first: Decision | None = None) -> Decision:
+        """Decide (again, under the lease, when ``first`` is the decision before it)."""
+        decision = decide(
+            self.catalog,
+            self._source.job_uuid,
+            holder=self.id,
+            token=self._source.token,
+            **self._rerun_options,
+        )
+        if (
+            first is not None
+            and first.outcome is Outcome.TAKE_OVER
+            and decision.outcome is Outcome.RUN
+        ):
+            # The lapsed lease is ours now: still a takeover, as the first look saw it.
+            decision = replace(
+                decision, outcome=first.outcome, message=first.message, lease=first.lease
+            )
+        self._decision = decision
+        self._job = decision.job
+        return decision
+
+    def _complete_up_to_date(self, decision: Decision) -> None:
+        """End the life-cycle of an up-to-date job: nothing ran; the check is recorded."""
+        if record_reuse(
+            self.catalog,
+            decision,
+            token=self._source.token,
+            holder=self.id,
+            event_id=f"{self.id}:reuse",
+        ):
+            self._events.append("reuse")
+        now = utc_now()
+        self._result = DriverResult(
+            succeeded=True,
+            state=decision.job.state,
+            reason=None,
+            phase=None,
+            attempts=0,
+            error=None,
+            started=self._started_at,
+            ended=now,
+            events=tuple(self._events),
+            outcome=decision.outcome.value,
+            up_to_date=True,
+            verification=decision.verification,
+            message=decision.message,
+        )
+        with self._lock:
+            self._deciding = True
+        self._emit("completed", None, decision.message, record=False)
+        self._close_catalog()
+        self._finished.set()
+
     def _complete(
         self,
         outcome: _Outcome,
@@ -600,6 +717,9 @@ class Driver:
             events=tuple(self._events),
             lease_released=released,
             event_error=event_error,
+            outcome=self._decision.outcome.value if self._decision is not None else None,
+            verification=self._decision.verification if self._decision is not None else None,
+            message=self._decision.message if self._decision is not None else None,
         )
         with self._lock:
             self._deciding = True

@@ -17,6 +17,7 @@ from datacatalog.errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from datacatalog.indexing import IndexReport
+    from datacatalog.jobs.reruns import Verification
 
 MAX_MESSAGE = 2000
 MAX_TRACEBACK = 8000
@@ -199,6 +200,15 @@ class DriverResult:
         events: The job events the driver posted, in order.
         lease_released: Whether the lease was given back (else it lapses by itself).
         event_error: The error of a terminal event that could not be posted, if any.
+        outcome: What running the job came to (:class:`datacatalog.jobs.reruns.Outcome`
+            value): ``run``, ``take_over``, ``rerun`` or ``up_to_date``; None when the
+            driver was cancelled before it decided.
+        up_to_date: True when the job was up to date and nothing ran (``succeeded`` is
+            then True, ``attempts`` 0).
+        verification: What the up-to-date check verified (or found stale, for a stale
+            job run again), else None.
+        message: One line saying what was decided (for an up-to-date job: when it
+            finished, how many files verified).
     """
 
     succeeded: bool
@@ -213,6 +223,10 @@ class DriverResult:
     events: tuple[str, ...] = field(default_factory=tuple)
     lease_released: bool = False
     event_error: dict[str, Any] | None = None
+    outcome: str | None = None
+    up_to_date: bool = False
+    verification: Verification | None = None
+    message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -229,4 +243,8 @@ class DriverResult:
             "events": list(self.events),
             "lease_released": self.lease_released,
             "event_error": self.event_error,
+            "outcome": self.outcome,
+            "up_to_date": self.up_to_date,
+            "verification": self.verification.to_dict() if self.verification else None,
+            "message": self.message,
         }

@@ -41,7 +41,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 
 from datacatalog import states, tokens
-from datacatalog.errors import ConflictError, DataCatalogError, InvalidRequestError
+from datacatalog.clock import utc_now
+from datacatalog.errors import (
+    ConflictError,
+    DataCatalogError,
+    InvalidRequestError,
+    NotFoundError,
+)
 from datacatalog.identifiers import file_uuid, require_kind
 from datacatalog.indexing.fixity import DEFAULT_HASH_WORKERS, Hasher, check_workers
 from datacatalog.indexing.lookups import file_document, job_file_documents, stored_size
@@ -57,6 +63,7 @@ from datacatalog.indexing.rules import Rule, build_rules, file_update
 from datacatalog.indexing.verify import verify_files
 from datacatalog.indexrequests import ArchiveIndexRequest, IndexRequest, ProductIndexRequest
 from datacatalog.jobs import Job, JobService
+from datacatalog.pipelines import PROCESSING_LEVELS
 from datacatalog.storage import StorageRegistry, StorageSystem, StoredFile, validate_path
 from datacatalog.store import Document, Store, Upsert
 
@@ -65,6 +72,9 @@ MAX_BATCH_SIZE = 10_000
 
 MAX_ERROR_CHARS = 2_000
 """Longest error message kept in a job's history (longer ones are cut, with a marker)."""
+
+DEFAULT_LEVEL = "1"
+"""The processing level of files whose job's pipeline declares none."""
 
 # States an INDEXING job can only reach again through ``reset`` (and ``ready``, ``run``).
 _ONLY_AFTER_RESET = frozenset({"RESET", "CREATED", "RUNNING"})
@@ -87,7 +97,7 @@ class IndexingService:
         *,
         token: str | None = None,
         transition: bool = False,
-        level: str = "1",
+        level: str | None = None,
         fixity: bool = False,
         filters: Sequence[str] | None = None,
         permissive: bool = False,
@@ -104,6 +114,7 @@ class IndexingService:
             transition: Send ``indexed`` at the end (the job goes back to FINISHED).
             level: Processing level of files matched by a request without a level (the
                 ``filters`` request, the match-everything default, product requests).
+                None: the level the job's pipeline declares (:func:`declared_level`).
             fixity: Compute SHA-256 checksums for every matched file (requests may ask for
                 them on their own with their ``fixity`` field).
             filters: Patterns of one archive request that replaces the job's requests.
@@ -135,6 +146,8 @@ class IndexingService:
         if token is not None:
             tokens.check_job_token(self.jobs.secret, job_uuid, token)
         job = self.jobs.get(job_uuid)
+        if level is None:
+            level = self.declared_level(job)
         rules = build_rules(job, requests=requests, filters=filters, level=level, fixity=fixity)
         for rule in rules:
             check_relative_references(job, rule.request)
@@ -169,6 +182,17 @@ class IndexingService:
         except Exception as exc:
             self._record_failure(job_uuid, exc, token)
             raise
+
+    def declared_level(self, job: Job) -> str:
+        """The processing level a job's files get by default: the one its pipeline
+        declares in ``processing_levels`` (the highest, when it declares several); "1"
+        when the pipeline declares none or its record is gone."""
+        try:
+            declared = self.jobs.pipelines.get(job.pipeline_uuid).processing_levels
+        except NotFoundError:
+            declared = []
+        known = [lv for lv in PROCESSING_LEVELS if lv in declared]
+        return known[-1] if known else DEFAULT_LEVEL
 
     def _index(
         self,
@@ -429,6 +453,7 @@ class IndexingService:
         check_exists: bool = True,
         job: Job | None = None,
         level: str = "1",
+        fixity: bool = False,
     ) -> FileRecord | None:
         """Index one file by its catalog path, if it can be confirmed to exist.
 
@@ -439,9 +464,11 @@ class IndexingService:
                 is written without looking at storage (and without a size).
             job: Link the record ``generated_by`` this job and ``child_of`` its metadata.
             level: Processing level.
+            fixity: Record the file's sha256 (and when it was taken); this looks at
+                storage whatever ``check_exists`` says.
 
         Returns:
-            The record, or None when ``check_exists`` and the file does not exist.
+            The record, or None when storage was looked at and the file is not there.
 
         Raises:
             InvalidRequestError: A bad path or level.
@@ -451,8 +478,8 @@ class IndexingService:
         checked_level = ArchiveIndexRequest(patterns=[], level=level).level
         name = storage_system if storage_system is not None else job.archive_system if job else None
         system = self.storage.get(name)
-        size = stored_size(system, path) if check_exists else None
-        if check_exists and size is None:
+        size = stored_size(system, path) if check_exists or fixity else None
+        if (check_exists or fixity) and size is None:
             return None
         uuid = file_uuid(path)
         fields: Document = {
@@ -466,12 +493,16 @@ class IndexingService:
         on_insert: Document = {
             "uuid": uuid,
             "_visible": True,
-            "sha256": None,
-            "fixity_date": None,
             "note": None,
             "derived_from": [],
             "derived_using": [],
         }
+        if fixity:
+            fields["sha256"] = system.sha256(path)
+            fields["fixity_date"] = utc_now()
+        else:
+            # Without fixity a checksum recorded earlier is kept.
+            on_insert.update({"sha256": None, "fixity_date": None})
         update: Document = {"$set": fields, "$setOnInsert": on_insert}
         if job is not None:
             update["$addToSet"] = {

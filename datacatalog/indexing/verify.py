@@ -11,11 +11,16 @@ from contextlib import suppress
 
 from datacatalog import states
 from datacatalog.clock import utc_now
-from datacatalog.errors import InvalidTransitionError, NotFoundError, StorageFailureError
+from datacatalog.errors import (
+    InvalidRequestError,
+    InvalidTransitionError,
+    NotFoundError,
+    StorageFailureError,
+)
 from datacatalog.indexing.fixity import Hasher, check_workers
 from datacatalog.indexing.lookups import job_file_documents, stored_size
 from datacatalog.indexing.records import FileRecord, IndexProgress, VerifyReport
-from datacatalog.jobs import JobService
+from datacatalog.jobs import Job, JobService
 from datacatalog.storage import StorageRegistry, StorageSystem
 from datacatalog.store import Store
 
@@ -43,23 +48,72 @@ def verify_files(
     """
     check_workers(hash_workers)
     job = jobs.get(job_uuid)
-    records = [FileRecord.from_document(d) for d in job_file_documents(store, job_uuid)]
-    home = storage.get(job.archive_system)
-    listed = {f.path: f for f in home.list_files(job.archive_path).files}
-    prefix = job.archive_path.rstrip("/") + "/"
+    records, outcome = compare_files(
+        store, storage, job, progress=progress, hash_workers=hash_workers
+    )
+    total = len(records)
+    stamped = stamp_fixity(store, outcome["unchanged"])
+    if progress is not None:
+        matched = len(outcome["unchanged"]) + len(outcome["unhashed"])
+        progress(IndexProgress(total, matched, stamped, total))
+    result = VerifyReport(job_uuid=job_uuid, **outcome)
+    if job.state in states.transition("update").sources:
+        # The state may change between the read and the event; the report stands anyway.
+        with suppress(InvalidTransitionError):
+            jobs.send(job_uuid, "update", data={"verify": result.counts()})
+    return result
+
+
+VERIFY_MODES = ("sha256", "size")
+"""How :func:`compare_files` compares: hash again (``sha256``), or sizes only (``size``)."""
+
+
+def compare_files(
+    store: Store,
+    storage: StorageRegistry,
+    job: Job,
+    *,
+    mode: str = "sha256",
+    progress: Callable[[IndexProgress], None] | None = None,
+    hash_workers: int,
+) -> tuple[list[FileRecord], dict[str, list[str]]]:
+    """Compare the job's indexed files with their records; write nothing.
+
+    With ``mode="sha256"`` a file with a recorded SHA-256 is hashed again, one without
+    is compared by size (``unhashed``). With ``mode="size"`` every file is compared by
+    size only: a matching one is ``unhashed`` (present, content unchecked).
+
+    Returns:
+        The records, and their UUIDs by verdict: ``unchanged``, ``changed``, ``missing``,
+        ``unhashed``.
+
+    Raises:
+        InvalidRequestError: An unknown mode, or ``hash_workers`` out of range.
+        NotFoundError: A record names an unconfigured storage system.
+        StorageFailureError: The archive path cannot be listed.
+    """
+    if mode not in VERIFY_MODES:
+        raise InvalidRequestError(
+            f"unknown verify mode {mode!r}; known modes: {', '.join(VERIFY_MODES)}"
+        )
+    check_workers(hash_workers)
+    records = [FileRecord.from_document(d) for d in job_file_documents(store, job.uuid)]
     outcome: dict[str, list[str]] = {
         "unchanged": [],
         "changed": [],
         "missing": [],
         "unhashed": [],
     }
+    home = storage.get(job.archive_system)
+    listed = {f.path: f for f in home.list_files(job.archive_path).files}
+    prefix = job.archive_path.rstrip("/") + "/"
     total = len(records)
     seen = 0
 
-    def report(written: int = 0) -> None:
+    def report() -> None:
         if progress is not None:
             matched = len(outcome["unchanged"]) + len(outcome["unhashed"])
-            progress(IndexProgress(seen, matched, written, total))
+            progress(IndexProgress(seen, matched, 0, total))
 
     def compare(record: FileRecord) -> str:
         system = storage.get(record.storage_system)
@@ -68,7 +122,7 @@ def verify_files(
             size = stored.size if stored is not None else None
         else:
             size = stored_size(system, record.name)
-        return _compare(system, record, size)
+        return _compare(system, record, size, hash_again=mode == "sha256")
 
     report()
     with Hasher(hash_workers) as hasher:
@@ -79,14 +133,7 @@ def verify_files(
             seen += len(chunk)
             if seen % VERIFY_PROGRESS_EVERY == 0:
                 report()
-    stamped = stamp_fixity(store, outcome["unchanged"])
-    report(stamped)
-    result = VerifyReport(job_uuid=job_uuid, **outcome)
-    if job.state in states.transition("update").sources:
-        # The state may change between the read and the event; the report stands anyway.
-        with suppress(InvalidTransitionError):
-            jobs.send(job_uuid, "update", data={"verify": result.counts()})
-    return result
+    return records, outcome
 
 
 def stamp_fixity(store: Store, uuids: Sequence[str]) -> int:
@@ -100,13 +147,15 @@ def stamp_fixity(store: Store, uuids: Sequence[str]) -> int:
     return len(uuids)
 
 
-def _compare(system: StorageSystem, record: FileRecord, size: int | None) -> str:
+def _compare(
+    system: StorageSystem, record: FileRecord, size: int | None, *, hash_again: bool = True
+) -> str:
     """Which :class:`VerifyReport` list a file belongs in."""
     if size is None:
         return "missing"
     if record.size is not None and record.size != size:
         return "changed"
-    if record.sha256 is None:
+    if record.sha256 is None or not hash_again:
         return "unhashed"
     try:
         digest = system.sha256(record.name)

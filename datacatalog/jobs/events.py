@@ -14,7 +14,7 @@ failover budget (:mod:`datacatalog.store.failover`); an event without one is sen
 Events that arrive with a token are checked against the job token; callers outside
 the process must present one. Admin events (``reset``, ``ready``) need an admin token
 and are handed to the admin actions (:mod:`datacatalog.jobs.admin`), which apply them
-here too.
+here too; so are ``retry`` and ``rerun`` to :mod:`datacatalog.jobs.leftovers`.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ class EventApplier:
         self.actor = actor
         # Set by the admin actions, which own what a reset or ready entails.
         self.admin_handler: AdminHandler | None = None
+        # Events that entail more than their update, by name: ``retry`` and ``rerun``
+        # (datacatalog.jobs.leftovers). Each applies the event through :meth:`apply`.
+        self.handlers: dict[str, AdminHandler] = {}
         # Called with each event sent through :meth:`send` after its write succeeded (live
         # OpenLineage emission, datacatalog.provenance.emitter); an observer never fails
         # the event.
@@ -101,6 +104,10 @@ class EventApplier:
             if self.admin_handler is None:
                 raise InvalidRequestError(f"the {event} event needs the admin actions")
             result = self.admin_handler(job_uuid, row, payload, event_id, who)
+        elif event in self.handlers:
+            # Not resent here: what such an event entails beyond its update may have
+            # half-happened; its handler says what a replay does.
+            result = self.handlers[event](job_uuid, row, payload, event_id, who)
         elif event_id is None:
             result = self.apply(job_uuid, row, payload, event_id, who)
         else:

@@ -12,9 +12,13 @@ import uuid as uuidlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from datacatalog.indexrequests import IndexRequest, index_request_from
+
+if TYPE_CHECKING:
+    from datacatalog.storage import StorageRegistry
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,15 @@ class Job:
             revision=int(props.get("revision", 0)),
             lease=Lease.from_document(doc["uuid"], lease) if lease else None,
         )
+
+    def archive_dir(self, storage: StorageRegistry) -> Path | None:
+        """The local directory of the job's archive path, where outputs are written;
+        None when the job's storage system is not local.
+
+        ``archive_path`` is a catalog path (``/products/v2/…``), relative to the storage
+        system's root: this is where it lies on this machine.
+        """
+        return storage.local_dir(self.archive_system, self.archive_path)
 
     def index_requests(self) -> list[IndexRequest]:
         """The job's archive and product index requests, as objects."""

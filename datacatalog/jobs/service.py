@@ -16,18 +16,23 @@ part                    operations
                         (:mod:`datacatalog.jobs.leases`; also ``catalog.leases``)
 ``admin``               ``reset``, ``ready``, ``delete``, ``undelete``, ``purge``,
                         ``audit_log`` (:mod:`datacatalog.jobs.admin`)
+``new_executions``      what ``retry`` and ``rerun`` entail besides the transition
+                        (:mod:`datacatalog.jobs.leftovers`)
 ======================  ==============================================================
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from datacatalog.jobs.admin import JobAdmin
 from datacatalog.jobs.credentials import Credentials
 from datacatalog.jobs.events import EventApplier
+from datacatalog.jobs.executions import Execution, executions
 from datacatalog.jobs.leases import LeaseService
+from datacatalog.jobs.leftovers import NewExecutions
 from datacatalog.jobs.model import (
     Actor,
     AuditRecord,
@@ -89,6 +94,9 @@ class JobService:
             credentials=self.credentials,
             storage=self.storage,
             actor=self.actor,
+        )
+        self.new_executions = NewExecutions(
+            store, events=self.events, queries=self.queries, storage=self.storage
         )
 
     @property
@@ -166,9 +174,19 @@ class JobService:
         """A job by UUID; a deleted job is not found unless ``include_deleted``."""
         return self.queries.get(job_uuid, include_deleted=include_deleted)
 
+    def archive_dir(self, job: Job | str) -> Path | None:
+        """The local directory of a job's archive path (where its outputs are written),
+        or None when the job's storage system is not local (see :meth:`Job.archive_dir`)."""
+        found = self.get(job) if isinstance(job, str) else job
+        return found.archive_dir(self.storage)
+
     def history(self, job_uuid: str, *, include_deleted: bool = False) -> list[HistoryEntry]:
         """The job's events, oldest first."""
         return self.queries.history(job_uuid, include_deleted=include_deleted)
+
+    def executions(self, job_uuid: str, *, include_deleted: bool = False) -> list[Execution]:
+        """The job's executions (and up-to-date checks), oldest first, from its history."""
+        return executions(job_uuid, self.queries.history(job_uuid, include_deleted=include_deleted))
 
     def find(
         self,

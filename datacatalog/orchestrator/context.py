@@ -129,6 +129,8 @@ class Toolbelt:
     job: JobInfo
     inputs: Mapping[str, Any]
     logger: logging.Logger
+    written: list[str] = field(default_factory=list)
+    """The paths :meth:`output_path` gave, relative to the archive directory (in order)."""
 
     @property
     def archive_dir(self) -> Path | None:
@@ -152,6 +154,9 @@ class Toolbelt:
         if base.resolve() not in (target, *target.parents):
             raise InvalidRequestError(f"{'/'.join(parts)} leaves the archive directory")
         target.parent.mkdir(parents=True, exist_ok=True)
+        relative = target.relative_to(base.resolve()).as_posix()
+        if relative not in self.written:
+            self.written.append(relative)
         return target
 
 

@@ -23,6 +23,8 @@ import functools
 import importlib
 import inspect
 import logging
+import types
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
@@ -145,11 +147,13 @@ class Operation(_Marked):
             raise InvalidRequestError(f"@operation needs a function, not {type(func).__name__}")
         _check_first_parameter(func, "operation")
         if max_attempts is not None and (
-            isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
+            isinstance(max_attempts, bool)
+            or not isinstance(max_attempts, int)
+            or (max_attempts < 1 and max_attempts != -1)
         ):
             raise InvalidRequestError(
                 f"operation {func.__name__}: max_attempts must be an integer of at least 1, "
-                f"not {max_attempts!r}"
+                f"or -1 (retry until it succeeds), not {max_attempts!r}"
             )
         if retry_interval is not None and (
             isinstance(retry_interval, bool)
@@ -232,18 +236,20 @@ class Workflow(_Marked):
         super().__init__(func)
         self.suffix_template = suffix_template
 
-    def display_name(self, inputs: Mapping[str, Any]) -> str:
-        """The name followed by ``suffix_template`` formatted with the inputs (and defaults)."""
+    def display_name(self, inputs: Mapping[str, Any], name: str | None = None) -> str:
+        """``name`` (default: the function's) followed by ``suffix_template`` formatted with
+        the inputs (and defaults)."""
+        base = self.name if name is None else name
         if not self.suffix_template:
-            return self.name
+            return base
         values = {
-            name: param.default
-            for name, param in inspect.signature(self.func).parameters.items()
+            key: param.default
+            for key, param in inspect.signature(self.func).parameters.items()
             if param.default is not param.empty
         }
         values.update(inputs)
         try:
-            return self.name + self.suffix_template.format(**values)
+            return base + self.suffix_template.format(**values)
         except (KeyError, IndexError, ValueError) as exc:
             raise InvalidRequestError(
                 f"workflow {self.name}: suffix_template {self.suffix_template!r} does not fit "
@@ -264,6 +270,54 @@ class Workflow(_Marked):
             p.kind is p.VAR_KEYWORD for p in inspect.signature(self.func).parameters.values()
         )
 
+    def defaults(self) -> dict[str, Any]:
+        """The declared default of each input that has one."""
+        return {
+            name: param.default
+            for name, param in list(inspect.signature(self.func).parameters.items())[2:]
+            if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+            and param.default is not param.empty
+        }
+
+    def effective_inputs(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """``inputs`` completed with the declared defaults: what the workflow runs with."""
+        return {**self.defaults(), **inputs}
+
+    def input_kinds(self) -> dict[str, tuple[type, ...]]:
+        """The simple types each annotated input accepts (only inputs annotated with them).
+
+        Simple: ``str``, ``int``, ``float``, ``bool``, ``list``, ``dict`` (``list[str]``
+        counts as ``list``), and unions of them with ``None``. Other annotations are not
+        checked.
+        """
+        try:
+            hints = typing.get_type_hints(self.func)
+        except Exception:  # an annotation that does not resolve: take the resolved ones
+            hints = {
+                name: param.annotation
+                for name, param in inspect.signature(self.func).parameters.items()
+                if param.annotation is not param.empty and not isinstance(param.annotation, str)
+            }
+        found: dict[str, tuple[type, ...]] = {}
+        for name in self.parameters():
+            kinds = _simple_kinds(hints.get(name, inspect.Parameter.empty))
+            if kinds:
+                found[name] = kinds
+        return found
+
+    def check_input_types(self, inputs: Mapping[str, Any]) -> list[str]:
+        """Problems with the types of ``inputs`` against the simple annotations."""
+        problems = []
+        for name, kinds in self.input_kinds().items():
+            if name in inputs and not any(_fits(inputs[name], kind) for kind in kinds):
+                value = inputs[name]
+                wanted = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+                problems.append(
+                    f"input {name!r} must be {wanted}, not {type(value).__name__} ({shown})"
+                )
+        return problems
+
     def check_inputs(self, inputs: Mapping[str, Any]) -> list[str]:
         """Problems with ``inputs`` (unknown or missing names); empty when they fit."""
         problems: list[str] = []
@@ -281,6 +335,44 @@ class Workflow(_Marked):
         if missing:
             problems.append(f"missing required input(s) {', '.join(missing)}")
         return problems
+
+
+SIMPLE_TYPES: tuple[type, ...] = (str, int, float, bool, list, dict)
+
+
+def _simple_kinds(annotation: Any) -> tuple[type, ...]:
+    """The simple types an annotation stands for; empty when it is not made only of them."""
+    if annotation is None or annotation is type(None):
+        return (type(None),)
+    if annotation in SIMPLE_TYPES:
+        return (annotation,)
+    origin = typing.get_origin(annotation)
+    if origin in (list, dict):
+        return (origin,)
+    if origin is typing.Union or origin is types.UnionType:
+        kinds: list[type] = []
+        for member in typing.get_args(annotation):
+            found = _simple_kinds(member)
+            if not found:
+                return ()
+            kinds.extend(k for k in found if k not in kinds)
+        return tuple(kinds)
+    return ()
+
+
+def _fits(value: Any, kind: type) -> bool:
+    """Whether ``value`` is of the simple type ``kind`` (an int is a float; a bool is neither)."""
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind is float:
+        return isinstance(value, (int, float))
+    if kind is dict:
+        return isinstance(value, Mapping)
+    return isinstance(value, kind)
 
 
 def _check_first_parameter(func: Callable[..., Any], what: str, second: str | None = None) -> None:
@@ -335,9 +427,11 @@ def operation(
         suffix_template: ``str.format`` template over the arguments, appended to the
             task's name (``"-{sample}"``).
         logging_handlers: Handlers added to the operation's logger.
-        max_attempts: Executions in all (None: the runner's ``task_max_attempts``).
+        max_attempts: Executions in all, -1 for "until it succeeds" (None: the runner's
+            ``task_max_attempts``).
         retry_interval: Seconds between attempts (None: the runner's).
-        ignore_failure: A failure fails this task alone; its dependants still run.
+        ignore_failure: The task runs once (never retried); its failure is recorded and
+            fails this task alone: its dependants still run.
         resources: What an attempt needs of a Dask worker (``{"GPU": 1}``); a request no
             worker of the cluster can meet is refused before anything runs.
     """

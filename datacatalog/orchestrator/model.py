@@ -29,6 +29,15 @@ EXECUTION_SOURCES: dict[str, tuple[str, ...]] = {
     "cancelled": ("pending", "started", "cancelling"),
 }
 
+UNLIMITED_ATTEMPTS = -1
+"""``max_attempts`` of a task retried until it succeeds (the seed's ``INFINITE_RETRIES``)."""
+
+
+def attempts_left(attempts: int, max_attempts: int) -> bool:
+    """Whether a task that ran ``attempts`` times may run again under ``max_attempts``."""
+    return max_attempts == UNLIMITED_ATTEMPTS or attempts < max_attempts
+
+
 TASK_STATUSES = ("pending", "started", "retrying", "success", "failed")
 END_TASK_STATUSES = ("success", "failed")
 
@@ -89,7 +98,10 @@ class Execution:
 
     def update_from(self, doc: Mapping[str, Any]) -> None:
         """Take every field from a newer stored document."""
-        fresh = Execution.from_document(doc)
+        self.update_from_execution(Execution.from_document(doc))
+
+    def update_from_execution(self, fresh: Execution) -> None:
+        """Take every field from a newer copy of the same execution."""
         self.__dict__.update(fresh.__dict__)
 
     def to_dict(self) -> dict[str, Any]:

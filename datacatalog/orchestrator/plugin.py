@@ -313,7 +313,13 @@ class PluginManager:
         for plugin in self.plugins():
             for name, target in sorted(plugin.workflows.items()):
                 found.append(
-                    WorkflowDeclaration(name, target, f"plugin {plugin.key}", plugin=plugin.key)
+                    WorkflowDeclaration(
+                        name,
+                        target,
+                        f"plugin {plugin.key}",
+                        plugin=plugin.key,
+                        version=plugin.package_version,
+                    )
                 )
         return found
 

@@ -43,6 +43,7 @@ class WorkflowDeclaration:
     target: str
     source: str  # "registered", "plugin <name>-<version>", "package <dist>", "import"
     plugin: str | None = None  # the plugin's "<name>-<version>", for plugins
+    version: str | None = None  # the plugin's or package's version
 
 
 def register_workflow(name: str, func: Workflow | Callable[..., Any]) -> Workflow:
@@ -65,7 +66,8 @@ def entry_point_declarations() -> list[WorkflowDeclaration]:
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = getattr(ep, "dist", None)
         who = f"package {dist.name}" if dist is not None else "package"
-        found.append(WorkflowDeclaration(ep.name, ep.value, who))
+        version = dist.version if dist is not None else None
+        found.append(WorkflowDeclaration(ep.name, ep.value, who, version=version))
     return found
 
 
@@ -113,6 +115,23 @@ def resolve(name: str | Workflow, plugin_manager: PluginManager | None) -> tuple
         f"{', '.join(known) if known else 'none'} (or give module:function)",
         workflow=name,
     )
+
+
+def workflow_version(
+    name: str, workflow: Workflow, plugin_manager: PluginManager | None
+) -> str | None:
+    """The version of the code behind a workflow: its plugin's or package's, else that of
+    the installed distribution holding its module; None when there is none."""
+    for declaration in declarations(plugin_manager):
+        if declaration.name == name and declaration.version is not None:
+            return declaration.version
+    top = workflow.func.__module__.partition(".")[0]
+    for dist in metadata.packages_distributions().get(top, []):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _load(target: str, what: str, *, undeclared: bool = False) -> Workflow:

@@ -64,6 +64,8 @@ class Outcome:
     retry_interval: float | None = None
     error: dict[str, Any] | None = None
     logs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    """Paths (relative to the archive directory) the attempt asked ``toolbelt.output_path`` for."""
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:
@@ -98,7 +100,11 @@ def failure(invocation: Invocation, error: dict[str, Any], *, started: datetime)
 
 
 def run_attempt(invocation: Invocation, cancelled: Callable[[], bool]) -> Outcome:
-    """Call the operation once and report how it ended (never raises for its errors)."""
+    """Call the operation once and report how it ended.
+
+    Whatever the operation raises — an ``Exception``, ``SystemExit``, any other
+    ``BaseException`` — ends the attempt as failed with that exception as its error.
+    """
     started = utc_now()
     op = invocation.operation
     collector = RecordCollector(invocation.task, invocation.attempt)
@@ -119,8 +125,9 @@ def run_attempt(invocation: Invocation, cancelled: Callable[[], bool]) -> Outcom
         _cancelled=cancelled,
     )
     extra: dict[str, Any] = {}
+    toolbelt: Toolbelt | None = None
     if op.toolbelt:
-        extra["toolbelt"] = Toolbelt(invocation.job, invocation.inputs, logger)
+        toolbelt = extra["toolbelt"] = Toolbelt(invocation.job, invocation.inputs, logger)
     status, message, interval, error = "success", None, None, None
     try:
         op.func(ctx, **extra, **dict(invocation.arguments))
@@ -131,8 +138,9 @@ def run_attempt(invocation: Invocation, cancelled: Callable[[], bool]) -> Outcom
         status, message, error = "abort", str(exc), error_info(exc)
     except Exception as exc:
         status, message, error = "failed", str(exc), error_info(exc)
-    except (KeyboardInterrupt, SystemExit) as exc:
-        # An operation ending its interpreter is its own failure, not the worker's.
+    except BaseException as exc:
+        # SystemExit, KeyboardInterrupt, GeneratorExit, a class of the operation's own:
+        # the operation's failure, never the worker's, so the attempt still has an outcome.
         status, message, error = "failed", f"{type(exc).__name__}: {exc}", error_info(exc)
     finally:
         for handler in op.logging_handlers:
@@ -147,4 +155,5 @@ def run_attempt(invocation: Invocation, cancelled: Callable[[], bool]) -> Outcom
         retry_interval=interval,
         error=error,
         logs=collector.records,
+        outputs=list(toolbelt.written) if toolbelt is not None else [],
     )

@@ -10,32 +10,45 @@ end is recorded.
 
 Retry rules: ``max_attempts`` counts attempts in all; ``ctx.task.retry`` is an attempt and
 may set the interval; ``ctx.task.abort`` is never retried; a task with
-``ignore_failure`` fails alone and its dependants run; any other failed task fails the
-execution, whose error is that task's root cause. Cancellation is cooperative: no new
-attempt starts, running ones see ``ctx.cancel_requested``, the execution ends
-``cancelled`` and the job FAILED with reason ``cancelled``.
+``ignore_failure`` runs once and fails alone, its dependants run; any other failed task
+fails the execution, whose error is that task's root cause; ``max_attempts=-1`` retries
+until success. On a cancel no new attempt starts, running ones see
+``ctx.cancel_requested`` (the process and Dask executors stop those still running after a
+grace), the execution ends ``cancelled`` and the job FAILED with reason ``cancelled``.
+The execution's log gets each attempt's start and end besides the operations' records.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
+import uuid as uuid_module
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from datacatalog import states
 from datacatalog.catalog import Catalog
 from datacatalog.clock import utc_now
-from datacatalog.errors import InvalidRequestError, InvalidTransitionError
+from datacatalog.errors import InvalidRequestError
 from datacatalog.freeform import check_object
+from datacatalog.indexing import IndexReport
+from datacatalog.indexrequests import MAX_PATTERNS, ArchiveIndexRequest
 from datacatalog.jobs import Job
 from datacatalog.jobs.leases import DEFAULT_TTL
+from datacatalog.jobs.reruns import Decision, begin, decide, record_up_to_date
+from datacatalog.jobs.reruns import Outcome as RunOutcome
 from datacatalog.orchestrator import events
-from datacatalog.orchestrator.context import JobInfo, RecordCollector, WorkflowContext, make_logger
+from datacatalog.orchestrator.context import (
+    MAX_LOG_MESSAGE,
+    JobInfo,
+    RecordCollector,
+    WorkflowContext,
+    make_logger,
+)
 from datacatalog.orchestrator.decorators import Workflow
 from datacatalog.orchestrator.exceptions import (
     ActiveExecutionsError,
@@ -46,10 +59,16 @@ from datacatalog.orchestrator.exceptions import (
 from datacatalog.orchestrator.executors.base import Executor, ExecutorEvent, Finished, Started
 from datacatalog.orchestrator.graph import TaskGraph
 from datacatalog.orchestrator.leasing import ExecutionLease
-from datacatalog.orchestrator.model import LEASED_EXECUTION_STATUSES, Execution, TaskRecord
+from datacatalog.orchestrator.model import (
+    LEASED_EXECUTION_STATUSES,
+    UNLIMITED_ATTEMPTS,
+    Execution,
+    TaskRecord,
+    attempts_left,
+)
 from datacatalog.orchestrator.plugin import PluginManager
 from datacatalog.orchestrator.records import ExecutionRecords, new_execution_id, task_id
-from datacatalog.orchestrator.registry import resolve
+from datacatalog.orchestrator.registry import resolve, workflow_version
 from datacatalog.orchestrator.worker import Invocation, Outcome, error_info
 from datacatalog.orchestrator.writer import TaskWriter
 from datacatalog.storage import StorageRegistry
@@ -68,6 +87,14 @@ result comes through the scheduler), and writing each start on its own would dou
 round trips. The start's signal and the record in memory do not wait; only the stored
 copy of a running attempt's start is up to this late.
 """
+
+
+RUNNER_LOGGER = "datacatalog.orchestrator.runner"
+"""The logger name of the runner's own records in the execution's log (tasks' starts, ends)."""
+LOG_FLUSH_SECONDS = 1.0
+"""Most seconds the runner keeps log records before writing them (all at the end)."""
+LOG_BATCH = 500
+"""Log records that are written at once, however recent."""
 
 
 class Clock(Protocol):
@@ -105,9 +132,16 @@ def _catalog(model_storage: Any, resource_storage: StorageRegistry | None) -> Ca
     )
 
 
-def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidWorkflowRunnerParams(f"{what} must be an integer of at least 1, not {value!r}")
+def _max_attempts(value: object, what: str) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or (value < 1 and value != UNLIMITED_ATTEMPTS)
+    ):
+        raise InvalidWorkflowRunnerParams(
+            f"{what} must be an integer of at least 1, or -1 (retry until it succeeds), "
+            f"not {value!r}"
+        )
     return value
 
 
@@ -120,6 +154,47 @@ def _interval(value: object, what: str) -> float:
     ):
         raise InvalidWorkflowRunnerParams(f"{what} must be a number of seconds >= 0, not {value!r}")
     return float(value)
+
+
+def effective_inputs(name: str, workflow: Workflow, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``workflow`` runs with: ``inputs`` checked (names, simple annotated types) and
+    completed with the declared defaults.
+
+    Raises:
+        InvalidWorkflowRunnerParams: Naming the inputs that are unknown, missing, of the
+            wrong type or not storable.
+    """
+    problems = workflow.check_inputs(inputs) or workflow.check_input_types(inputs)
+    if problems:
+        raise InvalidWorkflowRunnerParams(f"workflow {name}: {'; '.join(problems)}", workflow=name)
+    try:
+        return dict(
+            check_object(workflow.effective_inputs(inputs), where=f"inputs of workflow {name}")
+        )
+    except InvalidRequestError as exc:
+        raise InvalidWorkflowRunnerParams(str(exc), workflow=name) from exc
+
+
+def workflow_parameters(
+    workflow_name: str | Workflow,
+    inputs: Mapping[str, Any] | None,
+    plugin_manager: PluginManager | None,
+) -> dict[str, Any]:
+    """A workflow's part of a job's identity: its name, its code's version, its inputs.
+
+    Put under ``workflow`` in a job's ``data`` (as ``datacatalog workflows run --pipeline``
+    does), it makes each workflow, version and set of effective inputs a job of its own.
+
+    Raises:
+        UndeclaredWorkflowError: No workflow of that name.
+        InvalidWorkflowRunnerParams: Inputs that do not fit it.
+    """
+    name, workflow = resolve(workflow_name, plugin_manager)
+    return {
+        "name": name,
+        "version": workflow_version(name, workflow, plugin_manager),
+        "inputs": effective_inputs(name, workflow, dict(inputs or {})),
+    }
 
 
 def request_cancel(model_storage: Any, execution_id: str) -> tuple[Execution, bool]:
@@ -146,9 +221,22 @@ class WorkflowRunner:
         executor: Where tasks run (default: a ``ProcessExecutor``).
         task_max_attempts: Attempts in all for each task (an operation may override it).
         task_retry_interval: Seconds between attempts (an operation may override it).
-        retry_failed: On resume, run failed tasks again too (with a fresh attempt budget).
+        retry_failed: On resume, run failed tasks again too, with a fresh attempt budget
+            (default); False keeps them failed (and refuses to resume a failed execution).
+        force: Run the job again even when it is up to date (a new execution; its earlier
+            file records are superseded).
+        if_stale: ``"error"`` (default: :class:`~datacatalog.errors.StaleOutputsError`
+            naming the files) or ``"rerun"`` when the job ran and its outputs no longer
+            verify.
+        verify: How an up-to-date check verifies the outputs: ``"sha256"`` or ``"size"``.
+        stage_timeout: Seconds (or a ``timedelta``) the execution may run, on the runner's
+            clock: past it no attempt starts, running ones are stopped as by a cancel, and
+            the execution fails with reason ``timeout``. None: no bound.
         clock: Time source (tests inject one that never sleeps).
         cancel_poll_interval: Seconds between reads of the persisted cancel flag.
+        index_outputs: When the workflow succeeds, index what its operations wrote to the
+            job's archive directory (each file ``generated_by`` the job; a file written
+            through ``toolbelt.output_path`` names the tasks that wrote it in its note).
         lease_ttl: Seconds the job's lease lasts unless renewed (renewed every third of
             it); a killed runner's execution is closed by the next runner once it lapses.
 
@@ -157,7 +245,14 @@ class WorkflowRunner:
         UndeclaredWorkflowError: No workflow of that name.
         WorkflowImplementationNotFoundError: The workflow's code cannot be imported.
         ActiveExecutionsError: The job has an active execution (named in the message).
+        StaleOutputsError: The job ran and its outputs are missing or changed (named), and
+            ``if_stale`` is ``"error"``.
+        InvalidTransitionError: The job is RETIRED, RESET or deleted (named, with what to do).
         NotFoundError: No such job or execution.
+
+    A job that finished and whose indexed outputs verify is up to date: nothing is recorded,
+    :attr:`up_to_date` is True and :meth:`execute` runs nothing (see
+    :mod:`datacatalog.jobs.reruns`, the decision every entry point takes).
     """
 
     def __init__(
@@ -173,10 +268,15 @@ class WorkflowRunner:
         task_max_attempts: int = 30,
         task_retry_interval: float = 30,
         *,
-        retry_failed: bool = False,
+        retry_failed: bool = True,
         clock: Clock | None = None,
         cancel_poll_interval: float = 1.0,
         lease_ttl: float = DEFAULT_TTL,
+        index_outputs: bool = False,
+        force: bool = False,
+        if_stale: str = "error",
+        verify: str = "sha256",
+        stage_timeout: float | timedelta | None = None,
     ) -> None:
         resuming = execution_id is not None
         if resuming and (workflow_name is not None or service_id is not None or inputs):
@@ -197,10 +297,17 @@ class WorkflowRunner:
             raise InvalidWorkflowRunnerParams(
                 f"inputs must be a mapping, not {type(inputs).__name__}"
             )
-        self._max_attempts = _positive_int(task_max_attempts, "task_max_attempts")
+        self._max_attempts = _max_attempts(task_max_attempts, "task_max_attempts")
         self._retry_interval = _interval(task_retry_interval, "task_retry_interval")
         self._poll = _interval(cancel_poll_interval, "cancel_poll_interval")
         self._lease_ttl = _interval(lease_ttl, "lease_ttl")
+        if isinstance(stage_timeout, timedelta):
+            stage_timeout = stage_timeout.total_seconds()
+        self._timeout = None if stage_timeout is None else _interval(stage_timeout, "stage_timeout")
+        if self._timeout is not None and not self._timeout > 0:
+            raise InvalidWorkflowRunnerParams(
+                f"stage_timeout must be positive, not {stage_timeout!r}"
+            )
         if not self._lease_ttl > 0:
             raise InvalidWorkflowRunnerParams(f"lease_ttl must be positive, not {lease_ttl!r}")
         if executor is not None and not isinstance(executor, Executor):
@@ -215,9 +322,13 @@ class WorkflowRunner:
         self._writer = TaskWriter(self.records)
         self.clock: Clock = clock or SystemClock()
         self._retry_failed = bool(retry_failed)
+        self._index_outputs = bool(index_outputs)
+        self.index_report: IndexReport | None = None
+        """What indexing the outputs did (after a success with ``index_outputs``)."""
         self._cancel_flag = threading.Event()
         self._executed = False
         self._resumed_from: Execution | None = None
+        self._previous: Execution | None = None  # an up-to-date job's newest success
         self._outcomes: list[dict[str, Any]] = []  # task outcomes not yet in the job history
         self._unwritten_starts: dict[str, str] = {}  # task -> its stored status meanwhile
         self._deferred_starts: dict[str, float] = {}  # task -> when its start must be written
@@ -241,17 +352,35 @@ class WorkflowRunner:
         else:
             assert workflow_name is not None and service_id is not None
             workflow_ref, given_inputs = workflow_name, dict(inputs or {})
-        self._job = self.catalog.jobs.get(str(service_id))
-        self._check_job_can_run(self._job)
+        self._job = self.catalog.jobs.get(str(service_id), include_deleted=True)
         self.workflow_name, self.workflow = resolve(workflow_ref, self.plugin_manager)
-        problems = self.workflow.check_inputs(given_inputs)
-        if problems:
-            raise InvalidWorkflowRunnerParams(
-                f"workflow {self.workflow_name}: {'; '.join(problems)}", workflow=self.workflow_name
+        self._inputs = effective_inputs(self.workflow_name, self.workflow, given_inputs)
+        # What running the job comes to: the decision every entry point shares.
+        self._rerun_options: dict[str, Any] = {
+            "force": force,
+            "if_stale": if_stale,
+            "verify": verify,
+        }
+        self.decision: Decision = decide(
+            self.catalog, self._job.uuid, holder=execution_id, **self._rerun_options
+        )
+        self._job = self.decision.job
+        self._tasks: dict[str, TaskRecord] = {}
+        if self.decision.outcome is RunOutcome.HELD:
+            lease = self.decision.lease
+            raise ActiveExecutionsError(
+                self.decision.message, holder=lease.holder if lease is not None else None
             )
-        self._inputs = dict(check_object(given_inputs, where="workflow inputs"))
+        if not self.decision.runs:
+            self.decision.raise_for_outcome()  # stale, refused
+            # Up to date: nothing is recorded and nothing runs.
+            self._previous = self._newest_success()
+            if self._previous is not None:
+                self._tasks = {t.name: t for t in self.records.tasks(self._previous.id)}
+            return
         try:
-            self._display_name = self.workflow.display_name(self._inputs)
+            # The recorded name, everywhere (a declared name is not the function's name).
+            self._display_name = self.workflow.display_name(self._inputs, self.workflow_name)
         except InvalidRequestError as exc:
             raise InvalidWorkflowRunnerParams(str(exc)) from exc
         self.executor: Executor = executor if executor is not None else _default_executor()
@@ -307,7 +436,6 @@ class WorkflowRunner:
                 task_max_attempts=self._max_attempts,
                 task_retry_interval=self._retry_interval,
             )
-            self._tasks = {}
             for position, node in enumerate(self._graph):
                 op = node.operation
                 self._tasks[node.name] = TaskRecord(
@@ -317,8 +445,11 @@ class WorkflowRunner:
                     operation=op.path,
                     dependencies=list(node.dependencies),
                     status="pending",
-                    # Given per operation wins, 0 and False included; None falls back.
-                    max_attempts=op.max_attempts
+                    # Given per operation wins, 0 and False included; None falls back. A
+                    # task that ignores its failure runs once: it is never retried.
+                    max_attempts=1
+                    if op.ignore_failure
+                    else op.max_attempts
                     if op.max_attempts is not None
                     else self._max_attempts,
                     retry_interval=op.retry_interval
@@ -331,18 +462,30 @@ class WorkflowRunner:
                 )
             self.records.create_tasks(list(self._tasks.values()))
         self._log_seq = self.records.last_log_seq(self._execution.id)
+        self._log_buffer: list[dict[str, Any]] = []
+        self._last_log_write = time.monotonic()
 
     # -- the seed's surface -----------------------------------------------------------------
 
     @property
-    def execution(self) -> Execution:
-        """The execution's record (as last written)."""
-        return self._execution
+    def up_to_date(self) -> bool:
+        """Whether the job was up to date: nothing runs (see :attr:`decision`)."""
+        return self.decision.up_to_date
 
     @property
-    def execution_id(self) -> str:
-        """The execution's id."""
-        return self._execution.id
+    def execution(self) -> Execution | None:
+        """The execution's record (as last written).
+
+        For an up-to-date job: the newest succeeded execution of the job, the one that made
+        its outputs (None when no workflow execution of the job succeeded).
+        """
+        return self._previous if self.up_to_date else self._execution
+
+    @property
+    def execution_id(self) -> str | None:
+        """The execution's id (see :attr:`execution`)."""
+        execution = self.execution
+        return execution.id if execution is not None else None
 
     @property
     def service(self) -> Job:
@@ -356,12 +499,22 @@ class WorkflowRunner:
 
     def cancel(self) -> bool:
         """Request cancellation (persisted, so any process may call it); True when new."""
+        if self.up_to_date:
+            return False  # nothing runs
         self._cancel_flag.set()
-        _, new = self.records.request_cancel(self._execution.id)
+        stored, new = self.records.request_cancel(self._execution.id)
+        if stored.status == "cancelled" and self._execution.status == "pending":
+            # Not started: it ended here, so this object says so too.
+            self._execution.update_from_execution(stored)
+        else:
+            self._execution.cancel_requested = True
         return new
 
-    def execute(self) -> Execution:
+    def execute(self) -> Execution | None:
         """Run the graph to completion; returns the execution (succeeded or cancelled).
+
+        For an up-to-date job nothing runs: the check is recorded in the job's history (a
+        ``reuse`` event) and :attr:`execution` is returned.
 
         Raises:
             WorkflowFailedError: A task failed (its root cause is ``execution.error``).
@@ -372,21 +525,73 @@ class WorkflowRunner:
                 f"execution {self.execution_id}: execute() was called already"
             )
         self._executed = True
+        if self.up_to_date:
+            record_up_to_date(
+                self.catalog,
+                self.decision,
+                token=self.catalog.jobs.job_token(self._job.uuid),
+                holder=self.execution_id,
+                # Nothing of this runner's is stored: a key of this check alone.
+                event_id=f"reuse-{uuid_module.uuid4().hex}",
+            )
+            return self.execution
         if self._resumed_from is not None:
             self._emit(events.on_resume_workflow_signal, execution=self._execution)
         if self._execution.cancel_requested or self._cancel_flag.is_set():
             self._emit(events.on_cancelled_workflow_signal, execution=self._execution, ran=False)
             return self._execution
         # A lease taken over (this process stalled past its ttl) stops the execution.
-        self._lease.acquire(
-            self._job.uuid, self._execution.id, on_lost=lambda _exc: self._cancel_flag.set()
-        )
         try:
+            self._lease.acquire(
+                self._job.uuid, self._execution.id, on_lost=lambda _exc: self._cancel_flag.set()
+            )
+        except ActiveExecutionsError as exc:
+            self._close_unstarted("failed", "error", error_info(exc))
+            raise
+        try:
+            # Again under the lease: another execution may have run the job meanwhile.
+            fresh = decide(
+                self.catalog, self._job.uuid, holder=self._execution.id, **self._rerun_options
+            )
+            if not fresh.runs:
+                return self._called_off(fresh)
+            self.decision = fresh
             return self._run()
         finally:
             self._lease.release()
 
+    def _called_off(self, fresh: Decision) -> Execution | None:
+        """The job no longer runs (up to date, stale, refused): end the execution unstarted."""
+        self.decision = fresh
+        if fresh.up_to_date:
+            self._close_unstarted("cancelled", "up_to_date", None)
+            record_up_to_date(
+                self.catalog,
+                fresh,
+                token=self.catalog.jobs.job_token(self._job.uuid),
+                holder=self._execution.id,
+                event_id=f"{self._execution.id}:{self._execution.resumes}:reuse",
+            )
+            self._previous = self._newest_success()
+            return self._previous
+        error = fresh.error()
+        assert error is not None  # held, stale or refused
+        self._close_unstarted("failed", "error", error_info(error))
+        raise error
+
+    def _close_unstarted(self, status: str, reason: str, error: dict[str, Any] | None) -> None:
+        """End an execution that never started (its job got no event)."""
+        self.records.move_execution(
+            self._execution, status, ended_at=self.clock.now(), reason=reason, error=error
+        )
+
     # -- checks -----------------------------------------------------------------------------
+
+    def _newest_success(self) -> Execution | None:
+        for execution in self.records.executions(self._job.uuid):
+            if execution.status == "succeeded":
+                return execution
+        return None
 
     def _check_resumable(self, previous: Execution) -> None:
         if previous.status == "cancelled" or (previous.status == "failed" and self._retry_failed):
@@ -404,16 +609,6 @@ class WorkflowRunner:
         raise InvalidWorkflowRunnerParams(
             f"execution {previous.id} is {previous.status}; only a {allowed} execution resumes"
         )
-
-    def _check_job_can_run(self, job: Job) -> None:
-        if job.state not in states.TRANSITIONS["run"].sources:
-            raise InvalidTransitionError(
-                f"job {job.uuid} is {job.state}: a workflow runs on a job that accepts the run "
-                "event (CREATED or RUNNING); an administrator's reset and ready re-arm a "
-                "finished or failed job",
-                state=job.state,
-                event="run",
-            )
 
     def _check_no_active(self, *, besides: str | None) -> None:
         holder = self._lease.holder(self._job.uuid)
@@ -487,14 +682,19 @@ class WorkflowRunner:
         self.records.move_execution(execution, "started", started_at=self.clock.now())
         if execution.status != "started":
             return
-        self._job_event(
-            "run",
-            {
+        # ``run``; ``retry`` on a FAILED job, ``rerun`` on a forced or stale one. A resume
+        # keeps what the tasks that succeeded wrote; a new execution starts clean.
+        begin(
+            self.catalog,
+            self.decision,
+            token=self._job_info.token,
+            data={
                 "workflow": self.workflow_name,
                 "execution_id": execution.id,
                 "tasks": len(self._tasks),
                 "resumes": execution.resumes,
             },
+            leftovers="keep" if self._resumed_from is not None else "clear",
         )
 
     def _record_on_resume_workflow_signal(self, execution: Execution) -> None:
@@ -508,8 +708,15 @@ class WorkflowRunner:
                     # A fresh budget; attempt numbers go on (each attempt keeps its own key).
                     op = self._graph[task.name].operation
                     budget = op.max_attempts if op.max_attempts is not None else self._max_attempts
+                    if task.ignore_failure:
+                        budget = 1
                     fields.update(
-                        max_attempts=task.attempts + budget, error=None, message=None, ended_at=None
+                        max_attempts=budget
+                        if budget == UNLIMITED_ATTEMPTS
+                        else task.attempts + budget,
+                        error=None,
+                        message=None,
+                        ended_at=None,
                     )
                 self.records.move_task(task, "pending", **fields)
         self.records.move_execution(
@@ -543,7 +750,6 @@ class WorkflowRunner:
             )
 
     def _record_on_success_workflow_signal(self, execution: Execution) -> None:
-        self.records.move_execution(execution, "succeeded", ended_at=self.clock.now())
         self._flush_history(force=True)
         self._job_event(
             "finish",
@@ -553,6 +759,71 @@ class WorkflowRunner:
                 "counts": self._counts(),
             },
         )
+        if self._index_outputs:
+            try:
+                self.index_report = self._index()
+            except Exception as exc:  # a catalog error, or an unexpected one: never half-done
+                error = error_info(exc)
+                self.records.move_execution(
+                    execution,
+                    "failed",
+                    ended_at=self.clock.now(),
+                    error=error,
+                    reason="indexing_failed",
+                )
+                if self.catalog.jobs.get(self._job.uuid).state == "INDEXING":
+                    self._job_event(
+                        "fail",
+                        {
+                            "reason": "indexing_failed",
+                            "workflow": self.workflow_name,
+                            "execution_id": execution.id,
+                            "error": error,
+                        },
+                    )
+                return
+        self.records.move_execution(execution, "succeeded", ended_at=self.clock.now())
+
+    def _index(self) -> IndexReport:
+        """Index the job's archive path: the files each task wrote, with their writers, first.
+
+        A job that declares its own index requests is indexed by them alone.
+        """
+        job = self.catalog.jobs.get(self._job.uuid)
+        requests: list[ArchiveIndexRequest] | None = None
+        if not job.index_requests():
+            requests = [*self._written_requests(), ArchiveIndexRequest(patterns=[], fixity=True)]
+        return self.catalog.indexing.index(
+            job.uuid, token=self._job_info.token, fixity=True, transition=True, requests=requests
+        )
+
+    def _written_requests(self) -> list[ArchiveIndexRequest]:
+        """One request per set of tasks that wrote the same files, its note naming them."""
+        writers: dict[str, list[str]] = {}
+        for task in self.tasks:
+            for attempt in task.attempt_log:
+                for path in attempt.get("outputs") or []:
+                    names = writers.setdefault(path, [])
+                    if task.name not in names:
+                        names.append(task.name)
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for path, names in writers.items():
+            groups.setdefault(tuple(names), []).append(path)
+        requests = []
+        for group, paths in groups.items():
+            plural = "s" if len(group) > 1 else ""
+            note = (
+                f"written by task{plural} {', '.join(group)} of workflow {self.workflow_name} "
+                f"(execution {self._execution.id})"
+            )
+            for start in range(0, len(paths), MAX_PATTERNS):
+                chunk = paths[start : start + MAX_PATTERNS]
+                requests.append(
+                    ArchiveIndexRequest(
+                        patterns=[f"^{re.escape(path)}$" for path in chunk], note=note, fixity=True
+                    )
+                )
+        return requests
 
     def _record_on_failure_workflow_signal(
         self, execution: Execution, error: dict[str, Any], reason: str
@@ -580,6 +851,7 @@ class WorkflowRunner:
     ) -> None:
         # The start is written with the attempt's end when that comes soon (or is here
         # already); otherwise on its own, START_WRITE_DELAY later (_write_due_starts).
+        self._log("INFO", f"task {task.name} attempt {attempt} started", task, attempt, started)
         self._unwritten_starts[task.name] = task.status
         task.status, task.attempts, task.started_at, task.due_at = (
             "started",
@@ -627,6 +899,13 @@ class WorkflowRunner:
         }
 
     def _record_on_success_task_signal(self, task: TaskRecord, outcome: Outcome) -> None:
+        self._log(
+            "INFO",
+            f"task {task.name} attempt {outcome.attempt} ended: success",
+            task,
+            outcome.attempt,
+            outcome.ended,
+        )
         self._writer.move(
             task,
             "success",
@@ -642,6 +921,21 @@ class WorkflowRunner:
         self, task: TaskRecord, outcome: Outcome, retry: bool, due_at: datetime | None
     ) -> None:
         extra = self._end_fields(task)
+        error = outcome.error or {}
+        cause = f"{error.get('type', 'Error')}: {error.get('message', outcome.message or '')}"
+        if retry:
+            then = f"another attempt is due at {due_at.isoformat()}" if due_at else "retrying"
+        elif task.ignore_failure:
+            then = "the task failed; its failure is ignored"
+        else:
+            then = "the task failed"
+        self._log(
+            "WARNING" if retry or task.ignore_failure else "ERROR",
+            f"task {task.name} attempt {outcome.attempt} ended: {outcome.status} ({cause}); {then}",
+            task,
+            outcome.attempt,
+            outcome.ended,
+        )
         if retry:
             self._writer.move(
                 task,
@@ -686,7 +980,7 @@ class WorkflowRunner:
             "update",
             {
                 "workflow": self.workflow_name,
-                "execution_id": self.execution_id,
+                "execution_id": self._execution.id,
                 "task_outcomes": batch,
             },
         )
@@ -718,8 +1012,36 @@ class WorkflowRunner:
     def _write_logs(self, records: list[dict[str, Any]]) -> None:
         if records:
             self._log_seq = self.records.add_logs(
-                self.execution_id, records, first_seq=self._log_seq
+                self._execution.id, records, first_seq=self._log_seq
             )
+
+    def _log(
+        self, level: str, message: str, task: TaskRecord, attempt: int, date: datetime
+    ) -> None:
+        """Keep one of the runner's own records of the execution's log (a task's start or end)."""
+        if len(message) > MAX_LOG_MESSAGE:
+            message = message[:MAX_LOG_MESSAGE] + " …[cut]"
+        self._log_buffer.append(
+            {
+                "date": date,
+                "level": level,
+                "logger": RUNNER_LOGGER,
+                "message": message,
+                "task": task.name,
+                "attempt": attempt,
+            }
+        )
+
+    def _flush_logs(self, *, force: bool = False) -> None:
+        """Write the kept log records: at the end, or when enough or old enough gathered."""
+        if not self._log_buffer:
+            return
+        due = time.monotonic() - self._last_log_write >= LOG_FLUSH_SECONDS
+        if not (force or due or len(self._log_buffer) >= LOG_BATCH):
+            return
+        batch, self._log_buffer = self._log_buffer, []
+        self._last_log_write = time.monotonic()
+        self._write_logs(batch)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -733,9 +1055,13 @@ class WorkflowRunner:
         inbox: queue.Queue[ExecutorEvent] = queue.Queue()
         root_error: dict[str, Any] | None = None
         cancelling = False
+        timed_out = False
         started = False
+        deadline = (
+            None if self._timeout is None else self.clock.now() + timedelta(seconds=self._timeout)
+        )
         try:
-            self.executor.start(self.execution_id, inbox.put)
+            self.executor.start(self._execution.id, inbox.put)
             started = True
             self._prepare_schedule()
             inflight: dict[str, int] = {}
@@ -743,6 +1069,11 @@ class WorkflowRunner:
             last_poll = self.clock.now()
             while True:
                 now = self.clock.now()
+                if deadline is not None and not (cancelling or timed_out) and now >= deadline:
+                    # As a cancel, without one: nothing new starts, running attempts stop.
+                    timed_out = True
+                    for name, _attempt in self.executor.cancel():
+                        inflight.pop(name, None)
                 if not cancelling and (
                     self._cancel_flag.is_set()
                     or ((now - last_poll).total_seconds() >= self._poll and self._poll_cancel())
@@ -753,7 +1084,7 @@ class WorkflowRunner:
                         inflight.pop(name, None)
                 if (now - last_poll).total_seconds() >= self._poll:
                     last_poll = now
-                if not cancelling and root_error is None:
+                if not cancelling and not timed_out and root_error is None:
                     # The tasks ready now go to the executor together (one hand-over).
                     sending = []
                     for task in self._ready(inflight, now):
@@ -766,20 +1097,23 @@ class WorkflowRunner:
                                 attempt,
                                 task.max_attempts,
                                 task.retry_interval,
-                                self.execution_id,
+                                self._execution.id,
                             )
                         )
                     self.executor.submit_many(sending)
                 if not inflight:
-                    if cancelling or root_error is not None:
+                    if cancelling or timed_out or root_error is not None:
                         break
                     due = self._next_due()
                     if due is None:
                         break  # every task ended (or is blocked behind a failure)
-                    self.clock.sleep(max(0.0, (due - self.clock.now()).total_seconds()))
+                    wake = due if deadline is None else min(due, deadline)
+                    self.clock.sleep(max(0.0, (wake - self.clock.now()).total_seconds()))
                     continue
                 next_start = self._write_due_starts()
                 wait = self._poll if next_start is None else min(self._poll, next_start)
+                if deadline is not None and not timed_out:
+                    wait = min(wait, (deadline - now).total_seconds())
                 try:
                     batch = [inbox.get(timeout=max(0.01, wait))]
                 except queue.Empty:
@@ -796,7 +1130,9 @@ class WorkflowRunner:
                     root_error = self._handle(
                         event, inflight, finished_attempts, cancelling, root_error, ending
                     )
+                self._flush_logs()
             self._write_due_starts(everything=True)
+            self._flush_logs(force=True)
             self._writer.flush()  # the task records are stored before the execution's end
         except BaseException as exc:
             cancelling = False
@@ -809,6 +1145,23 @@ class WorkflowRunner:
         if cancelling:
             self._emit(events.on_cancelled_workflow_signal, execution=self._execution)
             return self._execution
+        if root_error is None and timed_out:
+            error = {
+                "type": "StageTimeout",
+                "message": f"workflow {self.workflow_name} did not end within its stage_timeout "
+                f"of {self._timeout:g} s: no attempt started after it, running ones were stopped",
+                "traceback": None,
+            }
+            self._emit(
+                events.on_failure_workflow_signal,
+                execution=self._execution,
+                error=error,
+                reason="timeout",
+            )
+            raise WorkflowFailedError(
+                f"workflow {self.workflow_name} failed: {error['message']}",
+                execution=self._execution,
+            )
         if root_error is not None:
             self._emit(
                 events.on_failure_workflow_signal,
@@ -822,6 +1175,13 @@ class WorkflowRunner:
                 execution=self._execution,
             )
         self._emit(events.on_success_workflow_signal, execution=self._execution)
+        if self._execution.status == "failed":  # its outputs could not be indexed
+            error = self._execution.error or {}
+            raise WorkflowFailedError(
+                f"workflow {self.workflow_name}: its tasks succeeded but indexing its outputs "
+                f"failed: {error.get('type')}: {error.get('message')}",
+                execution=self._execution,
+            )
         return self._execution
 
     def _abandon(self, exc: BaseException, *, started: bool) -> None:
@@ -832,7 +1192,11 @@ class WorkflowRunner:
             try:
                 self._writer.flush()
             except Exception:
-                log.exception("a task record of execution %s was not written", self.execution_id)
+                log.exception("a task record of execution %s was not written", self._execution.id)
+            try:
+                self._flush_logs(force=True)
+            except Exception:
+                log.exception("the log of execution %s was not written", self._execution.id)
             error = error_info(exc)
             self._emit(
                 events.on_failure_workflow_signal,
@@ -841,10 +1205,10 @@ class WorkflowRunner:
                 reason="error",
             )
         except Exception:
-            log.exception("could not record the failure of execution %s", self.execution_id)
+            log.exception("could not record the failure of execution %s", self._execution.id)
 
     def _poll_cancel(self) -> bool:
-        return self.records.cancel_requested(self.execution_id)
+        return self.records.cancel_requested(self._execution.id)
 
     @staticmethod
     def _satisfies(task: TaskRecord) -> bool:
@@ -934,14 +1298,19 @@ class WorkflowRunner:
                 started=outcome.started,
                 coalesced=True,
             )
-        self._write_logs(outcome.logs)
+        self._log_buffer.extend(outcome.logs)
         if outcome.status == "success":
             self._emit(events.on_success_task_signal, task=task, outcome=outcome)
             self._settled(task)
             return root_error
         # A retry is recorded even while cancelling or failing: the task stays unfinished
         # (``retrying``) and is not sent again; a resume runs it.
-        retry = outcome.status != "abort" and task.attempts < task.max_attempts
+        # Never retried: an abort, a task that ignores its failure, a spent budget.
+        retry = (
+            outcome.status != "abort"
+            and not task.ignore_failure
+            and attempts_left(task.attempts, task.max_attempts)
+        )
         interval = (
             outcome.retry_interval if outcome.retry_interval is not None else task.retry_interval
         )
@@ -966,6 +1335,7 @@ def _attempt_entry(outcome: Outcome) -> dict[str, Any]:
         "ended": outcome.ended,
         "message": outcome.message,
         "error_type": (outcome.error or {}).get("type"),
+        **({"outputs": list(outcome.outputs)} if outcome.outputs else {}),
     }
 
 

@@ -13,7 +13,8 @@ Lineage graph (:mod:`.graph`)
 Pictures (:mod:`.pictures`), each taking an optional ``link=`` callable mapping a
 ``Node`` to a URL
     ``to_tree`` (a rich ``Tree``), ``to_text``, ``to_dot``, ``to_digraph``,
-    ``to_svg`` (needs Graphviz ``dot``; ``dot_available()`` says), ``to_mermaid``,
+    ``to_svg`` (Graphviz: the system's ``dot`` or its WebAssembly build; ``lay_out``
+    lays out any DOT text, ``layout_program()`` says which), ``to_mermaid``,
     ``render(graph, fmt)`` for any of ``PICTURE_FORMATS``; ``node_id(uuid)`` is the
     id each picture gives a node.
 
@@ -54,6 +55,8 @@ from datacatalog.provenance.graph import (
 from datacatalog.provenance.pictures import FORMATS as PICTURE_FORMATS
 from datacatalog.provenance.pictures import (
     dot_available,
+    lay_out,
+    layout_program,
     node_id,
     render,
     to_digraph,
@@ -85,6 +88,8 @@ __all__ = [
     "dot_available",
     "find_file",
     "graph",
+    "lay_out",
+    "layout_program",
     "lineage",
     "metadata_chain",
     "node_id",

@@ -7,11 +7,13 @@ Mapping
 
 Run ids
     Unique per execution and stable across exports: the job UUID for the first
-    execution, a UUID5 of (job UUID, execution number) after each reset.
+    execution, a UUID5 of (job UUID, execution number) for each later one: after a
+    reset, a ``retry`` of a failed job or a ``rerun`` (:mod:`datacatalog.jobs.executions`).
 
 Life-cycle (read from the job's history)
-    ``run`` from CREATED → START; ``finish`` → COMPLETE; ``fail`` → FAIL (with the
-    ``errorMessage`` facet); ``reset`` of a running job → ABORT. The terminal events
+    ``run`` from CREATED, ``retry`` and ``rerun`` (a new execution) → START; ``finish``
+    → COMPLETE; ``fail`` → FAIL (with the ``errorMessage`` facet); ``reset`` of a running
+    job → ABORT. The terminal events
     are final: a later ``fail`` of the same execution sends nothing. ``indexed`` (the
     outputs are catalogued) → OTHER, carrying the outputs, since a COMPLETE sent at
     ``finish`` may predate indexing.
@@ -26,7 +28,6 @@ Datasets
 from __future__ import annotations
 
 import socket
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -50,7 +51,7 @@ from openlineage.client.serde import Serde
 from datacatalog import __version__
 from datacatalog.errors import DataCatalogError, InvalidRequestError
 from datacatalog.identifiers import kind_of
-from datacatalog.jobs import job_document
+from datacatalog.jobs import executions, job_document
 from datacatalog.storage import StorageRegistry
 from datacatalog.store import Document, Store
 
@@ -102,9 +103,7 @@ def check_namespace(namespace: str) -> str:
 
 def run_id(job_uuid: str, execution: int) -> str:
     """The OpenLineage run id of execution ``execution`` (0 first) of a job."""
-    if execution == 0:
-        return job_uuid
-    return str(uuid.uuid5(uuid.UUID(job_uuid), f"execution-{execution}"))
+    return executions.run_id(job_uuid, execution)
 
 
 def job_name(pipeline: Mapping[str, Any] | None, job: Mapping[str, Any]) -> str:
@@ -293,7 +292,12 @@ def lifecycle(
     for entry in job.get("history", []):
         name = entry["name"]
         emitted: RunState | None = None
-        if name == "run" and state == "CREATED" and not terminal:
+        if name in executions.BEGINS:
+            # A failed, forced or stale job run again: a new execution begins.
+            if started or terminal:
+                execution += 1
+            emitted, started, terminal = RunState.START, True, False
+        elif name == "run" and state == "CREATED" and not terminal:
             emitted, started = RunState.START, True
         elif name == "finish" and state == "RUNNING" and not terminal:
             emitted, terminal = RunState.COMPLETE, True

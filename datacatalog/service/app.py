@@ -357,12 +357,15 @@ def create_app(catalog: Catalog) -> FastAPI:
         "/jobs/{job_uuid}",
         tags=["jobs"],
         summary="Get a job",
-        description="The job as stored, without its history.",
+        description="The job as stored, without its history, and its `executions`: each run "
+        "of it (run id, holder, times, outcome) and each up-to-date check.",
         response_model=JobModel,
         responses=_errors(400, 404),
     )
     def get_job(job_uuid: JobUUID) -> dict[str, Any]:
-        return jobs.get(job_uuid).to_dict()
+        job = jobs.get(job_uuid).to_dict()
+        job["executions"] = [e.to_dict() for e in jobs.executions(job_uuid)]
+        return job
 
     @app.get(
         "/jobs/{job_uuid}/history",

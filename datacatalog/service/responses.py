@@ -140,6 +140,29 @@ class LeaseModel(BaseModel):
     )
 
 
+class JobExecutionModel(BaseModel):
+    """One execution of a job (or an up-to-date check), read from its history."""
+
+    model_config = _OPEN
+
+    number: int | None = Field(description="0 for the first execution; null for a check.")
+    run_id: str | None = Field(description="The execution's (OpenLineage) run id.")
+    began_with: str = Field(description="`run`, `retry`, `rerun`; `reuse` for a check.")
+    started: str
+    ended: str | None
+    outcome: str = Field(
+        description="`running`, `finished`, `failed`, `reset` or `up_to_date` (nothing ran)."
+    )
+    reason: str | None = Field(description="Why it failed, or why it ran again.")
+    holder: str | None = Field(description="The driver or workflow execution, or the agent.")
+    host: str | None
+    pid: int | None
+    taken_over_from: list[str] = Field(description="Holders whose lapsed lease it took over.")
+    details: dict[str, Any] = Field(
+        description="What a re-run superseded and cleared; what a check verified."
+    )
+
+
 class JobModel(BaseModel):
     """A job as stored, without its history."""
 
@@ -169,6 +192,11 @@ class JobModel(BaseModel):
     revision: int
     lease: LeaseModel | None = Field(
         None, description="Who is running the job now, or null when no one holds its lease."
+    )
+    executions: list[JobExecutionModel] | None = Field(
+        None,
+        description="Every execution of the job and every up-to-date check, oldest first "
+        "(`GET /jobs/{uuid}`; null in listings and event answers).",
     )
 
 

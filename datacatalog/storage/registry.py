@@ -78,6 +78,17 @@ class StorageRegistry:
                 known=list(self.names),
             ) from None
 
+    def local_dir(self, system: str | None, path: str) -> Path | None:
+        """The directory on this machine that holds catalog path ``path`` of ``system``,
+        or None when that system's storage is not local (an object store, say).
+
+        Raises:
+            NotFoundError: No system has that name.
+            InvalidRequestError: ``path`` is not a valid catalog path.
+        """
+        found = self.get(system)
+        return Path(found.resolve(path)) if found.is_local else None
+
     def __repr__(self) -> str:
         urls = {name: system.url for name, system in sorted(self._systems.items())}
         return f"StorageRegistry(systems={urls!r}, default={self._default!r})"

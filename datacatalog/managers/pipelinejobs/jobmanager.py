@@ -15,12 +15,17 @@ actions (``reset``, ``ready``, ``delete``, ``purge``) need an admin token.
     manager = JobManager("mongodb://db.example.org/catalog").load(job_uuid)
     manager.run({"step": "align"}).finish()
     manager.state                # 'FINISHED'
+
+``run()`` on a job that ran takes the re-run decision of :mod:`datacatalog.jobs.reruns`:
+a FAILED job runs again, one whose outputs still verify is up to date (``up_to_date``,
+``verification``) and nothing runs.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
@@ -28,6 +33,7 @@ from datacatalog import tokens
 from datacatalog.catalog import Catalog
 from datacatalog.errors import InvalidRequestError
 from datacatalog.jobs import Actor, Job, PurgeReport
+from datacatalog.jobs.reruns import Decision, Verification, begin, decide, record_up_to_date
 from datacatalog.settings import Settings
 from datacatalog.store import Store, connect
 
@@ -153,6 +159,7 @@ class JobManager:
     acted_using: list[str]
     generated_by: list[str]
     token: str | None
+    up_to_date: bool
 
     def __init__(self, mongodb: Any, agave: Any = None, *args: Any, **kwargs: Any) -> None:
         if args:
@@ -186,6 +193,10 @@ class JobManager:
         self.acted_using = []
         self.generated_by = []
         self.token = None
+        # What the last run() found (datacatalog.jobs.reruns).
+        self.up_to_date = False
+        self.verification: Verification | None = None
+        self.decision: Decision | None = None
         if kwargs.get("uuid") is not None:
             self.uuid = str(kwargs["uuid"])
 
@@ -246,6 +257,18 @@ class JobManager:
                 f"{type(self).__name__} has no job yet: call setup() or load() first"
             )
         return self.uuid
+
+    @property
+    def archive_dir(self) -> Path | None:
+        """The local directory of ``archive_path``, where the pipeline writes its outputs;
+        None before the path is known or when the job's storage system is not local.
+
+        ``archive_path`` is a catalog path (``/products/v2/…``) inside the storage
+        system's root, not a directory of this machine: write under this one.
+        """
+        if self.archive_path is None:
+            return None
+        return self.catalog.storage.local_dir(self.archive_system, self.archive_path)
 
     @property
     def job(self) -> Job:
@@ -317,9 +340,59 @@ class JobManager:
         token: str | None = None,
         *,
         event_id: str | None = None,
+        force: bool = False,
+        if_stale: str = "error",
+        verify: str = "sha256",
     ) -> _M:
-        """Send ``run``: the run started (CREATED, RUNNING → RUNNING)."""
-        return self._event("run", data, token, event_id)
+        """Start a run of the job, or find it up to date (:mod:`datacatalog.jobs.reruns`).
+
+        A CREATED (or RUNNING) job gets ``run``. A FAILED job runs again: ``retry``, a new
+        execution whose archive directory is cleared of what the failed run left. A job
+        that ran (FINISHED or later) whose indexed outputs verify is **up to date**:
+        nothing is sent but a ``reuse`` record, the state stays, and :attr:`up_to_date`
+        is True with :attr:`verification` saying what was checked. With ``force=True``
+        (or ``if_stale="rerun"`` when its outputs are missing or changed) it runs again:
+        ``rerun``, its earlier file records superseded.
+
+        Args:
+            data: Event data.
+            token: The job token (checked when given; required by
+                :class:`ManagedPipelineJobInstance`).
+            event_id: Idempotency key of the event that begins the run.
+            force: Run again even when up to date.
+            if_stale: ``"error"`` or ``"rerun"`` for a job whose outputs do not verify.
+            verify: ``"sha256"`` (hash the outputs again) or ``"size"``.
+
+        Raises:
+            StaleOutputsError: The outputs of a job that ran are missing or changed (the
+                error names them), and ``if_stale`` is ``"error"``.
+            ActiveExecutionsError: A live driver or workflow run holds the job.
+            InvalidTransitionError: The job is RETIRED, RESET, deleted, or its outputs
+                are being indexed or validated (the message says what to do).
+        """
+        job_uuid = self._require_uuid()
+        chosen = token if token is not None else self._caller_token
+        if self._ENFORCE_TOKEN or chosen is not None:
+            tokens.check_job_token(self.catalog.jobs.secret, job_uuid, chosen)
+        decision = decide(
+            self.catalog,
+            job_uuid,
+            force=force,
+            if_stale=if_stale,
+            verify=verify,
+        )
+        decision.raise_for_outcome()
+        self.decision = decision
+        self.verification = decision.verification
+        self.up_to_date = decision.up_to_date
+        if decision.up_to_date:
+            record_up_to_date(self.catalog, decision, token=chosen, holder=self.agent)
+            self._populate(self.catalog.jobs.get(job_uuid))
+            return self
+        if decision.event == "run":
+            return self._event("run", data, token, event_id)
+        self._populate(begin(self.catalog, decision, token=chosen, data=data, event_id=event_id))
+        return self
 
     def update(
         self: _M,

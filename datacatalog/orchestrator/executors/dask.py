@@ -11,16 +11,18 @@ Retries stay the runner's: each attempt is one future with a key of its own
 failures, so Dask never silently re-runs a task whose worker died (that surfaces as
 ``KilledWorker``, the attempt's failure). Workers report an attempt's start with a worker
 event on the topic ``datacatalog.task``, and its end the same way when the outcome is small
-(no log records, message and error under :data:`PUSHED_ERROR_CHARS`): the scheduler pushes it to
-the runner with no request for the result. Any other outcome (and any future that ended
-without that event: a dead worker, a lost message) is fetched as the future's result.
+(no log records; message, error and output paths under :data:`PUSHED_ERROR_CHARS`): the
+scheduler pushes it to the runner with no request for the result. Any other outcome (and
+any future that ended without that event: a dead worker, a lost message) is fetched as the
+future's result.
 Operations see cancellation through a ``distributed.Event``. On a cluster we own,
 attempts still running ``cancel_grace`` seconds after a cancel are stopped by killing
-their worker.
+their worker, and the processes the attempt started with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -91,6 +93,7 @@ def _pushed(outcome: Outcome) -> dict[str, Any] | None:
     """``outcome`` as an end event's plain fields, or None when it is too big to push."""
     error = outcome.error
     size = len(outcome.message or "") + sum(len(str(v)) for v in (error or {}).values())
+    size += sum(len(path) for path in outcome.outputs)
     if outcome.logs or size > PUSHED_ERROR_CHARS:
         return None
     return {
@@ -103,6 +106,7 @@ def _pushed(outcome: Outcome) -> dict[str, Any] | None:
         "message": outcome.message,
         "retry_interval": None if outcome.retry_interval is None else float(outcome.retry_interval),
         "error": error,
+        "outputs": list(outcome.outputs),
     }
 
 
@@ -117,6 +121,7 @@ def _outcome(message: dict[str, Any]) -> Outcome:
         message=message.get("message"),
         retry_interval=message.get("retry_interval"),
         error=message.get("error"),
+        outputs=[str(path) for path in message.get("outputs") or []],
     )
 
 
@@ -393,7 +398,7 @@ class DaskExecutor(Executor):
         for invocation, future in live:
             try:
                 outcome = future.result()
-            except Exception as exc:
+            except BaseException as exc:  # whatever ended it, the attempt gets an outcome
                 info = error_info(exc)
                 if type(exc).__name__ == "KilledWorker":
                     info["message"] = (
@@ -431,7 +436,7 @@ class DaskExecutor(Executor):
             addresses = sorted(set(self._running.values()))
         if addresses and self._client is not None:
             try:
-                self._client.run(os._exit, 1, workers=addresses)
+                self._client.run(_stop_worker, workers=addresses)
             except Exception as exc:  # the worker may be gone already; its attempt fails anyway
                 log.debug("killing workers %s after a cancel: %s", addresses, exc)
 
@@ -457,6 +462,23 @@ class DaskExecutor(Executor):
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+def _stop_worker() -> None:
+    """Run on a worker: kill the processes its attempts started, then the worker itself.
+
+    A worker process's children are what its operations started (``subprocess``); left
+    alone they would outlive the worker. The nanny of a cluster we own starts a new worker.
+    """
+    import psutil  # type: ignore[import-untyped]  # a dependency of distributed
+
+    with contextlib.suppress(psutil.Error):
+        children = psutil.Process().children(recursive=True)
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(children, timeout=2)
+    os._exit(1)
 
 
 def _show(resources: Mapping[str, float]) -> str:

@@ -20,6 +20,7 @@ import graphviz
 from markupsafe import Markup
 
 from datacatalog.errors import UnavailableError
+from datacatalog.provenance.pictures import lay_out
 from datacatalog.service.ui.pictures import inline_svg
 from datacatalog.store import Document, Store
 
@@ -118,7 +119,8 @@ def _execution(doc: Document, tasks: list[Task]) -> Execution:
     error = doc.get("error")
     return Execution(
         uuid=doc["uuid"],
-        workflow=str(doc.get("display_name") or doc.get("workflow_name") or ""),
+        # The name the command line and the record use (a declared name, not the function's).
+        workflow=str(doc.get("workflow_name") or ""),
         status=str(doc.get("status", "")),
         reason=doc.get("reason"),
         created=doc.get("created_at"),
@@ -135,7 +137,7 @@ def task_graph(tasks: Sequence[Task]) -> Markup:
     """The tasks as an inline SVG picture: a box per task, an arrow per dependency.
 
     Raises:
-        UnavailableError: Graphviz's ``dot`` is missing or failed.
+        UnavailableError: Graphviz failed to draw the graph.
     """
     dot = graphviz.Digraph(
         name="tasks",
@@ -144,7 +146,12 @@ def task_graph(tasks: Sequence[Task]) -> Markup:
     )
     names = {t.name for t in tasks}
     for task in tasks:
-        tries = f"{task.attempts}/{task.max_attempts}" if task.max_attempts else str(task.attempts)
+        if task.max_attempts == -1:
+            tries = f"{task.attempts}/∞"
+        elif task.max_attempts:
+            tries = f"{task.attempts}/{task.max_attempts}"
+        else:
+            tries = str(task.attempts)
         dot.node(
             task.name,
             label=f"{task.name}\n{task.status} · attempts {tries}",
@@ -157,8 +164,4 @@ def task_graph(tasks: Sequence[Task]) -> Markup:
         for before in task.dependencies:
             if before in names:
                 dot.edge(before, task.name)
-    try:
-        svg = dot.pipe(format="svg", encoding="utf-8")
-    except (graphviz.ExecutableNotFound, graphviz.CalledProcessError) as exc:
-        raise UnavailableError(f"Graphviz 'dot' could not draw the task graph: {exc}") from exc
-    return inline_svg(str(svg))
+    return inline_svg(lay_out(str(dot.source), what="the task graph"))

@@ -1,4 +1,5 @@
-"""Lookups of the job, file, pipeline and metadata pages: labels, trees, downstream files.
+"""Lookups of the job, file, pipeline and metadata pages: labels, trees, downstream files,
+and a file's bytes (a download and a preview, from local storage).
 
 Each is a bounded query or one query per kind (``$in`` on the UUIDs a page shows); none
 writes. The jobs listing is in :mod:`datacatalog.service.ui.queries`.
@@ -8,14 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
-from datacatalog.errors import InvalidRequestError, NotFoundError
+from datacatalog.errors import DataCatalogError, InvalidRequestError, NotFoundError
 from datacatalog.identifiers import kind_of
 from datacatalog.metadata import ID_FIELDS, LEVELS
+from datacatalog.storage import StorageRegistry
 from datacatalog.store import Document, Store
 
 MAX_CHILDREN = 500
+PREVIEW_BYTES = 4096
+PREVIEW_LINES = 40
+"""A file's text preview: at most its first 4 KiB and 40 lines."""
 """Most child entities (or jobs) one metadata page lists before linking to more."""
 
 NEWEST_FIRST = [("_properties.created_date", -1), ("uuid", 1)]
@@ -138,3 +143,62 @@ def job_files(
         query["name"] = {"$gt": after_name}
     docs = store.find("file", query, sort=[("name", 1)], limit=limit + 1)
     return docs[:limit], len(docs) > limit
+
+
+# -- a file's content -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Content:
+    """What the file page offers of a file's bytes: a download and a short text preview,
+    where its storage system is local and configured here (else ``problem`` says why not).
+    """
+
+    downloadable: bool
+    preview: str | None = None
+    cut: bool = False  # the preview is the file's beginning only
+    problem: str | None = None
+
+
+def open_local(storage: StorageRegistry, record: Document) -> BinaryIO:
+    """The file of ``record``, opened for reading from its local storage system.
+
+    Raises:
+        NotFoundError: Its storage system is not configured here, not local, or the file
+            is not there.
+        StorageFailureError: It cannot be read (or leaves the system's root).
+    """
+    name = record["storage_system"]
+    if name not in storage:
+        raise NotFoundError(f"storage system {name!r} is not configured on this service")
+    system = storage.get(name)
+    if not system.is_local:
+        raise NotFoundError(
+            f"the file is on storage system {name!r}, which is not local: "
+            "read it where that storage is"
+        )
+    return system.open(record["name"])
+
+
+def content(storage: StorageRegistry, record: Document) -> Content:
+    """The download and preview the file page shows for ``record``."""
+    try:
+        stream = open_local(storage, record)
+    except DataCatalogError as exc:
+        return Content(downloadable=False, problem=exc.message)
+    with stream:
+        head = stream.read(PREVIEW_BYTES + 1)
+    cut = len(head) > PREVIEW_BYTES
+    head = head[:PREVIEW_BYTES]
+    if b"\0" in head:
+        return Content(downloadable=True)  # binary: no preview
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if not cut or exc.start < len(head) - 3:
+            return Content(downloadable=True)
+        text = head[: exc.start].decode("utf-8")  # a character cut at the end
+    lines = text.splitlines()
+    if len(lines) > PREVIEW_LINES:
+        text, cut = "\n".join(lines[:PREVIEW_LINES]), True
+    return Content(downloadable=True, preview=text, cut=cut)

@@ -8,7 +8,8 @@ path (under the mount point)    page
 ``/jobs/{uuid}/prov.json``      the job as W3C PROV-JSON (a download)
 ``/jobs/{uuid}/openlineage...``  its OpenLineage run events, JSON Lines (a download)
 ``/jobs/{uuid}/ro-crate.zip``   its Process Run Crate, metadata only (a download)
-``/files/{uuid}``               a file: record, storage, lineage up and down
+``/files/{uuid}``               a file: record, storage, preview, lineage up and down
+``/files/{uuid}/content``       the file itself, on local storage (a download)
 ``/pipelines``, ``/{uuid}``     pipelines, and one pipeline with its newest jobs
 ``/metadata``, ``/{uuid}``      metadata trees, and one entity with its children and jobs
 ``/search?q=``                  a UUID, canonical id or path, to its page
@@ -21,12 +22,13 @@ Routes are plain functions (the store blocks; FastAPI runs them in its thread po
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.responses import HTMLResponse
 
 from datacatalog import provenance
@@ -36,6 +38,7 @@ from datacatalog.errors import DataCatalogError, InvalidRequestError, NotFoundEr
 from datacatalog.identifiers import require_kind
 from datacatalog.indexing import file_document
 from datacatalog.jobs import HistoryEntry, Job, job_document
+from datacatalog.jobs.executions import executions as job_executions
 from datacatalog.metadata import ID_FIELDS, LEVELS, PARENTS
 from datacatalog.provenance import openlineage, rocrate
 from datacatalog.service.ui import details, executions, lookups, pictures, queries
@@ -44,6 +47,7 @@ from datacatalog.service.ui.render import Pages
 from datacatalog.service.ui.search import page_path, search
 
 FILES_PER_PAGE = 200
+CHUNK_BYTES = 1 << 20
 JOBS_PER_ENTITY = 50
 MAX_LIVE_JOBS = 200
 
@@ -123,7 +127,8 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             names=names,
             pipeline=store.get("pipeline", {"uuid": job.pipeline_uuid}),
             chain=provenance.metadata_chain(store, job.child_of),
-            next_events=details.next_events(job.state),
+            next_events=details.next_events(job.state, job.uuid),
+            failure=details.failure(history) if job.state == "FAILED" else None,
             holder=details.holder(document, history, now=utc_now()),
             verify=details.last_verify(history),
             entries=entries,
@@ -139,6 +144,7 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             rocrate=job.state in rocrate.FINISHED_STATES,
             executions=executions.executions(store, job.uuid),
             max_executions=executions.MAX_EXECUTIONS,
+            runs=job_executions(job.uuid, history),
         )
 
     @router.get("/jobs/{job_uuid}/prov.json")
@@ -178,6 +184,7 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
         )
         system_name = record["storage_system"]
         url = catalog.storage.get(system_name).url if system_name in catalog.storage else None
+        content = lookups.content(catalog.storage, record)
         return pages.render(
             request,
             "file.html",
@@ -190,6 +197,19 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             system_url=details.location(url, "") if url else None,
             location=details.location(url, record["name"]),
             picture=pictures.picture(store, record["uuid"], link=_linker(request)),
+            content=content,
+        )
+
+    @router.get("/files/{file_uuid}/content")
+    def file_content(file_uuid: str) -> Response:
+        require_kind(file_uuid, "file", what="file")
+        record = file_document(store, file_uuid)
+        stream = lookups.open_local(catalog.storage, record)
+        name = record["name"].rsplit("/", 1)[-1]
+        return StreamingResponse(
+            _chunks(stream),
+            media_type="application/octet-stream",  # a download, never shown as a page
+            headers={"Content-Disposition": _attachment(name)},
         )
 
     @router.get("/pipelines", response_class=HTMLResponse)
@@ -282,6 +302,20 @@ def _linker(request: Request) -> Callable[[str], str | None]:
         return base + path if path is not None else None
 
     return link
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    with stream:
+        while chunk := stream.read(CHUNK_BYTES):
+            yield chunk
+
+
+def _attachment(name: str) -> str:
+    """A Content-Disposition for ``name``: ASCII fallback, and the name itself (RFC 6266)."""
+    fallback = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name
+    )
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _download(body: str | bytes, filename: str, media_type: str = "application/json") -> Response:

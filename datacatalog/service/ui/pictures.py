@@ -1,15 +1,16 @@
 """Lineage pictures on the job and file pages: the lineage graph drawn as inline SVG.
 
 The graph (:func:`datacatalog.provenance.graph`, both directions from the page's entity)
-is laid out by Graphviz (:func:`datacatalog.provenance.to_svg`) with each node linking
+is laid out by Graphviz (:func:`datacatalog.provenance.to_svg`: the system's ``dot`` or
+the WebAssembly build that comes with the package) with each node linking
 to its own dashboard page, and placed inline in the page so the links work. Graphviz
 escapes the labels it writes (file names are user input); before the SVG is inlined it
 is also parsed and refused if it holds anything that could run (``script``,
 ``foreignObject``, event attributes, ``javascript:`` links), so a picture can never
 carry markup into the page. The Content-Security-Policy forbids inline script anyway.
 
-Without Graphviz's ``dot`` the pages say so and keep their linked lists, which they
-show in every case.
+When Graphviz fails the pages say so and keep their linked lists, which they show in
+every case.
 """
 
 from __future__ import annotations

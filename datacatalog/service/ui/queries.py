@@ -1,9 +1,10 @@
 """The jobs listing: filters, sort orders, one page of rows, and live states.
 
 Every query here is bounded: a page is read through an index
-(:mod:`datacatalog.service.ui.paging`) and nothing counts a whole collection; per-page
-extras (pipeline and metadata labels, file counts) are one query per kind for the whole
-page (``$in`` on the page's UUIDs), never one per row. Nothing here writes. The other
+(:mod:`datacatalog.service.ui.paging`); the count of the jobs a filter matches stops at
+:data:`MAX_COUNT`; per-page extras (pipeline and metadata labels, file counts, why the
+failed ones failed) are one query per kind for the whole page (``$in`` on the page's
+UUIDs), never one per row. Nothing here writes. The other
 pages' lookups are in :mod:`datacatalog.service.ui.lookups`.
 """
 
@@ -12,18 +13,25 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from datacatalog import states
+from datacatalog.clock import utc_now
 from datacatalog.errors import InvalidRequestError, NotFoundError
 from datacatalog.identifiers import is_uuid, kind_of, require_kind
+from datacatalog.jobs import HistoryEntry
 from datacatalog.metadata import ID_FIELDS, LEVELS, MetadataRegistry
+from datacatalog.service.ui.details import Failure, duration, failure
 from datacatalog.service.ui.lookups import Label, labels
 from datacatalog.service.ui.paging import Cursor, SortKeys, after, reversed_keys
 from datacatalog.store import Document, Store
 
 PAGE_SIZES = (25, 50, 100, 200)
+MAX_COUNT = 10_000
+"""The jobs listing counts the jobs its filter matches up to this many ("10000+")."""
+FAILURE_WINDOW = 5
+"""History entries read from the end of a failed job's history to find its fail event."""
 DEFAULT_PAGE_SIZE = 50
 MAX_SEARCH_CHARS = 200
 MAX_DESCENDANTS = 10_000
@@ -179,15 +187,20 @@ class JobRow:
     modified: datetime | None
     revision: int
     files: int
+    duration: timedelta | None = None
+    failure: Failure | None = None
 
 
 @dataclass(frozen=True)
 class JobPage:
-    """One page of the jobs listing, with the cursors of its neighbours (None: no page)."""
+    """One page of the jobs listing, with the cursors of its neighbours (None: no page),
+    and how many jobs the filter matches (up to :data:`MAX_COUNT`; ``more``: over it)."""
 
     rows: list[JobRow]
     next_cursor: str | None
     previous_cursor: str | None
+    total: int | None = None
+    more: bool = False
 
 
 def job_page(
@@ -228,11 +241,34 @@ def job_page(
     rows = job_rows(store, docs)
     first = Cursor.of(docs[0], keys).encode() if docs else None
     last = Cursor.of(docs[-1], keys).encode() if docs else None
+    total, over = count_jobs(store, base)
     if backwards:
-        return JobPage(rows, next_cursor=last, previous_cursor=first if more else None)
+        return JobPage(
+            rows, next_cursor=last, previous_cursor=first if more else None, total=total,
+            more=over,
+        )  # fmt: skip
     return JobPage(
-        rows, next_cursor=last if more else None, previous_cursor=first if given else None
+        rows,
+        next_cursor=last if more else None,
+        previous_cursor=first if given else None,
+        total=total,
+        more=over,
     )
+
+
+def count_jobs(store: Store, condition: Mapping[str, Any]) -> tuple[int, bool]:
+    """How many jobs match ``condition``, counted up to :data:`MAX_COUNT`; and whether
+    there are more."""
+    found = store.aggregate(
+        "job",
+        [
+            {"$match": dict(condition)},
+            {"$limit": MAX_COUNT + 1},
+            {"$group": {"_id": None, "n": {"$sum": 1}}},
+        ],
+    )
+    n = int(found[0]["n"]) if found else 0
+    return min(n, MAX_COUNT), n > MAX_COUNT
 
 
 def job_filter(store: Store, query: JobQuery) -> dict[str, Any]:
@@ -276,16 +312,22 @@ def pipeline_uuids(store: Store, pipeline: str) -> list[str]:
     return sorted(d["uuid"] for d in found)
 
 
-def job_rows(store: Store, docs: Sequence[Document]) -> list[JobRow]:
-    """Table rows for stored jobs, with their labels and file counts (a query per kind)."""
+def job_rows(
+    store: Store, docs: Sequence[Document], *, now: datetime | None = None
+) -> list[JobRow]:
+    """Table rows for stored jobs, with their labels, file counts and, for the failed
+    ones, why (a query per kind); durations of live jobs run to ``now``."""
     names = labels(
         store,
         [d["pipeline_uuid"] for d in docs] + [c for d in docs for c in d.get("child_of", [])],
     )
     counts = file_counts(store, [d["uuid"] for d in docs])
+    failed = failures(store, [d["uuid"] for d in docs if d["state"] == "FAILED"])
+    moment = now or utc_now()
     rows = []
     for doc in docs:
         props = doc.get("_properties", {})
+        created, modified = props.get("created_date"), props.get("modified_date")
         rows.append(
             JobRow(
                 uuid=doc["uuid"],
@@ -294,13 +336,35 @@ def job_rows(store: Store, docs: Sequence[Document]) -> list[JobRow]:
                 child_of=[names[c] for c in doc.get("child_of", [])],
                 agent=doc.get("agent"),
                 task=doc.get("task"),
-                created=props.get("created_date"),
-                modified=props.get("modified_date"),
+                created=created,
+                modified=modified,
                 revision=int(props.get("revision", 0)),
                 files=counts.get(doc["uuid"], 0),
+                duration=duration(created, modified, live=doc["state"] in LIVE_STATES, now=moment),
+                failure=failed.get(doc["uuid"]),
             )
         )
     return rows
+
+
+def failures(store: Store, job_uuids: Sequence[str]) -> dict[str, Failure]:
+    """Why each of the failed jobs ``job_uuids`` failed (one query; only the end of each
+    history is read)."""
+    if not job_uuids:
+        return {}
+    wanted = sorted(set(job_uuids))
+    docs = store.find(
+        "job",
+        {"uuid": {"$in": wanted}},
+        limit=len(wanted),
+        projection={"uuid": 1, "history": {"$slice": -FAILURE_WINDOW}},
+    )
+    out: dict[str, Failure] = {}
+    for doc in docs:
+        found = failure([HistoryEntry.from_document(e) for e in doc.get("history", [])])
+        if found is not None:
+            out[doc["uuid"]] = found
+    return out
 
 
 def file_counts(store: Store, job_uuids: Sequence[str]) -> dict[str, int]:

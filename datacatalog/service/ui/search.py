@@ -4,7 +4,9 @@
   metadata);
 * an absolute path or a storage URI (``s3://bucket/...``) is a file's catalog path;
 * anything else is a canonical id: an experiment design, experiment, sample or
-  measurement id, or a pipeline id (every registration of it).
+  measurement id, or a pipeline id (every registration of it);
+* when none of those names anything, the text is a fragment: files whose path holds it
+  and jobs whose task holds it (any case; at most :data:`MAX_FRAGMENT_MATCHES` of each).
 
 One match goes straight to its page; several are listed; none is a not-found page that
 offers to search the jobs' UUIDs and tasks instead.
@@ -12,6 +14,7 @@ offers to search the jobs' UUIDs and tasks instead.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from datacatalog.errors import InvalidRequestError, NotFoundError
@@ -28,6 +31,9 @@ PAGES: dict[str, str] = {
     **{kind: "/metadata/" for kind in LEVELS},
 }
 """The dashboard path (under its mount point) of each kind that has a page."""
+
+MAX_FRAGMENT_MATCHES = 50
+"""Most files, and most jobs, a fragment search lists."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,11 @@ def search(store: Store, text: str) -> list[Match]:
         raise InvalidRequestError(f"the search text is over {MAX_SEARCH_CHARS} characters")
     if is_uuid(text):
         return _by_uuid(store, text)
+    exact = _exact(store, text)
+    return exact if exact else _fragments(store, text)
+
+
+def _exact(store: Store, text: str) -> list[Match]:
     if text.startswith("/") or "://" in text:
         try:
             record = file_document(store, text)
@@ -79,6 +90,28 @@ def search(store: Store, text: str) -> list[Match]:
     ):
         matches.append(Match("pipeline", doc["uuid"], doc["id"]))
     return matches
+
+
+def _fragments(store: Store, text: str) -> list[Match]:
+    """Files whose catalog path holds ``text`` and jobs whose task does (any case)."""
+    pattern = {"$regex": re.escape(text), "$options": "i"}
+    files = store.find(
+        "file",
+        {"name": pattern, "_visible": True},
+        sort=[("name", 1)],
+        limit=MAX_FRAGMENT_MATCHES,
+        projection={"uuid": 1, "name": 1},
+    )
+    jobs = store.find(
+        "job",
+        {"task": pattern, "_visible": True},
+        sort=[("_properties.created_date", -1), ("uuid", 1)],
+        limit=MAX_FRAGMENT_MATCHES,
+        projection={"uuid": 1, "task": 1},
+    )
+    return [Match("file", d["uuid"], d["name"]) for d in files] + [
+        Match("pipelinejob", d["uuid"], d["task"]) for d in jobs
+    ]
 
 
 def _by_uuid(store: Store, uuid: str) -> list[Match]:

@@ -695,6 +695,7 @@ class WorkflowRunner:
                 "resumes": execution.resumes,
             },
             leftovers="keep" if self._resumed_from is not None else "clear",
+            event_id=self._event_key(str(self.decision.event)),
         )
 
     def _record_on_resume_workflow_signal(self, execution: Execution) -> None:
@@ -985,6 +986,11 @@ class WorkflowRunner:
             },
         )
 
+    def _event_key(self, event: str) -> str:
+        """The next job event's idempotency key: this execution, its resume, the event."""
+        self._events_sent += 1
+        return f"{self._execution.id}:{self._execution.resumes}:{self._events_sent}-{event}"
+
     def _job_event(self, event: str, data: dict[str, Any]) -> None:
         """Send ``event`` to the job under a key of this execution, run and event.
 
@@ -992,8 +998,7 @@ class WorkflowRunner:
         again: while the database is unavailable it is, within the store's failover budget,
         and the terminal event (``finish``, ``fail``) until the lease would run out.
         """
-        self._events_sent += 1
-        key = f"{self._execution.id}:{self._execution.resumes}:{self._events_sent}-{event}"
+        key = self._event_key(event)
 
         def send() -> None:
             self.catalog.jobs.send(self._job.uuid, event, data=data, event_id=key)

@@ -28,11 +28,11 @@ A lease lost to another execution (this driver stopped renewing in time) posts n
 terminal event at all: the job is someone else's now.
 
 Every event the driver sends carries an idempotency key made of its own id (the lease
-holder) and the event (``driver-…:run``, ``driver-…:finish``, ``driver-…:note-3``), so
-sending one again is always safe. While the database is unavailable (a replica set
-electing a new primary), the terminal event, the reads that decide it and the lease
-release are sent again until the lease would run out (the last renewal plus its time to
-live); only then does the stage end ``store_failed``.
+holder) and the event (``driver-…:run`` or ``:retry``, ``driver-…:finish``,
+``driver-…:note-3``), so sending one again is always safe. While the database is
+unavailable (a replica set electing a new primary), the terminal event, the reads that
+decide it and the lease release are sent again until the lease would run out (the last
+renewal plus its time to live); only then does the stage end ``store_failed``.
 """
 
 from __future__ import annotations

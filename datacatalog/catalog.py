@@ -84,6 +84,7 @@ class Catalog:
             database=database or resolved.mongodb_database,
             timeout_ms=_milliseconds(resolved.mongodb_timeout),
             lock_timeout=resolved.lock_timeout,
+            failover_budget=resolved.mongodb_failover,
         )
         return cls(store, settings=resolved, actor=actor)
 

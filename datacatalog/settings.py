@@ -20,6 +20,10 @@ variable                               meaning (default)
 ``DATACATALOG_LOCK_TIMEOUT``           seconds to wait for the JSON catalog's lock (30)
 ``DATACATALOG_MONGODB_TIMEOUT``        seconds any one MongoDB call may wait for the server
                                        (10): finding it, connecting, each answer
+``DATACATALOG_MONGODB_FAILOVER``       seconds a call that is safe to resend (a keyed
+                                       event, a batch of file records) keeps trying while
+                                       the database is unavailable, as during a replica
+                                       set election (15; 0 sends it once)
 ``DATACATALOG_LOCAL_ENGINE``           zero-configuration engine: ``mongod`` (a managed
                                        server in ``<data dir>/mongo``) or ``json`` (the
                                        file ``<data dir>/catalog.json``) (``mongod``)
@@ -72,6 +76,7 @@ class Settings:
     max_body_bytes: int = 1 << 20
     lock_timeout: float = 30.0
     mongodb_timeout: float = 10.0
+    mongodb_failover: float = 15.0
     local_engine: str = "mongod"
     local_idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
@@ -205,6 +210,7 @@ _FIELDS = (
     "max_body_bytes",
     "lock_timeout",
     "mongodb_timeout",
+    "mongodb_failover",
     "local_engine",
     "local_idle_timeout",
 )
@@ -243,6 +249,8 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("lock_timeout", "mongodb_timeout", "local_idle_timeout"):
         if name in out:
             out[name] = _positive(name, out[name], float)
+    if "mongodb_failover" in out:  # 0: resend nothing
+        out["mongodb_failover"] = _not_negative("mongodb_failover", out["mongodb_failover"])
     if "local_engine" in out:
         engine = str(out["local_engine"]).strip().lower()
         if engine not in LOCAL_ENGINES:
@@ -268,6 +276,16 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     if "service_url" in out:
         out["service_url"] = str(out["service_url"]).rstrip("/")
     return out
+
+
+def _not_negative(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidRequestError(f"setting {name} must be a number, not {value!r}") from None
+    if not number >= 0 or number == float("inf"):
+        raise InvalidRequestError(f"setting {name} must be >= 0 seconds, not {value!r}")
+    return number
 
 
 def _positive(name: str, value: Any, kind: type[int] | type[float]) -> Any:

@@ -610,24 +610,52 @@ def test_a_lost_lease_stops_the_driver_without_a_terminal_event(world: World) ->
 # -- the store failing ------------------------------------------------------------------------
 
 
+class Outage:
+    """Time that passes only in the waits between retries (an injected clock and sleep)."""
+
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.waits: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.clock.advance(seconds)
+
+
 def test_the_store_failing_while_posting_the_terminal_event(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     jobs = world.catalog.jobs
     real_send = jobs.send
+    outage = Outage()
+    tried: list[float] = []
 
     def send(job_uuid: str, event: str, **options: Any) -> Any:
         if event in ("finish", "fail"):
+            tried.append(outage.clock())
             raise UnavailableError("cannot reach the database")
         return real_send(job_uuid, event, **options)
 
     monkeypatch.setattr(jobs, "send", send)
     job = new_job(world)
-    result = run(world, job, execute=lambda d, p: True)
+    ttl = 20.0
+    result = run(
+        world,
+        job,
+        execute=lambda d, p: True,
+        lease_ttl=ttl,
+        clock=outage.clock,
+        sleep=outage.sleep,
+    )
     assert not result.succeeded
     assert (result.reason, result.phase, result.state) == ("store_failed", "finish", "RUNNING")
     assert result.event_error is not None and result.event_error["type"] == "UnavailableError"
+    assert "still unavailable after" in result.event_error["message"]
     assert result.lease_released
+    # Sent again and again until the lease would have run out (no renewal in fake time),
+    # and not after.
+    assert len(tried) > 5
+    assert tried[-1] - tried[0] <= ttl <= tried[-1] - tried[0] + max(outage.waits)
 
     # When the release fails too, the lease is left to lapse; nothing hangs.
     def no_release(lease: Any) -> bool:
@@ -635,10 +663,85 @@ def test_the_store_failing_while_posting_the_terminal_event(
 
     monkeypatch.setattr(world.catalog.leases, "release", no_release)
     other = new_job(world)
-    result = run(world, other, execute=lambda d, p: False)
+    result = run(
+        world,
+        other,
+        execute=lambda d, p: False,
+        lease_ttl=ttl,
+        clock=outage.clock,
+        sleep=outage.sleep,
+    )
     assert result.reason == "callback_returned_false"
     assert result.event_error is not None and not result.lease_released
     assert world.catalog.leases.get(other.uuid) is not None
+
+
+def test_the_terminal_event_rides_through_an_outage_shorter_than_the_lease(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The primary died just before finish and the election outlasts the store's budget:
+    the driver sends finish again (its key makes that safe) and releases the lease."""
+    jobs, leases = world.catalog.jobs, world.catalog.leases
+    real_send, real_release = jobs.send, leases.release
+    outage = Outage()
+    down_until = outage.clock() + 12.0
+    down = {"finish": 0, "release": 0}
+
+    def send(job_uuid: str, event: str, **options: Any) -> Any:
+        if event == "finish" and outage.clock() < down_until:
+            down["finish"] += 1
+            if down["finish"] == 1:  # applied, but the answer was lost with the primary
+                real_send(job_uuid, event, **options)
+            raise UnavailableError("no primary")
+        return real_send(job_uuid, event, **options)
+
+    def release(lease: Any) -> bool:
+        if down["release"] < 2:
+            down["release"] += 1
+            raise UnavailableError("no primary")
+        return real_release(lease)
+
+    monkeypatch.setattr(jobs, "send", send)
+    monkeypatch.setattr(leases, "release", release)
+    job = new_job(world)
+    result = run(
+        world,
+        job,
+        execute=lambda d, p: True,
+        lease_ttl=30.0,
+        clock=outage.clock,
+        sleep=outage.sleep,
+    )
+    assert result.succeeded, result.event_error
+    assert (result.state, result.lease_released) == ("FINISHED", True)
+    assert down["finish"] > 1 and down["release"] == 2
+    assert terminal(world, job.uuid) == ["finish"]
+    assert leases.get(job.uuid) is None
+    keys = {e.name: e.event_id for e in world.jobs.history(job.uuid) if e.name != "update"}
+    driver_id = keys["run"].rpartition(":")[0]
+    assert driver_id.startswith("driver-")
+    assert keys == {"create": None, "run": f"{driver_id}:run", "finish": f"{driver_id}:finish"}
+
+
+def test_the_terminal_event_is_not_resent_for_other_errors(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = world.catalog.jobs
+    real_send = jobs.send
+    outage = Outage()
+    sent: list[str] = []
+
+    def send(job_uuid: str, event: str, **options: Any) -> Any:
+        if event == "finish":
+            sent.append(event)
+            raise InvalidTransitionError("moved on")
+        return real_send(job_uuid, event, **options)
+
+    monkeypatch.setattr(jobs, "send", send)
+    result = run(world, execute=lambda d, p: True, clock=outage.clock, sleep=outage.sleep)
+    assert (result.reason, sent, outage.waits) == ("store_failed", ["finish"], [])
+    assert result.event_error is not None
+    assert result.event_error["type"] == "InvalidTransitionError"
 
 
 # -- indexing, inputs and where the job comes from ----------------------------------------------

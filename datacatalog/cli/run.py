@@ -22,6 +22,10 @@ of its own. COMMAND's environment names the job::
                              system: a staging directory uploaded after success)
     DATACATALOG_WEBHOOK      the job's webhook  DATACATALOG_INPUTS      its inputs (JSON)
 
+The job's creation and every event the driver sends are safe to send again (the job's
+UUID comes from its plan, each event carries a key of the driver's), and are sent again
+while the database is unavailable, as during a replica set election.
+
 COMMAND's output is streamed (to stderr with ``--json``, so stdout stays one JSON
 document); its exit status decides finish or fail, and the fail event keeps the exit
 code and the last lines of its stderr. SIGINT or SIGTERM cancels: the process group gets
@@ -182,7 +186,10 @@ def run(
             agent=agent if agent is not None else person(),
             task=task if task is not None else shlex.join(argv),
         )
-        job, _created = catalog.jobs.create(plan)
+        # The plan fixes the job's UUID, so creating it again attaches: safe to resend.
+        job, _created = catalog.store.failover.call(
+            lambda: catalog.jobs.create(plan), what=f"create the job of pipeline {pipeline}"
+        )
         job_uuid = job.uuid
     job_token = token if token is not None else catalog.jobs.job_token(job_uuid)
     runner = CommandStep(

@@ -26,6 +26,13 @@ either lands before the decision (and the job fails with reason ``cancelled``) o
 it (and returns False). So a cancel racing completion yields exactly one terminal event.
 A lease lost to another execution (this driver stopped renewing in time) posts no
 terminal event at all: the job is someone else's now.
+
+Every event the driver sends carries an idempotency key made of its own id (the lease
+holder) and the event (``driver-…:run`` or ``:retry``, ``driver-…:finish``,
+``driver-…:note-3``), so sending one again is always safe. While the database is
+unavailable (a replica set electing a new primary), the terminal event, the reads that
+decide it and the lease release are sent again until the lease would run out (the last
+renewal plus its time to live); only then does the stage end ``store_failed``.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from datacatalog.clock import utc_now
 from datacatalog.driver.source import JobSource, resolve
@@ -64,7 +71,9 @@ from datacatalog.jobs.reruns import (
     event_data,
 )
 from datacatalog.jobs.reruns import record_up_to_date as record_reuse
-from datacatalog.store import Store
+from datacatalog.store import RetryPolicy, Store
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from datacatalog.catalog import Catalog
@@ -235,6 +244,7 @@ class Driver:
         self._cancel_reason: str | None = None
         self._cancel_seen = False
         self._lease: Lease | None = None
+        self._lease_taken_at = 0.0  # on self._clock, just before the lease was taken
         self._heartbeat: Heartbeat | None = None
         self._lease_lost: LeaseLostError | None = None
         self._result: DriverResult | None = None
@@ -336,6 +346,7 @@ class Driver:
             if decision.runs:
                 if self._execute is not None:
                     self._payload_entries = self._entries()  # before anything is written
+                self._lease_taken_at = self._clock()
                 self._lease = leases.acquire(
                     self._source.job_uuid, holder=self.id, kind="driver", ttl=self._lease_ttl
                 )
@@ -346,6 +357,7 @@ class Driver:
                         self._job = self._send(
                             str(decision.event),
                             event_data(decision, {"driver": self.id, "stage": self._stage_name}),
+                            key=str(decision.event),
                         )
                 except BaseException:
                     with suppress(DataCatalogError):
@@ -368,7 +380,11 @@ class Driver:
             self._close_catalog()
             raise
         assert self._lease is not None  # the job runs: the lease is ours
-        self._heartbeat = Heartbeat(leases, self._lease, on_lost=self._on_lease_lost).start()
+        self._heartbeat = Heartbeat(
+            leases, self._lease, on_lost=self._on_lease_lost, clock=self._clock
+        )
+        self._heartbeat.renewed_at = self._lease_taken_at
+        self._heartbeat.start()
         if self._timeout is not None:
             self._deadline = self._clock() + self._timeout.total_seconds()
         self._thread = threading.Thread(
@@ -583,12 +599,12 @@ class Driver:
 
     def _post_terminal(self, outcome: _Outcome) -> IndexReport | None:
         if outcome.reason is not None:
-            self._job = self._send("fail", self._fail_data(outcome))
+            self._job = self._while_leased(
+                lambda: self._send("fail", self._fail_data(outcome), key="fail"), "fail"
+            )
             return None
-        self._job = self._send(
-            "finish",
-            {"driver": self.id, "stage": self._stage_name, "attempts": outcome.attempts},
-        )
+        finish = {"driver": self.id, "stage": self._stage_name, "attempts": outcome.attempts}
+        self._job = self._while_leased(lambda: self._send("finish", finish, key="finish"), "finish")
         if not self._index_outputs:
             return None
         self._emit("phase_started", "index", "indexing the outputs")
@@ -599,10 +615,14 @@ class Driver:
         except DataCatalogError as exc:
             outcome.fail("indexing_failed", "index", error_record(exc))
             self._emit("error", "index", f"indexing failed: {exc}", error=outcome.error)
-            current = self.catalog.jobs.get(self._source.job_uuid)
+            current = self._while_leased(
+                lambda: self.catalog.jobs.get(self._source.job_uuid), "read the job"
+            )
             self._job = current
             if current.state == "INDEXING":  # the index event went: the job fails
-                self._job = self._send("fail", self._fail_data(outcome))
+                self._job = self._while_leased(
+                    lambda: self._send("fail", self._fail_data(outcome), key="fail"), "fail"
+                )
             return None
         self._job = self.catalog.jobs.get(self._source.job_uuid)
         self._events.extend(["index", "indexed"])
@@ -633,7 +653,13 @@ class Driver:
 
     def _complete_up_to_date(self, decision: Decision) -> None:
         """End the life-cycle of an up-to-date job: nothing ran; the check is recorded."""
-        if record_reuse(self.catalog, decision, token=self._source.token, holder=self.id):
+        if record_reuse(
+            self.catalog,
+            decision,
+            token=self._source.token,
+            holder=self.id,
+            event_id=f"{self.id}:reuse",
+        ):
             self._events.append("reuse")
         now = utc_now()
         self._result = DriverResult(
@@ -669,8 +695,11 @@ class Driver:
         if self._heartbeat is not None:
             self._heartbeat.stop()
         if self._lease is not None:
+            lease = self.lease or self._lease
             with suppress(DataCatalogError):  # else the lease lapses by itself
-                released = self.catalog.leases.release(self.lease or self._lease)
+                released = self._while_leased(
+                    lambda: self.catalog.leases.release(lease), "release the lease"
+                )
         if not events_posted:
             with suppress(DataCatalogError):
                 self._job = self.catalog.jobs.get(self._source.job_uuid)
@@ -829,12 +858,35 @@ class Driver:
             return None
         return system.resolve(path) if system.is_local else None
 
-    def _send(self, event: str, data: dict[str, Any]) -> Job:
+    def _send(self, event: str, data: dict[str, Any], *, key: str) -> Job:
+        """Send ``event`` under the idempotency key ``<driver id>:<key>``."""
         job = self.catalog.jobs.send(
-            self._source.job_uuid, event, data=data, token=self._source.token
+            self._source.job_uuid,
+            event,
+            data=data,
+            event_id=f"{self.id}:{key}",
+            token=self._source.token,
         ).job
         self._events.append(event)
         return job
+
+    def _lease_ends(self) -> float:
+        """When the lease runs out unless renewed again, on the driver's clock."""
+        beat = self._heartbeat
+        known_good = max(self._lease_taken_at, beat.renewed_at if beat is not None else 0.0)
+        return known_good + self._lease_ttl
+
+    def _while_leased(self, call: Callable[[], T], what: str) -> T:
+        """Run ``call`` (safe to resend); while it fails as unavailable, again, until the
+        lease runs out: then the last ``unavailable`` is raised."""
+        # No attempt timeout of its own: a keyed event inside resends within the store's
+        # budget, and its attempts must not be cut short before that by this one.
+        policy = RetryPolicy(
+            budget=max(0.0, self._lease_ends() - self._clock()),
+            clock=self._clock,
+            sleep=self._sleep or time.sleep,
+        )
+        return policy.call(call, what=f"driver {self.id}: {what} of job {self._source.job_uuid}")
 
     def _fail_data(self, outcome: _Outcome) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -881,6 +933,7 @@ class Driver:
                     self._source.job_uuid,
                     "update",
                     data={"driver": {"id": self.id, **note.to_dict()}},
+                    event_id=f"{self.id}:note-{self._recorded}",
                     token=self._source.token,
                 )
 

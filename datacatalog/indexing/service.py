@@ -23,6 +23,11 @@ no longer there.
 
 A file's UUID is the typed UUID of its absolute catalog path, and links are added with
 ``$addToSet``, so indexing again rewrites the same records and never duplicates a link.
+The ``index`` and ``indexed`` events carry idempotency keys of the run, and a batch
+whose write fails as ``unavailable`` (a replica set electing a new primary) is written
+again, within the store's failover budget, before the run gives up: the record writes
+are idempotent, so a run rides through an election and ends with the same records.
+
 A failure after step 2 is written to the job's history (an ``update`` event carrying
 ``indexing_error``) and re-raised; the job stays in INDEXING, from where a second
 ``index`` call can finish the work.
@@ -30,6 +35,7 @@ A failure after step 2 is written to the job's history (an ``update`` event carr
 
 from __future__ import annotations
 
+import uuid as uuidlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
@@ -152,10 +158,12 @@ class IndexingService:
             raise states.invalid_transition("index", job.state)
         errors: list[tuple[str, str]] = []
         resolved = [self._resolve_rule(job, rule, permissive, errors) for rule in rules]
+        run = f"indexing-{uuidlib.uuid4().hex}"  # this run's events' keys
         started = self.jobs.send(
             job_uuid,
             "index",
             data={"level": level, "fixity": fixity, "requests": len(rules)},
+            event_id=f"{run}:index",
             token=token,
         ).job
         try:
@@ -164,6 +172,7 @@ class IndexingService:
                 system,
                 resolved,
                 errors,
+                run=run,
                 token=token,
                 transition=transition,
                 progress=progress,
@@ -192,6 +201,7 @@ class IndexingService:
         resolved: list[Rule],
         errors: list[tuple[str, str]],
         *,
+        run: str,
         token: str | None,
         transition: bool,
         progress: Callable[[IndexProgress], None] | None,
@@ -262,7 +272,9 @@ class IndexingService:
         state = job.state
         if transition:
             summary = {"files": len(written), "errors": len(errors), "skipped": len(skipped)}
-            state = self.jobs.send(job.uuid, "indexed", data=summary, token=token).job.state
+            state = self.jobs.send(
+                job.uuid, "indexed", data=summary, event_id=f"{run}:indexed", token=token
+            ).job.state
         return IndexReport(
             job_uuid=job.uuid,
             seen=seen,
@@ -315,11 +327,18 @@ class IndexingService:
         """
         if not operations:
             return [], 0, expect_new
-        result = self.store.bulk_upsert(
-            "file", operations, batch_size=len(operations), expect_new=expect_new
+
+        def write() -> tuple[list[str], int, bool]:
+            result = self.store.bulk_upsert(
+                "file", operations, batch_size=len(operations), expect_new=expect_new
+            )
+            self._check_still_indexing(job_uuid)
+            return uuids, result.batches, result.matched == 0
+
+        # Upserts keyed by file UUID, links added to sets: writing the batch again is safe.
+        return self.store.failover.call(
+            write, what=f"indexing job {job_uuid}: a batch of {len(operations)} file records"
         )
-        self._check_still_indexing(job_uuid)
-        return uuids, result.batches, result.matched == 0
 
     def _check_still_indexing(self, job_uuid: str) -> None:
         """After a batch is written: stop unless the job is still visible and INDEXING.

@@ -7,6 +7,10 @@ not yet in the history, and that the history has room; the update sets the state
 When the update matches nothing, one read says why: unknown job, replayed event (a
 no-op returning the job as it is), invalid transition, or full history.
 
+An event with an idempotency key is safe to send again, so while the database is
+unavailable (a replica set electing a new primary) it is sent again within the store's
+failover budget (:mod:`datacatalog.store.failover`); an event without one is sent once.
+
 Events that arrive with a token are checked against the job token; callers outside
 the process must present one. Admin events (``reset``, ``ready``) need an admin token
 and are handed to the admin actions (:mod:`datacatalog.jobs.admin`), which apply them
@@ -80,6 +84,8 @@ class EventApplier:
         Raises:
             InvalidRequestError: Unknown event, bad data or key.
             UnauthorizedError: A required token is missing (or wrong: ForbiddenError).
+            UnavailableError: The database did not answer (with ``event_id``: through
+                the failover budget).
             NotFoundError: No such job.
             InvalidTransitionError: The event is not allowed from the job's state.
             PayloadTooLargeError: The data or the job's history is over its limit.
@@ -99,9 +105,16 @@ class EventApplier:
                 raise InvalidRequestError(f"the {event} event needs the admin actions")
             result = self.admin_handler(job_uuid, row, payload, event_id, who)
         elif event in self.handlers:
+            # Not resent here: what such an event entails beyond its update may have
+            # half-happened; its handler says what a replay does.
             result = self.handlers[event](job_uuid, row, payload, event_id, who)
-        else:
+        elif event_id is None:
             result = self.apply(job_uuid, row, payload, event_id, who)
+        else:
+            result = self.store.failover.call(
+                lambda: self.apply(job_uuid, row, payload, event_id, who),
+                what=f"event {event} ({event_id}) of job {job_uuid}",
+            )
         self._notify_observers(result)
         return result
 

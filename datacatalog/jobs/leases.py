@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid as uuidlib
 from collections.abc import Callable
 from contextlib import suppress
@@ -294,6 +295,8 @@ class Heartbeat:
         on_lost: Called once, on the heartbeat's thread, when the lease is lost.
         wait: Waits up to its argument in seconds and returns True to stop (default: the
             heartbeat's stop event); tests inject one that never sleeps.
+        clock: Monotonic seconds (default ``time.monotonic``): :attr:`renewed_at` is read
+            on it.
     """
 
     def __init__(
@@ -304,6 +307,7 @@ class Heartbeat:
         interval: float | None = None,
         on_lost: Callable[[LeaseLostError], None] | None = None,
         wait: Callable[[float], bool] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.leases = leases
         self.interval = lease.ttl / 3 if interval is None else float(interval)
@@ -317,6 +321,10 @@ class Heartbeat:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wait = wait or self._stop.wait
+        self._clock = clock or time.monotonic
+        # When the lease was last known good, on this host's clock: it lasts until
+        # renewed_at + ttl at least (the heartbeat starts on a lease just taken).
+        self.renewed_at = self._clock()
         self._thread: threading.Thread | None = None
 
     @property
@@ -356,6 +364,7 @@ class Heartbeat:
         while not self._stop.is_set():
             if self._wait(self.interval) or self._stop.is_set():
                 return
+            sent = self._clock()  # the renewal counts from no later than this
             try:
                 renewed = self.leases.renew(self.lease)
             except LeaseLostError as exc:
@@ -370,6 +379,7 @@ class Heartbeat:
             with self._lock:
                 self._lease = renewed
                 self.renewals += 1
+                self.renewed_at = sent
 
 
 def _job(job_uuid: Any) -> str:

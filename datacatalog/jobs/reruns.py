@@ -492,10 +492,12 @@ def record_up_to_date(
     *,
     token: str | None = None,
     holder: str | None = None,
+    event_id: str | None = None,
 ) -> bool:
     """Record an up-to-date check in the job's history (a ``reuse`` event); the state
     stays as it is. Returns whether it was recorded: a full history, or a job whose state
-    changed meanwhile, records nothing (the check stands)."""
+    changed meanwhile, records nothing (the check stands). ``event_id`` keys the event
+    (an execution's own check: safe to send again)."""
     if not decision.up_to_date:
         raise InvalidRequestError(f"job {decision.job.uuid} is not up to date")
     data: dict[str, Any] = {
@@ -504,7 +506,7 @@ def record_up_to_date(
     if holder is not None:
         data["holder"] = holder
     with suppress(PayloadTooLargeError, InvalidTransitionError):
-        catalog.jobs.send(decision.job.uuid, "reuse", data=data, token=token)
+        catalog.jobs.send(decision.job.uuid, "reuse", data=data, token=token, event_id=event_id)
         return True
     return False
 

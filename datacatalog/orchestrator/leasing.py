@@ -13,7 +13,9 @@ before it checks for active executions, so a killed run never blocks the job for
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from datacatalog.catalog import Catalog
 from datacatalog.clock import utc_now
@@ -21,8 +23,11 @@ from datacatalog.errors import ActiveExecutionsError as CatalogActiveExecutionsE
 from datacatalog.errors import LeaseLostError
 from datacatalog.jobs.leases import DEFAULT_TTL, Heartbeat, Lease, LeaseService
 from datacatalog.orchestrator.exceptions import ActiveExecutionsError
+from datacatalog.store import RetryPolicy
 
 LEASE_KIND = "workflow"
+
+T = TypeVar("T")
 
 
 class ExecutionLease:
@@ -65,6 +70,16 @@ class ExecutionLease:
             raise ActiveExecutionsError(str(exc), **exc.details) from exc
         self._heartbeat = Heartbeat(self._service, self._lease, on_lost=on_lost).start()
 
+    def while_held(self, call: Callable[[], T], *, what: str) -> T:
+        """Run ``call`` (safe to resend: a keyed event); while it fails as ``unavailable``,
+        again until the lease would run out (its last renewal plus its ttl), at least
+        within the store's failover budget."""
+        store_policy = self._service.store.failover
+        beat = self._heartbeat
+        left = 0.0 if beat is None else beat.renewed_at + self._ttl - time.monotonic()
+        policy = RetryPolicy(budget=max(left, store_policy.budget, 0.0))
+        return policy.call(call, what=what)
+
     def release(self) -> None:
         """Stop renewing and release the lease (conditional on still holding it)."""
         if self._heartbeat is not None:
@@ -72,5 +87,9 @@ class ExecutionLease:
             self._lease = self._heartbeat.lease
             self._heartbeat = None
         if self._lease is not None:
-            self._service.release(self._lease)
+            lease = self._lease
+            # Conditional on the holder, so safe to resend through an election.
+            self.while_held(
+                lambda: self._service.release(lease), what=f"release the lease of {lease.holder}"
+            )
             self._lease = None

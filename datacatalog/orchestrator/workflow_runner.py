@@ -25,6 +25,7 @@ import queue
 import re
 import threading
 import time
+import uuid as uuid_module
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -384,6 +385,7 @@ class WorkflowRunner:
             raise InvalidWorkflowRunnerParams(str(exc)) from exc
         self.executor: Executor = executor if executor is not None else _default_executor()
         self._lease = ExecutionLease(self.catalog, ttl=self._lease_ttl)
+        self._events_sent = 0  # numbers this runner's job events in their keys
         self._check_no_active(besides=execution_id)
         self._job_info = self._make_job_info(self._job)
 
@@ -529,6 +531,8 @@ class WorkflowRunner:
                 self.decision,
                 token=self.catalog.jobs.job_token(self._job.uuid),
                 holder=self.execution_id,
+                # Nothing of this runner's is stored: a key of this check alone.
+                event_id=f"reuse-{uuid_module.uuid4().hex}",
             )
             return self.execution
         if self._resumed_from is not None:
@@ -566,6 +570,7 @@ class WorkflowRunner:
                 fresh,
                 token=self.catalog.jobs.job_token(self._job.uuid),
                 holder=self._execution.id,
+                event_id=f"{self._execution.id}:{self._execution.resumes}:reuse",
             )
             self._previous = self._newest_success()
             return self._previous
@@ -690,6 +695,7 @@ class WorkflowRunner:
                 "resumes": execution.resumes,
             },
             leftovers="keep" if self._resumed_from is not None else "clear",
+            event_id=self._event_key(str(self.decision.event)),
         )
 
     def _record_on_resume_workflow_signal(self, execution: Execution) -> None:
@@ -980,8 +986,27 @@ class WorkflowRunner:
             },
         )
 
+    def _event_key(self, event: str) -> str:
+        """The next job event's idempotency key: this execution, its resume, the event."""
+        self._events_sent += 1
+        return f"{self._execution.id}:{self._execution.resumes}:{self._events_sent}-{event}"
+
     def _job_event(self, event: str, data: dict[str, Any]) -> None:
-        self.catalog.jobs.send(self._job.uuid, event, data=data)
+        """Send ``event`` to the job under a key of this execution, run and event.
+
+        The key (``<execution id>:<resumes>:<n>-<event>``) makes the event safe to send
+        again: while the database is unavailable it is, within the store's failover budget,
+        and the terminal event (``finish``, ``fail``) until the lease would run out.
+        """
+        key = self._event_key(event)
+
+        def send() -> None:
+            self.catalog.jobs.send(self._job.uuid, event, data=data, event_id=key)
+
+        if event in ("finish", "fail"):
+            self._lease.while_held(send, what=f"event {event} ({key}) of job {self._job.uuid}")
+        else:
+            send()
 
     def _counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

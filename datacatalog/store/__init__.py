@@ -16,11 +16,19 @@ a pymongo Database     used as it is
 
 Only this package imports the MongoDB driver. Heavy or optional engines are
 imported when first used.
+
+Every MongoDB client is made with the durability pinned, whatever the cluster's defaults:
+writes are acknowledged once a majority of the replica set has them in its journal
+(``w="majority"``, ``j=True``), so no acknowledged write is rolled back by a failover; reads
+use read concern ``majority``, so nothing a caller reads (a job, its history, a file
+record) can disappear after one. A replica set with arbiters cannot always give majority
+writes: connecting to one logs a warning, once per set (:func:`durability_warning`).
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -42,6 +50,7 @@ from datacatalog.store.core import (
     Store,
     Upsert,
 )
+from datacatalog.store.failover import DEFAULT_BUDGET, RetryPolicy
 
 __all__ = [
     "COLLECTIONS",
@@ -49,10 +58,12 @@ __all__ = [
     "BulkResult",
     "Document",
     "OrderedBulkResult",
+    "RetryPolicy",
     "Store",
     "Upsert",
     "close_clients",
     "connect",
+    "durability_warning",
     "redact_uri",
     "schemes",
 ]
@@ -62,6 +73,13 @@ DEFAULT_TIMEOUT_MS = 5000
 
 _CLIENTS: dict[str, MongoClient[Document]] = {}
 _CLIENTS_LOCK = threading.Lock()
+# Replica sets already warned about (the warning is said once per set and process).
+_WARNED: set[str] = set()
+
+_log = logging.getLogger(__name__)
+
+# Pinned on every client: majority-acknowledged, journaled writes; majority reads.
+DURABILITY: dict[str, Any] = {"w": "majority", "journal": True, "readConcernLevel": "majority"}
 
 
 def close_clients() -> bool:
@@ -119,6 +137,7 @@ def redact_uri(uri: str) -> str:
 def _mongodb(
     uri: str, database: str | None, timeout_ms: int, lock_timeout: float | None
 ) -> Backend:
+    """A backend on the shared client of ``uri`` (one per URI and timeout, per process)."""
     shown = redact_uri(uri)
     name = _database_name(uri, database, timeout_ms, shown)
     key = f"{uri}|{timeout_ms}"
@@ -152,19 +171,22 @@ def _database_name(uri: str, database: str | None, timeout_ms: int, shown: str) 
 
 
 def _new_client(uri: str, timeout_ms: int, shown: str) -> MongoClient[Document]:
-    """A connected client (it answered a ping)."""
+    """A connected client (it answered ``hello``), its durability pinned."""
     try:
         # timeoutMS bounds each whole call, retries included (finding a server, connecting,
         # every answer): a server that stops answering mid-call makes the call fail in
-        # that time instead of hanging.
+        # that time instead of hanging. Keyword options win over the URI's, so a URI
+        # asking for w=1 still gets majority writes.
         client: MongoClient[Document] = MongoClient(
             uri,
             tz_aware=True,
             serverSelectionTimeoutMS=timeout_ms,
             connectTimeoutMS=timeout_ms,
             timeoutMS=timeout_ms,
+            **DURABILITY,
         )
-        client.admin.command("ping")
+        # The round trip that proves the server answers also says what it is.
+        hello = client.admin.command("hello")
     except (
         mongo_errors.ConnectionFailure,
         mongo_errors.ServerSelectionTimeoutError,
@@ -176,7 +198,49 @@ def _new_client(uri: str, timeout_ms: int, shown: str) -> MongoClient[Document]:
         ) from exc
     except mongo_errors.PyMongoError as exc:
         raise InvalidRequestError(f"cannot connect to MongoDB at {shown}: {exc}") from exc
+    warning = durability_warning(hello)
+    if warning is not None:
+        key = str(hello.get("setName"))
+        with _CLIENTS_LOCK:
+            first = key not in _WARNED
+            _WARNED.add(key)
+        if first:
+            _log.warning("MongoDB at %s: %s", shown, warning)
     return client
+
+
+def durability_warning(hello: Mapping[str, Any]) -> str | None:
+    """What a deployment's ``hello`` answer says majority writes cannot be trusted for.
+
+    A replica set with arbiters holds its data on fewer members than it has votes: with
+    one data-bearing member down, a majority write cannot be acknowledged (each of the
+    catalog's writes then fails as ``unavailable`` until the member is back), and where
+    arbiters hold most of the votes, "majority" is the one data-bearing member, which a
+    failover can roll back. The catalog keeps majority writes either way (it never falls
+    back to ``w:1``), and says so here. A single server and an arbiter-free set are fine.
+
+    Returns:
+        The warning, or None when the deployment gives majority writes.
+    """
+    arbiters = list(hello.get("arbiters") or [])
+    if not hello.get("setName") or not arbiters:
+        return None
+    data_bearing = len(hello.get("hosts") or []) + len(hello.get("passives") or [])
+    voters = data_bearing + len(arbiters)
+    weak = data_bearing < voters // 2 + 1
+    return (
+        f"replica set {hello['setName']} has {len(arbiters)} arbiter(s) "
+        f"({', '.join(map(str, arbiters))}) and {data_bearing} data-bearing member(s): "
+        + (
+            "a majority of its votes is not a majority of copies, so an acknowledged write "
+            "may live on one member only and be rolled back by a failover"
+            if weak
+            else "while a data-bearing member is down, majority writes cannot be "
+            "acknowledged and every catalog write fails as unavailable"
+        )
+        + " (the catalog always writes with w=majority, j=true; see the README's "
+        "'Moving to a shared MongoDB')"
+    )
 
 
 def _memory(uri: str, database: str | None, timeout_ms: int, lock_timeout: float | None) -> Backend:
@@ -232,6 +296,7 @@ def connect(
     database: str | None = None,
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
     lock_timeout: float | None = None,
+    failover_budget: float = DEFAULT_BUDGET,
 ) -> Store:
     """Connect to a catalog.
 
@@ -242,6 +307,9 @@ def connect(
             for each answer) before giving up with :class:`UnavailableError`.
         lock_timeout: Seconds the embedded catalog waits for its lock (default: the
             ``DATACATALOG_LOCK_TIMEOUT`` variable, else 30).
+        failover_budget: Seconds a call that is safe to resend (a keyed event, a batch
+            of file records) keeps trying while the database is unavailable, as during
+            a replica set election (:class:`RetryPolicy`); 0 sends it once.
 
     Raises:
         InvalidRequestError: The target is malformed or uses an unknown scheme.
@@ -249,6 +317,7 @@ def connect(
     """
     if isinstance(target, Store):
         return target
+    policy = RetryPolicy(budget=failover_budget, attempt_timeout=timeout_ms / 1000)
     if isinstance(target, Database) or _looks_like_database(target):
         # An in-memory engine's database may be handed over too; it has no server clock.
         engine = type(target.client).__module__  # type: ignore[union-attr]
@@ -257,12 +326,17 @@ def connect(
                 target,  # type: ignore[arg-type]
                 f"database {target.name}",  # type: ignore[union-attr]
                 evaluates_now=not engine.startswith("mongomock"),
-            )
+            ),
+            failover=policy,
         )
     if isinstance(target, Mapping):
         uri, name = _from_settings(target)
         return connect(
-            uri, database=database or name, timeout_ms=timeout_ms, lock_timeout=lock_timeout
+            uri,
+            database=database or name,
+            timeout_ms=timeout_ms,
+            lock_timeout=lock_timeout,
+            failover_budget=failover_budget,
         )
     if not isinstance(target, str) or "://" not in target:
         raise InvalidRequestError(
@@ -277,7 +351,7 @@ def connect(
             f"valid schemes: {', '.join(_SCHEMES)}",
             scheme=scheme,
         )
-    return Store(factory(target, database, timeout_ms, lock_timeout))
+    return Store(factory(target, database, timeout_ms, lock_timeout), failover=policy)
 
 
 def _looks_like_database(target: object) -> bool:

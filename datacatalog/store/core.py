@@ -40,6 +40,7 @@ from datacatalog.errors import (
     PayloadTooLargeError,
     UnavailableError,
 )
+from datacatalog.store.failover import RetryPolicy
 
 Document = dict[str, Any]
 
@@ -226,11 +227,19 @@ _INDEXES_CREATED = _IndexRegistry()
 
 
 class Store:
-    """Kind-addressed access to the catalog's documents on one database."""
+    """Kind-addressed access to the catalog's documents on one database.
 
-    def __init__(self, backend: Backend) -> None:
+    Args:
+        backend: The engine.
+        failover: How callers resend what is safe to resend while the database is
+            unavailable (:mod:`datacatalog.store.failover`); the store itself never
+            resends a write.
+    """
+
+    def __init__(self, backend: Backend, *, failover: RetryPolicy | None = None) -> None:
         self._backend = backend
         self._db = backend.database
+        self.failover = failover or RetryPolicy()
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -828,6 +837,8 @@ def _translated(where: str) -> Iterator[None]:
     except mongo_errors.BulkWriteError as exc:
         if exc.timeout:
             raise _timed_out(where, exc) from exc
+        if _transient(exc):
+            raise _no_primary(where, exc) from exc
         failures = (exc.details or {}).get("writeErrors") or []
         if failures and all(f.get("code") == 11000 for f in failures):
             found = failures[0].get("keyPattern")
@@ -850,6 +861,8 @@ def _translated(where: str) -> Iterator[None]:
     except mongo_errors.OperationFailure as exc:
         if exc.timeout:  # the call's time (timeoutMS) ran out on the server's side
             raise _timed_out(where, exc) from exc
+        if _transient(exc):
+            raise _no_primary(where, exc) from exc
         if exc.code in (10334, 17419, 17420):  # BSONObjectTooLarge and friends
             raise PayloadTooLargeError(f"document too large for the database: {exc}") from exc
         raise DataCatalogError(
@@ -863,6 +876,42 @@ def _translated(where: str) -> Iterator[None]:
         # The driver could not encode the document as BSON (an integer wider than 64 bits,
         # for instance), so nothing was sent: the request is at fault.
         raise InvalidRequestError(f"the document cannot be stored as BSON: {exc}") from exc
+
+
+# What a replica set answers while it has no primary, or while its primary steps down or
+# shuts down: nothing is wrong with the request, and another member will take writes soon.
+_NO_PRIMARY_CODES = frozenset(
+    {
+        91,  # ShutdownInProgress
+        189,  # PrimarySteppedDown
+        10107,  # NotWritablePrimary
+        11600,  # InterruptedAtShutdown
+        11602,  # InterruptedDueToReplStateChange
+        13435,  # NotPrimaryNoSecondaryOk
+        13436,  # NotPrimaryOrSecondary
+    }
+)
+
+
+def _transient(exc: mongo_errors.OperationFailure) -> bool:
+    """Whether the server refused because of a failover, not because of the request.
+
+    The driver labels such errors (``RetryableWriteError``, after its own retry); a
+    write-concern error of a bulk write carries only its code.
+    """
+    if exc.has_error_label("RetryableWriteError") or exc.code in _NO_PRIMARY_CODES:
+        return True
+    details = exc.details or {}
+    concern = details.get("writeConcernError") or {}
+    concerns = details.get("writeConcernErrors") or ([concern] if concern else [])
+    return any(isinstance(c, Mapping) and c.get("code") in _NO_PRIMARY_CODES for c in concerns)
+
+
+def _no_primary(where: str, exc: Exception) -> UnavailableError:
+    return UnavailableError(
+        f"the database at {where} has no primary to write to: {type(exc).__name__} "
+        f"({exc}); a replica set elects a new one within seconds, retrying then may work"
+    )
 
 
 def _timed_out(where: str, exc: Exception) -> UnavailableError:

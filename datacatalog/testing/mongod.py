@@ -26,6 +26,9 @@ Shell (the state file remembers what ``stop`` must kill)::
     python -m datacatalog.testing.mongod stop --state-file /tmp/mongod.json
     python -m datacatalog.testing.mongod run -- pytest   # start, run, stop, keep the status
 
+:class:`ReplicaSet` starts several members of one replica set (test commands enabled,
+short election timeouts) that the fault tests kill, restart, step down and cut off.
+
 This is a test tool, which is why it may talk to the server with pymongo directly; product
 code reaches MongoDB only through ``datacatalog.store``.
 """
@@ -57,6 +60,7 @@ __all__ = [
     "MongodError",
     "MongodNotInstalled",
     "MongodServer",
+    "ReplicaSet",
     "find_mongod",
     "main",
 ]
@@ -125,6 +129,11 @@ class MongodServer:
         cache_size_gb: WiredTiger cache size, kept small for tests.
         startup_timeout: Seconds to wait for the server to become a writable primary.
         stop_timeout: Seconds to wait after SIGTERM before sending SIGKILL.
+        extra_args: More ``mongod`` arguments (``--setParameter`` switches, say).
+        initiate: Initiate a one-member replica set and wait for it to be primary; when
+            false, only wait for the server to answer (a member of a larger set, which
+            :class:`ReplicaSet` initiates).
+        oplog_mb: Oplog size in megabytes.
     """
 
     def __init__(
@@ -137,6 +146,9 @@ class MongodServer:
         cache_size_gb: float = 0.25,
         startup_timeout: float = 30.0,
         stop_timeout: float = 15.0,
+        extra_args: Sequence[str] = (),
+        initiate: bool = True,
+        oplog_mb: int = 128,
     ) -> None:
         self._mongod = mongod
         self._dbpath = Path(dbpath) if dbpath is not None else None
@@ -149,6 +161,9 @@ class MongodServer:
         self._directory: Path | None = None
         self._pid: int | None = None
         self._failed = False
+        self._extra_args = list(extra_args)
+        self._initiate_set = initiate
+        self._oplog_mb = oplog_mb
 
     # -- properties -------------------------------------------------------------------
 
@@ -206,7 +221,10 @@ class MongodServer:
             self._dbpath.mkdir()
         try:
             self._launch(binary)
-            self._initiate()
+            if self._initiate_set:
+                self._initiate()
+            else:
+                self._wait_answering()
         except BaseException as exc:
             self._failed = True
             self._kill()
@@ -282,13 +300,14 @@ class MongodServer:
                 "--pidfilepath", str(pidfile),
                 "--wiredTigerCacheSizeGB", str(self._cache_size_gb),
                 "--nounixsocket",
-                "--oplogSize", "128",
+                "--oplogSize", str(self._oplog_mb),
                 "--setParameter", "diagnosticDataCollectionEnabled=false",
                 # A test run makes thousands of short-lived databases, each with a file per
                 # collection and index: close idle file handles soon (the default keeps
                 # them ten minutes), or the server runs out of descriptors and aborts.
                 "--wiredTigerEngineConfigString",
                 "file_manager=(close_idle_time=10,close_scan_interval=2,close_handle_minimum=250)",
+                *self._extra_args,
             ]  # fmt: skip
             # Output goes to a file, not a pipe: the forked server could hold a pipe open.
             with open(self._directory / "fork.out", "wb") as out:
@@ -347,6 +366,42 @@ class MongodServer:
         finally:
             client.close()
 
+    def _wait_answering(self) -> None:
+        """Wait until the server answers a ping (it need not be primary)."""
+        from pymongo import MongoClient
+
+        client: MongoClient[dict[str, Any]] = MongoClient(
+            host="127.0.0.1",
+            port=self.port,
+            directConnection=True,
+            serverSelectionTimeoutMS=int(self._startup_timeout * 1000),
+        )
+        try:
+            client.admin.command("ping")
+        finally:
+            client.close()
+
+    def kill_now(self) -> None:
+        """SIGKILL the server (no shutdown at all) and wait until it is gone; the data
+        folder stays, so :meth:`restart` starts it again on the same data and port."""
+        pid = self._pid
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        if not _wait_gone(pid, 20.0):
+            raise MongodError(f"mongod (pid {pid}) is still running after SIGKILL")
+        self._pid = None
+
+    def restart(self) -> None:
+        """Start the server again on its data folder and port (after :meth:`kill_now`)."""
+        if self.running:
+            raise MongodError(f"mongod on port {self.port} is still running")
+        assert self._directory is not None
+        self._requested_port = self.port  # the members know each other by port
+        self._launch(self._mongod or find_mongod())
+        self._wait_answering()
+
     def _kill(self) -> None:
         """Terminate the server process if it is ours and alive."""
         pid = self._pid
@@ -385,6 +440,218 @@ class MongodServer:
         return MongodError("\n".join(parts))
 
 
+class ReplicaSet:
+    """A throw-away replica set of ``members`` mongods on loopback ports, for fault tests.
+
+    Every member runs the same binary with test commands enabled (so fail points can cut
+    a member off) and a small oplog; the set is initiated with the given election
+    settings, so that a crash failover takes a few seconds instead of MongoDB's default
+    ten or more. Members are addressed by index; :meth:`primary` says which one leads.
+
+    ::
+
+        with ReplicaSet(3, election_timeout_ms=2000) as rs:
+            old = rs.primary()
+            rs.kill(old)                 # SIGKILL
+            rs.wait_for_primary(besides=old)
+            rs.restart(old)              # same data, same port: it rejoins (and rolls
+                                         # back what only it had)
+
+    Args:
+        members: How many members (data-bearing, one vote each).
+        name: The set's name.
+        election_timeout_ms: ``settings.electionTimeoutMillis`` of the set.
+        heartbeat_interval_ms: ``settings.heartbeatIntervalMillis`` of the set.
+        startup_timeout: Seconds to wait for the set to have a primary and its secondaries.
+        mongod: The binary (default: :func:`find_mongod`).
+    """
+
+    def __init__(
+        self,
+        members: int = 3,
+        *,
+        name: str = "rs0",
+        election_timeout_ms: int = 2000,
+        heartbeat_interval_ms: int = 500,
+        startup_timeout: float = 60.0,
+        mongod: str | None = None,
+    ) -> None:
+        if members < 1:
+            raise MongodError(f"a replica set needs at least one member, not {members}")
+        self.name = name
+        self._count = members
+        self._election_timeout_ms = election_timeout_ms
+        self._heartbeat_interval_ms = heartbeat_interval_ms
+        self._startup_timeout = startup_timeout
+        self._mongod = mongod
+        self.members: list[MongodServer] = []
+
+    @property
+    def hosts(self) -> list[str]:
+        """``127.0.0.1:PORT`` of each member, by index."""
+        return [f"127.0.0.1:{m.port}" for m in self.members]
+
+    @property
+    def uri(self) -> str:
+        """A URI naming every member and the set."""
+        return f"mongodb://{','.join(self.hosts)}/?replicaSet={self.name}"
+
+    def start(self) -> ReplicaSet:
+        """Start every member, initiate the set, wait for a primary and its secondaries."""
+        binary = self._mongod or find_mongod()
+        ports = _distinct_free_ports(self._count)
+        try:
+            for port in ports:
+                member = MongodServer(
+                    mongod=binary,
+                    port=port,
+                    replica_set=self.name,
+                    cache_size_gb=0.25,
+                    startup_timeout=self._startup_timeout,
+                    stop_timeout=5.0,
+                    extra_args=["--setParameter", "enableTestCommands=1"],
+                    initiate=False,
+                    oplog_mb=64,
+                )
+                self.members.append(member)
+                member.start()
+            config = {
+                "_id": self.name,
+                "members": [{"_id": i, "host": host} for i, host in enumerate(self.hosts)],
+                "settings": {
+                    "electionTimeoutMillis": self._election_timeout_ms,
+                    "heartbeatIntervalMillis": self._heartbeat_interval_ms,
+                    "catchUpTimeoutMillis": 0,
+                },
+            }
+            self.command(0, "replSetInitiate", config)
+            self.wait_healthy(self._startup_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Kill every member (a throw-away set has nothing to flush) and remove their folders."""
+        for member in self.members:
+            with contextlib.suppress(MongodError):
+                member.kill_now()
+                member.stop()
+
+    def rolled_back(self, index: int) -> bool:
+        """Whether member ``index`` rolled writes back (it keeps what it undid in
+        ``<dbpath>/rollback``): it had writes that no majority had."""
+        dbpath = self.members[index]._dbpath
+        return dbpath is not None and any(p.is_file() for p in (dbpath / "rollback").rglob("*"))
+
+    def __enter__(self) -> ReplicaSet:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- looking -----------------------------------------------------------------------
+
+    def command(self, index: int, name: str, argument: Any = 1, **fields: Any) -> dict[str, Any]:
+        """Run an admin command on member ``index`` alone (a direct connection)."""
+        from pymongo import MongoClient
+
+        client: MongoClient[dict[str, Any]] = MongoClient(
+            host="127.0.0.1",
+            port=self.members[index].port,
+            directConnection=True,
+            serverSelectionTimeoutMS=5000,
+            connectTimeoutMS=5000,
+            socketTimeoutMS=30000,
+        )
+        try:
+            return dict(client.admin.command(name, argument, **fields))
+        finally:
+            client.close()
+
+    def state(self, index: int) -> str | None:
+        """Member ``index``'s own view: PRIMARY, SECONDARY, ... (None when it is down)."""
+        if not self.members[index].running:
+            return None
+        try:
+            hello = self.command(index, "hello")
+        except Exception:  # down or unreachable: no state to tell
+            return None
+        if hello.get("isWritablePrimary"):
+            return "PRIMARY"
+        if hello.get("secondary"):
+            return "SECONDARY"
+        return "OTHER"
+
+    def primary(self) -> int | None:
+        """The index of the member that is primary now, or None."""
+        for index in range(len(self.members)):
+            if self.state(index) == "PRIMARY":
+                return index
+        return None
+
+    def wait_for_primary(self, *, besides: int | None = None, timeout: float = 60.0) -> int:
+        """Wait until a member other than ``besides`` is primary; return its index."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.primary()
+            if found is not None and found != besides:
+                return found
+            time.sleep(0.1)
+        raise MongodError(f"replica set {self.name}: no new primary within {timeout:g} s")
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Wait until one member is primary and every other one secondary."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [self.state(i) for i in range(len(self.members))]
+            if states.count("PRIMARY") == 1 and states.count("SECONDARY") == len(states) - 1:
+                return
+            time.sleep(0.1)
+        raise MongodError(f"replica set {self.name} not healthy within {timeout:g} s")
+
+    # -- breaking ----------------------------------------------------------------------
+
+    def kill(self, index: int) -> None:
+        """SIGKILL member ``index`` (kill -9): no step-down, no shutdown."""
+        self.members[index].kill_now()
+
+    def restart(self, index: int) -> None:
+        """Start member ``index`` again on its data; it rejoins the set."""
+        self.members[index].restart()
+
+    def step_down(self, index: int, seconds: int = 10) -> None:
+        """Ask primary ``index`` to step down (and not stand again for ``seconds``)."""
+        from pymongo.errors import AutoReconnect
+
+        with contextlib.suppress(AutoReconnect):  # older servers drop the connection
+            self.command(
+                index,
+                "replSetStepDown",
+                seconds,
+                secondaryCatchUpPeriodSecs=max(0, min(5, seconds - 1)),
+            )
+
+    def isolate(self, index: int) -> None:
+        """Stop every other member from replicating from member ``index`` (the
+        ``stopReplProducer`` fail point on each of them): what only it receives from now
+        on is never majority-committed, and is rolled back once another member leads."""
+        for other in range(len(self.members)):
+            if other != index and self.members[other].running:
+                self.command(other, "configureFailPoint", "stopReplProducer", mode="alwaysOn")
+
+    def reconnect(self) -> None:
+        """Turn the ``stopReplProducer`` fail point off on every running member."""
+        for index, member in enumerate(self.members):
+            if member.running:
+                self.command(index, "configureFailPoint", "stopReplProducer", mode="off")
+
+
 # -- process helpers ------------------------------------------------------------------
 
 
@@ -412,6 +679,16 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _distinct_free_ports(count: int) -> list[int]:
+    """``count`` different loopback ports that are free right now."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = _free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def _read_pid(pidfile: Path) -> int | None:

@@ -99,7 +99,14 @@ class ControlledMongod:
 class ServiceProcess:
     """``python -m datacatalog.service`` over ``mongodb_uri``, in a child process."""
 
-    def __init__(self, mongodb_uri: str, data_dir: Path, *, mongodb_timeout: float) -> None:
+    def __init__(
+        self,
+        mongodb_uri: str,
+        data_dir: Path,
+        *,
+        mongodb_timeout: float,
+        mongodb_failover: float = 2.0,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env: Mapping[str, str] = {
@@ -109,6 +116,7 @@ class ServiceProcess:
             "DATACATALOG_DATA_DIR": str(data_dir),
             "DATACATALOG_SECRET": SECRET,
             "DATACATALOG_MONGODB_TIMEOUT": str(mongodb_timeout),
+            "DATACATALOG_MONGODB_FAILOVER": str(mongodb_failover),
         }
         self.log = data_dir / "service.log"
         self._process: subprocess.Popen[bytes] | None = None

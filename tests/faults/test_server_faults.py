@@ -46,6 +46,8 @@ WATCHDOG = 60.0  # seconds: far beyond any configured timeout; only a hang reach
 
 
 def settings_for(data_dir: Path, timeout: float, **extra: Any) -> Settings:
+    # A short failover budget: a single server that is down has no election to wait for.
+    extra.setdefault("mongodb_failover", 2.0)
     return Settings.load(env={}, data_dir=data_dir, secret=SECRET, mongodb_timeout=timeout, **extra)
 
 

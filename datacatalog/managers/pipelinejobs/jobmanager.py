@@ -70,6 +70,7 @@ def open_catalog(
         database=database,
         timeout_ms=max(1, round(resolved.mongodb_timeout * 1000)),
         lock_timeout=resolved.lock_timeout,
+        failover_budget=resolved.mongodb_failover,
     )
     catalog = Catalog(store, settings=resolved, actor=Actor.current(agent))
     return catalog, store is not mongodb

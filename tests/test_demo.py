@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAIN = ["file", "pipelinejob", "pipeline", "sample", "experiment", "experiment_design"]
 
 
-@pytest.fixture(autouse=True)
-def _no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("DATACATALOG_") and not name.startswith(KEPT_VARIABLES):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_configuration")
 
 
 @pytest.fixture

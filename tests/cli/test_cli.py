@@ -11,105 +11,23 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
-import os
 import socket
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from datacatalog import errors
 from datacatalog.cli import cli
 from datacatalog.identifiers import typed_uuid
+from tests.support.cli import CLI, EXAMPLES, ROOT, SAMPLE, create_job
 
-# Test-run variables, and the zero-configuration engine the conftest chooses.
-KEPT_VARIABLES = ("DATACATALOG_TEST_", "DATACATALOG_LOCAL_ENGINE")
+pytestmark = pytest.mark.usefixtures("no_configuration")
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-SAMPLE = "sample.demo.1"
 SAMPLE_UUID = typed_uuid(SAMPLE, "sample")
 UNKNOWN_JOB = typed_uuid("no such job", "pipelinejob")
-
-
-@dataclass
-class CLI:
-    """Runs ``datacatalog`` with the global options of one engine."""
-
-    base: list[str]
-    data_dir: Path
-
-    def __call__(self, *args: str, input: str | None = None) -> Result:
-        """Run a command; never raises on a non-zero exit."""
-        return CliRunner().invoke(cli, [*self.base, *args], input=input, catch_exceptions=False)
-
-    def json(self, *args: str, input: str | None = None, code: int = 0) -> Any:
-        """Run a command with ``--json``, check its exit code and parse its stdout."""
-        result = self("--json", *args, input=input)
-        assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-        return json.loads(result.stdout)
-
-    def fails(self, code: int, *args: str, input: str | None = None) -> dict[str, Any]:
-        """Run with ``--json``; expect ``code``, one stderr line and an error body."""
-        result = self("--json", *args, input=input)
-        assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-        body = json.loads(result.stdout)["error"]
-        assert set(body) == {"code", "message", "details"}
-        one_line = " ".join(part.strip() for part in body["message"].splitlines())
-        assert lines[0] == f"error: {one_line}"
-        return dict(body)
-
-
-@pytest.fixture(autouse=True)
-def _no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Leave out DATACATALOG_* settings of the environment (not the test-run variables)."""
-    for name in list(os.environ):
-        if name.startswith("DATACATALOG_") and not name.startswith(KEPT_VARIABLES):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def dc(
-    engine: str, tmp_path: Path, database_name: str, request: pytest.FixtureRequest
-) -> Iterator[CLI]:
-    """The command line on the current engine, with an empty catalog."""
-    data_dir = tmp_path / "data"
-    if engine == "memory":
-        yield CLI(["--data-dir", str(data_dir)], data_dir)
-        return
-    from datacatalog.store import connect
-
-    uri = request.getfixturevalue("mongo_uri")
-    yield CLI(
-        ["--data-dir", str(data_dir), "--mongodb-uri", uri, "--database", database_name],
-        data_dir,
-    )
-    store = connect(uri, database=database_name)
-    try:
-        store.drop_database()
-    finally:
-        store.close()
-
-
-@pytest.fixture
-def world(dc: CLI) -> CLI:
-    """The command line on a catalog holding the example pipeline and metadata."""
-    dc.json("pipelines", "register", str(EXAMPLES / "pipeline.json"))
-    dc.json("metadata", "load", str(EXAMPLES / "metadata.yaml"))
-    return dc
-
-
-def create_job(dc: CLI, *extra: str) -> dict[str, Any]:
-    """Create the example job for SAMPLE; return the ``jobs create`` JSON."""
-    out: dict[str, Any] = dc.json(
-        "jobs", "create", "--pipeline", "demo-stats", "--sample-id", SAMPLE, *extra
-    )
-    return out
 
 
 def history_names(dc: CLI, uuid: str) -> list[str]:

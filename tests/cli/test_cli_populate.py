@@ -1,6 +1,6 @@
 """``datacatalog populate`` as real processes: two at once, failures, SIGTERM, dry runs.
 
-The command each job runs is a small shell script (``tests/populate_work.py``) that
+The command each job runs is a small shell script (``tests/support/populate_work.py``) that
 appends its entity's id to a file outside the archive, so the test counts executions:
 every job must run exactly once between two populates started at the same moment on the
 real server. Each test waits for real processes, a few seconds at most.
@@ -24,9 +24,9 @@ import pytest
 
 from datacatalog.catalog import Catalog
 from datacatalog.settings import Settings
-from tests.hostile import snapshot
-from tests.populate_work import write_script
-from tests.test_populate import PIPELINE, metadata
+from tests.support.hostile import snapshot
+from tests.support.populate_catalog import PIPELINE, metadata
+from tests.support.populate_work import write_script
 
 PROCESS_WAIT = 120.0  # generous: the machine may be busy; a passing run takes seconds
 EXIT_FAILED = 1

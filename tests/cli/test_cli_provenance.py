@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,7 @@ from datacatalog.settings import Settings
 KEPT_VARIABLES = ("DATACATALOG_TEST_", "DATACATALOG_LOCAL_ENGINE")
 
 
-@pytest.fixture(autouse=True)
-def _no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("DATACATALOG_") and not name.startswith(KEPT_VARIABLES):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_configuration")
 
 
 def _run(data_dir: Path, *args: str, code: int = 0) -> str:

@@ -13,75 +13,14 @@ import os
 import shlex
 import signal
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from datacatalog.catalog import Catalog
-from datacatalog.settings import Settings
+from tests.support.cli import PROCESS_WAIT, SAMPLE, Runner, make_runner, only_job, wait_for
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-SAMPLE = "sample.demo.1"
 EXIT_ACTIVE_EXECUTIONS = 9
-PROCESS_WAIT = 60.0  # generous: the machine may be busy; a passing run takes seconds
-
-
-@dataclass
-class Runner:
-    """Runs ``datacatalog`` in a subprocess on one catalog."""
-
-    data_dir: Path
-    base: list[str]
-    env: dict[str, str]
-
-    def catalog(self) -> Catalog:
-        uri = self.env.get("DATACATALOG_MONGODB_URI")
-        overrides: dict[str, Any] = {"data_dir": self.data_dir}
-        if uri:
-            overrides.update(
-                mongodb_uri=uri, mongodb_database=self.env["DATACATALOG_MONGODB_DATABASE"]
-            )
-        return Catalog.open(settings=Settings.load(env={}, **overrides))
-
-    def start(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "datacatalog.cli", *self.base, *args],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        process = self.start(*args)
-        stdout, stderr = process.communicate(timeout=PROCESS_WAIT)
-        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-
-    def job_count(self) -> int:
-        with self.catalog() as catalog:
-            return catalog.store.count("job", {})
-
-
-def make_runner(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Runner:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATACATALOG_")}
-    # The zero-configuration engine the test session chose (tests/conftest.py) stays.
-    env["DATACATALOG_LOCAL_ENGINE"] = os.environ.get("DATACATALOG_LOCAL_ENGINE", "json")
-    data_dir = tmp_path / "data"
-    env["DATACATALOG_DATA_DIR"] = str(data_dir)
-    env.update(extra_env or {})
-    runner = Runner(data_dir, [], env)
-    with runner.catalog() as catalog:
-        catalog.pipelines.register(json.loads((EXAMPLES / "pipeline.json").read_text()))
-        import yaml
-
-        catalog.metadata.load(yaml.safe_load((EXAMPLES / "metadata.yaml").read_text()))
-    return runner
 
 
 @pytest.fixture
@@ -89,46 +28,11 @@ def dc(tmp_path: Path) -> Runner:
     return make_runner(tmp_path)
 
 
-@pytest.fixture
-def dc_any(
-    engine: str, tmp_path: Path, database_name: str, request: pytest.FixtureRequest
-) -> Iterator[Runner]:
-    """The command on the current engine (embedded catalog, or the real server)."""
-    if engine == "memory":
-        yield make_runner(tmp_path)
-        return
-    uri = request.getfixturevalue("mongo_uri")
-    runner = make_runner(
-        tmp_path, {"DATACATALOG_MONGODB_URI": uri, "DATACATALOG_MONGODB_DATABASE": database_name}
-    )
-    yield runner
-    with runner.catalog() as catalog:
-        catalog.store.drop_database()
-
-
 def new_job(runner: Runner, data: dict[str, Any]) -> str:
     with runner.catalog() as catalog:
         plan = catalog.jobs.plan(pipeline="demo-stats", metadata={"sample_id": SAMPLE}, data=data)
         job, _ = catalog.jobs.create(plan)
         return job.uuid
-
-
-def only_job(runner: Runner) -> Any:
-    with runner.catalog() as catalog:
-        (job,) = catalog.jobs.find()
-        history = catalog.jobs.history(job.uuid)
-        files = catalog.indexing.files(job.uuid) if job.state == "FINISHED" else []
-        return job, history, files
-
-
-def wait_for(path: Path) -> str:
-    """The text of a file a child process writes once it runs."""
-    deadline = time.monotonic() + PROCESS_WAIT
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return path.read_text().strip()
-        time.sleep(0.05)
-    raise AssertionError(f"{path} never appeared")
 
 
 def gone(pid: int) -> bool:

@@ -14,11 +14,7 @@ from pathlib import Path
 import pytest
 
 from datacatalog.clock import utc_now
-from tests import test_cli_run as shared
-from tests.test_cli_run import PROCESS_WAIT, SAMPLE, Runner, only_job, wait_for
-
-# The fixture of test_cli_run, made visible here by name.
-dc_any = shared.dc_any
+from tests.support.cli import PROCESS_WAIT, SAMPLE, Runner, only_job, wait_for
 
 EXIT_INVALID_TRANSITION = 4
 EXIT_ACTIVE_EXECUTIONS = 9

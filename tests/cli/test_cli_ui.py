@@ -20,14 +20,10 @@ import pytest
 
 from datacatalog.cli.ui import dashboard_url, open_when_ready
 from datacatalog.settings import Settings
+from tests.support.clocks import FakeMonotonic
+from tests.support.service import free_port
 
 START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_dashboard_urls() -> None:
@@ -37,21 +33,8 @@ def test_dashboard_urls() -> None:
     assert dashboard_url("::1", 9000) == "http://[::1]:9000/ui/"
 
 
-class FakeClock:
-    """A clock that moves only when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_browser_opens_once_the_service_answers() -> None:
-    clock, probes, opened = FakeClock(), iter([False, False, True]), []
+    clock, probes, opened = FakeMonotonic(), iter([False, False, True]), []
     assert open_when_ready(
         "http://x/ui/",
         ready=lambda: next(probes),
@@ -63,7 +46,7 @@ def test_the_browser_opens_once_the_service_answers() -> None:
 
 
 def test_no_browser_opens_when_the_service_never_answers() -> None:
-    clock, opened = FakeClock(), []
+    clock, opened = FakeMonotonic(), []
     assert not open_when_ready(
         "http://x/ui/",
         ready=lambda: False,

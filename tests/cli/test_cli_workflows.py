@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.test_cli import CLI, SAMPLE, _no_configuration, create_job, dc, world  # noqa: F401
+from tests.support.cli import CLI, ROOT, SAMPLE, create_job
 
-OPS = "tests.orchestrator_ops"
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.usefixtures("no_configuration")
+
+OPS = "tests.support.orchestrator_ops"
 
 
-def test_run_show_and_list(world: CLI) -> None:  # noqa: F811
+def test_run_show_and_list(world: CLI) -> None:
     job = create_job(world)["job"]
     out = world.json(
         "workflows", "run", f"{OPS}:chain", "--job", job["uuid"], "--input", "key=cli",
@@ -37,7 +38,7 @@ def test_run_show_and_list(world: CLI) -> None:  # noqa: F811
     assert world.json("jobs", "show", job["uuid"])["job"]["state"] == "FINISHED"
 
 
-def test_run_shows_the_tasks_as_they_go(world: CLI) -> None:  # noqa: F811
+def test_run_shows_the_tasks_as_they_go(world: CLI) -> None:
     job = create_job(world)["job"]["uuid"]
     result = world("workflows", "run", f"{OPS}:chain", "--job", job, "--input", "key=live")
     assert result.exit_code == 0, result.output
@@ -45,7 +46,7 @@ def test_run_shows_the_tasks_as_they_go(world: CLI) -> None:  # noqa: F811
     assert "succeeded" in result.stdout
 
 
-def test_run_creates_the_job_from_pipeline_and_metadata(world: CLI) -> None:  # noqa: F811
+def test_run_creates_the_job_from_pipeline_and_metadata(world: CLI) -> None:
     out = world.json(
         "workflows", "run", f"{OPS}:chain", "--pipeline", "demo-stats", "--sample-id", SAMPLE,
         "--input", "key=x", "--input", "steps=1",
@@ -53,7 +54,7 @@ def test_run_creates_the_job_from_pipeline_and_metadata(world: CLI) -> None:  # 
     assert out["execution"]["status"] == "succeeded"
 
 
-def test_run_errors_have_their_exit_codes(world: CLI) -> None:  # noqa: F811
+def test_run_errors_have_their_exit_codes(world: CLI) -> None:
     job = create_job(world)["job"]["uuid"]
     assert (
         world.fails(3, "workflows", "run", "no-such-workflow", "--job", job)["code"] == "not_found"
@@ -71,7 +72,7 @@ def test_run_errors_have_their_exit_codes(world: CLI) -> None:  # noqa: F811
     assert failed.exit_code == 1 and "LookupError" in failed.stderr
 
 
-def test_cancel_and_resume(world: CLI) -> None:  # noqa: F811
+def test_cancel_and_resume(world: CLI) -> None:
     job = create_job(world)["job"]["uuid"]
     from datacatalog.orchestrator.workflow_runner import WorkflowRunner
 
@@ -92,7 +93,7 @@ def test_cancel_and_resume(world: CLI) -> None:  # noqa: F811
     assert "succeeded" in body["message"]
 
 
-def _catalog(dc: CLI) -> Any:  # noqa: F811
+def _catalog(dc: CLI) -> Any:
     from datacatalog.catalog import Catalog
     from datacatalog.settings import Settings
 
@@ -103,7 +104,7 @@ def _catalog(dc: CLI) -> Any:  # noqa: F811
     )
 
 
-def test_plugins_commands(world: CLI, tmp_path: Path) -> None:  # noqa: F811
+def test_plugins_commands(world: CLI, tmp_path: Path) -> None:
     built = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "workflows" / "build_wagon.py"), str(tmp_path)],
         capture_output=True, text=True, timeout=300, check=True,
@@ -127,7 +128,7 @@ def test_plugins_commands(world: CLI, tmp_path: Path) -> None:  # noqa: F811
     assert world.fails(2, "plugins", "validate", str(bad))["code"] == "invalid_request"
 
 
-def test_cancel_from_another_process(world: CLI, engine: str) -> None:  # noqa: F811
+def test_cancel_from_another_process(world: CLI, engine: str) -> None:
     if engine != "mongod":
         pytest.skip("two processes share a catalog on a real server")
     job = create_job(world)["job"]["uuid"]
@@ -162,7 +163,7 @@ def test_cancel_from_another_process(world: CLI, engine: str) -> None:  # noqa: 
     assert result["execution"].status == "cancelled"
 
 
-def test_a_workflow_and_its_inputs_make_the_jobs_identity(world: CLI) -> None:  # noqa: F811
+def test_a_workflow_and_its_inputs_make_the_jobs_identity(world: CLI) -> None:
     def run(*extra: str) -> dict[str, Any]:
         out: dict[str, Any] = world.json(
             "workflows", "run", f"{OPS}:writers", "--pipeline", "demo-stats",
@@ -193,7 +194,7 @@ def test_a_workflow_and_its_inputs_make_the_jobs_identity(world: CLI) -> None:  
     )
 
 
-def test_a_text_input_stays_text_and_a_wrong_type_writes_nothing(world: CLI) -> None:  # noqa: F811
+def test_a_text_input_stays_text_and_a_wrong_type_writes_nothing(world: CLI) -> None:
     out = world.json(
         "workflows", "run", f"{OPS}:writers", "--pipeline", "demo-stats", "--sample-id", SAMPLE,
         "--input", "text=2024",
@@ -214,7 +215,7 @@ def test_a_text_input_stays_text_and_a_wrong_type_writes_nothing(world: CLI) -> 
     assert world.json("jobs", "list") == jobs_before
 
 
-def test_the_command_line_defaults_are_few_attempts_shown_in_help(world: CLI) -> None:  # noqa: F811
+def test_the_command_line_defaults_are_few_attempts_shown_in_help(world: CLI) -> None:
     helped = world("workflows", "run", "--help")
     assert helped.exit_code == 0
     text = " ".join(helped.stdout.split())
@@ -244,7 +245,7 @@ def test_the_command_line_defaults_are_few_attempts_shown_in_help(world: CLI) ->
     assert world.fails(2, "workflows", "run", f"{OPS}:chain", "--job", job, "--timeout", "0")
 
 
-def test_running_the_same_workflow_again_is_up_to_date(world: CLI) -> None:  # noqa: F811
+def test_running_the_same_workflow_again_is_up_to_date(world: CLI) -> None:
     line = ("workflows", "run", f"{OPS}:writers", "--pipeline", "demo-stats", "--sample-id",
             SAMPLE, "--input", "text=same")  # fmt: skip
     first = world.json(*line)
@@ -261,7 +262,7 @@ def test_running_the_same_workflow_again_is_up_to_date(world: CLI) -> None:  # n
 
 
 def test_a_failed_workflow_runs_again_and_resumes_without_an_administrator(
-    world: CLI,  # noqa: F811
+    world: CLI,
 ) -> None:
     base = ("workflows", "run", f"{OPS}:write_then_fail", "--pipeline", "demo-stats",
             "--sample-id", SAMPLE, "--input", "key=cli", "--max-attempts", "1")  # fmt: skip
@@ -302,7 +303,7 @@ def test_a_failed_workflow_runs_again_and_resumes_without_an_administrator(
     assert names.count("retry") == 1 and names.count("fail") == 2
 
 
-def test_stale_outputs_exit_10_and_rerun_when_asked(world: CLI) -> None:  # noqa: F811
+def test_stale_outputs_exit_10_and_rerun_when_asked(world: CLI) -> None:
     line = ("workflows", "run", f"{OPS}:writers", "--pipeline", "demo-stats", "--sample-id",
             SAMPLE, "--input", "text=stale")  # fmt: skip
     first = world.json(*line)

@@ -28,23 +28,11 @@ from datacatalog.errors import (
 )
 from datacatalog.identifiers import typed_uuid
 from datacatalog.jobs import Job
-from datacatalog.store import Store, connect
-from tests.test_jobs import World, make_world
+from datacatalog.store import connect
+from tests.support.clocks import FakeMonotonic
+from tests.support.jobs import World, make_world
 
 WAIT = 10.0  # seconds a test waits for a life-cycle at most (never reached when it works)
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FakeSleep:
@@ -58,11 +46,6 @@ class FakeSleep:
         self.calls.append(seconds)
         if self.hook is not None:
             self.hook()
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
 
 
 @pytest.fixture
@@ -355,7 +338,7 @@ def test_system_exit_inside_a_callback_ends_the_life_cycle_cleanly(
 
 
 def test_timeout_with_a_callback_that_never_returns(world: World, release: threading.Event) -> None:
-    clock = FakeClock()
+    clock = FakeMonotonic(1000.0)
     calls = Calls()
     job = new_job(world)
 
@@ -382,7 +365,7 @@ def test_timeout_with_a_callback_that_never_returns(world: World, release: threa
 
 
 def test_timeout_between_attempts_starts_no_more(world: World) -> None:
-    clock = FakeClock()
+    clock = FakeMonotonic(1000.0)
     attempts: list[int] = []
 
     def execute(driver: Driver, payload: Payload) -> bool:

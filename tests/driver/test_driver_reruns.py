@@ -20,17 +20,10 @@ from datacatalog.errors import (
 )
 from datacatalog.jobs import Job
 from datacatalog.jobs.leases import LeaseService
-from datacatalog.store import Store
-from tests.test_jobs import World, make_world
-from tests.test_leases import lapse
-from tests.test_reruns import FILES, failed_job, finished_job, new_job, write
+from tests.support.jobs import World, lapse
+from tests.support.reruns import FILES, failed_job, finished_job, new_job, write
 
 WAIT = 10.0
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
 
 
 class Counted:

@@ -32,7 +32,7 @@ from datacatalog.errors import DataCatalogError
 from datacatalog.indexrequests import ArchiveIndexRequest, index_request_from
 from datacatalog.service.ui.queries import JobQuery, job_page
 from datacatalog.store import Store
-from tests.hostile import World, snapshot, world
+from tests.support.hostile import World, snapshot, world
 
 EXAMPLES = int(os.environ.get("DATACATALOG_FUZZ_EXAMPLES", "15"))
 

@@ -23,7 +23,7 @@ from datacatalog.managers.pipelinejobs import ManagedPipelineJob
 from datacatalog.service.limits import MAX_BODY_DEPTH, nesting_error
 from datacatalog.settings import Settings
 from datacatalog.store import Store
-from tests.hostile import World, nested, nested_text, world, writes_nothing
+from tests.support.hostile import World, nested, nested_text, world, writes_nothing
 
 DEPTHS = (freeform.MAX_DEPTH + 1, 90, 400, 20_000)
 

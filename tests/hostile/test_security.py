@@ -22,7 +22,7 @@ import pytest
 from datacatalog import provenance, tokens
 from datacatalog.errors import DataCatalogError, ForbiddenError, InvalidRequestError
 from datacatalog.store import Store
-from tests.hostile import SECRET, World, world, writes_nothing
+from tests.support.hostile import SECRET, World, world, writes_nothing
 
 ADMIN_ROUTES = ["reset", "ready", "delete", "undelete", "purge"]
 

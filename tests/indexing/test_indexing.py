@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,94 +38,15 @@ from datacatalog.indexrequests import (
     ProductIndexRequest,
 )
 from datacatalog.jobs import Job
-from datacatalog.settings import Settings
 from datacatalog.storage import SKIP_SYMLINK_OUTSIDE_ROOT, StorageRegistry, StorageSystem
-from datacatalog.store import Store
-
-PIPELINE_ID = "tests.indexing"
-PIPELINE: dict[str, Any] = {"id": PIPELINE_ID, "components": [{"image": "example/indexing:1"}]}
-METADATA = [
-    {"experiment_design_id": "design-idx"},
-    {"experiment_id": "experiment-idx", "experiment_design_id": "design-idx"},
-    {"sample_id": "sample-idx", "experiment_id": "experiment-idx"},
-    {"measurement_id": "measurement-idx", "sample_id": "sample-idx"},
-]
-OUTPUTS = {
-    "out/a.png": b"\x89PNG fake image",
-    "out/b.csv": b"x,y\n1,2\n",
-    "out/nested/c.fastq.gz": b"@read\nACGT\n+\nIIII\n",
-    "logs/run.log": b"started\nfinished\n",
-    "result.json": b'{"ok": true}',
-}
-
+from tests.support.indexing import (
+    OUTPUTS,
+    make_job,
+    put,
+    put_outputs,
+)
 
 # -- fixtures and helpers --------------------------------------------------------------
-
-
-@pytest.fixture(params=["local", "mem"])
-def archive_system(request: pytest.FixtureRequest) -> str:
-    """Name of the storage system jobs archive to."""
-    return str(request.param)
-
-
-@pytest.fixture
-def catalog(store: Store, tmp_path: Path) -> Iterator[Catalog]:
-    """A catalog on the test store, with a local and a memory storage system."""
-    settings = Settings.load(
-        env={},
-        data_dir=tmp_path,
-        secret="s" * 32,
-        storage_systems={"mem": f"memory://dc-indexing-{uuid.uuid4().hex}"},
-    )
-    cat = Catalog(store, settings=settings)
-    cat.pipelines.register(PIPELINE)
-    cat.metadata.load(METADATA)
-    yield cat
-    memory = cat.storage.get("mem")
-    if memory.fs.exists(memory.root):
-        memory.fs.rm(memory.root, recursive=True)
-
-
-def make_job(
-    catalog: Catalog,
-    system: str,
-    *,
-    state: str = "FINISHED",
-    archive_patterns: list[Any] | None = None,
-    product_patterns: list[Any] | None = None,
-    data: dict[str, Any] | None = None,
-) -> Job:
-    """Create a job archiving to ``system`` and drive it to ``state``."""
-    plan = catalog.jobs.plan(
-        pipeline=PIPELINE_ID,
-        metadata={"measurement_id": "measurement-idx"},
-        data=data if data is not None else {"run": uuid.uuid4().hex},
-        archive_system=system,
-        archive_patterns=archive_patterns,
-        product_patterns=product_patterns,
-    )
-    job, _created = catalog.jobs.create(plan)
-    if state in ("RUNNING", "FINISHED"):
-        job = catalog.jobs.send(job.uuid, "run").job
-    if state == "FINISHED":
-        job = catalog.jobs.send(job.uuid, "finish").job
-    return job
-
-
-def put(catalog: Catalog, job: Job, relative: str, data: bytes) -> str:
-    """Write ``data`` under the job's archive path; return the catalog path."""
-    system = catalog.storage.get(job.archive_system)
-    path = f"{job.archive_path}/{relative}"
-    system.makedirs(posixpath.dirname(path))
-    with system.fs.open(system.resolve(path), "wb") as stream:
-        stream.write(data)
-    return path
-
-
-def put_outputs(catalog: Catalog, job: Job, outputs: dict[str, bytes] | None = None) -> None:
-    """Write the standard outputs (or ``outputs``) into the job's archive path."""
-    for relative, data in (OUTPUTS if outputs is None else outputs).items():
-        put(catalog, job, relative, data)
 
 
 def record_of(catalog: Catalog, job: Job, relative: str) -> FileRecord:

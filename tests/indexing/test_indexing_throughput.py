@@ -24,12 +24,7 @@ from datacatalog.jobs import Job
 from datacatalog.schemas import compiled
 from datacatalog.storage import StorageSystem
 from datacatalog.store import Store, Upsert
-from tests import test_indexing
-from tests.test_indexing import make_job, put
-
-# The fixtures of the indexing tests: a catalog on both engines, two storage systems.
-catalog = test_indexing.catalog
-archive_system = test_indexing.archive_system
+from tests.support.indexing import make_job, put
 
 FILES = 23
 BATCH = 5

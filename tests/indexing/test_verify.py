@@ -18,12 +18,7 @@ from datacatalog.identifiers import file_uuid, typed_uuid
 from datacatalog.indexing import IndexProgress
 from datacatalog.jobs import Job
 from datacatalog.storage import StorageSystem
-from tests import test_indexing as shared
-from tests.test_indexing import OUTPUTS, make_job, put, put_outputs
-
-# The fixtures of test_indexing, made visible here by name.
-catalog = shared.catalog
-archive_system = shared.archive_system
+from tests.support.indexing import OUTPUTS, make_job, put, put_outputs
 
 
 def uuid_of(job: Job, relative: str) -> str:

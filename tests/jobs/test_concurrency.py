@@ -22,7 +22,7 @@ from datacatalog.freeform import encoded_size
 from datacatalog.jobs import _ENTRY_OVERHEAD, EventResult, JobPlan
 from datacatalog.settings import Settings
 from datacatalog.store import Store, connect
-from tests.test_jobs import SECRET, World, make_world
+from tests.support.jobs import SECRET, World, make_world
 
 THREADS = 8
 EVENTS_PER_THREAD = 50

@@ -26,8 +26,8 @@ from datacatalog.errors import InvalidRequestError, NotFoundError
 from datacatalog.service import create_app
 from datacatalog.settings import Settings
 from datacatalog.store import Store
-from tests.hostile import writes_nothing
-from tests.test_job_round_trips import spy
+from tests.support.hostile import writes_nothing
+from tests.support.jobs import spy
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")

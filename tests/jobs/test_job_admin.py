@@ -26,13 +26,7 @@ from datacatalog.identifiers import file_uuid
 from datacatalog.jobs import Actor, Job
 from datacatalog.settings import Settings
 from datacatalog.storage import StorageRegistry, StorageSystem
-from datacatalog.store import Store
-from tests.test_jobs import SECRET, World, make_world, nothing_written
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
+from tests.support.jobs import SECRET, World, nothing_written
 
 
 def running_job(world: World, **data: Any) -> Job:

@@ -9,7 +9,6 @@ import os
 import socket
 from collections import deque
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,13 +26,7 @@ from datacatalog.errors import (
 )
 from datacatalog.identifiers import typed_uuid
 from datacatalog.jobs import MAX_EVENT_DATA_BYTES, Actor, Job
-from datacatalog.store import Store
-from tests.test_jobs import World, make_world, nothing_written
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
+from tests.support.jobs import World, nothing_written
 
 
 def routes() -> dict[str, list[str]]:

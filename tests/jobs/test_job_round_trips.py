@@ -10,8 +10,6 @@ elsewhere is seen at once.
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,28 +18,7 @@ from datacatalog.identifiers import typed_uuid
 from datacatalog.metadata import MetadataRegistry
 from datacatalog.pipelines import PipelineRegistry
 from datacatalog.store import Store
-from tests.test_jobs import M1, World, make_world
-
-_CALLS = ("find", "get", "count", "insert_if_absent", "update", "bulk_upsert")
-
-
-def spy(store: Store, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Count the store's calls by method name."""
-    calls: Counter[str] = Counter()
-    for name in _CALLS:
-        method = getattr(store, name)
-
-        def counted(*args: Any, _name: str = name, _method: Any = method, **kwargs: Any) -> Any:
-            calls[_name] += 1
-            return _method(*args, **kwargs)
-
-        monkeypatch.setattr(store, name, counted)
-    return calls
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
+from tests.support.jobs import M1, World, spy
 
 
 def test_a_job_on_known_pipeline_and_metadata_costs_one_insert(

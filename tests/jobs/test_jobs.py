@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,100 +26,12 @@ from datacatalog.errors import (
     PayloadTooLargeError,
 )
 from datacatalog.identifiers import file_uuid, job_uuid, typed_uuid
-from datacatalog.jobs import MAX_JOB_DATA_BYTES, Job, JobPlan, JobService
-from datacatalog.pipelines import Pipeline
+from datacatalog.jobs import MAX_JOB_DATA_BYTES, Job
 from datacatalog.settings import Settings
 from datacatalog.store import Store
+from tests.support.jobs import M1, M2, SECRET, World, make_world, nothing_written
 
-SECRET = "test-secret-" + "x" * 32
-METADATA: list[dict[str, Any]] = [
-    {"experiment_design_id": "design.jobs"},
-    {"experiment_id": "experiment.jobs.1", "experiment_design_id": "design.jobs"},
-    {"experiment_id": "experiment.jobs.2", "experiment_design_id": "design.jobs"},
-    {"sample_id": "sample.jobs.1", "experiment_id": "experiment.jobs.1"},
-    {"sample_id": "sample.jobs.2", "experiment_id": "experiment.jobs.2"},
-    {"measurement_id": "measurement.jobs.1", "sample_id": "sample.jobs.1"},
-    {"measurement_id": "measurement.jobs.2", "sample_id": "sample.jobs.2"},
-]
-M1 = typed_uuid("measurement.jobs.1", "measurement")
-M2 = typed_uuid("measurement.jobs.2", "measurement")
 INSTANCE_NAME = re.compile(r"^[a-z]+(-[a-z]+)+-\d{8}T\d{6}Z$")
-
-
-@dataclass
-class World:
-    """A catalog with registered pipelines and metadata, archiving under ``data_dir``."""
-
-    catalog: Catalog
-    store: Store
-    data_dir: Path
-    pipeline: Pipeline
-    other_pipeline: Pipeline
-
-    @property
-    def jobs(self) -> JobService:
-        return self.catalog.jobs
-
-    def admin(self) -> str:
-        return self.jobs.admin_token()
-
-    def plan(
-        self,
-        data: Mapping[str, Any] | None = None,
-        *,
-        pipeline: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> JobPlan:
-        return self.jobs.plan(
-            pipeline=pipeline or self.pipeline.uuid,
-            metadata={"measurement_id": "measurement.jobs.1"} if metadata is None else metadata,
-            data=data,
-            **options,
-        )
-
-    def new_job(self, data: Mapping[str, Any] | None = None, **options: Any) -> Job:
-        setup = options.pop("setup_archive_path", True)
-        job, created = self.jobs.create(self.plan(data, **options), setup_archive_path=setup)
-        assert created
-        return job
-
-    def job_count(self) -> int:
-        return self.store.count("job", {})
-
-    def archive_dir(self, job: Job) -> Path:
-        """Where the job's archive path is on the local disk."""
-        return Path(self.catalog.storage.get(job.archive_system).resolve(job.archive_path))
-
-
-def make_world(store: Store, data_dir: Path) -> World:
-    """Register two pipelines and a metadata chain on ``store``."""
-    settings = Settings.load(env={}, data_dir=data_dir, secret=SECRET)
-    catalog = Catalog(store, settings=settings)
-    pipeline, _ = catalog.pipelines.register(
-        {"id": "tests.align", "components": [{"image": "align:1.0"}]}
-    )
-    other, _ = catalog.pipelines.register(
-        {"id": "tests.count", "components": [{"image": "count:2.1"}]}
-    )
-    catalog.metadata.load(METADATA)
-    return World(catalog, store, data_dir, pipeline, other)
-
-
-@contextmanager
-def nothing_written(world: World, job: Job | None = None) -> Iterator[None]:
-    """Check that the block leaves the job count (and ``job``, when given) unchanged."""
-    count = world.job_count()
-    before = world.store.get("job", {"uuid": job.uuid}) if job is not None else None
-    yield
-    assert world.job_count() == count
-    if job is not None:
-        assert world.store.get("job", {"uuid": job.uuid}) == before
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
 
 
 # -- creation --------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Tests for datacatalog.jobs.leases: one active execution per job.
 
 The lease tests run on both engines through the ``store`` fixture. The race of two
-drivers taking one lease at once is in ``tests/test_driver.py`` (on the real server: the
+drivers taking one lease at once is in ``tests/driver/test_driver.py`` (on the real server: the
 in-memory engine serializes every operation, so a race there proves nothing). A dead
 holder is simulated by writing its lease with an expiry in the past, which is what a
 holder that stopped renewing leaves behind.
@@ -27,44 +27,13 @@ from datacatalog.errors import (
     UnavailableError,
 )
 from datacatalog.identifiers import typed_uuid
-from datacatalog.jobs import Job
 from datacatalog.jobs.leases import Heartbeat, Lease, LeaseService
-from datacatalog.store import Store
-from tests.test_jobs import World, make_world, nothing_written
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
+from tests.support.jobs import World, lapse, make_world, nothing_written
 
 
 @pytest.fixture
 def leases(world: World) -> LeaseService:
     return world.catalog.leases
-
-
-def lapse(world: World, job: Job, *, holder: str = "driver-dead", ago: float = 60.0) -> None:
-    """Leave the lease a holder that died ``ago`` seconds past its expiry would leave."""
-    expired = utc_now() - timedelta(seconds=ago)
-    world.store.update(
-        "job",
-        {"uuid": job.uuid},
-        {
-            "$set": {
-                "lease": {
-                    "holder": holder,
-                    "kind": "driver",
-                    "host": "node-gone",
-                    "pid": 4242,
-                    "since": expired - timedelta(seconds=30),
-                    "renewed": expired - timedelta(seconds=30),
-                    "expires": expired,
-                    "ttl": 30.0,
-                    "taken_over": None,
-                }
-            }
-        },
-    )
 
 
 def test_acquire_takes_a_free_lease_with_server_times(world: World, leases: LeaseService) -> None:

@@ -6,8 +6,6 @@ Every test runs on both engines through the ``store`` fixture (via ``world``).
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,49 +19,11 @@ from datacatalog.errors import (
     StaleOutputsError,
 )
 from datacatalog.identifiers import typed_uuid
-from datacatalog.jobs import Job
 from datacatalog.jobs.executions import executions, run_id
 from datacatalog.jobs.reruns import Outcome, begin, decide, record_up_to_date
 from datacatalog.provenance.openlineage import lifecycle
-from datacatalog.store import Store
-from tests.test_jobs import World, make_world
-from tests.test_leases import lapse
-
-FILES = {"counts.csv": b"gene,count\nrpoB,1523\n", "plots/counts.png": b"\x89PNG\r\n"}
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
-
-
-def new_job(world: World) -> Job:
-    return world.new_job({"rerun": uuid.uuid4().hex})
-
-
-def write(world: World, job: Job, files: dict[str, bytes]) -> None:
-    root = world.archive_dir(job)
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-
-
-def finished_job(world: World, files: dict[str, bytes] | None = None) -> Job:
-    """A job that ran, wrote ``files`` and had them indexed with sha256 fixity."""
-    job = new_job(world)
-    world.jobs.send(job.uuid, "run")
-    write(world, job, FILES if files is None else files)
-    world.jobs.send(job.uuid, "finish")
-    world.catalog.indexing.index(job.uuid, fixity=True, transition=True)
-    return world.jobs.get(job.uuid)
-
-
-def failed_job(world: World, leftovers: dict[str, bytes] | None = None) -> Job:
-    job = new_job(world)
-    world.jobs.send(job.uuid, "run")
-    write(world, job, leftovers or {"partial.csv": b"gene,count\nrpoB,"})
-    return world.jobs.send(job.uuid, "fail", data={"reason": "callback_raised"}).job
+from tests.support.jobs import World, lapse
+from tests.support.reruns import FILES, failed_job, finished_job, new_job, write
 
 
 def names(world: World, job_uuid: str) -> list[str]:

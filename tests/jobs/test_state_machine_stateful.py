@@ -30,7 +30,7 @@ from datacatalog.errors import (
 )
 from datacatalog.jobs import HistoryEntry, Job
 from datacatalog.store import connect
-from tests.test_jobs import World, make_world
+from tests.support.jobs import World, make_world
 
 KEYS = ("k1", "k2", "k3", "k4")
 ADMIN_EVENTS = frozenset(states.ADMIN_EVENTS)

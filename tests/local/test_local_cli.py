@@ -20,7 +20,7 @@ from datacatalog.local.layout import Layout, lock_is_held
 
 pytestmark = pytest.mark.local_server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 

@@ -17,6 +17,7 @@ from datacatalog.local import BinaryUnusableError, LocalServerError
 from datacatalog.local.failures import describe_exit, error_lines, start_failure
 from datacatalog.local.filesystem import filesystem_type, refused_filesystem
 from datacatalog.local.watcher import IdleTracker, poll_interval
+from tests.support.clocks import FakeMonotonic
 
 COMMAND = ["/opt/mongod", "--fork", "--dbpath", "/d/mongo/db"]
 
@@ -115,16 +116,8 @@ def test_without_a_mount_table_nothing_is_refused(tmp_path: Path) -> None:
     assert refused_filesystem(tmp_path, tmp_path / "missing") is None
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_idle_tracker_stops_only_after_the_timeout_without_clients() -> None:
-    clock = FakeClock()
+    clock = FakeMonotonic(100.0)
     tracker = IdleTracker(60.0, clock)
     assert tracker.observe(2) is False
     clock.now += 500

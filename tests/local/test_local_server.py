@@ -31,7 +31,7 @@ from datacatalog.store.local import local_uri
 
 pytestmark = pytest.mark.local_server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 WRITER = textwrap.dedent(
     """
@@ -160,9 +160,9 @@ def test_a_foreign_live_server_on_the_data_dir_is_an_error_naming_its_pid(
 
 
 def test_a_path_too_long_for_a_socket_uses_tcp_and_a_taken_port_moves(tmp_path: Path) -> None:
-    from tests.conftest import _require_mongod_binary, stop_local_server
+    from tests.support.local_server import require_mongod_binary, stop_local_server
 
-    _require_mongod_binary()
+    require_mongod_binary()
     data_dir = tmp_path / ("d" * 60) / ("e" * 40)
     try:
         with open_catalog(data_dir) as catalog:
@@ -324,9 +324,9 @@ def test_a_network_filesystem_is_refused(
 
 def test_a_full_disk_is_one_clear_error(tmp_path: Path) -> None:
     """Real when this user may mount a tiny tmpfs (root in a container); else skipped."""
-    from tests.conftest import _require_mongod_binary
+    from tests.support.local_server import require_mongod_binary
 
-    _require_mongod_binary()
+    require_mongod_binary()
     mount_point = tmp_path / "tiny"
     mount_point.mkdir()
     mounted = subprocess.run(
@@ -348,7 +348,7 @@ def test_a_full_disk_is_one_clear_error(tmp_path: Path) -> None:
             LocalServer(mount_point / "data").ensure()
         assert "command: " in str(info.value) and "--dbpath" in str(info.value)
     finally:
-        from tests.conftest import stop_local_server
+        from tests.support.local_server import stop_local_server
 
         stop_local_server(mount_point / "data")
         subprocess.run(["umount", "-l", str(mount_point)], check=False)

@@ -38,11 +38,6 @@ OUTPUTS = {
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.load(env={}, data_dir=tmp_path, secret="s" * 32)
-
-
-@pytest.fixture
 def catalog(store: Store, settings: Settings) -> Catalog:
     catalog = Catalog(store, settings=settings)
     catalog.metadata.load(
@@ -245,7 +240,7 @@ def test_reset_after_indexing_unlinks_the_files(
 
 # -- the documentation ------------------------------------------------------------------------
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "python-api.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "python-api.md"
 
 
 def python_blocks(text: str) -> list[str]:

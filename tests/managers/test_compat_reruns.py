@@ -23,14 +23,6 @@ from datacatalog.jobs.reruns import Outcome
 from datacatalog.managers.pipelinejobs import ManagedPipelineJob, ManagedPipelineJobInstance
 from datacatalog.settings import Settings
 from datacatalog.store import Store
-from tests import test_compat_api as shared
-
-# The fixtures of test_compat_api, made visible here by name.
-settings = shared.settings
-catalog = shared.catalog
-pipeline_uuid = shared.pipeline_uuid
-metadata = shared.metadata
-pipelines = shared.pipelines
 
 
 class Pipeline:

@@ -1,6 +1,6 @@
 """Tests for datacatalog.orchestrator: the runner on the thread executor, on both engines.
 
-Operations live in :mod:`tests.orchestrator_ops`. A fake clock makes retry intervals pass
+Operations live in :mod:`tests.support.orchestrator_ops`. A fake clock makes retry intervals pass
 without sleeping; parallelism is proven with a barrier that only opens when two
 operations run at the same time, never with timing.
 """
@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,38 +31,9 @@ from datacatalog.orchestrator.plugin import PluginManager
 from datacatalog.orchestrator.records import ExecutionRecords
 from datacatalog.orchestrator.registry import register_workflow, unregister_workflow
 from datacatalog.orchestrator.workflow_runner import RUNNER_LOGGER, WorkflowRunner, request_cancel
-from datacatalog.store import Store
-from tests import orchestrator_ops as ops
-from tests.test_jobs import World, make_world
-
-
-class FakeClock:
-    """Time that moves only when the runner sleeps."""
-
-    def __init__(self) -> None:
-        self.moment = datetime(2026, 1, 1, tzinfo=timezone.utc)
-        self.slept: list[float] = []
-
-    def now(self) -> datetime:
-        return self.moment
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.moment += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
-
-
-@pytest.fixture
-def key() -> Iterator[str]:
-    name = uuid.uuid4().hex
-    yield name
-    ops.CALLS.pop(name, None)
-    ops.BARRIERS.pop(name, None)
-    ops.GATES.pop(name, None)
+from tests.support import orchestrator_ops as ops
+from tests.support.clocks import FakeClock
+from tests.support.jobs import World
 
 
 def runner(
@@ -561,7 +529,7 @@ def test_unknown_and_unimportable_workflows(world: World) -> None:
                 None,
                 pm,
                 service_id=job.uuid,
-                workflow_name="tests.orchestrator_ops:not_there",
+                workflow_name="tests.support.orchestrator_ops:not_there",
             )
     finally:
         unregister_workflow("tests-broken")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,10 +25,9 @@ from datacatalog.orchestrator.exceptions import (  # noqa: E402
 )
 from datacatalog.orchestrator.executors import DaskExecutor  # noqa: E402
 from datacatalog.orchestrator.workflow_runner import WorkflowRunner  # noqa: E402
-from datacatalog.store import Store  # noqa: E402
-from tests import orchestrator_ops as ops  # noqa: E402
-from tests.test_jobs import World, make_world  # noqa: E402
-from tests.test_orchestrator import FakeClock  # noqa: E402
+from tests.support import orchestrator_ops as ops  # noqa: E402
+from tests.support.clocks import FakeClock  # noqa: E402
+from tests.support.jobs import World  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +46,6 @@ def client() -> Iterator[Any]:
     finally:
         client.close()
         cluster.close()
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
 
 
 def dask_runner(

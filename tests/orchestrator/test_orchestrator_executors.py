@@ -4,7 +4,6 @@ arguments that do not pickle are refused before anything runs."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,15 +12,9 @@ from datacatalog.errors import InvalidRequestError
 from datacatalog.orchestrator.exceptions import InvalidWorkflowRunnerParams, WorkflowFailedError
 from datacatalog.orchestrator.executors import ProcessExecutor
 from datacatalog.orchestrator.workflow_runner import WorkflowRunner
-from datacatalog.store import Store
-from tests import orchestrator_ops as ops
-from tests.test_jobs import World, make_world
-from tests.test_orchestrator import FakeClock
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
+from tests.support import orchestrator_ops as ops
+from tests.support.clocks import FakeClock
+from tests.support.jobs import World
 
 
 def run_on_processes(world: World, workflow: Any, **options: Any) -> WorkflowRunner:

@@ -18,11 +18,10 @@ from datacatalog.orchestrator.executors import ThreadExecutor
 from datacatalog.orchestrator.plugin import PluginManager
 from datacatalog.orchestrator.registry import declarations, entry_point_declarations
 from datacatalog.orchestrator.workflow_runner import WorkflowRunner
-from datacatalog.store import Store
-from tests.test_jobs import World, make_world
-from tests.test_orchestrator import FakeClock
+from tests.support.clocks import FakeClock
+from tests.support.jobs import World
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "workflows"
 NAME, VERSION = "datacatalog-example-workflows", "1.0.0"
 
@@ -37,11 +36,6 @@ def wagon(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return Path(done.stdout.strip())
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
 
 
 @pytest.fixture

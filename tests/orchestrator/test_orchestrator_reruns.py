@@ -4,9 +4,6 @@ administrator, keeping what the tasks that succeeded wrote. Both engines."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,22 +15,9 @@ from datacatalog.orchestrator.exceptions import ActiveExecutionsError, WorkflowF
 from datacatalog.orchestrator.executors import ThreadExecutor
 from datacatalog.orchestrator.records import ExecutionRecords
 from datacatalog.orchestrator.workflow_runner import WorkflowRunner
-from datacatalog.store import Store
-from tests import orchestrator_ops as ops
-from tests.test_jobs import World, make_world
-from tests.test_orchestrator import FakeClock
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
-
-
-@pytest.fixture
-def key() -> Iterator[str]:
-    name = uuid.uuid4().hex
-    yield name
-    ops.CALLS.pop(name, None)
+from tests.support import orchestrator_ops as ops
+from tests.support.clocks import FakeClock
+from tests.support.jobs import World
 
 
 def runner(world: World, job: Job, workflow: Any, **options: Any) -> WorkflowRunner:

@@ -27,10 +27,9 @@ from datacatalog.orchestrator.executors import Executor, ProcessExecutor, Thread
 from datacatalog.orchestrator.plugin import Plugin, PluginManager
 from datacatalog.orchestrator.records import ExecutionRecords
 from datacatalog.orchestrator.workflow_runner import RUNNER_LOGGER, WorkflowRunner
-from datacatalog.store import Store
-from tests import orchestrator_ops as ops
-from tests.test_jobs import World, make_world
-from tests.test_orchestrator import FakeClock
+from tests.support import orchestrator_ops as ops
+from tests.support.clocks import FakeClock
+from tests.support.jobs import World
 
 EXECUTORS = ("thread", "process", "dask")
 
@@ -53,18 +52,6 @@ def dask_client() -> Iterator[Any]:
     finally:
         client.close()
         cluster.close()
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
-
-
-@pytest.fixture
-def key() -> Iterator[str]:
-    name = uuid.uuid4().hex
-    yield name
-    ops.CALLS.pop(name, None)
 
 
 def make_executor(kind: str, request: pytest.FixtureRequest) -> Executor:
@@ -137,7 +124,7 @@ def test_a_base_exception_ends_the_attempt_with_it_as_root_cause(
     )  # fmt: skip
     with pytest.raises(WorkflowFailedError) as caught:
         execute_bounded(run)
-    expected = "tests.orchestrator_ops.Halt" if raised == "custom" else "GeneratorExit"
+    expected = "tests.support.orchestrator_ops.Halt" if raised == "custom" else "GeneratorExit"
     task = run.tasks[0]
     assert (task.status, task.attempts) == ("failed", 2)
     assert [a["error_type"] for a in task.attempt_log] == [expected, expected]
@@ -435,8 +422,8 @@ def test_outputs_are_indexed_when_the_workflow_succeeds(
     assert set(files) == {"a.txt", "b.txt"}
     assert all(f["generated_by"] == [execution.job_uuid] and f["sha256"] for f in files.values())
     assert files["a.txt"]["note"] == (
-        f"written by tasks write_named, append_named of workflow tests.orchestrator_ops:writers "
-        f"(execution {execution.id})"
+        "written by tasks write_named, append_named of workflow "
+        f"tests.support.orchestrator_ops:writers (execution {execution.id})"
     )
     assert files["b.txt"]["note"].startswith("written by task write_named-2 of workflow")
     job = world.jobs.get(execution.job_uuid)

@@ -9,7 +9,6 @@ import logging
 import threading
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,15 +20,9 @@ from datacatalog.orchestrator.plugin import PluginManager
 from datacatalog.orchestrator.records import ExecutionRecords, TaskMove
 from datacatalog.orchestrator.workflow_runner import WorkflowRunner
 from datacatalog.orchestrator.writer import TaskWriter
-from datacatalog.store import Store
-from tests import orchestrator_ops as ops
-from tests.test_jobs import World, make_world
-from tests.test_orchestrator import FakeClock
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
+from tests.support import orchestrator_ops as ops
+from tests.support.clocks import FakeClock
+from tests.support.jobs import World
 
 
 def make_runner(world: World, workflow: Any, **inputs: Any) -> WorkflowRunner:

@@ -2,7 +2,7 @@
 
 Library tests on both engines (the work is a Python callable or a small shell script);
 the command line and several populates at once, as real processes, are in
-``tests/test_cli_populate.py``.
+``tests/cli/test_cli_populate.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,63 +18,16 @@ import pytest
 from pymongo import MongoClient
 
 from bench.command_counter import CommandCounter
-from datacatalog.catalog import Catalog
 from datacatalog.errors import InvalidRequestError, NotFoundError, UnavailableError
 from datacatalog.populate import PopulateRun, Task
 from datacatalog.populate.executors import parse_executor
 from datacatalog.selection import select
-from datacatalog.settings import Settings
 from datacatalog.store import Store, connect
-from tests.hostile import writes_nothing
-from tests.populate_work import per_entity, write_output, write_script
+from tests.support.hostile import writes_nothing
+from tests.support.populate_catalog import World, make_world
+from tests.support.populate_work import per_entity, write_output, write_script
 
-PIPELINE = {"id": "tests.populate", "components": [{"image": "populate:1"}]}
 WAIT = 30.0  # generous upper bound for a state to appear; passing runs take far less
-
-
-def metadata(samples: int, measurements: int = 0) -> list[dict[str, Any]]:
-    docs: list[dict[str, Any]] = [
-        {"experiment_design_id": "design.pop"},
-        {"experiment_id": "E", "experiment_design_id": "design.pop"},
-        {"experiment_id": "EMPTY", "experiment_design_id": "design.pop"},
-    ]
-    for i in range(samples):
-        docs.append({"sample_id": f"s{i:04d}", "experiment_id": "E"})
-        docs += [
-            {"measurement_id": f"m{i:04d}.{k}", "sample_id": f"s{i:04d}"}
-            for k in range(measurements)
-        ]
-    return docs
-
-
-@dataclass
-class World:
-    catalog: Catalog
-    store: Store
-    root: Path
-
-    def populate(self, **options: Any) -> Any:
-        options.setdefault("pipeline", "tests.populate")
-        options.setdefault("metadata", {"experiment_id": "E"})
-        options.setdefault("level", "sample")
-        options.setdefault("workers", 2)
-        return self.catalog.jobs.populate(**options)
-
-    def states(self) -> Counter[str]:
-        return Counter(d["state"] for d in self.store.find("job", {}, projection={"state": 1}))
-
-
-def make_world(store: Store, root: Path, samples: int = 6) -> World:
-    settings = Settings.load(env={}, data_dir=root / "data", secret="p" * 32)
-    catalog = Catalog(store, settings=settings)
-    catalog.pipelines.register(PIPELINE)
-    catalog.metadata.load(metadata(samples))
-    return World(catalog, store, root)
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
 
 
 class Calls:
@@ -381,7 +333,7 @@ def test_the_populate_document_runs_twice(
         if name.startswith("DATACATALOG_") and name != "DATACATALOG_LOCAL_ENGINE":
             monkeypatch.delenv(name)
     monkeypatch.setenv("DATACATALOG_DATA_DIR", str(tmp_path / "data"))
-    doc = Path(__file__).resolve().parent.parent / "docs" / "populate.md"
+    doc = Path(__file__).resolve().parents[2] / "docs" / "populate.md"
     # the first Python block (the one after it needs a SLURM cluster)
     block = re.findall(
         r"^```python\n(.*?)^```$", doc.read_text(encoding="utf-8"), flags=re.DOTALL | re.M

@@ -14,7 +14,7 @@ import pytest
 # Test-run variables, and the zero-configuration engine the conftest chooses.
 KEPT_VARIABLES = ("DATACATALOG_TEST_", "DATACATALOG_LOCAL_ENGINE")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_readme_python_example_runs_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 
 import datacatalog
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _NOT_SOURCES = shutil.ignore_patterns(
     ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*.pyc",
     ".hypothesis", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".tmp",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "slurm-job.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "slurm-job.sh"
 
 
 @pytest.fixture

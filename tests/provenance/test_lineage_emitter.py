@@ -17,7 +17,7 @@ from datacatalog.errors import InvalidRequestError
 from datacatalog.provenance import emitter as emitters
 from datacatalog.settings import Settings
 from datacatalog.store import Store
-from tests.lineage_catalog import Built, build
+from tests.support.lineage_catalog import Built, build
 
 
 class _Receiver(BaseHTTPRequestHandler):

@@ -18,7 +18,7 @@ from datacatalog.errors import ConflictError, InvalidRequestError
 from datacatalog.provenance import openlineage as ol
 from datacatalog.provenance import rocrate as crates
 from datacatalog.store import Store
-from tests.lineage_catalog import Built, build
+from tests.support.lineage_catalog import Built, build
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from datacatalog import provenance
 from datacatalog.errors import InvalidRequestError, NotFoundError
 from datacatalog.identifiers import file_uuid
 from datacatalog.store import Store
-from tests.lineage_catalog import Built, add_file, build
+from tests.support.lineage_catalog import Built, add_file, build
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from datacatalog import provenance
 from datacatalog.errors import InvalidRequestError, UnavailableError
 from datacatalog.provenance.graph import Edge, LineageGraph, Node
 from datacatalog.store import Store
-from tests.lineage_catalog import Built, build
+from tests.support.lineage_catalog import Built, build
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from datacatalog import schemas
 from datacatalog.errors import InvalidRequestError
 from datacatalog.states import ADMIN_ACTIONS, EVENTS, STATES
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = REPO / "schemas"
 EXAMPLES = SCHEMA_DIR / "examples"
 

@@ -1,6 +1,6 @@
 """The dashboard's pages through FastAPI's test client, on both engines.
 
-Every page is rendered over the catalog of :mod:`tests.dashboard_catalog` (hostile file
+Every page is rendered over the catalog of :mod:`tests.support.dashboard_catalog` (hostile file
 names, tasks and event data included) as ``datacatalog serve`` mounts it, under ``/ui``.
 """
 
@@ -10,7 +10,6 @@ import html
 import json
 import re
 import warnings
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,58 +22,23 @@ from datacatalog.errors import InvalidRequestError
 from datacatalog.jobs import Job
 from datacatalog.service import create_app
 from datacatalog.service.ui import create_ui
-from datacatalog.store import Store
-from tests.dashboard_catalog import (
+from tests.support.dashboard_catalog import (
     DESIGN,
     EXPERIMENT,
     HOSTILE_DATA,
     HOSTILE_NAME,
     HOSTILE_TASK,
+    JOB_ROW,
     M1,
     M2,
     S1,
-    Built,
-    build,
+    UI,
+    is_page,
 )
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
-
-JOB_ROW = re.compile(r'<tr data-job="(107[0-9a-f-]{33})"')
-
-
-class UI:
-    """A client of the service over a built catalog."""
-
-    def __init__(self, built: Built, client: TestClient) -> None:
-        self.built = built
-        self.client = client
-
-    def get(self, path: str, **params: Any) -> Any:
-        return self.client.get("/ui" + path, params=params, follow_redirects=False)
-
-    def listed(self, **params: Any) -> list[str]:
-        response = self.get("/", **params)
-        assert response.status_code == 200, response.text
-        return JOB_ROW.findall(response.text)
-
-
-@pytest.fixture
-def ui(store: Store, tmp_path: Path) -> Iterator[UI]:
-    built = build(store, tmp_path)
-    with TestClient(create_app(built.catalog)) as client:
-        yield UI(built, client)
-
-
-def is_page(response: Any, status: int = 200) -> str:
-    """Assert an HTML page of ``status`` with the security headers; return its text."""
-    assert response.status_code == status, response.text[:2000]
-    assert response.headers["content-type"].startswith("text/html")
-    policy = response.headers["content-security-policy"]
-    assert "script-src 'self'" in policy and "default-src 'none'" in policy
-    assert response.headers["x-content-type-options"] == "nosniff"
-    return str(response.text)
 
 
 def every_page(ui: UI) -> list[str]:
@@ -447,9 +411,9 @@ def test_job_page_shows_the_workflow_executions_a_real_run_recorded(
     from datacatalog.orchestrator.exceptions import WorkflowFailedError
     from datacatalog.orchestrator.executors import ThreadExecutor
     from datacatalog.orchestrator.workflow_runner import WorkflowRunner
-    from tests import orchestrator_ops as ops
-    from tests.test_jobs import make_world
-    from tests.test_orchestrator import FakeClock
+    from tests.support import orchestrator_ops as ops
+    from tests.support.clocks import FakeClock
+    from tests.support.jobs import make_world
 
     b = ui.built
     assert "Workflow executions" not in ui.get(f"/jobs/{b.running.uuid}").text

@@ -1,7 +1,7 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright, on both engines.
 
 The service (:func:`datacatalog.service.create_app`, the dashboard at ``/ui``) runs under
-uvicorn on a free loopback port over the catalog of :mod:`tests.dashboard_catalog`. The
+uvicorn on a free loopback port over the catalog of :mod:`tests.support.dashboard_catalog`. The
 tests load the jobs page, filter by state, open a job, read its history and files, click
 a node of its lineage and land on that file's page, and watch a running job's state
 change without reloading; every page must load without a console error (a Content
@@ -38,11 +38,11 @@ from datacatalog.service import create_app
 from datacatalog.service.server import listen
 from datacatalog.settings import Settings
 from datacatalog.store import Store
-from tests.dashboard_catalog import HOSTILE_NAME, Built, build
+from tests.support.dashboard_catalog import HOSTILE_NAME, Built, build
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("DATACATALOG_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",

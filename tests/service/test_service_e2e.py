@@ -23,25 +23,18 @@ import pytest
 from datacatalog.catalog import Catalog
 from datacatalog.jobs import Job
 from datacatalog.settings import Settings
+from tests.support.service import REQUEST_TIMEOUT, START_TIMEOUT, free_port, wait_until_ready
 
 pytestmark = pytest.mark.slow
 
 SECRET = "e2e-secret-" + "k" * 32
 MAX_BODY = 2048
-START_TIMEOUT = 30.0
-REQUEST_TIMEOUT = 10.0
 METADATA = [
     {"experiment_design_id": "design.e2e"},
     {"experiment_id": "experiment.e2e", "experiment_design_id": "design.e2e"},
     {"sample_id": "sample.e2e", "experiment_id": "experiment.e2e"},
 ]
 OUTPUTS = {"counts.csv": b"gene,count\nlacZ,12\n", "plots/summary.png": b"\x89PNG fake"}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -76,21 +69,6 @@ def prepare(data_dir: Path, base_url: str) -> tuple[Settings, Job, str, str]:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_bytes(content)
         return settings, job, catalog.jobs.webhook_url(job.uuid), catalog.jobs.job_token(job.uuid)
-
-
-def wait_until_ready(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    with httpx.Client(timeout=1.0, trust_env=False) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"the service exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if client.get(f"{base_url}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-    pytest.fail(f"the service was not ready within {START_TIMEOUT}s:\n{log.read_text()}")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from datacatalog import provenance
 from datacatalog.errors import InvalidRequestError
 from datacatalog.service import create_app
 from datacatalog.store import Store
-from tests.lineage_catalog import Built, build
+from tests.support.lineage_catalog import Built, build
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")

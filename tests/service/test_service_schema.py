@@ -43,7 +43,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from datacatalog.service import create_app
 from datacatalog.store import Store
-from tests.hostile import world
+from tests.support.hostile import world
 
 EXAMPLES = int(os.environ.get("DATACATALOG_FUZZ_EXAMPLES", "6"))
 MODES = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]

@@ -21,7 +21,7 @@ from datacatalog.catalog import Catalog
 from datacatalog.errors import InvalidRequestError
 from datacatalog.service.server import serve, settings_environment
 from datacatalog.settings import Settings
-from tests.test_service_e2e import REQUEST_TIMEOUT, free_port, wait_until_ready
+from tests.support.service import REQUEST_TIMEOUT, free_port, wait_until_ready
 
 pytestmark = pytest.mark.slow
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datacatalog.orchestrator.executors import ThreadExecutor
 from datacatalog.orchestrator.workflow_runner import WorkflowRunner
-from tests import orchestrator_ops as ops
-from tests.test_orchestrator import FakeClock
-from tests.test_service import Service, service  # noqa: F401
+from tests.support import orchestrator_ops as ops
+from tests.support.clocks import FakeClock
+from tests.support.service import Service
 
 
-def test_executions_of_a_job_and_one_execution(service: Service) -> None:  # noqa: F811
+def test_executions_of_a_job_and_one_execution(service: Service) -> None:
     runner = WorkflowRunner(
         service.catalog, None, None, service_id=service.job.uuid, workflow_name=ops.chain,
         inputs={"key": "svc", "steps": 2}, executor=ThreadExecutor(1), clock=FakeClock(),
@@ -25,7 +25,7 @@ def test_executions_of_a_job_and_one_execution(service: Service) -> None:  # noq
     assert one["tasks"][0]["attempt_log"][0]["outcome"] == "success"
 
 
-def test_unknown_or_malformed_execution_ids(service: Service) -> None:  # noqa: F811
+def test_unknown_or_malformed_execution_ids(service: Service) -> None:
     missing = service.client.get("/executions/100b8d4e-2f55-5c1a-9a77-0d1c2f3e4a5b")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     bad = service.client.get("/executions/not-an-id")

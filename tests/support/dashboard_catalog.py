@@ -12,16 +12,26 @@ metadata chain design → experiment → samples S1, S2 → measurements M1, M2;
 
 from __future__ import annotations
 
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from datacatalog.catalog import Catalog
 from datacatalog.identifiers import typed_uuid
 from datacatalog.indexing import FileRecord
 from datacatalog.indexrequests import ArchiveIndexRequest, ProductIndexRequest
 from datacatalog.jobs import Job
+from datacatalog.service import create_app
 from datacatalog.settings import Settings
 from datacatalog.store import Store
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
 
 SECRET = "d" * 32
 HOSTILE_NAME = "<script>alert('name')<script> & <b>x.txt"  # a file name has no "/"
@@ -140,3 +150,41 @@ def build(store: Store, tmp_path: Path) -> Built:
         text_file=files[HOSTILE_NAME],
         csv_file=files["table.csv"],
     )
+
+
+JOB_ROW = re.compile(r'<tr data-job="(107[0-9a-f-]{33})"')
+
+
+class UI:
+    """A client of the service over a built catalog."""
+
+    def __init__(self, built: Built, client: TestClient) -> None:
+        self.built = built
+        self.client = client
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.client.get("/ui" + path, params=params, follow_redirects=False)
+
+    def listed(self, **params: Any) -> list[str]:
+        response = self.get("/", **params)
+        assert response.status_code == 200, response.text
+        return JOB_ROW.findall(response.text)
+
+
+@contextmanager
+def dashboard(store: Store, data_dir: Path) -> Iterator[UI]:
+    """The catalog :func:`build` makes, served as ``datacatalog serve`` mounts it (the
+    ``ui`` fixture of ``tests/conftest.py``)."""
+    built = build(store, data_dir)
+    with TestClient(create_app(built.catalog)) as client:
+        yield UI(built, client)
+
+
+def is_page(response: Any, status: int = 200) -> str:
+    """Assert an HTML page of ``status`` with the security headers; return its text."""
+    assert response.status_code == status, response.text[:2000]
+    assert response.headers["content-type"].startswith("text/html")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "default-src 'none'" in policy
+    assert response.headers["x-content-type-options"] == "nosniff"
+    return str(response.text)

@@ -8,21 +8,15 @@ from __future__ import annotations
 
 import html
 
+import pytest
+
 from datacatalog.jobs.executions import run_id
 from datacatalog.jobs.reruns import begin, decide, record_up_to_date
-from tests import test_cli as cli_tests
-from tests import test_dashboard as dashboard_tests
-from tests import test_service as service_tests
-from tests.test_cli import CLI, SAMPLE
-from tests.test_dashboard import UI, is_page
-from tests.test_service import Service
+from tests.support.cli import CLI, SAMPLE
+from tests.support.dashboard_catalog import UI, is_page
+from tests.support.service import Service
 
-# The fixtures of those modules, made visible here by name.
-dc = cli_tests.dc
-world = cli_tests.world
-_no_configuration = cli_tests._no_configuration
-service = service_tests.service
-ui = dashboard_tests.ui
+pytestmark = pytest.mark.usefixtures("no_configuration")
 
 
 def test_jobs_show_lists_every_execution_and_the_up_to_date_checks(world: CLI) -> None:

@@ -21,9 +21,6 @@ from datacatalog import demo
 from datacatalog.cli import cli
 from datacatalog.identifiers import typed_uuid
 
-# Test-run variables, and the zero-configuration engine the conftest chooses.
-KEPT_VARIABLES = ("DATACATALOG_TEST_", "DATACATALOG_LOCAL_ENGINE")
-
 ROOT = Path(__file__).resolve().parent.parent
 CHAIN = ["file", "pipelinejob", "pipeline", "sample", "experiment", "experiment_design"]
 

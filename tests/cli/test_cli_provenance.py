@@ -13,10 +13,6 @@ from datacatalog.catalog import Catalog
 from datacatalog.cli import cli
 from datacatalog.settings import Settings
 
-# Test-run variables, and the zero-configuration engine the conftest chooses.
-KEPT_VARIABLES = ("DATACATALOG_TEST_", "DATACATALOG_LOCAL_ENGINE")
-
-
 pytestmark = pytest.mark.usefixtures("no_configuration")
 
 

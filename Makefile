@@ -63,7 +63,7 @@ test-faults: $(STAMP)
 FUZZ_EXAMPLES ?= 500
 fuzz: $(STAMP)
 	DATACATALOG_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m datacatalog.testing.mongod run -- \
-		$(PY) -m pytest -q tests/test_hostile_input.py tests/test_service_schema.py $(PYTEST_ARGS)
+		$(PY) -m pytest -q tests/hostile/test_hostile_input.py tests/service/test_service_schema.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -29,10 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.support.ci import in_ci
+
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
 
     from datacatalog.store import Store
+    from tests.support.dashboard_catalog import UI
+    from tests.support.jobs import World
+    from tests.support.service import Service
 
 MEMORY = "memory"
 MONGOD = "mongod"
@@ -42,10 +46,6 @@ ENGINES_ENV = "DATACATALOG_TEST_ENGINES"
 
 _OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 _mongod_problem = pytest.StashKey[str]()
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
 def _engines() -> tuple[str, ...]:
@@ -65,7 +65,7 @@ def _engines() -> tuple[str, ...]:
 def pytest_configure(config: pytest.Config) -> None:
     """Refuse a CI run that leaves the real server out."""
     engines = _engines()
-    if _in_ci() and MONGOD not in engines:
+    if in_ci() and MONGOD not in engines:
         raise pytest.UsageError(f"CI=true but {ENGINES_ENV} leaves out the {MONGOD} engine")
 
 
@@ -113,7 +113,7 @@ def mongo_uri(request: pytest.FixtureRequest) -> Iterator[str]:
         server.start()
     except MongodError as exc:
         problem = f"could not start a throw-away mongod: {exc}"
-        if _in_ci():
+        if in_ci():
             pytest.exit(f"CI=true and the real-server lane cannot run: {problem}", returncode=1)
         request.config.stash[_mongod_problem] = problem
         first_line = problem.splitlines()[0]
@@ -180,7 +180,7 @@ def _json_catalog_unless_local_server(
 
     Hundreds of tests open a fresh data dir; a managed server in each would cost a
     second and 300 MB of disk apiece. The managed server has its own tests
-    (``tests/test_local_*.py``), marked ``local_server``, which start it in temporary
+    (``tests/local/``), marked ``local_server``, which start it in temporary
     data dirs and stop it when done.
     """
     if request.node.get_closest_marker("local_server") is not None:
@@ -207,58 +207,43 @@ def _json_file_for_local(
     )
 
 
-def _require_mongod_binary() -> None:
-    """Skip (fail under CI) when no usable mongod binary exists for the managed server."""
-    from datacatalog.local import BinaryUnusableError
-    from datacatalog.local.binary import find
+# -- shared by several test folders ---------------------------------------------------
 
-    try:
-        find()
-    except BinaryUnusableError as exc:
-        if _in_ci():
-            pytest.fail(f"CI=true and the managed local server cannot run: {exc}")
-        pytest.skip(f"no usable mongod for the managed local server: {exc}")
-
-
-def stop_local_server(data_dir: Path) -> None:
-    """Stop the managed server of ``data_dir`` if one runs (a test finalizer)."""
-    from datacatalog.local import LocalServer, LocalServerError
-    from datacatalog.local.layout import Layout, lock_holder_pid, lock_is_held
-
-    try:
-        LocalServer(data_dir, start_timeout=30).stop(timeout=15)
-    except LocalServerError:
-        layout = Layout.for_data_dir(data_dir)
-        pid = lock_holder_pid(layout)
-        if pid is not None and lock_is_held(layout.mongod_lock):
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if str(layout.db).encode() in cmdline:
-                os.kill(pid, signal.SIGKILL)
+KEPT_VARIABLES = ("DATACATALOG_TEST_", LOCAL_ENGINE_ENV)
 
 
 @pytest.fixture
-def local_data_dir(tmp_path: Path) -> Iterator[Path]:
-    """A temporary data dir whose managed server (if a test starts one) is stopped after."""
-    _require_mongod_binary()
-    data_dir = tmp_path / "data"
-    try:
-        yield data_dir
-    finally:
-        stop_local_server(data_dir)
+def world(store: Store, tmp_path: Path) -> World:
+    """The job catalog of :mod:`tests.support.jobs` on the test store."""
+    from tests.support.jobs import make_world
+
+    return make_world(store, tmp_path)
 
 
-@pytest.fixture(scope="module")
-def shared_local_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One data dir with a started managed server, shared by a module's tests."""
-    from datacatalog.local import LocalServer
+@pytest.fixture
+def service(store: Store, tmp_path: Path) -> Iterator[Service]:
+    """The service (FastAPI's test client) over a catalog with one job."""
+    from tests.support.service import serve_in_process
 
-    _require_mongod_binary()
-    data_dir = tmp_path_factory.mktemp("local") / "data"
-    try:
-        LocalServer(data_dir).ensure()
-        yield data_dir
-    finally:
-        stop_local_server(data_dir)
+    with serve_in_process(store, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def ui(store: Store, tmp_path: Path) -> Iterator[UI]:
+    """The dashboard over the catalog of :mod:`tests.support.dashboard_catalog`."""
+    from tests.support.dashboard_catalog import dashboard
+
+    with dashboard(store, tmp_path) as client:
+        yield client
+
+
+@pytest.fixture
+def no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leave out DATACATALOG_* settings of the environment (not the test-run variables)."""
+    for name in list(os.environ):
+        if name.startswith("DATACATALOG_") and not name.startswith(KEPT_VARIABLES):
+            monkeypatch.delenv(name)
 
 
 # -- reporting ------------------------------------------------------------------------

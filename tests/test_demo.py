@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,18 +21,11 @@ from datacatalog import demo
 from datacatalog.cli import cli
 from datacatalog.identifiers import typed_uuid
 
-# Test-run variables, and the zero-configuration engine the conftest chooses.
-KEPT_VARIABLES = ("DATACATALOG_TEST_", "DATACATALOG_LOCAL_ENGINE")
-
 ROOT = Path(__file__).resolve().parent.parent
 CHAIN = ["file", "pipelinejob", "pipeline", "sample", "experiment", "experiment_design"]
 
 
-@pytest.fixture(autouse=True)
-def _no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("DATACATALOG_") and not name.startswith(KEPT_VARIABLES):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_configuration")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from datacatalog.identifiers import typed_uuid
 from datacatalog.metadata import MetadataRegistry
 from datacatalog.selection import select
 from datacatalog.store import Store
-from tests.test_job_round_trips import spy
+from tests.support.jobs import spy
 
 METADATA: list[dict[str, Any]] = [
     {"experiment_design_id": "D"},

@@ -26,7 +26,7 @@ Start-up stays fast because nothing heavy is imported until a command needs it:
 
 A new command group follows the same pattern: add its entry to :data:`COMMANDS`, keep
 its module's top-level imports to click, rich and light catalog modules, and import
-the rest inside the command. ``tests/test_cli_imports.py`` fails when ``import
+the rest inside the command. ``tests/cli/test_cli_imports.py`` fails when ``import
 datacatalog.cli`` pulls in FastAPI, uvicorn, prov, pymongo, fsspec or jsonschema.
 """
 

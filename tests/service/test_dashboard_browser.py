@@ -1,0 +1,333 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright, on both engines.
+
+The service (:func:`datacatalog.service.create_app`, the dashboard at ``/ui``) runs under
+uvicorn on a free loopback port over the catalog of :mod:`tests.support.dashboard_catalog`. The
+tests load the jobs page, filter by state, open a job, read its history and files, click
+a node of its lineage and land on that file's page, and watch a running job's state
+change without reloading; every page must load without a console error (a Content
+Security Policy violation is one). Screenshots of each page go to the artifacts folder
+(``DATACATALOG_TEST_ARTIFACTS``, default ``.artifacts/`` in the checkout).
+
+Marked ``browser``. Without Chromium the tests are skipped, except under ``CI=true``,
+where a missing browser fails them (``.ci/run`` installs it). With
+``DATACATALOG_DOCS_SCREENSHOTS=1`` the jobs and job screenshots of a demo catalog are
+also written to ``docs/`` for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from datacatalog import demo
+from datacatalog.catalog import Catalog
+from datacatalog.jobs import Actor
+from datacatalog.provenance import node_id
+from datacatalog.service import create_app
+from datacatalog.service.server import listen
+from datacatalog.settings import Settings
+from datacatalog.store import Store
+from tests.support.dashboard_catalog import HOSTILE_NAME, Built, build
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("DATACATALOG_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1400, "height": 900}
+TIMEOUT_MS = 15_000
+
+
+def artifacts() -> Path:
+    folder = Path(os.environ.get("DATACATALOG_TEST_ARTIFACTS", ROOT / ".artifacts")) / "dashboard"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the module."""
+    if not CHROMIUM.exists():
+        message = (
+            f"the dashboard's browser tests need Chromium, and there is none at {CHROMIUM} "
+            "(apt-get install chromium, or name one in DATACATALOG_TEST_CHROMIUM)"
+        )
+        if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true and the browser tests cannot run: {message}")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@dataclass
+class Served:
+    """A running service over a catalog."""
+
+    url: str
+    catalog: Catalog
+
+
+@contextmanager
+def serve(catalog: Catalog) -> Iterator[Served]:
+    """Run the service over ``catalog`` on a free loopback port until the caller is done."""
+    sock = listen("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(catalog), log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:  # waiting for a real server to come up: nothing to inject
+        assert thread.is_alive() and time.monotonic() < deadline, "the service did not start"
+        time.sleep(0.02)
+    try:
+        yield Served(f"http://127.0.0.1:{port}", catalog)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+@pytest.fixture
+def built(store: Store, tmp_path: Path) -> Built:
+    return build(store, tmp_path)
+
+
+@pytest.fixture
+def served(built: Built) -> Iterator[Served]:
+    with serve(built.catalog) as running:
+        yield running
+
+
+class Tab:
+    """A browser page that records console errors and failed requests."""
+
+    def __init__(self, browser: Any, base: str, engine: str) -> None:
+        self.context = browser.new_context(viewport=VIEWPORT)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.base = base
+        self.engine = engine
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def open(self, path: str) -> Any:
+        response = self.page.goto(self.base + path)
+        assert response is not None and response.ok, (path, response and response.status)
+        return response
+
+    def shot(self, name: str) -> Path:
+        target = artifacts() / f"{name}-{self.engine}.png"
+        self.page.screenshot(path=str(target), full_page=True)
+        assert target.stat().st_size > 10_000
+        return target
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def tab(browser: Any, served: Served, engine: str) -> Iterator[Tab]:
+    opened = Tab(browser, served.url, engine)
+    try:
+        yield opened
+        assert opened.errors == [], opened.errors
+    finally:
+        opened.close()
+
+
+def rows(tab: Tab) -> list[str]:
+    return [
+        str(r.get_attribute("data-job"))
+        for r in tab.page.locator("table.jobs tbody tr[data-job]").all()
+    ]
+
+
+# -- the journey -----------------------------------------------------------------------------
+
+
+def test_jobs_filter_job_history_files_and_a_file_page(tab: Tab, built: Built) -> None:
+    from playwright.sync_api import expect
+
+    page = tab.page
+    tab.open("/ui/")
+    expect(page.locator("h1")).to_have_text("Jobs")
+    assert rows(tab) == [
+        built.reader.uuid,
+        built.failed.uuid,
+        built.indexed.uuid,
+        built.running.uuid,
+    ]
+    tab.shot("jobs")
+
+    # Choosing a state submits the filter form by itself.
+    page.select_option("select[name=state]", "FINISHED")
+    page.wait_for_url(re.compile(r"state=FINISHED"))
+    assert rows(tab) == [built.indexed.uuid]
+    tab.shot("jobs-finished")
+
+    page.locator(f'tr[data-job="{built.indexed.uuid}"] a.job-link').click()
+    page.wait_for_url(f"**/ui/jobs/{built.indexed.uuid}")
+    events = page.locator("ol.timeline code.event-name").all_inner_texts()
+    assert events == ["create", "run", "finish", "index", "indexed"]
+    names = page.locator("table.files a.file-link").all_inner_texts()
+    assert names == [HOSTILE_NAME, "table.csv"]  # shown as text, never run as markup
+    expect(page.locator(".state-line [data-badge]")).to_have_text("FINISHED")
+    tab.shot("job")
+
+    # The job's lineage picture: click its output's node, land on the file's page.
+    picture = page.locator("[data-lineage-picture] svg")
+    expect(picture).to_be_visible()
+    page.locator(f"[data-lineage-picture] g#{node_id(built.csv_file.uuid)} a").click()
+    page.wait_for_url(f"**/ui/files/{built.csv_file.uuid}")
+    expect(page.locator("h1")).to_contain_text("table.csv")
+    expect(page.locator("dd code.hash")).to_have_text(str(built.csv_file.sha256))
+    tab.shot("file")
+
+    # Upstream from there, in its own picture: the file it was derived from, whose
+    # hostile name is drawn as text.
+    node = page.locator(f"[data-lineage-picture] g#{node_id(built.text_file.uuid)}")
+    expect(node.locator("text")).to_have_text(HOSTILE_NAME)
+    node.locator("a").click()
+    page.wait_for_url(f"**/ui/files/{built.text_file.uuid}")
+    expect(page.locator("h1 code.path")).to_have_text(built.text_file.name)
+    assert page.evaluate("document.querySelectorAll('script').length") == 1  # ours only
+
+
+def test_pipelines_metadata_and_search_pages(tab: Tab, built: Built) -> None:
+    from playwright.sync_api import expect
+
+    page = tab.page
+    tab.open("/ui/pipelines")
+    expect(page.locator("table tbody tr")).to_have_count(3)
+    tab.shot("pipelines")
+    page.locator("a", has_text="tests.plot").first.click()
+    expect(page.locator("h1")).to_have_text("Pipeline tests.plot")
+    tab.shot("pipeline")
+
+    tab.open("/ui/metadata")
+    page.locator("a", has_text="design.ui").click()
+    page.locator("a", has_text="experiment.ui").first.click()
+    page.locator("ul.entities a", has_text="sample.ui.1").click()
+    expect(page.locator("h1")).to_contain_text("sample.ui.1")
+    assert rows(tab) == [built.running.uuid]
+    tab.shot("metadata")
+
+    page.fill("header input[name=q]", "measurement.ui.2")
+    page.press("header input[name=q]", "Enter")
+    page.wait_for_url("**/ui/metadata/104*")
+    expect(page.locator("h1")).to_contain_text("measurement.ui.2")
+
+    page.fill("header input[name=q]", "no.such.thing")
+    page.press("header input[name=q]", "Enter")
+    expect(page.locator(".problem")).to_contain_text("no.such.thing")
+    tab.errors = [e for e in tab.errors if "404" not in e]  # the not-found page itself
+    tab.shot("search-not-found")
+
+
+def test_a_running_jobs_state_refreshes_without_a_reload(tab: Tab, built: Built) -> None:
+    from playwright.sync_api import expect
+
+    page = tab.page
+    page.clock.install()  # the page's timers run on a clock the test moves
+    tab.open("/ui/")
+    badge = page.locator(f'tr[data-job="{built.running.uuid}"] [data-badge]')
+    expect(badge).to_have_text("RUNNING")
+    expect(page.locator("[data-live-note]")).to_be_visible()
+    page.evaluate("window.__marker = 'not reloaded'")
+    built.catalog.jobs.send(built.running.uuid, "finish")
+    page.clock.run_for(6_000)
+    expect(badge).to_have_text("FINISHED")
+    assert page.evaluate("window.__marker") == "not reloaded"
+
+    # A running job's own page says when it changed.
+    job = built.job({"live": True})
+    built.catalog.jobs.send(job.uuid, "run")
+    tab.open(f"/ui/jobs/{job.uuid}")
+    notice = page.locator("[data-changed]")
+    expect(notice).to_be_hidden()
+    built.catalog.jobs.send(job.uuid, "fail", data={"error": "stopped"})
+    page.clock.run_for(6_000)
+    expect(notice).to_be_visible()
+    expect(page.locator(".state-line [data-badge]")).to_have_text("FAILED")
+
+
+# -- the README's pictures -------------------------------------------------------------------
+
+
+def showcase(store: Store, tmp_path: Path) -> tuple[Catalog, str]:
+    """The demo's catalog, plus jobs of its pipeline in other states; the demo job's UUID."""
+    settings = Settings.load(env={}, data_dir=tmp_path, secret="s" * 32)
+    catalog = Catalog(store, settings=settings, actor=Actor.current(agent="demo-agent"))
+    result = demo.run(catalog)
+    steps = {
+        "sample.demo.2": ["run"],
+        "measurement.demo.1.a": ["run", "fail"],
+        "measurement.demo.1.b": [],
+        "measurement.demo.2.a": ["run", "finish"],
+    }
+    for ident, events in steps.items():
+        kind = "sample_id" if ident.startswith("sample") else "measurement_id"
+        plan = catalog.jobs.plan(
+            pipeline=result.pipeline.uuid,
+            metadata={kind: ident},
+            data={"bins": 8},
+            agent="demo-agent",
+            task="growth statistics",
+        )
+        job, _ = catalog.jobs.create(plan)
+        for event in events:
+            data = {"error": "plate reader file truncated"} if event == "fail" else {}
+            catalog.jobs.send(job.uuid, event, data=data)
+    return catalog, result.job.uuid
+
+
+def test_screenshots_for_the_docs(browser: Any, store: Store, tmp_path: Path, engine: str) -> None:
+    from playwright.sync_api import expect
+
+    catalog, job_uuid = showcase(store, tmp_path)
+    with serve(catalog) as running:
+        tab = Tab(browser, running.url, engine)
+        try:
+            tab.open("/ui/")
+            expect(tab.page.locator("table.jobs tbody tr[data-job]")).to_have_count(5)
+            jobs = tab.shot("docs-jobs")
+            tab.open(f"/ui/jobs/{job_uuid}")
+            expect(tab.page.locator("table.files a.file-link").first).to_be_visible()
+            job = tab.shot("docs-job")
+            assert tab.errors == [], tab.errors
+        finally:
+            tab.close()
+    if os.environ.get("DATACATALOG_DOCS_SCREENSHOTS") == "1" and engine == "memory":
+        shutil.copyfile(jobs, ROOT / "docs" / "dashboard-jobs.png")
+        shutil.copyfile(job, ROOT / "docs" / "dashboard-job.png")

@@ -9,14 +9,14 @@ The four actions answered with the job are one route each, made from
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from datacatalog.jobs.model import PurgeReport
 from datacatalog.service.dependencies import CatalogDep, JobUUID, Token, caller
 from datacatalog.service.openapi import error_responses
-from datacatalog.service.responses import JobResponse, PurgeReportModel
+from datacatalog.service.responses import JobResponse
 
 router = APIRouter(tags=["admin"])
 
@@ -79,7 +79,7 @@ for _action, _summary, _description, _extra in JOB_ACTIONS:
     summary="Purge a job for good",
     description="Remove the job, its file records and its archive contents. With "
     "`dry_run=true` nothing is removed and the report lists what would go.",
-    response_model=PurgeReportModel,
+    response_model=PurgeReport,
     responses=error_responses(*_STATUSES, 502),
 )
 def purge_job(
@@ -88,6 +88,5 @@ def purge_job(
     request: Request,
     catalog: CatalogDep,
     dry_run: Annotated[bool, Query(description="Only report what would be removed.")] = False,
-) -> dict[str, Any]:
-    report = catalog.jobs.purge(job_uuid, token=token, dry_run=dry_run, actor=caller(request))
-    return asdict(report)
+) -> PurgeReport:
+    return catalog.jobs.purge(job_uuid, token=token, dry_run=dry_run, actor=caller(request))

@@ -1,5 +1,7 @@
-"""The lineage graph and export routes: kept importable here, defined in
-:mod:`datacatalog.service.routes.lineage`."""
+"""The lineage graph and export routes, importable from here as before.
+
+They are defined in :mod:`datacatalog.service.routes.lineage`.
+"""
 
 from __future__ import annotations
 

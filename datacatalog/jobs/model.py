@@ -281,7 +281,8 @@ class JobPlan:
 
 @dataclass(frozen=True)
 class PurgeReport:
-    """What a purge removed (or, for a dry run, would remove)."""
+    """What a purge removed (or, for a dry run, would remove): the UUIDs of the file
+    records (``files``) and the paths under the archive path (``archive_entries``)."""
 
     job_uuid: str
     dry_run: bool

@@ -3,8 +3,9 @@
 Remote jobs report their progress by posting events to their webhook URL,
 ``<service>/jobs/<uuid>/events?token=<job token>`` (:meth:`JobService.webhook_url`);
 anyone may read jobs, histories and indexed files; administrators reset, delete
-and purge jobs with an admin token. Routes and their rules are in
-:mod:`datacatalog.service.app`; the request body limit in
+and purge jobs with an admin token. Who may do what is in
+:mod:`datacatalog.service.app`, the routes in :mod:`datacatalog.service.routes`; the
+request body limit in
 :mod:`datacatalog.service.limits`; running it in :mod:`datacatalog.service.server`.
 
 Run it with ``datacatalog serve`` or ``python -m datacatalog.service``.

@@ -16,7 +16,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from datacatalog.errors import DataCatalogError
+from datacatalog.indexing.records import FileRecord
+from datacatalog.jobs.model import PurgeReport
 from datacatalog.service import constraints
+from datacatalog.service.schema_models import model_from_schema
 
 
 def error_body(error: DataCatalogError) -> dict[str, Any]:
@@ -217,25 +220,14 @@ class HistoryEntryModel(BaseModel):
     version: str | None
 
 
-class FileRecordModel(BaseModel):
-    """An indexed file."""
-
-    model_config = _OPEN
-
-    uuid: str
-    name: str = Field(description="The file's absolute catalog path.")
-    storage_system: str
-    size: int | None
-    sha256: str | None
-    level: str
-    type: str
-    generated_by: list[str]
-    derived_from: list[str]
-    derived_using: list[str]
-    child_of: list[str]
-    modified_date: str | None
-    fixity_date: str | None
-    note: str | None
+FileRecordModel = model_from_schema(
+    "file",
+    name="FileRecordModel",
+    doc="An indexed file.",
+    order=FileRecord,
+    descriptions={"name": "The file's absolute catalog path."},
+)
+"""An indexed file: the public fields of ``schemas/file.json``, as ``FileRecord.to_dict()``."""
 
 
 class EventResponse(BaseModel):
@@ -267,7 +259,7 @@ class FilesResponse(BaseModel):
     """The files indexed for a job."""
 
     job: str
-    files: list[FileRecordModel]
+    files: list[FileRecordModel]  # type: ignore[valid-type]  # a model built at run time
 
 
 class ExecutionModel(BaseModel):
@@ -357,17 +349,8 @@ class IndexReportModel(BaseModel):
     state: str = Field(description="The job's state at the end.")
 
 
-class PurgeReportModel(BaseModel):
-    """What a purge removed (or, for a dry run, would remove)."""
-
-    model_config = _OPEN
-
-    job_uuid: str
-    dry_run: bool
-    archive_path: str
-    archive_system: str
-    files: list[str] = Field(description="UUIDs of the file records.")
-    archive_entries: list[str] = Field(description="Paths under the archive path.")
+PurgeReportModel = PurgeReport
+"""What a purge removed: the core's value itself, which FastAPI documents and serializes."""
 
 
 class LineageResponse(BaseModel):

@@ -8,6 +8,7 @@ checked to leave the job's document exactly as it was.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import warnings
 from collections.abc import Iterator
@@ -19,9 +20,12 @@ from starlette.types import Message
 
 from datacatalog.errors import UnavailableError
 from datacatalog.identifiers import typed_uuid
+from datacatalog.indexing.records import FileRecord
 from datacatalog.jobs import Job
+from datacatalog.schemas import schema_for
 from datacatalog.service import create_app
 from datacatalog.service.limits import BodySizeLimit
+from datacatalog.service.responses import FileRecordModel
 from tests.support.service import M1, M2, MAX_BODY, Service
 
 with warnings.catch_warnings():
@@ -754,6 +758,22 @@ def test_openapi_describes_what_the_routes_really_answer(service: Service) -> No
     assert "HTTPValidationError" not in schemas
     job = schemas["JobModel"]["properties"]
     assert {"uuid", "state", "archive_path", "child_of", "revision"} <= set(job)
+
+
+def test_the_documented_file_record_is_the_stored_one() -> None:
+    # The service derives its file record from schemas/file.json; FileRecord.to_dict()
+    # is what the route returns. All three name the same fields.
+    schema = schema_for("file")
+    stored = {name for name in schema["properties"] if not name.startswith("_")}
+    documented = FileRecordModel.model_json_schema()
+    assert set(documented["properties"]) == stored
+    assert [f.name for f in dataclasses.fields(FileRecord)] == list(documented["properties"])
+    nullable = {
+        name
+        for name, field in documented["properties"].items()
+        if {"type": "null"} in field.get("anyOf", [])
+    }
+    assert nullable == {"size", "sha256", "modified_date", "fixity_date", "note"}
 
 
 def test_unknown_routes_and_methods_use_the_error_body(service: Service) -> None:

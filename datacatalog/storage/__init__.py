@@ -14,13 +14,17 @@ The package's modules, one concept each:
 
 - :mod:`~datacatalog.storage.registry`: :class:`StorageRegistry`, the configured systems
   by name, and the default local archive's URL;
-- :mod:`~datacatalog.storage.system`: :class:`StorageSystem`, one root: resolving paths
-  inside it (the safety rules every operation applies), reading, hashing, uploading;
+- :mod:`~datacatalog.storage.system`: :class:`StorageSystem`, one root: the rules every
+  backend shares (valid catalog paths, the root never removed), hashing, uploading; it
+  picks its backend once, from the URL;
+- :mod:`~datacatalog.storage.local`: the local backend, straight through ``os``: real
+  paths kept inside the real root, listings by :func:`os.scandir`, removals that never
+  follow a link;
+- :mod:`~datacatalog.storage.remote`: the remote backend, an object store through fsspec;
 - :mod:`~datacatalog.storage.paths`: checking catalog paths and mapping them to backend
   paths;
-- :mod:`~datacatalog.storage.listing`: :class:`Listing`, :class:`StoredFile`,
-  :class:`SkippedEntry` and listing a directory tree;
-- :mod:`~datacatalog.storage.removal`: removing trees without following links;
+- :mod:`~datacatalog.storage.listing`: what a listing is: :class:`Listing`,
+  :class:`StoredFile`, :class:`SkippedEntry` and the reasons an entry is skipped;
 - :mod:`~datacatalog.storage.failures`: filesystem errors as catalog errors.
 """
 

@@ -87,7 +87,8 @@ class StorageRegistry:
             InvalidRequestError: ``path`` is not a valid catalog path.
         """
         found = self.get(system)
-        return Path(found.resolve(path)) if found.is_local else None
+        local = found.local_path(path)
+        return None if local is None else Path(local)
 
     def __repr__(self) -> str:
         urls = {name: system.url for name, system in sorted(self._systems.items())}

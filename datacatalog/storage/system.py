@@ -1,51 +1,71 @@
-"""The storage system: one named root, opened from an fsspec URL.
+"""The storage system: one named root, opened from an fsspec URL, on the backend it names.
 
-Safety rules, applied by every operation:
+The URL is looked at once, when the system is made, and picks the backend every
+operation goes to:
 
-- a catalog path must be absolute and normalized, without ``..`` components or NUL
-  characters (:class:`~datacatalog.errors.InvalidRequestError` otherwise);
-- on local (``file://``) systems, the real path (:func:`os.path.realpath`) of anything
-  read, listed, created or removed must lie inside the real root; a path that leaves the
-  root through a symbolic link is refused (:class:`~datacatalog.errors.StorageFailureError`);
-- listings never follow a symbolic link whose target is outside the root
-  (:mod:`datacatalog.storage.listing`);
-- removals never follow symbolic links: a link inside the root is removed as a link and
-  its target is left alone, and the root itself can never be removed or emptied
-  (:mod:`datacatalog.storage.removal`).
+- a local root (``file://``, or any URL fsspec opens on this machine's filesystem):
+  :class:`~datacatalog.storage.local.LocalBackend`, straight through ``os``, where the
+  real path of anything read, listed, created or removed must lie inside the real root
+  and removals never follow a symbolic link;
+- anything else (memory, S3, ...): :class:`~datacatalog.storage.remote.RemoteBackend`,
+  through fsspec; object stores have no symbolic links, so only the path rules apply.
 
-Object stores (memory, S3) have no symbolic links, so only the path rules apply there.
-Filesystem failures surface as :class:`~datacatalog.errors.StorageFailureError` naming
-the path (a missing file that was asked for by name is a
-:class:`~datacatalog.errors.NotFoundError`).
+The system applies the rules every backend shares: a catalog path must be absolute and
+normalized, without ``..`` components or NUL characters
+(:class:`~datacatalog.errors.InvalidRequestError` otherwise), and the root itself can
+never be removed or emptied. Filesystem failures surface as
+:class:`~datacatalog.errors.StorageFailureError` naming the path (a missing file that was
+asked for by name is a :class:`~datacatalog.errors.NotFoundError`).
 
-Local (``file://``) systems take fast paths that skip fsspec: a plain root needs no
-fsspec until a file is touched, and reads open files straight from the operating system.
+A plain ``file:///absolute/path`` root needs no fsspec at all until a caller asks for
+:attr:`StorageSystem.fs`, so a command that only reads the catalog never imports it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Protocol
 
 from datacatalog.errors import InvalidRequestError
-from datacatalog.storage import removal
-from datacatalog.storage.failures import failures, outside_root
-from datacatalog.storage.listing import Listing, list_local, list_remote
-from datacatalog.storage.paths import (
-    backend_path,
-    join_catalog,
-    plain_file_root,
-    validate_path,
-    within,
-)
+from datacatalog.storage.failures import failures
+from datacatalog.storage.listing import Listing
+from datacatalog.storage.local import LocalBackend
+from datacatalog.storage.paths import join_catalog, plain_file_root, validate_path
+from datacatalog.storage.remote import RemoteBackend
 
 CHUNK_SIZE = 1024 * 1024
 """Default read size when hashing: files are streamed, never read whole."""
+
+
+class Backend(Protocol):
+    """What a storage system asks of its backend: operations on valid catalog paths."""
+
+    @property
+    def is_local(self) -> bool: ...
+
+    @property
+    def fs(self) -> Any: ...
+
+    def resolve(self, path: str) -> str: ...
+
+    def local_path(self, path: str) -> str | None: ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def makedirs(self, path: str) -> None: ...
+
+    def open(self, path: str) -> BinaryIO: ...
+
+    def put_file(self, source: Path, path: str) -> None: ...
+
+    def list_files(self, path: str) -> Listing: ...
+
+    def remove_tree_contents(self, path: str) -> list[str]: ...
+
+    def remove_tree(self, path: str) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -64,9 +84,7 @@ class StorageSystem:
     name: str
     url: str
     root: str = field(init=False, repr=False, compare=False)
-    _fs: Any = field(init=False, repr=False, compare=False, default=None)
-    _local: bool = field(init=False, repr=False, compare=False, default=False)
-    _real_root_cache: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
+    _backend: Backend = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -77,30 +95,9 @@ class StorageSystem:
             raise InvalidRequestError(
                 f"storage system {self.name!r} needs a non-empty URL, not {self.url!r}"
             )
-        plain = plain_file_root(self.url)
-        if plain is not None:
-            # A plain local root needs no fsspec until a file is touched through it, so a
-            # command that only reads the catalog never imports it.
-            object.__setattr__(self, "root", plain)
-            object.__setattr__(self, "_local", True)
-            return
-        import fsspec.core
-        from fsspec.implementations.local import LocalFileSystem
-
-        try:
-            fs, root = fsspec.core.url_to_fs(self.url)
-        except (ValueError, ImportError) as exc:
-            raise InvalidRequestError(
-                f"storage system {self.name!r} has an unusable URL {self.url!r}: {exc}",
-                system=self.name,
-                url=self.url,
-            ) from exc
-        root = str(root)
-        if root not in ("", "/"):
-            root = root.rstrip("/")
-        object.__setattr__(self, "_fs", fs)
-        object.__setattr__(self, "root", root)
-        object.__setattr__(self, "_local", isinstance(fs, LocalFileSystem))
+        backend = open_backend(self.name, self.url)
+        object.__setattr__(self, "_backend", backend)
+        object.__setattr__(self, "root", backend.root)
 
     @classmethod
     def from_url(cls, name: str, url: str) -> StorageSystem:
@@ -110,38 +107,14 @@ class StorageSystem:
     @property
     def fs(self) -> Any:
         """The fsspec filesystem (a plain local one is made on first use)."""
-        if self._fs is None:
-            from fsspec.implementations.local import LocalFileSystem
-
-            object.__setattr__(self, "_fs", LocalFileSystem())
-        return self._fs
+        return self._backend.fs
 
     @property
     def is_local(self) -> bool:
         """True for local filesystems, where symbolic links exist and are checked."""
-        return self._local
+        return self._backend.is_local
 
     # -- paths -----------------------------------------------------------------------
-
-    def _backend(self, path: str) -> str:
-        return backend_path(self.root, path)
-
-    def _real_root(self) -> str:
-        return os.path.realpath(self.root)
-
-    def _inside_root(self, real: str) -> bool:
-        """True if the real path ``real`` lies inside the real root.
-
-        The real root is remembered between calls (working it out again costs a system
-        call per component, for every file read); a path that seems outside is checked
-        against a fresh one, so a root that was moved or re-linked is still judged right.
-        """
-        remembered = self._real_root_cache
-        if remembered and within(remembered[0], real):
-            return True
-        fresh = self._real_root()
-        object.__setattr__(self, "_real_root_cache", (fresh,))
-        return within(fresh, real)
 
     def resolve(self, path: str) -> str:
         """Return the backend path of the catalog path ``path``.
@@ -159,29 +132,27 @@ class StorageSystem:
             InvalidRequestError: ``path`` is not a valid catalog path.
             StorageFailureError: ``path`` leaves the root through a symbolic link.
         """
-        validate_path(path)
-        backend = self._backend(path)
-        if self.is_local:
-            real = os.path.realpath(backend)
-            if not self._inside_root(real):
-                raise outside_root(self.name, self.root, path, real)
-        return backend
+        return self._backend.resolve(validate_path(path))
+
+    def local_path(self, path: str) -> str | None:
+        """The path on this machine of the catalog path ``path``, checked as
+        :meth:`resolve` does; None when the system's storage is not local.
+
+        Raises:
+            InvalidRequestError: ``path`` is not a valid catalog path.
+            StorageFailureError: ``path`` leaves the root through a symbolic link.
+        """
+        return self._backend.local_path(validate_path(path))
 
     # -- simple operations --------------------------------------------------------------
 
     def exists(self, path: str) -> bool:
         """Return True if something exists at the catalog path ``path``."""
-        backend = self.resolve(path)
-        with failures(self.name, "check", path):
-            if self.is_local:
-                return os.path.lexists(backend)
-            return bool(self.fs.exists(backend))
+        return self._backend.exists(validate_path(path))
 
     def makedirs(self, path: str) -> None:
         """Create the directory ``path`` and its parents; an existing directory is fine."""
-        backend = self.resolve(path)
-        with failures(self.name, "create directory", path):
-            self.fs.makedirs(backend, exist_ok=True)
+        self._backend.makedirs(validate_path(path))
 
     def open(self, path: str) -> BinaryIO:
         """Open the file at ``path`` for streaming reads (binary).
@@ -190,33 +161,7 @@ class StorageSystem:
             NotFoundError: Nothing is stored at ``path``.
             StorageFailureError: The file cannot be opened.
         """
-        if self.is_local:
-            return self._open_local(path)
-        backend = self.resolve(path)
-        with failures(self.name, "open", path):
-            return cast(BinaryIO, self.fs.open(backend, "rb"))
-
-    def _open_local(self, path: str) -> BinaryIO:
-        """Open a local file straight from the operating system, then check where it is.
-
-        fsspec's file object costs more than hashing a small file does. The check looks
-        at the file that was opened (``/proc/self/fd`` where there is one), so a link
-        swapped in after a check cannot lead the read out of the root; elsewhere it
-        falls back to the real path of ``path``.
-        """
-        validate_path(path)
-        backend = self._backend(path)
-        with failures(self.name, "open", path):
-            # The builtin open (this method shadows the name); the caller closes it.
-            stream = io.open(backend, "rb")  # noqa: SIM115, UP020
-        try:
-            real = opened_path(stream.fileno()) or os.path.realpath(backend)
-            if not self._inside_root(real):
-                raise outside_root(self.name, self.root, path, real)
-        except BaseException:
-            stream.close()
-            raise
-        return cast(BinaryIO, stream)
+        return self._backend.open(validate_path(path))
 
     def sha256(self, path: str, *, chunk_size: int = CHUNK_SIZE) -> str:
         """Return the hex SHA-256 of the file at ``path``, reading ``chunk_size`` at a time.
@@ -248,10 +193,7 @@ class StorageSystem:
             InvalidRequestError: ``path`` is invalid or is a file, not a directory.
             StorageFailureError: The directory itself cannot be listed.
         """
-        backend = self.resolve(path)
-        if self.is_local:
-            return list_local(self, path, backend)
-        return list_remote(self, path, backend)
+        return self._backend.list_files(validate_path(path))
 
     # -- uploading and removal -------------------------------------------------------
 
@@ -275,9 +217,7 @@ class StorageSystem:
                     if local.is_symlink() or not local.is_file():
                         continue
                     target = join_catalog(base, local.relative_to(root).as_posix())
-                    backend = self.resolve(target)
-                    self.fs.makedirs(posixpath.dirname(backend), exist_ok=True)
-                    self.fs.put_file(str(local), backend)
+                    self._backend.put_file(local, target)
                     written.append(target)
         return sorted(written)
 
@@ -296,7 +236,7 @@ class StorageSystem:
             StorageFailureError: ``path`` leaves the root through a symbolic link, or a
                 removal failed (``details["removed"]`` lists what was already removed).
         """
-        return removal.remove_tree_contents(self, path)
+        return sorted(self._backend.remove_tree_contents(self._removable(path)))
 
     def remove_tree(self, path: str) -> list[str]:
         """Remove ``path`` and everything under it (a file or a link is removed alone).
@@ -309,7 +249,17 @@ class StorageSystem:
             StorageFailureError: ``path`` leaves the root through a symbolic link, or a
                 removal failed.
         """
-        return removal.remove_tree(self, path)
+        return sorted(self._backend.remove_tree(self._removable(path)))
+
+    def _removable(self, path: str) -> str:
+        validate_path(path)
+        if path == "/":
+            raise InvalidRequestError(
+                f"refusing to remove {path!r}: it is the root of storage system {self.name!r}",
+                path=path,
+                system=self.name,
+            )
+        return path
 
 
 def open_system(name: str, url: str) -> StorageSystem:
@@ -317,10 +267,31 @@ def open_system(name: str, url: str) -> StorageSystem:
     return StorageSystem(name=name, url=url)
 
 
-def opened_path(fd: int) -> str | None:
-    """The real path of the open file ``fd`` (None where the system cannot tell)."""
+def open_backend(name: str, url: str) -> LocalBackend | RemoteBackend:
+    """The backend of the storage system ``name`` rooted at ``url``.
+
+    Raises:
+        InvalidRequestError: fsspec cannot open ``url``.
+    """
+    plain = plain_file_root(url)
+    if plain is not None:
+        # A plain local root needs no fsspec until a file is touched through it, so a
+        # command that only reads the catalog never imports it.
+        return LocalBackend(name, plain)
+    import fsspec.core
+    from fsspec.implementations.local import LocalFileSystem
+
     try:
-        real = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        return None
-    return real if real.startswith("/") and not real.endswith(" (deleted)") else None
+        fs, root = fsspec.core.url_to_fs(url)
+    except (ValueError, ImportError) as exc:
+        raise InvalidRequestError(
+            f"storage system {name!r} has an unusable URL {url!r}: {exc}",
+            system=name,
+            url=url,
+        ) from exc
+    root = str(root)
+    if root not in ("", "/"):
+        root = root.rstrip("/")
+    if isinstance(fs, LocalFileSystem):
+        return LocalBackend(name, root, fs)
+    return RemoteBackend(name, root, fs)

@@ -679,3 +679,43 @@ def test_reading_the_catalog_does_not_import_fsspec() -> None:
         env=env,
     )
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_local_path_is_the_checked_path_on_this_machine_or_none(
+    local_system: StorageSystem, memory_system: StorageSystem
+) -> None:
+    assert local_system.local_path(JOB) == f"{local_system.root}{JOB}"
+    assert memory_system.local_path(JOB) is None
+    os.symlink("/", local_root(local_system) / "escape")
+    with pytest.raises(StorageFailureError, match="outside the system's root"):
+        local_system.local_path("/escape/etc")
+    with pytest.raises(InvalidRequestError, match="must not contain"):
+        memory_system.local_path("/a/../b")
+
+
+def test_the_storage_modules_import_one_another_without_a_circle() -> None:
+    import ast
+
+    import datacatalog.storage
+
+    package = Path(datacatalog.storage.__file__).parent
+    imports: dict[str, set[str]] = {}
+    for module in package.glob("*.py"):
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                name = node.module
+                if name == "datacatalog.storage":
+                    found.update(alias.name for alias in node.names)
+                elif name.startswith("datacatalog.storage."):
+                    found.add(name.rsplit(".", 1)[1])
+        imports[module.stem] = found
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for step in imports.get(start, set()) - seen:
+            if step == target or reaches(step, target, seen | {step}):
+                return True
+        return False
+
+    circles = sorted(name for name in imports if name != "__init__" and reaches(name, name, set()))
+    assert circles == []

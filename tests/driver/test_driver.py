@@ -597,7 +597,7 @@ class Outage:
     """Time that passes only in the waits between retries (an injected clock and sleep)."""
 
     def __init__(self) -> None:
-        self.clock = FakeClock()
+        self.clock = FakeMonotonic(1000.0)
         self.waits: list[float] = []
 
     def sleep(self, seconds: float) -> None:

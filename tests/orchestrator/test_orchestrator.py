@@ -8,7 +8,6 @@ operations run at the same time, never with timing.
 from __future__ import annotations
 
 import threading
-import uuid
 from typing import Any
 
 import pytest
@@ -34,24 +33,7 @@ from datacatalog.orchestrator.workflow_runner import RUNNER_LOGGER, WorkflowRunn
 from tests.support import orchestrator_ops as ops
 from tests.support.clocks import FakeClock
 from tests.support.jobs import World
-
-
-def runner(
-    world: World, workflow: Any, clock: FakeClock | None = None, job: Any = None, **options: Any
-) -> WorkflowRunner:
-    job = job or world.new_job({"n": uuid.uuid4().hex})
-    options.setdefault("executor", ThreadExecutor(pool_size=4))
-    options.setdefault("task_retry_interval", 0)
-    return WorkflowRunner(
-        world.catalog,
-        None,
-        PluginManager(world.catalog, world.data_dir / "plugins"),
-        service_id=job.uuid,
-        workflow_name=workflow,
-        clock=clock or FakeClock(),
-        cancel_poll_interval=0.05,
-        **options,
-    )
+from tests.support.runners import runner
 
 
 def events_of(world: World, job_uuid: str) -> list[str]:

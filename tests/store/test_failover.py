@@ -27,9 +27,9 @@ from datacatalog.errors import (
     UnavailableError,
 )
 from datacatalog.settings import Settings
-from datacatalog.store import RetryPolicy, Store, connect, durability_warning
+from datacatalog.store import RetryPolicy, connect, durability_warning
 from datacatalog.store.core import _translated
-from tests.test_jobs import World, make_world
+from tests.support.jobs import World
 
 
 class Time:
@@ -263,11 +263,6 @@ class _Commands(pymongo.monitoring.CommandListener):
 # -- keyed events --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
-
-
 def _failing_updates(
     world: World, monkeypatch: pytest.MonkeyPatch, time: Time, failures: int, *, lose: int = 0
 ) -> list[int]:
@@ -371,8 +366,8 @@ def test_an_indexing_batch_that_fails_unavailable_is_written_again(
 def test_the_workflow_runners_events_are_keyed_by_execution_and_resent(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.orchestrator_ops import many_noops
-    from tests.test_orchestrator import runner
+    from tests.support.orchestrator_ops import many_noops
+    from tests.support.runners import runner
 
     time = Time()
     job = world.new_job({"n": uuid.uuid4().hex})

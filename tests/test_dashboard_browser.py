@@ -146,9 +146,9 @@ class Tab:
         assert response is not None and response.ok, (path, response and response.status)
         return response
 
-    def shot(self, name: str) -> Path:
+    def shot(self, name: str, *, full_page: bool = True) -> Path:
         target = artifacts() / f"{name}-{self.engine}.png"
-        self.page.screenshot(path=str(target), full_page=True)
+        self.page.screenshot(path=str(target), full_page=full_page)
         assert target.stat().st_size > 10_000
         return target
 
@@ -286,18 +286,26 @@ def test_a_running_jobs_state_refreshes_without_a_reload(tab: Tab, built: Built)
 
 # -- why a job failed, how long jobs took, its runs, what to do next --------------------------
 
-STDERR = [f"reading plate {i}" for i in range(25)] + ["ValueError: plate 7 is cut short", "Killed"]
+STDERR = (*(f"reading plate {i}" for i in range(25)), "ValueError: plate 7 is cut short", "Killed")
 SUMMARY = "callback_raised in execute (exit code 3): CommandFailed: python3 ended with exit code 3"
 
 
-def drive(catalog: Catalog, job_uuid: str, *, fail: bool) -> None:
-    """Run the job under a stage driver: its command ends with exit code 3, or succeeds."""
+def drive(
+    catalog: Catalog,
+    job_uuid: str,
+    *,
+    fail: bool,
+    stderr: tuple[str, ...] = STDERR,
+    status: int = 3,
+) -> None:
+    """Run the job under a stage driver: its command ends with ``status`` having written
+    ``stderr``, or succeeds."""
     from datacatalog.cli.run import CommandFailed
     from datacatalog.driver import Driver
 
     def execute(_driver: Any, _payload: Any) -> bool:
         if fail:
-            raise CommandFailed(["python3", "analyze.py"], 3, STDERR)
+            raise CommandFailed(["python3", "analyze.py"], status, list(stderr))
         return True
 
     driver = Driver(job_uuid, catalog=catalog, execute=execute)
@@ -339,7 +347,7 @@ def test_a_failed_job_says_why_in_the_list_and_on_its_page(tab: Tab, built: Buil
     expect(failure.locator("dd code").nth(1)).to_have_text("execute")  # the phase
     expect(failure.locator("dt:has-text('Exit code') + dd")).to_have_text("3")
     tail = failure.locator("[data-failure-tail]").inner_text()
-    assert tail.splitlines() == STDERR[-20:]  # the end of the stderr, not all of it
+    assert tail.splitlines() == list(STDERR[-20:])  # the end of the stderr, not all of it
     identity = page.get_by_role("heading", name="Identity")
     assert failure.bounding_box()["y"] < identity.bounding_box()["y"]  # at the top
     # A failed job runs again with its token: no administrator needed.
@@ -498,17 +506,38 @@ def test_the_coverage_page_shows_entities_against_pipelines(tab: Tab, built: Bui
 # -- the README's pictures -------------------------------------------------------------------
 
 
-def showcase(store: Store, tmp_path: Path) -> tuple[Catalog, str]:
-    """The demo's catalog, plus jobs of its pipeline in other states; the demo job's UUID."""
+DEMO_STDERR = (
+    "reading /uploads/demo/plate-1a.csv",
+    "Traceback (most recent call last):",
+    '  File "analyze.py", line 41, in <module>',
+    "    curve = fit(read_plate(path), bins=args.bins)",
+    '  File "analyze.py", line 18, in read_plate',
+    '    raise ValueError(f"{path}: row {n} has {len(cells)} of 96 wells")',
+    "ValueError: /uploads/demo/plate-1a.csv: row 57 has 41 of 96 wells",
+)
+
+
+@dataclass
+class Showcase:
+    """The demo's catalog with more jobs of its pipeline, in other states."""
+
+    catalog: Catalog
+    job: str  # the demo's own job (FINISHED, indexed: a full lineage)
+    failed: str  # a job whose command failed
+
+
+def showcase(store: Store, tmp_path: Path) -> Showcase:
+    """The demo's catalog, plus jobs of its pipeline in other states."""
     settings = Settings.load(env={}, data_dir=tmp_path, secret="s" * 32)
     catalog = Catalog(store, settings=settings, actor=Actor.current(agent="demo-agent"))
     result = demo.run(catalog)
-    steps = {
+    steps: dict[str, list[str]] = {
         "sample.demo.2": ["run"],
-        "measurement.demo.1.a": ["run", "fail"],
+        "measurement.demo.1.a": ["drive"],
         "measurement.demo.1.b": [],
         "measurement.demo.2.a": ["run", "finish"],
     }
+    failed = ""
     for ident, events in steps.items():
         kind = "sample_id" if ident.startswith("sample") else "measurement_id"
         plan = catalog.jobs.plan(
@@ -520,27 +549,41 @@ def showcase(store: Store, tmp_path: Path) -> tuple[Catalog, str]:
         )
         job, _ = catalog.jobs.create(plan)
         for event in events:
-            data = {"error": "plate reader file truncated"} if event == "fail" else {}
-            catalog.jobs.send(job.uuid, event, data=data)
-    return catalog, result.job.uuid
+            if event == "drive":  # its command fails, as datacatalog run records it
+                drive(catalog, job.uuid, fail=True, stderr=DEMO_STDERR, status=1)
+                failed = job.uuid
+            else:
+                catalog.jobs.send(job.uuid, event)
+    return Showcase(catalog, result.job.uuid, failed)
 
 
 def test_screenshots_for_the_docs(browser: Any, store: Store, tmp_path: Path, engine: str) -> None:
     from playwright.sync_api import expect
 
-    catalog, job_uuid = showcase(store, tmp_path)
-    with serve(catalog) as running:
+    shown = showcase(store, tmp_path)
+    with serve(shown.catalog) as running:
         tab = Tab(browser, running.url, engine)
+        page = tab.page
         try:
             tab.open("/ui/")
-            expect(tab.page.locator("table.jobs tbody tr[data-job]")).to_have_count(5)
+            expect(page.locator("table.jobs tbody tr[data-job]")).to_have_count(5)
+            expect(page.locator(f'tr[data-job="{shown.failed}"] [data-failure]')).to_be_visible()
             jobs = tab.shot("docs-jobs")
-            tab.open(f"/ui/jobs/{job_uuid}")
-            expect(tab.page.locator("table.files a.file-link").first).to_be_visible()
+            tab.open(f"/ui/jobs/{shown.job}")
+            expect(page.locator("table.files a.file-link").first).to_be_visible()
+            expect(page.locator("[data-lineage-picture] svg")).to_be_visible()
             job = tab.shot("docs-job")
+            tab.open(f"/ui/jobs/{shown.failed}")
+            expect(page.locator("[data-failure-tail]")).to_contain_text("41 of 96 wells")
+            failed = tab.shot("docs-failed-job", full_page=False)  # the top: why it failed
+            tab.open("/ui/coverage?under=experiment&ids=experiment.demo.1&level=measurement")
+            expect(page.locator("table.coverage tbody tr")).to_have_count(4)
+            coverage = tab.shot("docs-coverage", full_page=False)
             assert tab.errors == [], tab.errors
         finally:
             tab.close()
     if os.environ.get("DATACATALOG_DOCS_SCREENSHOTS") == "1" and engine == "memory":
         shutil.copyfile(jobs, ROOT / "docs" / "dashboard-jobs.png")
         shutil.copyfile(job, ROOT / "docs" / "dashboard-job.png")
+        shutil.copyfile(failed, ROOT / "docs" / "dashboard-failed-job.png")
+        shutil.copyfile(coverage, ROOT / "docs" / "dashboard-coverage.png")

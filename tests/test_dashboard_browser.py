@@ -480,6 +480,9 @@ def test_the_coverage_page_shows_entities_against_pipelines(tab: Tab, built: Bui
     assert cells == {S1: ["RUNNING", "—"], S2: ["—", "FAILED"]}, cells
     counts = page.locator("table.coverage-counts tbody tr")
     expect(counts).to_have_count(2)
+    # tests.count is registered twice: each column says which registration it is.
+    shown = sorted(counts.locator("[data-registration]").all_inner_texts())
+    assert shown == sorted([built.count_uuid[:13] + "…", built.count_v2_uuid[:13] + "…"])
     tab.shot("coverage")
     table.locator(f'a[data-job="{built.failed.uuid}"]').click()
     page.wait_for_url(f"**/ui/jobs/{built.failed.uuid}")

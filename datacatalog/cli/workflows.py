@@ -149,6 +149,8 @@ def live_tasks(app: App, runner: WorkflowRunner) -> Iterator[None]:
             for signal in (*events.TASK_SIGNALS, *events.WORKFLOW_SIGNALS):
                 signal.disconnect(refresh)
             live.update(draw())
+    if not app.out.err_console.is_terminal:
+        app.out.err_console.line()  # off a terminal, Rich ends the table without a newline
 
 
 def _execute(app: App, runner: WorkflowRunner) -> None:

@@ -19,6 +19,7 @@ a pool or a cluster we own its worker is stopped when the populate ends.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import multiprocessing
 import os
 import threading
@@ -174,6 +175,9 @@ class DaskBackend(Backend):
                     processes=True,
                     host="127.0.0.1",
                     dashboard_address=None,
+                    # A job's failure is its fail event and a row of the report; the
+                    # workers' "Compute Failed" log lines would only repeat it here.
+                    silence_logs=logging.CRITICAL,
                 )
             self.client = Client(self._cluster, set_as_default=False)
             super().__init__(workers or 2)

@@ -408,10 +408,17 @@ class PopulateRun:
             )
         except ActiveExecutionsError as exc:
             return _outcome(job, "held", job.state, reason="held", message=str(exc))
+        except StaleOutputsError as exc:  # finished elsewhere since planning, then changed
+            return _outcome(job, "stale", _state(catalog, job), reason="stale", message=str(exc))
         except InvalidTransitionError as exc:
             return _outcome(job, "refused", job.state, reason=job.state, message=str(exc))
+        if runner.up_to_date:  # finished elsewhere since planning: the check is recorded
+            runner.execute()
+            return self._from_decision(job, runner.decision)
+        execution_id = runner.execution_id
+        assert execution_id is not None  # the runner runs: its execution is recorded
         try:
-            lease = catalog.leases.acquire(job.uuid, holder=runner.execution_id, kind="workflow")
+            lease = catalog.leases.acquire(job.uuid, holder=execution_id, kind="workflow")
         except ActiveExecutionsError as exc:
             _close_unrun(runner)
             return _outcome(job, "held", "RUNNING", reason="held", message=str(exc))
@@ -427,14 +434,24 @@ class PopulateRun:
             return elsewhere or _outcome(job, "not_started", job.state, reason=self._stopped)
         try:
             self._prepare_archive(job)
-            execution = runner.execute()  # takes the same lease again, releases it at the end
+            # Takes the same lease again and decides again under it; releases it at the end.
+            execution = runner.execute()
         except WorkflowFailedError as exc:
             error = exc.execution.error or {}
             message = str(error.get("message") or exc)
             return _outcome(job, "failed", _state(catalog, job), reason="failed", message=message)
+        except StaleOutputsError as exc:
+            return _outcome(job, "stale", _state(catalog, job), reason="stale", message=str(exc))
+        except InvalidTransitionError as exc:
+            return _outcome(
+                job, "refused", _state(catalog, job), reason="refused", message=str(exc)
+            )
         finally:
             with self._lock:
                 self._runners.discard(runner)
+        if runner.decision.up_to_date:  # done elsewhere meanwhile (found under the lease)
+            return self._from_decision(job, runner.decision)
+        assert execution is not None  # a run execution is returned
         if execution.status == "succeeded":
             return _outcome(job, "ran", _state(catalog, job), message=f"execution {execution.id}")
         return _outcome(

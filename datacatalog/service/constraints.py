@@ -97,6 +97,11 @@ STATE_FILTER = any_case(states.STATES)
 INDEX_LEVEL = any_case(LEVELS, blanks=False)
 """A processing level, in any case (``reference`` is ``Reference``)."""
 
+INDEX_LEVEL_OR_NULL: dict[str, Any] = {
+    "anyOf": [{"type": "string", "pattern": INDEX_LEVEL}, {"type": "null"}]
+}
+"""A processing level, or null for the one the job's pipeline declares."""
+
 INDEX_FILTERS: dict[str, Any] = {
     "anyOf": [
         {

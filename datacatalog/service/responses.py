@@ -95,10 +95,10 @@ class IndexRequestBody(BaseModel):
     )
 
     fixity: bool = Field(default=False, description="Compute a sha256 checksum of each file.")
-    level: str = Field(
-        default="1",
-        description="Processing level of the indexed files: `0`-`3`, `Reference` or `User`.",
-        json_schema_extra={"pattern": constraints.INDEX_LEVEL},
+    level: Annotated[str | None, WithJsonSchema(constraints.INDEX_LEVEL_OR_NULL)] = Field(
+        default=None,
+        description="Processing level of the indexed files: `0`-`3`, `Reference` or `User`; "
+        "absent or null: the level the job's pipeline declares.",
     )
     filters: Annotated[list[str] | None, WithJsonSchema(constraints.INDEX_FILTERS)] = Field(
         default=None,

@@ -25,7 +25,7 @@ from datacatalog.selection import select
 from datacatalog.store import Store, connect
 from tests.support.hostile import writes_nothing
 from tests.support.populate_catalog import World, make_world
-from tests.support.populate_work import per_entity, write_output, write_script
+from tests.support.populate_work import flagged, per_entity, write_output, write_script
 
 WAIT = 30.0  # generous upper bound for a state to appear; passing runs take far less
 
@@ -298,6 +298,47 @@ def test_a_workflow_runs_once_per_job_and_is_given_its_entity(world: World) -> N
         assert (Path(archive) / "entity.txt").read_text() == outcome.entity.id
     again = world.populate(workflow=per_entity, metadata={"sample_id": ["s0000", "s0001", "s0002"]})
     assert again.counts == {"up_to_date": 3}
+
+
+def test_a_workflow_runs_failed_jobs_again_next_time(world: World) -> None:
+    flags = world.root / "flags"
+    flags.mkdir()
+    (flags / "s0001").touch()
+    chosen = {"sample_id": ["s0000", "s0001", "s0002"]}
+    options: dict[str, Any] = {
+        "workflow": flagged, "workflow_inputs": {"flags": str(flags)}, "metadata": chosen,
+        "executor": "thread",
+    }  # fmt: skip
+    report = world.populate(**options)
+    assert report.counts == {"ran": 2, "failed": 1} and report.failed, report.outcomes
+    (failed,) = [o for o in report.outcomes if o.outcome == "failed"]
+    assert failed.entity.id == "s0001" and world.catalog.jobs.get(failed.job).state == "FAILED"
+
+    (flags / "s0001").unlink()  # the cause is fixed: the next populate runs it again
+    again = world.populate(**options)
+    assert again.counts == {"ran": 1, "up_to_date": 2} and not again.failed, again.outcomes
+    (ran,) = [o for o in again.outcomes if o.outcome == "ran"]
+    assert ran.job == failed.job
+    job = world.catalog.jobs.get(failed.job)
+    assert job.state == "FINISHED"
+    archive = Path(world.catalog.storage.get(job.archive_system).resolve(job.archive_path))
+    assert (archive / "entity.txt").read_text() == "s0001"
+    events = [e.name for e in world.catalog.jobs.history(job.uuid)]
+    assert events.count("fail") == 1 and "retry" in events  # the failure stays in the history
+
+
+def test_a_workflow_job_finished_elsewhere_since_planning_is_up_to_date(world: World) -> None:
+    def meanwhile(plan: Any) -> None:  # another populate ran the first job to the end
+        first = plan.jobs[0].uuid
+        world.catalog.jobs.send(first, "run")
+        world.catalog.jobs.send(first, "finish")
+
+    chosen = {"sample_id": ["s0000", "s0001", "s0002"]}
+    report = world.populate(workflow=per_entity, metadata=chosen, on_plan=meanwhile)
+    assert report.counts == {"ran": 2, "up_to_date": 1} and not report.failed, report.outcomes
+    (kept,) = [o for o in report.outcomes if o.outcome == "up_to_date"]
+    assert world.catalog.jobs.get(kept.job).state == "FINISHED"
+    assert [e.name for e in world.catalog.jobs.history(kept.job)][-1] == "reuse"
 
 
 def test_a_workflow_is_checked_before_anything_is_written(world: World) -> None:

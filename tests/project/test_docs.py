@@ -113,3 +113,33 @@ def test_readme_command_line_example_runs(tmp_path: Path, monkeypatch: pytest.Mo
         created = re.search(r"created job (107[0-9a-f-]{33})", result.output)
         if created:
             job_uuid = created.group(1)
+
+
+def test_readme_populate_line_runs_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's populate line, with its example analysis, on threads (Dask has its own
+    tests): every measurement runs, then every one is up to date."""
+    import json
+
+    from click.testing import CliRunner
+
+    from datacatalog.cli import cli
+
+    for name in list(os.environ):
+        if name.startswith("DATACATALOG_") and not name.startswith(KEPT_VARIABLES):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(ROOT)
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    line = re.search(r"^datacatalog populate .*?[^\\]$", text, flags=re.DOTALL | re.MULTILINE)
+    assert line, "the README has a populate line"
+    args = shlex.split(line.group(0).replace("\\\n", " "))[1:]
+    assert args[args.index("--executor") + 1] == "dask"
+    args[args.index("--executor") + 1] = "thread"
+    args.insert(1, "--json")
+    data = ["--data-dir", str(tmp_path / "data")]
+    for setup in (["pipelines", "register", "examples/pipeline.json"],
+                  ["metadata", "load", "examples/metadata.yaml"]):  # fmt: skip
+        assert CliRunner().invoke(cli, [*data, *setup]).exit_code == 0
+    for expected in ({"ran": 4}, {"up_to_date": 4}):
+        result = CliRunner().invoke(cli, [*data, *args])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["counts"] == expected, result.output

@@ -530,7 +530,11 @@ def test_deleted_jobs_are_not_listed(service: Service) -> None:
 
 
 def write_outputs(service: Service, files: dict[str, bytes]) -> None:
-    root = service.archive_dir()
+    write_outputs_of(service, service.job, files)
+
+
+def write_outputs_of(service: Service, job: Job, files: dict[str, bytes]) -> None:
+    root = service.archive_dir(job)
     for name, content in files.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -565,6 +569,43 @@ def test_a_job_asks_for_indexing(service: Service) -> None:
     )
     assert again.status_code == 200, again.text
     assert service.store.count("file", {}) == 2
+
+
+@pytest.mark.parametrize("body", [None, {}, {"level": None}], ids=["no body", "empty", "null"])
+def test_indexing_without_a_level_uses_the_pipelines_declared_one(
+    service: Service, body: dict[str, Any] | None
+) -> None:
+    pipeline, _ = service.catalog.pipelines.register(
+        {"id": "tests.service.l2", "components": [{"image": "l2:1"}], "processing_levels": ["2"]}
+    )
+    plan = service.catalog.jobs.plan(
+        pipeline=pipeline.uuid, metadata={"measurement_id": "measurement.service.1"}, data={}
+    )
+    job, _ = service.catalog.jobs.create(plan)
+    write_outputs_of(service, job, {"result.csv": b"1\n"})
+    service.send("run", job)
+    service.send("finish", job)
+    response = service.client.post(
+        f"/jobs/{job.uuid}/index?token={service.token(job)}",
+        **({} if body is None else {"json": body}),  # type: ignore[arg-type]
+    )
+    assert response.status_code == 200, response.text
+    (record,) = service.catalog.indexing.files(job.uuid)
+    assert record.level == "2"
+
+    # A level given still wins; and the service's own job (a pipeline declaring no level)
+    # gets level 1.
+    again = service.client.post(
+        f"/jobs/{job.uuid}/index?token={service.token(job)}", json={"level": "3"}
+    )
+    assert again.status_code == 200, again.text
+    assert [f.level for f in service.catalog.indexing.files(job.uuid)] == ["3"]
+    write_outputs(service, {"out.txt": b"x\n"})
+    service.send("run")
+    service.send("finish")
+    plain = service.client.post(f"/jobs/{service.job.uuid}/index?token={service.token()}")
+    assert plain.status_code == 200, plain.text
+    assert [f.level for f in service.catalog.indexing.files(service.job.uuid)] == ["1"]
 
 
 def test_indexing_needs_the_token_and_a_finished_job(service: Service) -> None:

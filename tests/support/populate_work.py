@@ -48,3 +48,17 @@ def write_entity(ctx: Any, toolbelt: Any, entity_id: str) -> None:
 def per_entity(ctx: Any, graph: Any, entity_id: str, note: str = "") -> None:
     """One task per job: writes its entity's id."""
     graph.add(write_entity, entity_id=entity_id)
+
+
+@operation(toolbelt=True)
+def write_unless_flagged(ctx: Any, toolbelt: Any, entity_id: str, flags: str) -> None:
+    """Fail while a file named after the entity exists in the folder ``flags``."""
+    if (Path(flags) / entity_id).exists():
+        raise RuntimeError(f"failing on purpose for {entity_id}")
+    toolbelt.output_path("entity.txt").write_text(entity_id)
+
+
+@workflow
+def flagged(ctx: Any, graph: Any, entity_id: str, flags: str) -> None:
+    """One task per job, failing for the entities flagged in the folder ``flags``."""
+    graph.add(write_unless_flagged, entity_id=entity_id, flags=flags)

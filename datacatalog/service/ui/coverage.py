@@ -55,9 +55,20 @@ def coverage_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             pipeline_ids=sorted({p.id for p in catalog.pipelines.find(limit=1000)}),
             count_states=[*STATES, MISSING],
             rows_per_page=ROWS_PER_PAGE,
+            registered_twice=_registered_twice(result),
         )
 
     return router
+
+
+def _registered_twice(result: Coverage | None) -> set[str]:
+    """Pipeline ids with columns of more than one registration (told apart by UUID)."""
+    if result is None:
+        return set()
+    seen: dict[str, set[str]] = {}
+    for column in result.columns:
+        seen.setdefault(column.pipeline_id, set()).add(column.pipeline_uuid)
+    return {pid for pid, uuids in seen.items() if len(uuids) > 1}
 
 
 def _arguments(params: Mapping[str, str]) -> dict[str, Any]:

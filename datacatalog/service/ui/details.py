@@ -36,6 +36,8 @@ MAX_SUMMARY_CHARS = 160
 # running pipeline's or the indexer's own (update, resource, finish, fail, indexed).
 USER_COMMANDS: dict[str, str] = {
     "run": "datacatalog run --job {uuid} -- COMMAND",
+    "retry": "datacatalog run --job {uuid} -- COMMAND",
+    "rerun": "datacatalog run --job {uuid} --force -- COMMAND",
     "index": "datacatalog jobs index {uuid} --fixity",
     "validate": "datacatalog jobs event {uuid} validate",
     "validated": "datacatalog jobs event {uuid} validated",

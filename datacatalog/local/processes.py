@@ -75,10 +75,10 @@ def terminate(pid: int | None, dbpath: Path, *, grace: float = 10.0) -> bool:
     return kill(pid)
 
 
-def kill(pid: int) -> bool:
-    """SIGKILL ``pid`` (no shutdown at all); whether it exited within :data:`KILL_GRACE` s."""
+def kill(pid: int, *, timeout: float = KILL_GRACE) -> bool:
+    """SIGKILL ``pid`` (no shutdown at all); whether it exited within ``timeout`` s."""
     send(pid, signal.SIGKILL)
-    return wait_exited(pid, KILL_GRACE)
+    return wait_exited(pid, timeout)
 
 
 def send(pid: int, sig: signal.Signals) -> None:

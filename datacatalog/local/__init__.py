@@ -7,6 +7,10 @@ commands and stops after an idle time without clients, or on ``datacatalog local
 Processes coordinate only through files in that folder (locks and ``state.json``).
 
 Modules: :mod:`~datacatalog.local.binary` (finding ``mongod``),
+:mod:`~datacatalog.local.launcher` (the command line and the forking launch of every
+mongod the project runs, the test servers' too),
+:mod:`~datacatalog.local.processes` (is it alive, is it ours, stopping it),
+:mod:`~datacatalog.local.ports` (free loopback ports),
 :mod:`~datacatalog.local.layout` (files, state, locks),
 :mod:`~datacatalog.local.manager` (start, attach, stop, status),
 :mod:`~datacatalog.local.watcher` (idle stop),

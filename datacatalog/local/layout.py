@@ -6,9 +6,10 @@ Layout of ``<data dir>/mongo/`` (mode 0700)::
     mongod.log     the server log (appended to, rotated once it grows large)
     mongod.pid     the server's pid file
     m.sock         the Unix socket the server listens on (when the path is short enough)
+    fork.out       what the launcher printed while forking the server
     state.json     pid, address, uid, host, boot id, version, replica set, idle timeout
-    start.lock     exclusive flock held while a process starts or attaches to the server
-    watcher.lock   flock held by the idle watcher while it runs
+    start.lock     exclusive flock (filelock) held while a process starts or attaches
+    watcher.lock   flock (filelock) held by the idle watcher while it runs
     idle.json      what the idle watcher last saw (clients, idle since)
     fallback.json  why the JSON engine is used instead, once the warning was shown
 """
@@ -21,13 +22,16 @@ import json
 import os
 import socket
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import filelock
+
 from datacatalog.errors import StorageFailureError, UnavailableError
+from datacatalog.local.launcher import ServerFiles
+from datacatalog.waiting import wait_until
 
 SOCKET_PATH_LIMIT = 100
 """Longest socket path (bytes) used; longer ones fail with "File name too long"."""
@@ -106,6 +110,13 @@ class Layout:
         """What the launching mongod printed while forking."""
         return self.root / "fork.out"
 
+    @property
+    def server_files(self) -> ServerFiles:
+        """The files the launcher is given: data, log, pid file, launcher output."""
+        return ServerFiles(
+            dbpath=self.db, log=self.log, pidfile=self.pidfile, output=self.launcher_output
+        )
+
     def socket_fits(self) -> bool:
         """Whether the socket path is short enough for a Unix socket."""
         return len(os.fsencode(self.socket)) <= SOCKET_PATH_LIMIT
@@ -113,6 +124,23 @@ class Layout:
     def has_data(self) -> bool:
         """Whether a server has ever written data files here."""
         return (self.db / "WiredTiger").exists()
+
+    def size_bytes(self) -> int:
+        """Bytes taken by the files of the server (data, log, state)."""
+        total = 0
+        for folder, _dirs, files in os.walk(self.root):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(folder, name)).st_size
+        return total
+
+    def free_bytes(self) -> int | None:
+        """Free bytes on the filesystem holding the server (``None`` when unknown)."""
+        try:
+            stats = os.statvfs(self.root)
+        except OSError:
+            return None
+        return stats.f_bavail * stats.f_frsize
 
     def make(self) -> None:
         """Create the folders (0700); a failure is a storage failure naming the path."""
@@ -241,6 +269,11 @@ def lock_holder_pid(layout: Layout) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def wait_released(path: Path, timeout: float) -> bool:
+    """Wait up to ``timeout`` s for the ``flock`` on ``path`` to be released; whether it was."""
+    return wait_until(lambda: not lock_is_held(path), timeout=timeout, interval=0.02)
+
+
 @contextlib.contextmanager
 def exclusive(path: Path, timeout: float, what: str) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path``, waiting up to ``timeout`` seconds.
@@ -248,32 +281,29 @@ def exclusive(path: Path, timeout: float, what: str) -> Iterator[None]:
     Raises:
         UnavailableError: The lock stayed held by another process for ``timeout`` seconds.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    lock = filelock.FileLock(path, timeout=timeout, mode=0o600)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise UnavailableError(
-                        f"{what}: {path} stayed locked by another process for "
-                        f"{timeout:g} s; nothing was changed",
-                        path=str(path),
-                    ) from None
-                time.sleep(0.02)
+        lock.acquire(poll_interval=0.02)
+    except filelock.Timeout:
+        raise UnavailableError(
+            f"{what}: {path} stayed locked by another process for "
+            f"{timeout:g} s; nothing was changed",
+            path=str(path),
+        ) from None
+    try:
         yield
     finally:
-        os.close(fd)
+        lock.release()
 
 
-def try_exclusive(path: Path) -> int | None:
-    """Take an exclusive ``flock`` on ``path`` without waiting; the fd, or ``None`` if held."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+def try_exclusive(path: Path) -> filelock.BaseFileLock | None:
+    """Take an exclusive ``flock`` on ``path`` without waiting; the lock, or ``None`` if held.
+
+    The caller releases it (:meth:`filelock.BaseFileLock.release`), or exits.
+    """
+    lock = filelock.FileLock(path, timeout=0, mode=0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+        lock.acquire()
+    except filelock.Timeout:
         return None
-    return fd
+    return lock

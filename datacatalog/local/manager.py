@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from datacatalog.errors import UnavailableError
 from datacatalog.local import binary as binaries
-from datacatalog.local import processes
+from datacatalog.local import launcher, ports, processes
 from datacatalog.local.failures import LocalServerError, start_failure
 from datacatalog.local.filesystem import refused_filesystem
 from datacatalog.local.layout import (
@@ -40,6 +40,7 @@ from datacatalog.local.layout import (
     read_json,
     read_state,
     this_host,
+    wait_released,
     write_json,
 )
 from datacatalog.store.admin import AdminClient, socket_uri, tcp_uri
@@ -47,6 +48,23 @@ from datacatalog.store.admin import AdminClient, socket_uri, tcp_uri
 DEFAULT_IDLE_TIMEOUT = 900.0
 START_TIMEOUT = 60.0
 _ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class _Address:
+    """Where the server listens: its member entry, URI, TCP port (``None``: the socket)
+    and the mongod arguments that make it listen there."""
+
+    host_entry: str
+    uri: str
+    port: int | None
+    listen: list[str]
+
+
+def _tcp_address(saved_port: int | None) -> _Address:
+    """The saved port while it is free, else a free one."""
+    port = saved_port if saved_port and ports.port_free(saved_port) else ports.free_port()
+    return _Address(f"127.0.0.1:{port}", tcp_uri(port), port, launcher.tcp_listen(port))
 
 
 class LocalServer:
@@ -148,81 +166,15 @@ class LocalServer:
 
     def _start(self, found: binaries.Binary) -> ServerState:
         layout = self.layout
-        fstype = refused_filesystem(layout.root)
-        if fstype is not None:
-            raise LocalServerError(
-                f"the data dir {layout.data_dir} is on a {fstype} filesystem; a managed "
-                "MongoDB server needs a local disk. Set DATACATALOG_DATA_DIR to a local "
-                "folder, or DATACATALOG_MONGODB_URI to a MongoDB server",
-                path=str(layout.data_dir),
-                filesystem=fstype,
-            )
-        processes.rotate_log(layout.log)
-        previous = read_state(layout)
-        use_socket = layout.socket_fits()
-        saved_port = previous.port if previous is not None else None
-        for attempt in range(1, _ATTEMPTS + 1):
-            if use_socket:
-                host_entry, port, uri = str(layout.socket), None, socket_uri(str(layout.socket))
-                listen = ["--bind_ip", host_entry, "--nounixsocket", "--filePermissions", "0700"]
-                with contextlib.suppress(FileNotFoundError):
-                    layout.socket.unlink()  # left by a crash: nobody holds the files
-            else:
-                port = (
-                    saved_port
-                    if saved_port and processes.port_free(saved_port)
-                    else processes.free_port()
-                )
-                host_entry, uri = f"127.0.0.1:{port}", tcp_uri(port)
-                listen = ["--bind_ip", "127.0.0.1", "--port", str(port), "--nounixsocket"]
-            command = [
-                found.path, "--fork",
-                "--dbpath", str(layout.db),
-                "--logpath", str(layout.log), "--logappend",
-                "--pidfilepath", str(layout.pidfile),
-                "--replSet", REPLICA_SET,
-                *listen,
-                "--wiredTigerCacheSizeGB", "0.25",
-                "--oplogSize", "64",
-                "--setParameter", "diagnosticDataCollectionEnabled=false",
-            ]  # fmt: skip
-            moved = previous is not None and previous.host_entry != host_entry
-            if moved and layout.has_data():
-                status, log_text, output = self._repoint(command, uri, host_entry)
-                if status == 0:
-                    status, log_text, output = self._launch(command)
-            else:
-                status, log_text, output = self._launch(command)
-            if status == 0:
-                break
-            text = log_text + output
-            if use_socket and "File name too long" in text:
-                use_socket = False
-                continue
-            if not use_socket and "Address already in use" in text and attempt < _ATTEMPTS:
-                saved_port = None
-                continue
-            raise start_failure(
-                status,
-                command,
-                log_text,
-                output,
-                str(layout.log),
-                processes.free_bytes(layout.root),
-            )
-        pid = processes.read_pid(layout.pidfile)
-        try:
-            with AdminClient(uri, role="start", timeout=self.start_timeout) as admin:
-                admin.make_primary(host_entry, REPLICA_SET, self.start_timeout)
-        except Exception as exc:
-            processes.terminate(pid, layout)
-            message = f"the local MongoDB server started but did not become usable: {exc}"
-            raise LocalServerError(message, pid=pid) from exc
+        self._refuse_network_filesystem()
+        launcher.rotate_log(layout.log)
+        address, pid = self._launch_somewhere(found, read_state(layout))
+        self._make_primary(address, pid)
         state = ServerState(
             pid=pid,
-            uri=uri,
-            host_entry=host_entry,
-            port=port,
+            uri=address.uri,
+            host_entry=address.host_entry,
+            port=address.port,
             uid=os.getuid(),
             host=this_host(),
             boot_id=boot_id(),
@@ -236,48 +188,99 @@ class LocalServer:
         self._ensure_watcher()
         return state
 
-    def _launch(self, command: list[str]) -> tuple[int, str, str]:
-        """Run the forking launcher; return its status, the new log text and its output."""
+    def _refuse_network_filesystem(self) -> None:
         layout = self.layout
-        offset = processes.size(layout.log)
-        with open(layout.launcher_output, "wb") as out:
-            try:
-                status = subprocess.run(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,  # a file, not a pipe the forked server would keep open
-                    stderr=subprocess.STDOUT,
-                    timeout=self.start_timeout,
-                    check=False,
-                    preexec_fn=processes.raise_open_files,
-                ).returncode
-            except subprocess.TimeoutExpired:
-                processes.terminate(processes.read_pid(layout.pidfile), layout)
-                status = -int(signal.SIGKILL)
-            except OSError as exc:
-                return 127, "", f"cannot run {command[0]}: {exc}"
-        return (
-            status,
-            processes.read_from(layout.log, offset),
-            processes.read_from(layout.launcher_output, 0),
+        fstype = refused_filesystem(layout.root)
+        if fstype is not None:
+            raise LocalServerError(
+                f"the data dir {layout.data_dir} is on a {fstype} filesystem; a managed "
+                "MongoDB server needs a local disk. Set DATACATALOG_DATA_DIR to a local "
+                "folder, or DATACATALOG_MONGODB_URI to a MongoDB server",
+                path=str(layout.data_dir),
+                filesystem=fstype,
+            )
+
+    def _launch_somewhere(
+        self, found: binaries.Binary, previous: ServerState | None
+    ) -> tuple[_Address, int | None]:
+        """Start mongod on the socket, else on the saved port, else on a free one.
+
+        Raises:
+            LocalServerError: It did not start (one error naming the cause).
+        """
+        use_socket = self.layout.socket_fits()
+        saved_port = previous.port if previous is not None else None
+        for _attempt in range(_ATTEMPTS):
+            address = self._socket_address() if use_socket else _tcp_address(saved_port)
+            launch = self._launch_at(found, address, previous)
+            if launch.status == 0:
+                return address, launch.pid
+            if use_socket and launch.says("File name too long"):
+                use_socket = False
+            elif not use_socket and launch.says("Address already in use"):
+                saved_port = None
+            else:
+                break
+        raise start_failure(
+            launch.status,
+            self._command(found, address),
+            launch.log_text,
+            launch.output,
+            str(self.layout.log),
+            self.layout.free_bytes(),
         )
 
-    def _repoint(self, command: list[str], uri: str, host_entry: str) -> tuple[int, str, str]:
+    def _socket_address(self) -> _Address:
+        path = self.layout.socket
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # left by a crash: nobody holds the files
+        return _Address(str(path), socket_uri(str(path)), None, launcher.socket_listen(path))
+
+    def _command(
+        self, found: binaries.Binary, address: _Address, replica_set: str | None = REPLICA_SET
+    ) -> list[str]:
+        return launcher.command_line(
+            found.path, self.layout.server_files, listen=address.listen, replica_set=replica_set
+        )
+
+    def _launch_at(
+        self, found: binaries.Binary, address: _Address, previous: ServerState | None
+    ) -> launcher.Launch:
+        """Launch the member at ``address``, first re-pointing its stored config if it moved."""
+        moved = previous is not None and previous.host_entry != address.host_entry
+        if moved and self.layout.has_data():
+            repointed = self._repoint(found, address)
+            if repointed.status != 0:
+                return repointed
+        return self._launch(self._command(found, address))
+
+    def _launch(self, command: list[str]) -> launcher.Launch:
+        return launcher.launch(command, self.layout.server_files, timeout=self.start_timeout)
+
+    def _repoint(self, found: binaries.Binary, address: _Address) -> launcher.Launch:
         """Start standalone on the new address, store it as the member's host, shut down."""
-        standalone = [part for part in command if part not in ("--replSet", REPLICA_SET)]
-        status, log_text, output = self._launch(standalone)
-        if status != 0:
-            return status, log_text, output
-        pid = processes.read_pid(self.layout.pidfile)
+        launch = self._launch(self._command(found, address, replica_set=None))
+        if launch.status != 0:
+            return launch
         try:
-            with AdminClient(uri, role="repoint", timeout=self.start_timeout) as admin:
-                admin.repoint_member(host_entry)
+            with AdminClient(address.uri, role="repoint", timeout=self.start_timeout) as admin:
+                admin.repoint_member(address.host_entry)
                 admin.shutdown()
         finally:
-            if not processes.wait_unlocked(self.layout, self.start_timeout):
-                processes.terminate(pid, self.layout)
-            processes.wait_exited(pid, 10.0)
-        return 0, "", ""
+            if not wait_released(self.layout.mongod_lock, self.start_timeout):
+                processes.terminate(launch.pid, self.layout.db)
+            processes.wait_exited(launch.pid, 10.0)
+        return launch
+
+    def _make_primary(self, address: _Address, pid: int | None) -> None:
+        """Wait for a writable primary; a server that does not become one is stopped."""
+        try:
+            with AdminClient(address.uri, role="start", timeout=self.start_timeout) as admin:
+                admin.make_primary(address.host_entry, REPLICA_SET, self.start_timeout)
+        except Exception as exc:
+            processes.terminate(pid, self.layout.db)
+            message = f"the local MongoDB server started but did not become usable: {exc}"
+            raise LocalServerError(message, pid=pid) from exc
 
     def _ensure_watcher(self) -> None:
         """Start the idle watcher unless one runs (it holds ``watcher.lock``)."""
@@ -312,8 +315,8 @@ class LocalServer:
                 with AdminClient(state.uri, role="stop", timeout=3.0) as admin:
                     if admin.reachable():
                         admin.shutdown()
-            if not processes.wait_unlocked(layout, timeout):
-                processes.terminate(pid, layout)
+            if not wait_released(layout.mongod_lock, timeout):
+                processes.terminate(pid, layout.db)
             if lock_is_held(layout.mongod_lock):
                 raise LocalServerError(f"the local server (pid {pid}) did not stop", pid=pid)
             # The files are free; let the process finish exiting (its port, its socket).
@@ -327,7 +330,7 @@ class LocalServer:
         report: dict[str, Any] = {
             "folder": str(layout.root),
             "running": False,
-            "size_bytes": processes.tree_size(layout.root),
+            "size_bytes": layout.size_bytes(),
             "log": str(layout.log),
         }
         fallback = read_json(layout.fallback)

@@ -1,142 +1,87 @@
-"""Process and file helpers of the managed server: ports, pids, sizes, stopping a mongod."""
+"""The process of a mongod: whether it lives, whether it runs on given data files, stopping it.
+
+A pid read from a pid file or a lock file may be stale, or recycled by an unrelated
+process: a process is signalled only while its command line names the data files. The
+process table is read through psutil, so a process that ends while it is looked at
+counts as gone, and it works where there is no ``/proc`` (macOS). psutil is imported
+only here and only when a process is looked at: attaching to a running server never is.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import signal
-import socket
 import time
 from pathlib import Path
 
-from datacatalog.local.layout import Layout, lock_is_held
+from datacatalog.waiting import Clock, Sleep, wait_until
 
-LOG_ROTATE_BYTES = 50 << 20
-OPEN_FILES = 64000
-
-
-def raise_open_files() -> None:
-    """In the launcher: raise the open-file limit (a low ``ulimit -n`` starves mongod)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+KILL_GRACE = 10.0
+"""Seconds a process gets to exit after SIGKILL before it is reported as surviving."""
 
 
-def rotate_log(log: Path) -> None:
-    """Keep one previous log once the log grows past :data:`LOG_ROTATE_BYTES`."""
-    if size(log) > LOG_ROTATE_BYTES:
-        with contextlib.suppress(OSError):
-            os.replace(log, log.with_name(log.name + ".1"))
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie nobody reaped counts as gone)."""
+    import psutil  # type: ignore[import-untyped]
 
-
-def size(path: Path) -> int:
-    """The size of a file in bytes (0 when missing)."""
     try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def free_bytes(path: Path) -> int | None:
-    """Free bytes on the filesystem holding ``path`` (``None`` when unknown)."""
-    try:
-        stats = os.statvfs(path)
-    except OSError:
-        return None
-    return stats.f_bavail * stats.f_frsize
-
-
-def tree_size(root: Path) -> int:
-    """Bytes taken by the files under ``root``."""
-    total = 0
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(folder, name)).st_size
-    return total
-
-
-def read_from(path: Path, offset: int) -> str:
-    """A file's text from ``offset`` on (empty when unreadable)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def read_pid(path: Path) -> int | None:
-    """The pid in a pid file, or ``None``."""
-    text = read_from(path, 0).strip()
-    return int(text) if text.isdigit() else None
-
-
-def port_free(port: int) -> bool:
-    """Whether a loopback TCP port can be listened on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As mongod does: a port left in TIME_WAIT by the last server is free to reuse.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    """A loopback TCP port that is free now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def wait_unlocked(layout: Layout, timeout: float) -> bool:
-    """Wait up to ``timeout`` s for mongod to release its lock; whether it did."""
-    deadline = time.monotonic() + timeout
-    while lock_is_held(layout.mongod_lock):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def wait_exited(pid: int | None, timeout: float) -> None:
-    """Wait up to ``timeout`` s for ``pid`` to exit (a zombie counts as exited)."""
-    if pid is None:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            return  # not ours to watch
-        if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[:1] == ["Z"]:
-            return
-        time.sleep(0.02)
-
-
-def runs_on(pid: int, layout: Layout) -> bool:
-    """Whether ``pid`` is a mongod on these data files (a recycled pid is never killed)."""
-    try:
-        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+        return bool(psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD))
+    except psutil.NoSuchProcess:  # ended, now or earlier
         return False
-    return os.fsencode(layout.db) in arguments
+    except psutil.AccessDenied:  # someone else's, and there
+        return True
 
 
-def terminate(pid: int | None, layout: Layout) -> None:
-    """SIGTERM, then SIGKILL, a mongod of these files."""
-    if pid is None or not runs_on(pid, layout):
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        if wait_unlocked(layout, 10.0):
-            return
+def runs_on(pid: int, dbpath: Path) -> bool:
+    """Whether ``pid`` is a process whose arguments name ``dbpath`` (a recycled pid is not)."""
+    import psutil
+
+    try:
+        arguments = psutil.Process(pid).cmdline()
+    except psutil.Error:  # gone, a zombie, or not ours to read
+        return False
+    return str(dbpath) in arguments
+
+
+def wait_exited(
+    pid: int | None,
+    timeout: float,
+    *,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = time.sleep,
+) -> bool:
+    """Wait up to ``timeout`` seconds for ``pid`` to exit; whether it did (no pid: it did)."""
+    if pid is None:
+        return True
+    return wait_until(
+        lambda: not alive(pid), timeout=timeout, interval=0.02, clock=clock, sleep=sleep
+    )
+
+
+def terminate(pid: int | None, dbpath: Path, *, grace: float = 10.0) -> bool:
+    """Stop a mongod of ``dbpath``: SIGTERM, then SIGKILL if it outlives ``grace`` seconds.
+
+    A pid that is gone, or that runs something else, is left alone.
+
+    Returns:
+        Whether no mongod of ``dbpath`` is left under ``pid``.
+    """
+    if pid is None or not runs_on(pid, dbpath):
+        return True
+    send(pid, signal.SIGTERM)
+    if wait_exited(pid, grace):
+        return True
+    return kill(pid)
+
+
+def kill(pid: int, *, timeout: float = KILL_GRACE) -> bool:
+    """SIGKILL ``pid`` (no shutdown at all); whether it exited within ``timeout`` s."""
+    send(pid, signal.SIGKILL)
+    return wait_exited(pid, timeout)
+
+
+def send(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to ``pid``; a process that has already gone is not an error."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)

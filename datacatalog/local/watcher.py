@@ -24,6 +24,7 @@ from datacatalog.local.layout import (
     lock_is_held,
     read_state,
     try_exclusive,
+    wait_released,
     write_json,
 )
 from datacatalog.store.admin import AdminClient
@@ -96,9 +97,7 @@ def _stop_if_still_idle(layout: Layout, admin: AdminClient) -> bool:
             if admin.client_count() > 0:
                 return False
             admin.shutdown()
-            deadline = time.monotonic() + 30.0
-            while lock_is_held(layout.mongod_lock) and time.monotonic() < deadline:
-                time.sleep(0.02)
+            wait_released(layout.mongod_lock, 30.0)
             write_json(layout.idle, {"clients": 0, "idle_since": None, "stopped_at": time.time()})
             return True
     except (UnavailableError, OSError):
@@ -116,14 +115,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0  # the starter waits for this one only
     os.setsid()
     os.chdir("/")  # never keep a folder or mount busy
-    fd = try_exclusive(layout.watcher_lock)
-    if fd is None:
+    lock = try_exclusive(layout.watcher_lock)
+    if lock is None:
         os._exit(0)  # another watcher has it
     try:
         watch(layout)
     finally:
         with contextlib.suppress(OSError):
-            os.close(fd)
+            lock.release()
         os._exit(0)
 
 

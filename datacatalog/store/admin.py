@@ -10,7 +10,6 @@ over a connection URI. Every client made here carries an application name starti
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote_plus
@@ -20,6 +19,7 @@ from pymongo import errors as mongo_errors
 from pymongo.database import Database
 
 from datacatalog.errors import UnavailableError
+from datacatalog.waiting import wait_until
 
 INTERNAL_APP_PREFIX = "datacatalog-local-"
 """Application-name prefix of the manager's own connections (not counted as clients)."""
@@ -99,20 +99,20 @@ class AdminClient:
         Raises:
             UnavailableError: Not a writable primary within ``timeout`` seconds.
         """
-        deadline = time.monotonic() + timeout
-        problem: Exception | None = None
-        while True:
+        problems: list[Exception] = []
+
+        def step() -> bool:
             try:
-                if self._primary_step(host, replica_set):
-                    return
+                return self._primary_step(host, replica_set)
             except (UnavailableError, mongo_errors.PyMongoError) as exc:
-                problem = exc
-            if time.monotonic() >= deadline:
-                raise UnavailableError(
-                    f"the local server at {self.uri} is not a writable primary after "
-                    f"{timeout:g} s" + (f": {problem}" if problem is not None else "")
-                )
-            time.sleep(0.05)
+                problems[:] = [exc]  # the last one is reported
+                return False
+
+        if not wait_until(step, timeout=timeout, interval=0.05):
+            raise UnavailableError(
+                f"the local server at {self.uri} is not a writable primary after "
+                f"{timeout:g} s" + (f": {problems[-1]}" if problems else "")
+            )
 
     def _primary_step(self, host: str, replica_set: str) -> bool:
         """One step towards a writable primary at ``host``; whether it is one now."""

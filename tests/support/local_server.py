@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,7 @@ def require_mongod_binary() -> None:
 
 def stop_local_server(data_dir: Path) -> None:
     """Stop the managed server of ``data_dir`` if one runs (a test finalizer)."""
-    from datacatalog.local import LocalServer, LocalServerError
+    from datacatalog.local import LocalServer, LocalServerError, processes
     from datacatalog.local.layout import Layout, lock_holder_pid, lock_is_held
 
     try:
@@ -34,7 +32,9 @@ def stop_local_server(data_dir: Path) -> None:
     except LocalServerError:
         layout = Layout.for_data_dir(data_dir)
         pid = lock_holder_pid(layout)
-        if pid is not None and lock_is_held(layout.mongod_lock):
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if str(layout.db).encode() in cmdline:
-                os.kill(pid, signal.SIGKILL)
+        if (
+            pid is not None
+            and lock_is_held(layout.mongod_lock)
+            and processes.runs_on(pid, layout.db)
+        ):
+            processes.kill(pid)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
+from datacatalog.local.processes import alive
 from datacatalog.testing import mongod as tool
 from datacatalog.testing.mongod import MongodError, MongodNotInstalled, MongodServer
 
@@ -48,7 +49,7 @@ def test_start_serves_a_primary_and_stop_removes_everything(binary: str) -> None
         pid, directory = server.pid, server.directory
         assert pid is not None and server.running
         assert directory is not None and (directory / "mongod.log").is_file()
-    assert not tool._alive(pid)
+    assert not alive(pid)
     assert not directory.exists()
     server.stop()  # a second stop is harmless
 
@@ -67,14 +68,14 @@ def test_command_line_start_and_stop(binary: str, tmp_path: Path) -> None:
     try:
         assert started.stdout.strip() == f"export {tool.URI_ENV}={shlex.quote(state['uri'])}"
         assert _hello(state["uri"])["isWritablePrimary"] is True
-        assert tool._alive(state["pid"])
+        assert alive(state["pid"])
     finally:
         stopped = subprocess.run(
             [*command, "stop", "--state-file", str(state_file)],
             capture_output=True, text=True, env=env, timeout=120, check=False,
         )  # fmt: skip
     assert stopped.returncode == 0, stopped.stderr
-    assert not tool._alive(state["pid"])
+    assert not alive(state["pid"])
     assert not Path(state["directory"]).exists()
     assert not state_file.exists()
     assert tool.main(["stop", "--state-file", str(state_file)]) == 0  # nothing left to stop

@@ -391,6 +391,13 @@ def test_bad_job_input_is_refused_and_nothing_is_written(
         world.jobs.create(world.plan(data, **options))
 
 
+def test_plan_refuses_an_option_it_does_not_declare(world: World) -> None:
+    with nothing_written(world), pytest.raises(TypeError, match="archive_paht"):
+        world.plan({"n": 1}, archive_paht="/products/x")
+    with pytest.raises(TypeError, match="metadata"):
+        world.jobs.plan(pipeline=world.pipeline.uuid)  # type: ignore[call-arg]
+
+
 # -- find ------------------------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ from datacatalog.jobs.model import (
     Job,
     JobPlan,
     Lease,
+    PlanOptions,
     PurgeReport,
 )
 from datacatalog.jobs.queries import job_document
@@ -69,6 +70,7 @@ __all__ = [
     "JobService",
     "Lease",
     "LeaseService",
+    "PlanOptions",
     "PurgeReport",
     "file_reference_uuid",
     "is_file_reference",

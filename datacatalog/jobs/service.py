@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from datacatalog.freeform import check_object
 from datacatalog.jobs.admin import JobAdmin
@@ -46,6 +46,7 @@ from datacatalog.jobs.model import (
     HistoryEntry,
     Job,
     JobPlan,
+    PlanOptions,
     PurgeReport,
 )
 from datacatalog.jobs.plan import JobPlanner
@@ -137,43 +138,10 @@ class JobService:
 
     # -- creating (JobPlanner) --------------------------------------------------------------
 
-    def plan(
-        self,
-        *,
-        pipeline: str,
-        metadata: Mapping[str, str | Sequence[str] | None],
-        data: Mapping[str, Any] | None = None,
-        inputs: Sequence[Any] | None = None,
-        archive_path: str | None = None,
-        archive_system: str | None = None,
-        archive_patterns: Sequence[Any] | None = None,
-        product_patterns: Sequence[Any] | None = None,
-        instanced: bool = False,
-        session: str | None = None,
-        agent: str | None = None,
-        task: str | None = None,
-        generated_by: Sequence[str] | None = None,
-        archive_collection_level: str | None = None,
-        instance: str | None = None,
-    ) -> JobPlan:
-        """Check every argument and compute the job's identity; writes nothing."""
-        return self.planner.plan(
-            pipeline=pipeline,
-            metadata=metadata,
-            data=data,
-            inputs=inputs,
-            archive_path=archive_path,
-            archive_system=archive_system,
-            archive_patterns=archive_patterns,
-            product_patterns=product_patterns,
-            instanced=instanced,
-            session=session,
-            agent=agent,
-            task=task,
-            generated_by=generated_by,
-            archive_collection_level=archive_collection_level,
-            instance=instance,
-        )
+    def plan(self, **options: Unpack[PlanOptions]) -> JobPlan:
+        """Check every option (:class:`~datacatalog.jobs.model.PlanOptions`) and compute
+        the job's identity; writes nothing."""
+        return self.planner.plan(**options)
 
     def create(
         self, plan: JobPlan, *, setup_archive_path: bool = True, actor: Actor | None = None

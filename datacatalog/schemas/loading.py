@@ -189,7 +189,7 @@ def locate(kind: str, field_path: str, *, item: bool) -> tuple[str, str]:
     for depth, segment in enumerate(segments):
         uri, pointer, schema = _dereference(uri, pointer)
         walked = segments[: depth + 1]
-        types = _types(schema)
+        types = schema_types(schema)
         if segment in schema.get("properties", {}):
             pointer = f"{pointer}/properties/{_escape(segment)}"
         elif "array" in types and (segment.isdigit() or segment == "$"):
@@ -211,7 +211,7 @@ def locate(kind: str, field_path: str, *, item: bool) -> tuple[str, str]:
             raise _bad_field(kind, walked, f"{parent!r} has no field {segment!r}")
     if item:
         uri, pointer, schema = _dereference(uri, pointer)
-        if "array" not in _types(schema):
+        if "array" not in schema_types(schema):
             raise _bad_field(kind, segments, f"field {field_path!r} is not an array")
         if "items" not in schema:
             return ANY_VALUE
@@ -219,7 +219,7 @@ def locate(kind: str, field_path: str, *, item: bool) -> tuple[str, str]:
     return uri, pointer
 
 
-def _types(schema: Mapping[str, Any]) -> set[str]:
+def schema_types(schema: Mapping[str, Any]) -> set[str]:
     """The JSON types a schema declares (an object if it lists properties)."""
     declared = schema.get("type")
     if isinstance(declared, str):

@@ -133,7 +133,7 @@ class JobService:
         self.credentials.check_admin(token, action=action)
 
     def webhook_url(self, job_uuid: str, *, base_url: str | None = None) -> str:
-        """``<service>/jobs/<uuid>/events?token=<job token>`` (SPEC §9)."""
+        """``<service>/jobs/<uuid>/events?token=<job token>`` (docs/service.md, "Events")."""
         return self.credentials.webhook_url(job_uuid, base_url=base_url)
 
     # -- creating (JobPlanner) --------------------------------------------------------------

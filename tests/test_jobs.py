@@ -445,6 +445,11 @@ def test_find_refuses_bad_filters(world: World) -> None:
         world.jobs.find(skip=-1)
 
 
+def test_find_refuses_a_filter_it_does_not_declare(world: World) -> None:
+    with pytest.raises(TypeError, match="states"):
+        world.jobs.find(states="RUNNING")  # type: ignore[call-arg]
+
+
 def test_find_pages_are_stable_and_complete(world: World) -> None:
     made = {world.new_job({"n": n}).uuid for n in range(7)}
     everything = [j.uuid for j in world.jobs.find()]

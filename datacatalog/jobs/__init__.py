@@ -38,7 +38,7 @@ from datacatalog.jobs.model import (
     PlanOptions,
     PurgeReport,
 )
-from datacatalog.jobs.queries import job_document
+from datacatalog.jobs.queries import FindFilters, job_document
 from datacatalog.jobs.references import (
     FILE_SCHEMES,
     REFERENCE_SCHEMES,
@@ -63,6 +63,7 @@ __all__ = [
     "Actor",
     "AuditRecord",
     "EventResult",
+    "FindFilters",
     "Heartbeat",
     "HistoryEntry",
     "Job",

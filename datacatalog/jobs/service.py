@@ -50,7 +50,7 @@ from datacatalog.jobs.model import (
     PurgeReport,
 )
 from datacatalog.jobs.plan import JobPlanner
-from datacatalog.jobs.queries import JobQueries
+from datacatalog.jobs.queries import FindFilters, JobQueries
 from datacatalog.metadata import MetadataRegistry
 from datacatalog.pipelines import PipelineRegistry
 from datacatalog.selection import check_level, select
@@ -169,27 +169,9 @@ class JobService:
         """The job's executions (and up-to-date checks), oldest first, from its history."""
         return executions(job_uuid, self.queries.history(job_uuid, include_deleted=include_deleted))
 
-    def find(
-        self,
-        *,
-        state: str | None = None,
-        pipeline: str | None = None,
-        metadata: str | None = None,
-        agent: str | None = None,
-        limit: int = 100,
-        skip: int = 0,
-        include_deleted: bool = False,
-    ) -> list[Job]:
+    def find(self, **filters: Unpack[FindFilters]) -> list[Job]:
         """Jobs matching the filters, newest first (see :meth:`JobQueries.find`)."""
-        return self.queries.find(
-            state=state,
-            pipeline=pipeline,
-            metadata=metadata,
-            agent=agent,
-            limit=limit,
-            skip=skip,
-            include_deleted=include_deleted,
-        )
+        return self.queries.find(**filters)
 
     # -- events (EventApplier) --------------------------------------------------------------
 

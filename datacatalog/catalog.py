@@ -3,7 +3,7 @@
 The command line, the HTTP service, the demo and the compatibility API each
 open one :class:`Catalog` and work through its parts::
 
-    catalog = Catalog.open()                 # zero configuration: the embedded catalog
+    catalog = Catalog.open()                 # zero configuration: the local catalog
     catalog = Catalog.open("mongodb://db.example.org/")
     catalog.pipelines.register({...})
     catalog.jobs.send(job_uuid, "run")

@@ -95,24 +95,7 @@ def pipeline_document(spec: Mapping[str, Any]) -> Document:
     Raises:
         InvalidRequestError: A field is missing, unknown or of the wrong type.
     """
-    if not isinstance(spec, Mapping):
-        raise InvalidRequestError(f"a pipeline must be a JSON object, not {type(spec).__name__}")
-    unknown = sorted(str(k) for k in set(spec) - set(FIELDS) - {"uuid", "_properties", "_visible"})
-    if unknown:
-        raise InvalidRequestError(
-            f"pipeline has unknown field(s): {', '.join(unknown)}; known: {', '.join(FIELDS)}"
-        )
-    pid = spec.get("id")
-    if not isinstance(pid, str) or not pid.strip():
-        raise InvalidRequestError("pipeline 'id' must be a non-empty string")
-    if "components" not in spec:
-        raise InvalidRequestError(f"pipeline {pid!r} has no 'components' list")
-    components = spec["components"]
-    if not isinstance(components, list):
-        raise InvalidRequestError(
-            f"pipeline {pid!r} 'components' must be a list, not {type(components).__name__}"
-        )
-    check_json(components, where=f"pipeline {pid!r} components", max_bytes=MAX_PIPELINE_BYTES)
+    pid, components = _identity(spec)
     levels = spec.get("processing_levels", ["1"])
     if not isinstance(levels, list) or any(lv not in PROCESSING_LEVELS for lv in levels):
         raise InvalidRequestError(
@@ -138,13 +121,42 @@ def pipeline_document(spec: Mapping[str, Any]) -> Document:
         raise InvalidRequestError(
             f"pipeline {pid!r} declares uuid {given} but its id and components give {doc['uuid']}"
         )
+    _check_texts(pid, doc)
+    return doc
+
+
+def _identity(spec: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """The definition's id and components, checked, once it names only known fields."""
+    if not isinstance(spec, Mapping):
+        raise InvalidRequestError(f"a pipeline must be a JSON object, not {type(spec).__name__}")
+    unknown = sorted(str(k) for k in set(spec) - set(FIELDS) - {"uuid", "_properties", "_visible"})
+    if unknown:
+        raise InvalidRequestError(
+            f"pipeline has unknown field(s): {', '.join(unknown)}; known: {', '.join(FIELDS)}"
+        )
+    pid = spec.get("id")
+    if not isinstance(pid, str) or not pid.strip():
+        raise InvalidRequestError("pipeline 'id' must be a non-empty string")
+    if "components" not in spec:
+        raise InvalidRequestError(f"pipeline {pid!r} has no 'components' list")
+    components = spec["components"]
+    if not isinstance(components, list):
+        raise InvalidRequestError(
+            f"pipeline {pid!r} 'components' must be a list, not {type(components).__name__}"
+        )
+    check_json(components, where=f"pipeline {pid!r} components", max_bytes=MAX_PIPELINE_BYTES)
+    return pid, components
+
+
+def _check_texts(pid: str, doc: Document) -> None:
+    """Refuse a name, description or type that is not a string, or a non-string in
+    ``accepts`` / ``produces``."""
     for name in ("name", "description", "pipeline_type"):
         if doc[name] is not None and not isinstance(doc[name], str):
             raise InvalidRequestError(f"pipeline {pid!r} '{name}' must be a string")
     for name in ("accepts", "produces"):
         if not all(isinstance(v, str) for v in doc[name]):
             raise InvalidRequestError(f"pipeline {pid!r} '{name}' must be a list of strings")
-    return doc
 
 
 class PipelineRegistry:

@@ -43,8 +43,9 @@ import contextlib
 import os
 import secrets
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -243,39 +244,35 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     out = dict(values)
     out["data_dir"] = Path(out.get("data_dir") or default_data_dir()).expanduser()
-    for name in ("admin_token_lifetime", "max_body_bytes"):
+    for name, coerce in _COERCIONS.items():
         if name in out:
-            out[name] = _positive(name, out[name], int)
-    for name in ("lock_timeout", "mongodb_timeout", "local_idle_timeout"):
-        if name in out:
-            out[name] = _positive(name, out[name], float)
-    if "mongodb_failover" in out:  # 0: resend nothing
-        out["mongodb_failover"] = _not_negative("mongodb_failover", out["mongodb_failover"])
-    if "local_engine" in out:
-        engine = str(out["local_engine"]).strip().lower()
-        if engine not in LOCAL_ENGINES:
-            raise InvalidRequestError(
-                f"setting local_engine must be one of {', '.join(LOCAL_ENGINES)}, "
-                f"not {out['local_engine']!r}"
-            )
-        out["local_engine"] = engine
-    if "storage_systems" in out:
-        systems = out["storage_systems"]
-        if isinstance(systems, str):
-            try:
-                systems = parse_json(systems, where="storage_systems")
-            except InvalidRequestError as exc:
-                raise InvalidRequestError(
-                    f"storage_systems must be a JSON object of name → URL: {exc}"
-                ) from None
-        if not isinstance(systems, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in systems.items()
-        ):
-            raise InvalidRequestError("storage_systems must map names to fsspec URL strings")
-        out["storage_systems"] = dict(systems)
-    if "service_url" in out:
-        out["service_url"] = str(out["service_url"]).rstrip("/")
+            out[name] = coerce(name, out[name])
     return out
+
+
+def _local_engine(name: str, value: Any) -> str:
+    engine = str(value).strip().lower()
+    if engine not in LOCAL_ENGINES:
+        raise InvalidRequestError(
+            f"setting {name} must be one of {', '.join(LOCAL_ENGINES)}, not {value!r}"
+        )
+    return engine
+
+
+def _storage_systems(name: str, value: Any) -> dict[str, str]:
+    systems = value
+    if isinstance(systems, str):
+        try:
+            systems = parse_json(systems, where=name)
+        except InvalidRequestError as exc:
+            raise InvalidRequestError(
+                f"{name} must be a JSON object of name → URL: {exc}"
+            ) from None
+    if not isinstance(systems, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in systems.items()
+    ):
+        raise InvalidRequestError(f"{name} must map names to fsspec URL strings")
+    return dict(systems)
 
 
 def _not_negative(name: str, value: Any) -> float:
@@ -296,3 +293,17 @@ def _positive(name: str, value: Any, kind: type[int] | type[float]) -> Any:
     if number <= 0:
         raise InvalidRequestError(f"setting {name} must be positive, not {value!r}")
     return number
+
+
+_COERCIONS: dict[str, Callable[[str, Any], Any]] = {
+    "admin_token_lifetime": partial(_positive, kind=int),
+    "max_body_bytes": partial(_positive, kind=int),
+    "lock_timeout": partial(_positive, kind=float),
+    "mongodb_timeout": partial(_positive, kind=float),
+    "local_idle_timeout": partial(_positive, kind=float),
+    "mongodb_failover": _not_negative,  # 0: resend nothing
+    "local_engine": _local_engine,
+    "storage_systems": _storage_systems,
+    "service_url": lambda _name, value: str(value).rstrip("/"),
+}
+"""How each setting read as text (or given) becomes its value, checked; in this order."""

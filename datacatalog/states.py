@@ -120,7 +120,8 @@ EVENTS: tuple[str, ...] = tuple(TRANSITIONS)
 ADMIN_EVENTS: tuple[str, ...] = tuple(e for e, t in TRANSITIONS.items() if t.admin)
 ADMIN_ACTIONS: tuple[str, ...] = ("reset", "ready", "delete", "purge")
 
-# Scheduler statuses reported by webhook callers, mapped to events (SPEC §5).
+# Scheduler statuses reported by webhook callers, mapped to events (docs/service.md,
+# "Scheduler statuses").
 _STATUS_EVENTS: dict[str, str] = {
     "RUNNING": "run",
     "FINISHED": "finish",

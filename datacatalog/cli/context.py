@@ -36,7 +36,7 @@ class App:
 
     Args:
         json_mode: Print one JSON document on stdout.
-        mongodb_uri: MongoDB URI (``None``: configuration, else the embedded catalog).
+        mongodb_uri: MongoDB URI (``None``: configuration, else the local catalog).
         database: MongoDB database name (``None``: configuration).
         data_dir: Data dir (``None``: configuration).
     """

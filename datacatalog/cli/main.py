@@ -9,8 +9,11 @@ accepts the global options::
 and ``--json`` may also follow the command (``datacatalog jobs list --json``).
 
 With no MongoDB URI (neither ``--mongodb-uri`` nor ``DATACATALOG_MONGODB_URI``) the
-embedded local catalog under the data dir is used, so the command works with zero
-configuration.
+catalog is the managed local server of the data dir (``local://<data dir>``: a
+``mongod`` the command starts, or attaches to, under ``<data dir>/mongo``), so the
+command works with zero configuration. Only where no usable ``mongod`` binary exists and
+that server never held data, or with ``DATACATALOG_LOCAL_ENGINE=json``, is it the JSON
+file ``<data dir>/catalog.json`` (docs/local-catalog.md).
 
 Start-up stays fast because nothing heavy is imported until a command needs it:
 
@@ -239,7 +242,7 @@ def _json_mode(ctx: click.Context) -> bool:
 @click.option(
     "--mongodb-uri",
     metavar="URI",
-    help="MongoDB URI (default: DATACATALOG_MONGODB_URI, else the embedded local catalog).",
+    help="MongoDB URI (default: DATACATALOG_MONGODB_URI, else the data dir's local server).",
 )
 @click.option(
     "--database",
@@ -249,7 +252,7 @@ def _json_mode(ctx: click.Context) -> bool:
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Data dir: embedded catalog, local archive, secret (default: DATACATALOG_DATA_DIR).",
+    help="Data dir: local catalog, local archive, secret (default: DATACATALOG_DATA_DIR).",
 )
 @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
 @click.version_option(__version__, "--version", prog_name="datacatalog")

@@ -41,7 +41,13 @@ from datacatalog.errors import InvalidRequestError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from datacatalog.populate import JobOutcome, PopulatePlan, PopulateReport, PopulateRun
+    from datacatalog.populate import (
+        Command,
+        JobOutcome,
+        PopulatePlan,
+        PopulateReport,
+        PopulateRun,
+    )
 
 EXIT_FAILED = 1
 """Exit status when a job failed, or ``--max-failures`` stopped the populate."""
@@ -145,19 +151,19 @@ def populate(
     DATACATALOG_ARCHIVE_PATH, DATACATALOG_ENTITY_ID ...) and {entity_id} in its
     arguments replaced. Jobs that are up to date are skipped; failed ones run again.
     """
-    from datacatalog.populate import Command, check_command
     from datacatalog.populate import populate as run_populate
     from datacatalog.populate.executors import parse_executor
 
     argv = list(command[1:] if command[:1] == ("--",) else command)
-    if sum(map(bool, (argv, callable_name, workflow))) > 1:
-        raise InvalidRequestError("give one of a COMMAND after --, --callable or --workflow")
-    if inputs and workflow is None:
-        raise InvalidRequestError("--input gives a workflow's inputs: use it with --workflow")
-    execute = _import(callable_name) if callable_name is not None else None
-    spec: Command | None = None
-    if argv or (execute is None and workflow is None and not dry_run):
-        spec = Command(check_command(argv), env=_catalog_env(app), grace=grace)
+    spec, execute = _what_runs(
+        app,
+        argv,
+        callable_name=callable_name,
+        workflow=workflow,
+        inputs=inputs,
+        dry_run=dry_run,
+        grace=grace,
+    )
     catalog = app.catalog
     interrupted: list[int] = []
     run_box: list[PopulateRun] = []
@@ -214,6 +220,30 @@ def _inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
     from datacatalog.cli.workflows import parse_inputs
 
     return parse_inputs(pairs)
+
+
+def _what_runs(
+    app: App,
+    argv: list[str],
+    *,
+    callable_name: str | None,
+    workflow: str | None,
+    inputs: tuple[str, ...],
+    dry_run: bool,
+    grace: float,
+) -> tuple[Command | None, Callable[..., Any] | None]:
+    """The command or the callable each job runs (neither: a workflow, or a dry run
+    without a command), once the options agree."""
+    from datacatalog.populate import Command, check_command
+
+    if sum(map(bool, (argv, callable_name, workflow))) > 1:
+        raise InvalidRequestError("give one of a COMMAND after --, --callable or --workflow")
+    if inputs and workflow is None:
+        raise InvalidRequestError("--input gives a workflow's inputs: use it with --workflow")
+    execute = _import(callable_name) if callable_name is not None else None
+    if argv or (execute is None and workflow is None and not dry_run):
+        return Command(check_command(argv), env=_catalog_env(app), grace=grace), execute
+    return None, execute
 
 
 def _import(name: str) -> Callable[..., Any]:

@@ -239,9 +239,9 @@ def list_workflows(app: App) -> None:
 
 
 CLI_MAX_ATTEMPTS = 3
-"""Attempts in all per task on the command line (the API keeps the seed's 30)."""
+"""Attempts in all per task on the command line (the API keeps ARIA's 30)."""
 CLI_RETRY_INTERVAL = 5.0
-"""Seconds between attempts on the command line (the API keeps the seed's 30)."""
+"""Seconds between attempts on the command line (the API keeps ARIA's 30)."""
 
 
 def _attempts(ctx: click.Context, param: click.Parameter, value: int) -> int:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
+
+from datacatalog.schemas.fields import json_values, record_values
 
 _COMPRESSIONS: dict[str, str] = {".gz": "GZIP", ".bz2": "BZIP2", ".xz": "XZ", ".zst": "ZSTD"}
 
@@ -98,7 +100,12 @@ class IndexProgress:
 
 @dataclass(frozen=True)
 class FileRecord:
-    """A file record as stored."""
+    """A file record as stored: the fields of ``schemas/file.json`` but the bookkeeping.
+
+    Reading a document and writing JSON follow the schema
+    (:mod:`datacatalog.schemas.fields`): its linkage lists are new lists (empty when
+    absent), its dates ISO 8601 in JSON.
+    """
 
     uuid: str
     name: str
@@ -118,41 +125,11 @@ class FileRecord:
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> FileRecord:
         """Build from a stored document."""
-        return cls(
-            uuid=doc["uuid"],
-            name=doc["name"],
-            storage_system=doc["storage_system"],
-            size=doc.get("size"),
-            sha256=doc.get("sha256"),
-            level=doc["level"],
-            type=doc["type"],
-            generated_by=list(doc.get("generated_by") or []),
-            derived_from=list(doc.get("derived_from") or []),
-            derived_using=list(doc.get("derived_using") or []),
-            child_of=list(doc.get("child_of") or []),
-            modified_date=doc.get("modified_date"),
-            fixity_date=doc.get("fixity_date"),
-            note=doc.get("note"),
-        )
+        return cls(**record_values("file", doc))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {
-            "uuid": self.uuid,
-            "name": self.name,
-            "storage_system": self.storage_system,
-            "size": self.size,
-            "sha256": self.sha256,
-            "level": self.level,
-            "type": self.type,
-            "generated_by": list(self.generated_by),
-            "derived_from": list(self.derived_from),
-            "derived_using": list(self.derived_using),
-            "child_of": list(self.child_of),
-            "modified_date": _iso(self.modified_date),
-            "fixity_date": _iso(self.fixity_date),
-            "note": self.note,
-        }
+        return json_values("file", {f.name: getattr(self, f.name) for f in fields(self)})
 
 
 @dataclass(frozen=True)
@@ -240,7 +217,3 @@ class VerifyReport:
             "missing": list(self.missing),
             "unhashed": list(self.unhashed),
         }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None

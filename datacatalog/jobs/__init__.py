@@ -35,9 +35,10 @@ from datacatalog.jobs.model import (
     Job,
     JobPlan,
     Lease,
+    PlanOptions,
     PurgeReport,
 )
-from datacatalog.jobs.queries import job_document
+from datacatalog.jobs.queries import FindFilters, job_document
 from datacatalog.jobs.references import (
     FILE_SCHEMES,
     REFERENCE_SCHEMES,
@@ -62,6 +63,7 @@ __all__ = [
     "Actor",
     "AuditRecord",
     "EventResult",
+    "FindFilters",
     "Heartbeat",
     "HistoryEntry",
     "Job",
@@ -69,6 +71,7 @@ __all__ = [
     "JobService",
     "Lease",
     "LeaseService",
+    "PlanOptions",
     "PurgeReport",
     "file_reference_uuid",
     "is_file_reference",

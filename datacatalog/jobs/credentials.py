@@ -1,7 +1,7 @@
 """Job and admin tokens for one deployment: the secret, issuing and checking tokens.
 
-The secret is read (or, on an embedded catalog, generated) on first use, so opening a
-catalog that is only read never needs one.
+The secret is read (or, when none is configured, generated into the data dir) on first
+use, so opening a catalog that is only read never needs one.
 """
 
 from __future__ import annotations
@@ -40,6 +40,6 @@ class Credentials:
         )
 
     def webhook_url(self, job_uuid: str, *, base_url: str | None = None) -> str:
-        """``<service>/jobs/<uuid>/events?token=<job token>`` (SPEC §9)."""
+        """``<service>/jobs/<uuid>/events?token=<job token>`` (docs/service.md, "Events")."""
         base = (base_url or self.settings.service_url).rstrip("/")
         return f"{base}/jobs/{job_uuid}/events?token={self.job_token(job_uuid)}"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Unpack
 
 from datacatalog import archive, states
 from datacatalog.errors import ConflictError, InvalidRequestError, PayloadTooLargeError
@@ -40,7 +40,7 @@ from datacatalog.jobs.limits import (
     MAX_INPUTS,
     MAX_JOB_DATA_BYTES,
 )
-from datacatalog.jobs.model import Actor, Job, JobPlan
+from datacatalog.jobs.model import PLAN_OPTIONS, Actor, Job, JobPlan, PlanOptions
 from datacatalog.jobs.references import file_reference_uuid, reference_uuid, references_in
 from datacatalog.metadata import MetadataRegistry
 from datacatalog.pipelines import PipelineRegistry
@@ -66,33 +66,24 @@ class JobPlanner:
         self.metadata = metadata
         self.actor = actor
 
-    def plan(
-        self,
-        *,
-        pipeline: str,
-        metadata: Mapping[str, str | Sequence[str] | None],
-        data: Mapping[str, Any] | None = None,
-        inputs: Sequence[Any] | None = None,
-        archive_path: str | None = None,
-        archive_system: str | None = None,
-        archive_patterns: Sequence[Any] | None = None,
-        product_patterns: Sequence[Any] | None = None,
-        instanced: bool = False,
-        session: str | None = None,
-        agent: str | None = None,
-        task: str | None = None,
-        generated_by: Sequence[str] | None = None,
-        archive_collection_level: str | None = None,
-        instance: str | None = None,
-    ) -> JobPlan:
-        """Check every argument and compute the job's identity; writes nothing.
+    def plan(self, **options: Unpack[PlanOptions]) -> JobPlan:
+        """Check every option (:class:`PlanOptions`) and compute the job's identity;
+        writes nothing.
 
         ``instance`` names the instanced directory of an instanced job (default: a new
         ``<session>-<UTC time>`` name), so that a path computed earlier can be claimed.
+
+        Raises:
+            TypeError: An option :class:`PlanOptions` does not declare, or a required
+                one left out.
         """
-        pipeline_uuid = self.pipelines.get(pipeline).uuid
+        _check_options(options)
+        pipeline_uuid = self.pipelines.get(options["pipeline"]).uuid
+        data, inputs = options.get("data"), options.get("inputs")
+        archive_path, session = options.get("archive_path"), options.get("session")
+        instanced, instance = options.get("instanced", False), options.get("instance")
         job_data = dict(check_object(data, where="data", max_bytes=MAX_JOB_DATA_BYTES))
-        child_of = self.metadata.resolve(**dict(metadata))
+        child_of = self.metadata.resolve(**dict(options["metadata"]))
         if inputs is not None and not isinstance(inputs, (list, tuple)):
             raise InvalidRequestError("inputs must be a list")
         check_json(list(inputs or []), where="inputs")
@@ -103,7 +94,7 @@ class JobPlanner:
         uuid = job_uuid(pipeline_uuid, child_of, job_data)
         if session is not None:
             archive.check_session(session)
-        system = archive_system or self.storage.default_name
+        system = options.get("archive_system") or self.storage.default_name
         self.storage.get(system)
         explicit = archive_path is not None
         if archive_path is not None:
@@ -117,7 +108,7 @@ class JobPlanner:
                     else _instance_name(instance)
                 )
                 path = f"{path}/{name}"
-        extra_generators = [_generator(g) for g in (generated_by or [])]
+        extra_generators = [_generator(g) for g in (options.get("generated_by") or [])]
         return JobPlan(
             uuid=uuid,
             pipeline_uuid=pipeline_uuid,
@@ -128,14 +119,18 @@ class JobPlanner:
             instanced=bool(instanced) and not explicit,
             explicit_path=explicit,
             session=session,
-            agent=agent,
-            task=task,
+            agent=options.get("agent"),
+            task=options.get("task"),
             acted_on=sorted({file_reference_uuid(f) for f in files}),
             acted_using=sorted({reference_uuid(r) for r in refs}),
             generated_by=sorted({pipeline_uuid, *extra_generators}),
-            archive_patterns=_requests(archive_patterns, ArchiveIndexRequest, "archive_patterns"),
-            product_patterns=_requests(product_patterns, ProductIndexRequest, "product_patterns"),
-            archive_collection_level=archive_collection_level,
+            archive_patterns=_requests(
+                options.get("archive_patterns"), ArchiveIndexRequest, "archive_patterns"
+            ),
+            product_patterns=_requests(
+                options.get("product_patterns"), ProductIndexRequest, "product_patterns"
+            ),
+            archive_collection_level=options.get("archive_collection_level"),
         )
 
     def create(
@@ -229,6 +224,16 @@ class JobPlanner:
             },
             "_visible": True,
         }
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    """Refuse what a signature would: an undeclared option, a required one missing."""
+    unknown = sorted(options.keys() - PLAN_OPTIONS)
+    missing = [name for name in ("pipeline", "metadata") if name not in options]
+    if unknown:
+        raise TypeError(f"plan() got unexpected keyword arguments: {', '.join(unknown)}")
+    if missing:
+        raise TypeError(f"plan() is missing required keyword arguments: {', '.join(missing)}")
 
 
 def _requests(

@@ -7,7 +7,7 @@ Every read of a job (events, indexing, files, provenance) goes through
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from datacatalog import schemas, states
 from datacatalog.errors import InvalidRequestError, NotFoundError
@@ -65,6 +65,31 @@ def _fields_besides_history() -> tuple[str, ...]:
     return tuple(f for f in schemas.schema_for("job")["properties"] if f != "history")
 
 
+class FindFilters(TypedDict, total=False):
+    """What jobs to list: the keyword arguments of ``catalog.jobs.find(...)``, all optional.
+
+    Attributes:
+        state: One of :data:`datacatalog.states.STATES`.
+        pipeline: A pipeline UUID or id.
+        metadata: A metadata entity UUID the jobs are a ``child_of``.
+        agent: The agent that created the jobs.
+        limit: Page size (at most 1000; 0 means 1000; default 100).
+        skip: Jobs to skip (paging; default 0).
+        include_deleted: Include soft-deleted jobs (default False).
+    """
+
+    state: str | None
+    pipeline: str | None
+    metadata: str | None
+    agent: str | None
+    limit: int
+    skip: int
+    include_deleted: bool
+
+
+_FIND_FILTERS = frozenset(FindFilters.__optional_keys__) | frozenset(FindFilters.__required_keys__)
+
+
 class JobQueries:
     """Jobs as stored: by UUID, their history, listings."""
 
@@ -83,41 +108,43 @@ class JobQueries:
         doc = job_document(self.store, job_uuid, include_deleted=include_deleted, history=True)
         return [HistoryEntry.from_document(e) for e in doc.get("history", [])]
 
-    def find(
-        self,
-        *,
-        state: str | None = None,
-        pipeline: str | None = None,
-        metadata: str | None = None,
-        agent: str | None = None,
-        limit: int = 100,
-        skip: int = 0,
-        include_deleted: bool = False,
-    ) -> list[Job]:
-        """Jobs matching the filters, newest first.
+    def find(self, **filters: Unpack[FindFilters]) -> list[Job]:
+        """Jobs matching the filters (:class:`FindFilters`), newest first.
 
         Jobs created within one millisecond (their creation dates tie) come newest first
         in the order the database stored them, so pages are stable and in creation order.
 
-        Args:
-            state: One of :data:`datacatalog.states.STATES`.
-            pipeline: A pipeline UUID or id.
-            metadata: A metadata entity UUID the jobs are a ``child_of``.
-            agent: The agent that created the jobs.
-            limit: Page size (at most 1000; 0 means 1000).
-            skip: Jobs to skip (paging).
-            include_deleted: Include soft-deleted jobs.
+        Raises:
+            TypeError: A filter :class:`FindFilters` does not declare.
+            InvalidRequestError: A filter of the wrong type or out of range.
         """
+        unknown = sorted(filters.keys() - _FIND_FILTERS)
+        if unknown:
+            raise TypeError(f"find() got unexpected keyword arguments: {', '.join(unknown)}")
+        limit, skip = filters.get("limit", 100), filters.get("skip", 0)
         if not _whole(limit, 0, MAX_PAGE) or not _whole(skip, 0, 2**63 - 1):
             raise InvalidRequestError(
                 f"limit must be an integer within 0-{MAX_PAGE} (0: {MAX_PAGE}) and skip a "
                 "non-negative 64-bit integer"
             )
+        docs = self.store.find(
+            "job",
+            self._query(filters),
+            sort=[("_properties.created_date", -1), ("_id", -1)],
+            skip=skip,
+            limit=limit or MAX_PAGE,
+            projection={"history": 0},
+        )
+        return [Job.from_document(d) for d in docs]
+
+    def _query(self, filters: FindFilters) -> dict[str, Any]:
+        """The store query of :meth:`find`'s filters, each checked."""
+        state, pipeline = filters.get("state"), filters.get("pipeline")
+        metadata, agent = filters.get("metadata"), filters.get("agent")
         for name, value in (("state", state), ("agent", agent), ("metadata", metadata)):
             if value is not None and not isinstance(value, str):
                 # A dict here would reach the query as an operator ({"$ne": None}).
                 raise InvalidRequestError(f"{name} must be a string, not {type(value).__name__}")
-        limit = limit or MAX_PAGE
         query: dict[str, Any] = {}
         if state is not None:
             if state not in states.STATES:
@@ -133,17 +160,9 @@ class JobQueries:
             query["child_of"] = metadata
         if agent is not None:
             query["agent"] = agent
-        if not include_deleted:
+        if not filters.get("include_deleted", False):
             query["_visible"] = True
-        docs = self.store.find(
-            "job",
-            query,
-            sort=[("_properties.created_date", -1), ("_id", -1)],
-            skip=skip,
-            limit=limit,
-            projection={"history": 0},
-        )
-        return [Job.from_document(d) for d in docs]
+        return query
 
 
 def _whole(value: object, low: int, high: int) -> bool:

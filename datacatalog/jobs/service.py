@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from datacatalog.freeform import check_object
 from datacatalog.jobs.admin import JobAdmin
@@ -46,10 +46,11 @@ from datacatalog.jobs.model import (
     HistoryEntry,
     Job,
     JobPlan,
+    PlanOptions,
     PurgeReport,
 )
 from datacatalog.jobs.plan import JobPlanner
-from datacatalog.jobs.queries import JobQueries
+from datacatalog.jobs.queries import FindFilters, JobQueries
 from datacatalog.metadata import MetadataRegistry
 from datacatalog.pipelines import PipelineRegistry
 from datacatalog.selection import check_level, select
@@ -132,48 +133,15 @@ class JobService:
         self.credentials.check_admin(token, action=action)
 
     def webhook_url(self, job_uuid: str, *, base_url: str | None = None) -> str:
-        """``<service>/jobs/<uuid>/events?token=<job token>`` (SPEC §9)."""
+        """``<service>/jobs/<uuid>/events?token=<job token>`` (docs/service.md, "Events")."""
         return self.credentials.webhook_url(job_uuid, base_url=base_url)
 
     # -- creating (JobPlanner) --------------------------------------------------------------
 
-    def plan(
-        self,
-        *,
-        pipeline: str,
-        metadata: Mapping[str, str | Sequence[str] | None],
-        data: Mapping[str, Any] | None = None,
-        inputs: Sequence[Any] | None = None,
-        archive_path: str | None = None,
-        archive_system: str | None = None,
-        archive_patterns: Sequence[Any] | None = None,
-        product_patterns: Sequence[Any] | None = None,
-        instanced: bool = False,
-        session: str | None = None,
-        agent: str | None = None,
-        task: str | None = None,
-        generated_by: Sequence[str] | None = None,
-        archive_collection_level: str | None = None,
-        instance: str | None = None,
-    ) -> JobPlan:
-        """Check every argument and compute the job's identity; writes nothing."""
-        return self.planner.plan(
-            pipeline=pipeline,
-            metadata=metadata,
-            data=data,
-            inputs=inputs,
-            archive_path=archive_path,
-            archive_system=archive_system,
-            archive_patterns=archive_patterns,
-            product_patterns=product_patterns,
-            instanced=instanced,
-            session=session,
-            agent=agent,
-            task=task,
-            generated_by=generated_by,
-            archive_collection_level=archive_collection_level,
-            instance=instance,
-        )
+    def plan(self, **options: Unpack[PlanOptions]) -> JobPlan:
+        """Check every option (:class:`~datacatalog.jobs.model.PlanOptions`) and compute
+        the job's identity; writes nothing."""
+        return self.planner.plan(**options)
 
     def create(
         self, plan: JobPlan, *, setup_archive_path: bool = True, actor: Actor | None = None
@@ -201,27 +169,9 @@ class JobService:
         """The job's executions (and up-to-date checks), oldest first, from its history."""
         return executions(job_uuid, self.queries.history(job_uuid, include_deleted=include_deleted))
 
-    def find(
-        self,
-        *,
-        state: str | None = None,
-        pipeline: str | None = None,
-        metadata: str | None = None,
-        agent: str | None = None,
-        limit: int = 100,
-        skip: int = 0,
-        include_deleted: bool = False,
-    ) -> list[Job]:
+    def find(self, **filters: Unpack[FindFilters]) -> list[Job]:
         """Jobs matching the filters, newest first (see :meth:`JobQueries.find`)."""
-        return self.queries.find(
-            state=state,
-            pipeline=pipeline,
-            metadata=metadata,
-            agent=agent,
-            limit=limit,
-            skip=skip,
-            include_deleted=include_deleted,
-        )
+        return self.queries.find(**filters)
 
     # -- events (EventApplier) --------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The workflow orchestrator: operations in a graph, run with retries and cancellation.
 
-Its public surface is the seed's (``aria.orchestrator``), over the job catalog: every
-execution belongs to a job and drives its state (``run`` → ``finish`` / ``fail``).
+Its public surface is ARIA's (``aria.orchestrator``; docs/workflows.md), over the job
+catalog: every execution belongs to a job and drives its state (``run`` → ``finish`` /
+``fail``).
 
 * :mod:`.decorators` — ``@operation`` and ``@workflow``;
 * :mod:`.events` — the orchestrator's signals;

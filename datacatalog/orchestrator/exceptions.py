@@ -1,4 +1,4 @@
-"""Orchestrator exceptions: the seed's classes, placed in the project's error categories.
+"""Orchestrator exceptions: ARIA's classes, placed in the project's error categories.
 
 Every class but the two task signals is an :class:`OrchestratorError`, itself a
 :class:`datacatalog.errors.DataCatalogError`; each also belongs to the category that tells
@@ -7,7 +7,8 @@ a job is a conflict, an unknown workflow is not found), so the command line and 
 map them to exit codes and HTTP statuses like any other error.
 
 :class:`TaskRetryException` and :class:`TaskAbortException` are ``RuntimeError`` subclasses,
-as in the seed: an operation raises them through ``ctx.task.retry`` / ``ctx.task.abort``.
+as in ARIA (docs/workflows.md): an operation raises them through ``ctx.task.retry`` /
+``ctx.task.abort``.
 """
 
 from __future__ import annotations

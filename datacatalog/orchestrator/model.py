@@ -30,7 +30,8 @@ EXECUTION_SOURCES: dict[str, tuple[str, ...]] = {
 }
 
 UNLIMITED_ATTEMPTS = -1
-"""``max_attempts`` of a task retried until it succeeds (the seed's ``INFINITE_RETRIES``)."""
+"""``max_attempts`` of a task retried until it succeeds (ARIA's ``INFINITE_RETRIES``;
+docs/workflows.md, "Retry rules")."""
 
 
 def attempts_left(attempts: int, max_attempts: int) -> bool:

@@ -145,7 +145,7 @@ class PluginManager:
         """The catalog's plugin manager: plugins under ``<data dir>/plugins``."""
         return cls(catalog, catalog.settings.data_dir / "plugins")
 
-    # -- the seed's surface -----------------------------------------------------------------
+    # -- ARIA's surface (docs/workflows.md) -------------------------------------------------
 
     def get_plugin_dir(self, plugin: Plugin | str) -> Path:
         """The directory a plugin is (or would be) installed in."""

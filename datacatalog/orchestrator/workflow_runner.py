@@ -208,7 +208,7 @@ def request_cancel(model_storage: Any, execution_id: str) -> tuple[Execution, bo
 
 
 class WorkflowRunner:
-    """Manages a single workflow execution on a given job (the seed's "service").
+    """Manages a single workflow execution on a given job (ARIA's "service"; docs/workflows.md).
 
     Args:
         model_storage: The catalog: a :class:`Catalog`, a :class:`Store` or a URI.
@@ -465,7 +465,7 @@ class WorkflowRunner:
         self._log_buffer: list[dict[str, Any]] = []
         self._last_log_write = time.monotonic()
 
-    # -- the seed's surface -----------------------------------------------------------------
+    # -- ARIA's surface (docs/workflows.md) -------------------------------------------------
 
     @property
     def up_to_date(self) -> bool:

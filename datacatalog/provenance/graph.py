@@ -353,20 +353,10 @@ class _Walk:
 
     def _causes(self, frontier: list[str]) -> list[tuple[str, Document]]:
         """What the frontier's link fields point at: one query per target kind."""
+        links = self._links_out(frontier)
         wanted: dict[str, set[str]] = {}
-        links: list[tuple[str, str, str]] = []
-        for uuid in frontier:
-            node = self.nodes[uuid]
-            doc = self.docs[uuid]
-            for relation in self.relations:
-                allowed = _LINKS.get((node.kind, relation))
-                if allowed is None:
-                    continue
-                for target in _strings(doc.get(relation)):
-                    target_kind = _STORE_KIND.get(kind_of(target) or "")
-                    if target_kind in allowed:
-                        wanted.setdefault(target_kind, set()).add(target)
-                        links.append((uuid, target, relation))
+        for _source, target, _relation, target_kind in links:
+            wanted.setdefault(target_kind, set()).add(target)
         found: dict[str, tuple[str, Document]] = {}
         for store_kind in sorted(wanted):
             values = sorted(wanted[store_kind])
@@ -378,10 +368,26 @@ class _Walk:
                 if _hidden(doc) and not self.include_deleted:
                     continue
                 found[value] = (store_kind, doc)
-        for source, target, relation in links:
+        for source, target, relation, _kind in links:
             if target in found or target in self.nodes:
                 self.edges.add(Edge(source, target, relation))
         return list(found.values())
+
+    def _links_out(self, frontier: list[str]) -> list[tuple[str, str, str, str]]:
+        """``(source, target, relation, target's store kind)`` of every link the
+        frontier's link fields hold to a kind that relation may point at."""
+        links: list[tuple[str, str, str, str]] = []
+        for uuid in frontier:
+            kind, doc = self.nodes[uuid].kind, self.docs[uuid]
+            for relation in self.relations:
+                allowed = _LINKS.get((kind, relation))
+                if allowed is None:
+                    continue
+                for target in _strings(doc.get(relation)):
+                    target_kind = _STORE_KIND.get(kind_of(target) or "")
+                    if target_kind is not None and target_kind in allowed:
+                        links.append((uuid, target, relation, target_kind))
+        return links
 
     def _effects(self, frontier: list[str]) -> list[tuple[str, Document]]:
         """What links to the frontier: one query per collection that may hold such links."""

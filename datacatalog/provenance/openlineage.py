@@ -286,44 +286,68 @@ def lifecycle(
     )
     context = _Context(store, storage, job, namespace)
     events: list[LifecycleEvent] = []
-    execution = 0
-    state = "CREATED"
-    started = terminal = False
+    progress = _Progress()
     for entry in job.get("history", []):
-        name = entry["name"]
-        emitted: RunState | None = None
-        if name in executions.BEGINS:
-            # A failed, forced or stale job run again: a new execution begins.
-            if started or terminal:
-                execution += 1
-            emitted, started, terminal = RunState.START, True, False
-        elif name == "run" and state == "CREATED" and not terminal:
-            emitted, started = RunState.START, True
-        elif name == "finish" and state == "RUNNING" and not terminal:
-            emitted, terminal = RunState.COMPLETE, True
-        elif name == "fail" and not terminal:
-            emitted, terminal = RunState.FAIL, True
-        elif name == "reset" and started and not terminal:
-            emitted, terminal = RunState.ABORT, True
-        elif name == "indexed" and terminal:
-            emitted = RunState.OTHER
+        emitted = progress.emitted(entry["name"])
         if emitted is not None:
             with_outputs = emitted in (RunState.COMPLETE, RunState.OTHER)
             events.append(
                 LifecycleEvent(
                     entry_uuid=str(entry["uuid"]),
-                    execution=execution,
-                    event=context.event(emitted, entry, execution, with_outputs=with_outputs),
+                    execution=progress.execution,
+                    event=context.event(
+                        emitted, entry, progress.execution, with_outputs=with_outputs
+                    ),
                 )
             )
-        if name == "reset":
-            # Whatever the reset ended, the next run of this job is a new execution.
-            if started or terminal:
-                execution += 1
-            started = terminal = False
-        if entry.get("to_state"):
-            state = str(entry["to_state"])
+        progress.passed(entry)
     return events
+
+
+_ENDINGS = {"finish": RunState.COMPLETE, "fail": RunState.FAIL, "reset": RunState.ABORT}
+"""The run event of each history entry that ends an execution (a reset only once started,
+a finish only from RUNNING)."""
+
+
+@dataclass
+class _Progress:
+    """How far a walk through a job's history has got: which execution, whether it has
+    started or ended, the job's state."""
+
+    execution: int = 0
+    state: str = "CREATED"
+    started: bool = False
+    terminal: bool = False
+
+    def emitted(self, name: str) -> RunState | None:
+        """The run event the history entry ``name`` emits, if any (a new execution begun)."""
+        if name in executions.BEGINS:
+            # A failed, forced or stale job run again: a new execution begins.
+            if self.started or self.terminal:
+                self.execution += 1
+            self.started, self.terminal = True, False
+            return RunState.START
+        if self.terminal:
+            return RunState.OTHER if name == "indexed" else None
+        if name == "run" and self.state == "CREATED":
+            self.started = True
+            return RunState.START
+        if name not in _ENDINGS or (name == "finish" and self.state != "RUNNING"):
+            return None
+        if name == "reset" and not self.started:
+            return None
+        self.terminal = True
+        return _ENDINGS[name]
+
+    def passed(self, entry: Mapping[str, Any]) -> None:
+        """Move past ``entry``: a reset ends whatever ran, the state follows the event."""
+        if entry["name"] == "reset":
+            # Whatever the reset ended, the next run of this job is a new execution.
+            if self.started or self.terminal:
+                self.execution += 1
+            self.started = self.terminal = False
+        if entry.get("to_state"):
+            self.state = str(entry["to_state"])
 
 
 def to_json_lines(events: Sequence[LifecycleEvent]) -> str:

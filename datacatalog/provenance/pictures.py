@@ -267,15 +267,9 @@ def to_mermaid(result: LineageGraph, *, link: Link | None = None) -> str:
         lines.append(f'  {ident}{left}"{label}"{right}')
     for edge in result.edges:
         lines.append(f"  {node_id(edge.source)} -->|{edge.relation}| {node_id(edge.target)}")
-    for style in (ENTITY, ACTIVITY, AGENT):
-        members = [node_id(n.id) for n in result.nodes if style_of(n.kind) is style]
-        if members:
-            lines.append(f"  class {','.join(members)} {style.prov_class}")
+    lines += _mermaid_classes(result)
     if link is not None:
-        for node in result.nodes:
-            url = link(node)
-            if url:
-                lines.append(f'  click {node_id(node.id)} href "{_mermaid_text(url)}" _top')
+        lines += _mermaid_clicks(result, link)
     text = "\n".join(lines) + "\n"
     if len(text) > MERMAID_MAX_CHARS:
         raise InvalidRequestError(
@@ -284,6 +278,26 @@ def to_mermaid(result: LineageGraph, *, link: Link | None = None) -> str:
             characters=len(text),
         )
     return text
+
+
+def _mermaid_classes(result: LineageGraph) -> list[str]:
+    """One ``class`` line per PROV class with members: which nodes it paints."""
+    lines = []
+    for style in (ENTITY, ACTIVITY, AGENT):
+        members = [node_id(n.id) for n in result.nodes if style_of(n.kind) is style]
+        if members:
+            lines.append(f"  class {','.join(members)} {style.prov_class}")
+    return lines
+
+
+def _mermaid_clicks(result: LineageGraph, link: Link) -> list[str]:
+    """One ``click`` line per node that ``link`` gives an address."""
+    lines = []
+    for node in result.nodes:
+        url = link(node)
+        if url:
+            lines.append(f'  click {node_id(node.id)} href "{_mermaid_text(url)}" _top')
+    return lines
 
 
 def _mermaid_text(value: str) -> str:

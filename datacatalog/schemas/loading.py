@@ -188,30 +188,13 @@ def locate(kind: str, field_path: str, *, item: bool) -> tuple[str, str]:
     uri, pointer = schema_uri(kind), ""
     for depth, segment in enumerate(segments):
         uri, pointer, schema = _dereference(uri, pointer)
-        walked = segments[: depth + 1]
-        types = _types(schema)
-        if segment in schema.get("properties", {}):
-            pointer = f"{pointer}/properties/{_escape(segment)}"
-        elif "array" in types and (segment.isdigit() or segment == "$"):
-            if "items" not in schema:
-                return ANY_VALUE
-            pointer = f"{pointer}/items"
-        elif "object" in types:
-            extra = schema.get("additionalProperties", True)
-            if extra is False:
-                raise _bad_field(kind, walked, f"unknown field {segment!r}")
-            if not isinstance(extra, dict):
-                # An open object (free-form data, metadata extras): anything may go here.
-                return ANY_VALUE
-            pointer = f"{pointer}/additionalProperties"
-        elif _unconstrained(schema):
+        step = _step(kind, schema, segment, segments[: depth + 1])
+        if step is None:
             return ANY_VALUE
-        else:
-            parent = ".".join(segments[:depth])
-            raise _bad_field(kind, walked, f"{parent!r} has no field {segment!r}")
+        pointer += step
     if item:
         uri, pointer, schema = _dereference(uri, pointer)
-        if "array" not in _types(schema):
+        if "array" not in schema_types(schema):
             raise _bad_field(kind, segments, f"field {field_path!r} is not an array")
         if "items" not in schema:
             return ANY_VALUE
@@ -219,7 +202,27 @@ def locate(kind: str, field_path: str, *, item: bool) -> tuple[str, str]:
     return uri, pointer
 
 
-def _types(schema: Mapping[str, Any]) -> set[str]:
+def _step(kind: str, schema: Mapping[str, Any], segment: str, walked: list[str]) -> str | None:
+    """The JSON pointer step from ``schema`` to its field ``segment``; None where any value
+    may go (an open object, an array without ``items``, an unconstrained schema)."""
+    if segment in schema.get("properties", {}):
+        return f"/properties/{_escape(segment)}"
+    types = schema_types(schema)
+    if "array" in types and (segment.isdigit() or segment == "$"):
+        return "/items" if "items" in schema else None
+    if "object" in types:
+        extra = schema.get("additionalProperties", True)
+        if extra is False:
+            raise _bad_field(kind, walked, f"unknown field {segment!r}")
+        # An open object (free-form data, metadata extras): anything may go here.
+        return "/additionalProperties" if isinstance(extra, dict) else None
+    if _unconstrained(schema):
+        return None
+    parent = ".".join(walked[:-1])
+    raise _bad_field(kind, walked, f"{parent!r} has no field {segment!r}")
+
+
+def schema_types(schema: Mapping[str, Any]) -> set[str]:
     """The JSON types a schema declares (an object if it lists properties)."""
     declared = schema.get("type")
     if isinstance(declared, str):

@@ -52,7 +52,7 @@ class ErrorResponse(BaseModel):
 
 
 class EventRequest(BaseModel):
-    """One event for a job (SPEC §9)."""
+    """One event for a job (docs/service.md, "Events")."""
 
     model_config = ConfigDict(
         extra="forbid",

@@ -302,6 +302,13 @@ def test_bad_job_input_is_refused_and_nothing_is_written(
         world.jobs.create(world.plan(data, **options))
 
 
+def test_plan_refuses_an_option_it_does_not_declare(world: World) -> None:
+    with nothing_written(world), pytest.raises(TypeError, match="archive_paht"):
+        world.plan({"n": 1}, archive_paht="/products/x")
+    with pytest.raises(TypeError, match="metadata"):
+        world.jobs.plan(pipeline=world.pipeline.uuid)  # type: ignore[call-arg]
+
+
 # -- find ------------------------------------------------------------------------------
 
 
@@ -347,6 +354,11 @@ def test_find_refuses_bad_filters(world: World) -> None:
         world.jobs.find(limit=5000)
     with pytest.raises(InvalidRequestError, match="skip"):
         world.jobs.find(skip=-1)
+
+
+def test_find_refuses_a_filter_it_does_not_declare(world: World) -> None:
+    with pytest.raises(TypeError, match="states"):
+        world.jobs.find(states="RUNNING")  # type: ignore[call-arg]
 
 
 def test_find_pages_are_stable_and_complete(world: World) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,8 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unus
 
 from datacatalog import schemas
 from datacatalog.errors import InvalidRequestError
+from datacatalog.indexing import FileRecord
+from datacatalog.schemas.fields import fields_of
 from datacatalog.states import ADMIN_ACTIONS, EVENTS, STATES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -502,3 +505,55 @@ def test_compiled_and_precise_validators_agree_on_every_example(kind: str) -> No
         fast = schemas.compiled.check(schemas.compiled.document_validator(kind), document)
         assert fast == schemas.validator_for(kind).is_valid(document), path
         assert fast == (path.parent.name == "valid"), path
+
+
+# -- fields of a kind, and the file record read by them --------------------------------
+
+
+def test_the_fields_of_a_kind_are_read_from_its_schema() -> None:
+    found = fields_of("file")
+    assert "_properties" not in found and "_visible" not in found
+    assert found["uuid"].required and not found["uuid"].array
+    assert found["derived_from"].array and not found["derived_from"].required
+    assert found["generated_by"].array and found["generated_by"].required
+    assert found["fixity_date"].date_time and not found["size"].date_time
+
+
+def test_the_file_record_has_exactly_the_schema_fields() -> None:
+    assert {f.name for f in dataclass_fields(FileRecord)} == set(fields_of("file"))
+
+
+def test_a_file_record_reads_a_document_and_writes_json_by_the_schema() -> None:
+    moment = datetime(2024, 3, 1, 12, 59, 59, 999000, tzinfo=timezone.utc)
+    document = {
+        "uuid": "10587c4e-4516-58a1-be87-e3421c5d61a7",
+        "name": "/products/a.png",
+        "storage_system": "local",
+        "level": "2",
+        "type": "PNG",
+        "generated_by": ["107a90b7-f083-5167-a63d-41a3bf278bf8"],
+        "derived_from": None,
+        "modified_date": moment,
+        "_visible": True,
+    }
+    record = FileRecord.from_document(document)
+    assert record.derived_from == [] and record.child_of == []
+    assert record.size is None and record.fixity_date is None
+    assert record.to_dict() == {
+        "uuid": "10587c4e-4516-58a1-be87-e3421c5d61a7",
+        "name": "/products/a.png",
+        "storage_system": "local",
+        "size": None,
+        "sha256": None,
+        "level": "2",
+        "type": "PNG",
+        "generated_by": ["107a90b7-f083-5167-a63d-41a3bf278bf8"],
+        "derived_from": [],
+        "derived_using": [],
+        "child_of": [],
+        "modified_date": "2024-03-01T12:59:59.999000+00:00",
+        "fixity_date": None,
+        "note": None,
+    }
+    with pytest.raises(KeyError, match="level"):
+        FileRecord.from_document({k: v for k, v in document.items() if k != "level"})

@@ -52,7 +52,7 @@ def open_catalog(
 
     Args:
         mongodb: A URI string, a settings dict, a pymongo ``Database`` or a ``Store``;
-            ``None`` uses the configured store (the embedded catalog by default).
+            ``None`` uses the configured store (the local catalog by default).
         settings: The configuration (default: :meth:`Settings.load`).
         agent: Who events sent through this catalog come from.
 

@@ -101,6 +101,7 @@ class ExecutionLoop:
         self.executor.start(self.execution.id, self._inbox.put)
         self.started = True
         scheduler = Scheduler(self.tasks)
+        self._last_poll = self.clock.now()
         while self._turn(scheduler):
             pass
         self.recorder.flush()  # the task records are stored before the execution's end

@@ -15,9 +15,9 @@ from datacatalog.catalog import Catalog
 from datacatalog.errors import InvalidRequestError
 from datacatalog.freeform import check_object
 from datacatalog.orchestrator.decorators import Workflow
-from datacatalog.orchestrator.exceptions import InvalidWorkflowRunnerParams
+from datacatalog.orchestrator.exceptions import ActiveExecutionsError, InvalidWorkflowRunnerParams
 from datacatalog.orchestrator.executors.base import Executor
-from datacatalog.orchestrator.model import UNLIMITED_ATTEMPTS
+from datacatalog.orchestrator.model import UNLIMITED_ATTEMPTS, Execution
 from datacatalog.orchestrator.plugin import PluginManager
 from datacatalog.orchestrator.registry import resolve, workflow_version
 from datacatalog.storage import StorageRegistry
@@ -60,6 +60,26 @@ def check_target(
         )
     if inputs is not None and not isinstance(inputs, Mapping):
         raise InvalidWorkflowRunnerParams(f"inputs must be a mapping, not {type(inputs).__name__}")
+
+
+def check_resumable(previous: Execution, *, retry_failed: bool) -> None:
+    """Refuse to resume ``previous`` unless it was cancelled (or failed, with ``retry_failed``).
+
+    Raises:
+        ActiveExecutionsError: It is still active.
+        InvalidWorkflowRunnerParams: It ended in a way that does not resume.
+    """
+    if previous.status == "cancelled" or (previous.status == "failed" and retry_failed):
+        return
+    if previous.active:
+        raise ActiveExecutionsError(
+            f"execution {previous.id} is {previous.status}: it is still active",
+            holder=previous.id,
+        )
+    allowed = "cancelled or failed" if retry_failed else "cancelled (failed with retry_failed=True)"
+    raise InvalidWorkflowRunnerParams(
+        f"execution {previous.id} is {previous.status}; only a {allowed} execution resumes"
+    )
 
 
 def max_attempts(value: object, what: str) -> int:

@@ -27,7 +27,6 @@ import threading
 import uuid as uuid_module
 from collections.abc import Mapping
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, NoReturn
 
 from blinker import NamedSignal
@@ -40,28 +39,27 @@ from datacatalog.jobs.reruns import Decision, decide, record_up_to_date
 from datacatalog.jobs.reruns import Outcome as RunOutcome
 from datacatalog.orchestrator import events
 from datacatalog.orchestrator.clock import Clock, SystemClock
-from datacatalog.orchestrator.context import JobInfo, RecordCollector, WorkflowContext, make_logger
 from datacatalog.orchestrator.decorators import Workflow
 from datacatalog.orchestrator.exceptions import (
     ActiveExecutionsError,
     InvalidWorkflowRunnerParams,
-    OrchestratorError,
     WorkflowFailedError,
 )
 from datacatalog.orchestrator.executors.base import Executor
-from datacatalog.orchestrator.graph import TaskGraph
-from datacatalog.orchestrator.leasing import ExecutionLease
+from datacatalog.orchestrator.leasing import ExecutionLease, check_no_active
 from datacatalog.orchestrator.loop import ExecutionLoop, LoopEnd
-from datacatalog.orchestrator.model import LEASED_EXECUTION_STATUSES, Execution, TaskRecord
+from datacatalog.orchestrator.model import Execution, TaskRecord
 from datacatalog.orchestrator.parameters import (
     Timing,
     check_executor,
+    check_resumable,
     check_target,
     effective_inputs,
     open_catalog,
     workflow_parameters,
 )
 from datacatalog.orchestrator.plugin import PluginManager
+from datacatalog.orchestrator.preparation import build_graph, job_info, new_tasks, resumed_tasks
 from datacatalog.orchestrator.recorder import (
     HISTORY_BATCH,
     HISTORY_FLUSH_SECONDS,
@@ -71,9 +69,8 @@ from datacatalog.orchestrator.recorder import (
     START_WRITE_DELAY,
     Recorder,
 )
-from datacatalog.orchestrator.records import ExecutionRecords, new_execution_id, task_id
+from datacatalog.orchestrator.records import ExecutionRecords, new_execution_id
 from datacatalog.orchestrator.registry import resolve
-from datacatalog.orchestrator.scheduler import attempt_budget
 from datacatalog.orchestrator.worker import Invocation, error_info
 from datacatalog.storage import StorageRegistry
 
@@ -223,7 +220,7 @@ class WorkflowRunner:
     def _resumable(self, execution_id: str) -> Execution:
         """The execution to resume (its attempts and interval become the runner's)."""
         previous = self.records.execution(execution_id)
-        self._check_resumable(previous)
+        check_resumable(previous, retry_failed=self._retry_failed)
         self._max_attempts = previous.task_max_attempts
         self._retry_interval = previous.task_retry_interval
         return previous
@@ -269,15 +266,25 @@ class WorkflowRunner:
         self.executor: Executor = executor if executor is not None else _default_executor()
         self._lease = ExecutionLease(self.catalog, ttl=self._lease_ttl)
         self._check_no_active(besides=besides)
-        self._job_info = self._make_job_info(self._job)
+        self._job_info = job_info(
+            self._job, self.storage, self.catalog.jobs.job_token(self._job.uuid)
+        )
         # The id the execution has (or will have): the workflow function sees it.
         self._new_id = (
             self._resumed_from.id if self._resumed_from else new_execution_id(self._job.uuid)
         )
-        self._build_graph()
+        built = build_graph(
+            self.workflow,
+            self.workflow_name,
+            execution_id=self._new_id,
+            job=self._job_info,
+            inputs=self._inputs,
+        )
+        self._graph, self._workflow_logs = built.graph, built.logs
         self.executor.check([self._invocation(node.name, 1, 1, 0.0, "") for node in self._graph])
         if self._resumed_from is not None:
-            self._execution = self._resumed_execution(self._resumed_from)
+            self._execution = self._resumed_from
+            self._tasks.update(resumed_tasks(self.records, self._execution, self._graph))
         else:
             self._execution = self._new_execution()
         self._recorder = Recorder(
@@ -299,39 +306,6 @@ class WorkflowRunner:
             index_outputs=self._index_outputs,
         )
 
-    def _build_graph(self) -> None:
-        """Run the workflow function: its graph, and its own log records (kept until it runs)."""
-        collector = RecordCollector(None, None)
-        self._workflow_logger = make_logger(
-            f"datacatalog.workflow.{self.workflow.name}", collector, []
-        )
-        self._workflow_logs = collector
-        self._graph = TaskGraph()
-        build_ctx = WorkflowContext(
-            execution_id=self._new_id,
-            workflow_name=self.workflow_name,
-            job=self._job_info,
-            inputs=self._inputs,
-            logger=self._workflow_logger,
-        )
-        try:
-            self.workflow(build_ctx, self._graph, **self._inputs)
-        except OrchestratorError:
-            raise
-        except InvalidRequestError as exc:
-            raise InvalidWorkflowRunnerParams(f"workflow {self.workflow_name}: {exc}") from exc
-
-    def _resumed_execution(self, execution: Execution) -> Execution:
-        """The resumed execution, its recorded tasks the graph's (refused otherwise)."""
-        self._tasks.update((t.name, t) for t in self.records.tasks(execution.id))
-        missing = [n.name for n in self._graph if n.name not in self._tasks]
-        if missing:
-            raise InvalidWorkflowRunnerParams(
-                f"execution {execution.id}: the workflow now builds tasks it did not "
-                f"record ({', '.join(missing)}); it cannot be resumed"
-            )
-        return execution
-
     def _new_execution(self) -> Execution:
         """Record the new execution and its tasks (pending, each with its attempt budget)."""
         execution = self.records.create_execution(
@@ -344,22 +318,14 @@ class WorkflowRunner:
             task_max_attempts=self._max_attempts,
             task_retry_interval=self._retry_interval,
         )
-        for position, node in enumerate(self._graph):
-            op = node.operation
-            self._tasks[node.name] = TaskRecord(
-                id=task_id(execution.id, node.name),
-                execution_id=execution.id,
-                name=node.name,
-                operation=op.path,
-                dependencies=list(node.dependencies),
-                status="pending",
-                max_attempts=attempt_budget(op, self._max_attempts),
-                retry_interval=op.retry_interval
-                if op.retry_interval is not None
-                else self._retry_interval,
-                ignore_failure=bool(op.ignore_failure),
-                position=position,
+        self._tasks.update(
+            new_tasks(
+                self._graph,
+                execution.id,
+                max_attempts=self._max_attempts,
+                retry_interval=self._retry_interval,
             )
+        )
         self.records.create_tasks(list(self._tasks.values()))
         return execution
 
@@ -501,52 +467,16 @@ class WorkflowRunner:
                 return execution
         return None
 
-    def _check_resumable(self, previous: Execution) -> None:
-        if previous.status == "cancelled" or (previous.status == "failed" and self._retry_failed):
-            return
-        if previous.active:
-            raise ActiveExecutionsError(
-                f"execution {previous.id} is {previous.status}: it is still active",
-                holder=previous.id,
-            )
-        allowed = (
-            "cancelled or failed"
-            if self._retry_failed
-            else "cancelled (failed with retry_failed=True)"
-        )
-        raise InvalidWorkflowRunnerParams(
-            f"execution {previous.id} is {previous.status}; only a {allowed} execution resumes"
-        )
-
     def _check_no_active(self, *, besides: str | None) -> None:
-        holder = self._lease.holder(self._job.uuid)
-        if holder is not None and holder != besides:
-            raise ActiveExecutionsError(
-                f"job {self._job.uuid} has an active execution: held by {holder}", holder=holder
-            )
-        # Nobody (but ``besides``) holds the lease: a started execution is a dead one.
-        for execution in self.records.active_executions(self._job.uuid, besides=besides):
-            if execution.status not in LEASED_EXECUTION_STATUSES:
-                continue  # a pending one may be a runner that has not executed yet
-            if self.records.close_abandoned(execution, now=self.clock.now()):
-                log.warning("closed execution %s: its lease lapsed", execution.id)
-        active = self.records.active_executions(self._job.uuid, besides=besides)
-        if active:
-            raise ActiveExecutionsError(
-                f"job {self._job.uuid} has an active execution: {active[0].id} "
-                f"({active[0].workflow_name}, {active[0].status})",
-                holder=active[0].id,
-            )
-
-    def _make_job_info(self, job: Job) -> JobInfo:
-        system = self.storage.get(job.archive_system)
-        local = system.resolve(job.archive_path) if system.is_local else None
-        return JobInfo(
-            uuid=job.uuid,
-            archive_path=job.archive_path,
-            archive_system=job.archive_system,
-            archive_dir=str(Path(local)) if local else None,
-            token=self.catalog.jobs.job_token(job.uuid),
+        check_no_active(
+            self._lease,
+            self.records,
+            self._job.uuid,
+            besides=besides,
+            now=self.clock.now(),
+            on_closed=lambda execution: log.warning(
+                "closed execution %s: its lease lapsed", execution.id
+            ),
         )
 
     def _invocation(

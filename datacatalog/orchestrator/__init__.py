@@ -8,7 +8,9 @@ catalog: every execution belongs to a job and drives its state (``run`` → ``fi
 * :mod:`.events` — the orchestrator's signals;
 * :mod:`.exceptions` — its errors;
 * :mod:`.plugin` — ``PluginManager``: wagons and declared workflows;
-* :mod:`.workflow_runner` — ``WorkflowRunner``;
+* :mod:`.workflow_runner` — ``WorkflowRunner``: one execution on one job; it runs the
+  :mod:`.loop`, asks the :mod:`.scheduler` what is ready and has its :mod:`.recorder`
+  write what each signal means;
 * :mod:`.executors` — threads, processes, Dask distributed.
 """
 

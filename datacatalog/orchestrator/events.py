@@ -16,16 +16,14 @@ signal                              sent when (keyword arguments)
 ==================================  ==================================================
 
 The sender is the execution's run (its ``execution`` property is the record). The
-runner records state in the first receiver of every signal, connected here, before any
-subscriber's: a subscriber sees the record as it is stored (a task's write may still be
-on its way from the runner's writer threads; it lands before the execution ends). Subscribe with
+runner hands each signal to its recorder (:mod:`.recorder`) before it sends it, so a
+subscriber sees the record as it is stored (a task's write may still be on its way from
+the recorder's writer thread; it lands before the execution ends). Subscribe with
 ``events.on_success_task_signal.connect(handler)``; a subscriber that raises is logged
 and never changes the execution.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from blinker import Namespace
 
@@ -52,17 +50,3 @@ WORKFLOW_SIGNALS = (
     on_failure_workflow_signal,
 )
 TASK_SIGNALS = (sent_task_signal, start_task_signal, on_success_task_signal, on_failure_task_signal)
-
-
-def _record(signal_name: str) -> Any:
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        recorder = getattr(sender, "record", None)
-        if recorder is not None:
-            recorder(signal_name, **kwargs)
-
-    return receiver
-
-
-# Connected first and held strongly: the record is written before any subscriber runs.
-for _signal in (*WORKFLOW_SIGNALS, *TASK_SIGNALS):
-    _signal.connect(_record(_signal.name), weak=False)

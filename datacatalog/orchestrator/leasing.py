@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import TypeVar
 
 from datacatalog.catalog import Catalog
@@ -23,6 +24,8 @@ from datacatalog.errors import ActiveExecutionsError as CatalogActiveExecutionsE
 from datacatalog.errors import LeaseLostError
 from datacatalog.jobs.leases import DEFAULT_TTL, Heartbeat, Lease, LeaseService
 from datacatalog.orchestrator.exceptions import ActiveExecutionsError
+from datacatalog.orchestrator.model import LEASED_EXECUTION_STATUSES, Execution
+from datacatalog.orchestrator.records import ExecutionRecords
 from datacatalog.store import RetryPolicy
 
 LEASE_KIND = "workflow"
@@ -93,3 +96,39 @@ class ExecutionLease:
                 lambda: self._service.release(lease), what=f"release the lease of {lease.holder}"
             )
             self._lease = None
+
+
+def check_no_active(
+    lease: ExecutionLease,
+    records: ExecutionRecords,
+    job_uuid: str,
+    *,
+    besides: str | None,
+    now: datetime,
+    on_closed: Callable[[Execution], None],
+) -> None:
+    """Refuse a job with an active execution (but ``besides``); close the dead ones first.
+
+    ``on_closed`` is told of each execution closed because its lease lapsed.
+
+    Raises:
+        ActiveExecutionsError: Naming the holder of the job's lease, or its active execution.
+    """
+    holder = lease.holder(job_uuid)
+    if holder is not None and holder != besides:
+        raise ActiveExecutionsError(
+            f"job {job_uuid} has an active execution: held by {holder}", holder=holder
+        )
+    # Nobody (but ``besides``) holds the lease: a started execution is a dead one.
+    for execution in records.active_executions(job_uuid, besides=besides):
+        if execution.status not in LEASED_EXECUTION_STATUSES:
+            continue  # a pending one may be a runner that has not executed yet
+        if records.close_abandoned(execution, now=now):
+            on_closed(execution)
+    active = records.active_executions(job_uuid, besides=besides)
+    if active:
+        raise ActiveExecutionsError(
+            f"job {job_uuid} has an active execution: {active[0].id} "
+            f"({active[0].workflow_name}, {active[0].status})",
+            holder=active[0].id,
+        )

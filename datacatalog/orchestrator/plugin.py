@@ -247,58 +247,8 @@ class PluginManager:
             raise InvalidPluginError(f"{path}: no such file")
         if not zipfile.is_zipfile(path):
             raise InvalidPluginError(f"{path}: not a zip archive (corrupt or of another format)")
-        try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-                bad = archive.testzip()
-                if bad is not None:
-                    raise InvalidPluginError(f"{path}: the archive is corrupt (bad CRC in {bad})")
-                candidates = [
-                    n
-                    for n in names
-                    if PurePosixPath(n).name == METADATA_FILE and len(PurePosixPath(n).parts) <= 2
-                ]
-                if not candidates:
-                    raise InvalidPluginError(
-                        f"{path}: no {METADATA_FILE} at the root or in the top-level directory: "
-                        "not a wagon"
-                    )
-                member = sorted(candidates, key=len)[0]
-                try:
-                    raw = json.loads(archive.read(member).decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                    raise InvalidPluginError(f"{path}: {member} is not JSON: {exc}") from None
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise InvalidPluginError(f"{path}: cannot read the archive: {exc}") from None
-        root = str(PurePosixPath(member).parent) if "/" in member else ""
-        if not isinstance(raw, dict):
-            raise InvalidPluginError(f"{path}: {member} must hold a JSON object")
-        name, version = raw.get("package_name"), raw.get("package_version")
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise InvalidPluginError(
-                f"{path}: {member}: package_name is missing or malformed ({name!r})"
-            )
-        if not isinstance(version, str) or not version.strip() or "/" in version:
-            raise InvalidPluginError(
-                f"{path}: {member}: package_version is missing or malformed ({version!r})"
-            )
-        wheels = raw.get("wheels")
-        if (
-            not isinstance(wheels, list)
-            or not wheels
-            or not all(isinstance(w, str) and w.endswith(".whl") and "/" not in w for w in wheels)
-        ):
-            raise InvalidPluginError(
-                f"{path}: {member}: wheels must list the wagon's .whl file names"
-            )
-        prefix = f"{root}/wheels/" if root else "wheels/"
-        missing = [w for w in wheels if prefix + w not in names]
-        if missing:
-            raise InvalidPluginError(
-                f"{path}: wheel(s) listed but not in the archive: {', '.join(missing)}"
-            )
-        platform = raw.get("supported_platform", "any")
-        return WagonMetadata(name, version, tuple(wheels), root, str(platform))
+        names, member, raw = _read_wagon(path)
+        return _wagon_metadata(path, names, member, raw)
 
     # -- listing ----------------------------------------------------------------------------
 
@@ -367,3 +317,62 @@ def _append_path(env: MutableMapping[str, str], name: str, entry: str) -> None:
     if entry not in parts:
         parts.append(entry)
     env[name] = os.pathsep.join(parts)
+
+
+def _read_wagon(path: Path) -> tuple[list[str], str, Any]:
+    """The archive's member names, its metadata file's name and that file's JSON."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            bad = archive.testzip()
+            if bad is not None:
+                raise InvalidPluginError(f"{path}: the archive is corrupt (bad CRC in {bad})")
+            candidates = [
+                n
+                for n in names
+                if PurePosixPath(n).name == METADATA_FILE and len(PurePosixPath(n).parts) <= 2
+            ]
+            if not candidates:
+                raise InvalidPluginError(
+                    f"{path}: no {METADATA_FILE} at the root or in the top-level directory: "
+                    "not a wagon"
+                )
+            member = sorted(candidates, key=len)[0]
+            try:
+                raw = json.loads(archive.read(member).decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise InvalidPluginError(f"{path}: {member} is not JSON: {exc}") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InvalidPluginError(f"{path}: cannot read the archive: {exc}") from None
+    return names, member, raw
+
+
+def _wagon_metadata(path: Path, names: list[str], member: str, raw: Any) -> WagonMetadata:
+    """The wagon's metadata, checked: name, version, and wheels present in the archive."""
+    root = str(PurePosixPath(member).parent) if "/" in member else ""
+    if not isinstance(raw, dict):
+        raise InvalidPluginError(f"{path}: {member} must hold a JSON object")
+    name, version = raw.get("package_name"), raw.get("package_version")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidPluginError(
+            f"{path}: {member}: package_name is missing or malformed ({name!r})"
+        )
+    if not isinstance(version, str) or not version.strip() or "/" in version:
+        raise InvalidPluginError(
+            f"{path}: {member}: package_version is missing or malformed ({version!r})"
+        )
+    wheels = raw.get("wheels")
+    if (
+        not isinstance(wheels, list)
+        or not wheels
+        or not all(isinstance(w, str) and w.endswith(".whl") and "/" not in w for w in wheels)
+    ):
+        raise InvalidPluginError(f"{path}: {member}: wheels must list the wagon's .whl file names")
+    prefix = f"{root}/wheels/" if root else "wheels/"
+    missing = [w for w in wheels if prefix + w not in names]
+    if missing:
+        raise InvalidPluginError(
+            f"{path}: wheel(s) listed but not in the archive: {', '.join(missing)}"
+        )
+    platform = raw.get("supported_platform", "any")
+    return WagonMetadata(name, version, tuple(wheels), root, str(platform))

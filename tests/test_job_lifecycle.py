@@ -293,3 +293,39 @@ def test_a_finish_racing_a_takeover_ends_one_way_only(real: World) -> None:
             assert isinstance(take, InvalidTransitionError), take
             assert job.state == "FINISHED" and job.lease is None
             assert names(real, uuid) == ["create", "run", "finish"]
+
+
+# -- the stage driver's round trips -----------------------------------------------------------
+
+
+def test_a_driver_runs_a_created_job_in_three_round_trips(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datacatalog.driver import Driver
+
+    job = world.new_job({"n": 20}, setup_archive_path=False)
+    calls = spy(world.store, monkeypatch)
+    driver = Driver(job.uuid, catalog=world.catalog, execute=lambda d, p: None)
+    driver.start()
+    result = driver.wait_for_completion(timeout=30)
+    assert result.succeeded and result.lease_released and result.state == "FINISHED"
+    # The job read once; lease + run in one write; finish + lease release in one write.
+    assert calls == Counter({"find": 1, "update_pipeline": 1, "update": 1})
+    assert names(world, job.uuid) == ["create", "run", "finish"]
+    assert world.jobs.get(job.uuid).lease is None
+
+
+def test_a_failing_driver_ends_with_fail_and_the_release_in_one_write(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datacatalog.driver import Driver
+
+    job = world.new_job({"n": 21}, setup_archive_path=False)
+    calls = spy(world.store, monkeypatch)
+    driver = Driver(job.uuid, catalog=world.catalog, execute=lambda d, p: False)
+    driver.start()
+    result = driver.wait_for_completion(timeout=30)
+    assert not result.succeeded and result.lease_released and result.state == "FAILED"
+    # The error note (an update event) is the one write more.
+    assert calls == Counter({"find": 1, "update_pipeline": 1, "update": 2})
+    assert names(world, job.uuid) == ["create", "run", "update", "fail"]

@@ -58,7 +58,12 @@ from datacatalog.driver.values import (
     cut,
     error_record,
 )
-from datacatalog.errors import DataCatalogError, InvalidRequestError, LeaseLostError
+from datacatalog.errors import (
+    DataCatalogError,
+    InvalidRequestError,
+    InvalidTransitionError,
+    LeaseLostError,
+)
 from datacatalog.jobs import Job
 from datacatalog.jobs.leases import DEFAULT_TTL, Heartbeat, Lease
 from datacatalog.jobs.references import file_reference_uuid, references_in
@@ -244,6 +249,7 @@ class Driver:
         self._cancel_reason: str | None = None
         self._cancel_seen = False
         self._lease: Lease | None = None
+        self._released = False  # the end write gave the lease back
         self._lease_taken_at = 0.0  # on self._clock, just before the lease was taken
         self._heartbeat: Heartbeat | None = None
         self._lease_lost: LeaseLostError | None = None
@@ -342,10 +348,14 @@ class Driver:
             return
         leases = self.catalog.leases
         try:
-            decision = self._decide()
-            if decision.runs:
-                if self._execute is not None:
-                    self._payload_entries = self._entries()  # before anything is written
+            # The job as read when the driver was made: the start below is conditional on
+            # what is decided here, so a job that changed meanwhile is decided again.
+            decision = self._decide(current=self._job)
+            if decision.runs and self._execute is not None:
+                self._payload_entries = self._entries()  # before anything is written
+            if decision.runs and decision.event == "run":
+                decision = self._start_running(decision)
+            if decision.runs and self._lease is None:  # retry or rerun
                 self._lease_taken_at = self._clock()
                 self._lease = leases.acquire(
                     self._source.job_uuid, holder=self.id, kind="driver", ttl=self._lease_ttl
@@ -590,6 +600,11 @@ class Driver:
         if self._lease_lost is None:
             try:
                 report = self._post_terminal(outcome)
+            except LeaseLostError as exc:  # taken over before the end: the job is not ours
+                self._lease_lost = exc
+                self._emit("lease_lost", self._current_phase, str(exc))
+                outcome.reason, outcome.phase = "lease_lost", outcome.phase or "finish"
+                outcome.error = error_record(exc, traceback=False)
             except BaseException as exc:  # the store failed: say so, never hang
                 event_error = error_record(exc)
                 self._emit("error", None, f"could not record the outcome: {exc}", error=event_error)
@@ -599,14 +614,13 @@ class Driver:
 
     def _post_terminal(self, outcome: _Outcome) -> IndexReport | None:
         if outcome.reason is not None:
-            self._job = self._while_leased(
-                lambda: self._send("fail", self._fail_data(outcome), key="fail"), "fail"
-            )
+            self._end([("fail", self._fail_data(outcome), "fail")])
             return None
         finish = {"driver": self.id, "stage": self._stage_name, "attempts": outcome.attempts}
-        self._job = self._while_leased(lambda: self._send("finish", finish, key="finish"), "finish")
         if not self._index_outputs:
+            self._end([("finish", finish, "finish")])
             return None
+        self._job = self._while_leased(lambda: self._send("finish", finish, key="finish"), "finish")
         self._emit("phase_started", "index", "indexing the outputs")
         try:
             report = self.catalog.indexing.index(
@@ -629,13 +643,36 @@ class Driver:
         self._emit("phase_ended", "index", f"{report.written} output file(s) indexed")
         return report
 
-    def _decide(self, first: Decision | None = None) -> Decision:
+    def _start_running(self, decision: Decision) -> Decision:
+        """Take the lease and send ``run`` in one conditional write
+        (:meth:`Lifecycle.start`); a job whose state moved on since it was read is
+        decided again (on a fresh read), and returned undecided-upon for the caller."""
+        self._lease_taken_at = self._clock()
+        try:
+            started = self.catalog.jobs.lifecycle.start(
+                self._source.job_uuid,
+                holder=self.id,
+                event_id=f"{self.id}:run",
+                data=event_data(decision, {"driver": self.id, "stage": self._stage_name}),
+                kind="driver",
+                ttl=self._lease_ttl,
+                token=self._source.token,
+            )
+        except InvalidTransitionError:
+            return self._decide()
+        self._lease = started.lease
+        self._job = started.job
+        self._events.append("run")
+        return decision
+
+    def _decide(self, first: Decision | None = None, *, current: Job | None = None) -> Decision:
         """Decide (again, under the lease, when ``first`` is the decision before it)."""
         decision = decide(
             self.catalog,
             self._source.job_uuid,
             holder=self.id,
             token=self._source.token,
+            current=current,
             **self._rerun_options,
         )
         if (
@@ -691,10 +728,10 @@ class Driver:
         event_error: dict[str, Any] | None = None,
         events_posted: bool = True,
     ) -> None:
-        released = False
+        released = self._released
         if self._heartbeat is not None:
             self._heartbeat.stop()
-        if self._lease is not None:
+        if self._lease is not None and not released:
             lease = self.lease or self._lease
             with suppress(DataCatalogError):  # else the lease lapses by itself
                 released = self._while_leased(
@@ -869,6 +906,22 @@ class Driver:
         ).job
         self._events.append(event)
         return job
+
+    def _end(self, events: list[tuple[str, dict[str, Any], str]]) -> None:
+        """Append the terminal ``events`` (name, data, key) and release the lease, in one
+        conditional write (:meth:`Lifecycle.end`); keys are ``<driver id>:<key>``."""
+        lease = self.lease or self._lease
+        assert lease is not None
+        if self._heartbeat is not None:
+            self._heartbeat.stop()  # the write below ends the lease
+        chain = [(name, data, f"{self.id}:{key}") for name, data, key in events]
+        what = "+".join(name for name, _data, _key in events)
+        self._job = self._while_leased(
+            lambda: self.catalog.jobs.lifecycle.end(lease, chain, token=self._source.token).job,
+            f"{what} and the lease release",
+        )
+        self._released = True
+        self._events.extend(name for name, _data, _key in events)
 
     def _lease_ends(self) -> float:
         """When the lease runs out unless renewed again, on the driver's clock."""

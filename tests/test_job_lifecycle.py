@@ -329,3 +329,109 @@ def test_a_failing_driver_ends_with_fail_and_the_release_in_one_write(
     # The error note (an update event) is the one write more.
     assert calls == Counter({"find": 1, "update_pipeline": 1, "update": 2})
     assert names(world, job.uuid) == ["create", "run", "update", "fail"]
+
+
+def test_a_driver_indexing_its_outputs_ends_in_two_round_trips(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datacatalog.driver import Driver, Payload
+
+    job = world.new_job({"n": 22})
+
+    def execute(driver: Driver, payload: Payload) -> None:
+        out = Path(payload.output_entries[0].path or "")
+        for n in range(3):
+            (out / f"part-{n}.csv").write_text(f"{n}\n", encoding="utf-8")
+
+    calls = spy(world.store, monkeypatch)
+    driver = Driver(job.uuid, catalog=world.catalog, execute=execute, index_outputs=True)
+    driver.start()
+    result = driver.wait_for_completion(timeout=30)
+    assert result.succeeded and result.lease_released and result.state == "FINISHED"
+    assert result.index_report is not None and result.index_report.written == 3
+    # Read, start; then the records in one bulk write and finish + index + indexed +
+    # the release in one conditional write.
+    assert calls == Counter({"find": 1, "update_pipeline": 1, "bulk_upsert": 1, "update": 1})
+    history = world.jobs.history(job.uuid)
+    assert [e.name for e in history] == ["create", "run", "finish", "index", "indexed"]
+    assert history[-1].data == {"files": 3, "errors": 0, "skipped": 0}
+    assert len(world.catalog.indexing.files(job.uuid)) == 3
+
+
+def test_the_bare_api_lifecycle_is_three_round_trips(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    plan = world.plan({"n": 23})
+    doc = world.jobs.planner.document(plan)
+    calls = spy(world.store, monkeypatch)
+    started = world.jobs.lifecycle.start(plan.uuid, holder="me", event_id="me:run", new=doc)
+    out = world.archive_dir(started.job)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.txt").write_text("42\n", encoding="utf-8")
+    job, report = world.catalog.indexing.complete(started.job, started.lease, key="me")
+    assert calls == Counter({"update_pipeline": 1, "bulk_upsert": 1, "update": 1})
+    assert job.state == "FINISHED" and job.lease is None
+    assert report is not None and report.written == 1 and report.state == "FINISHED"
+    assert names(world, plan.uuid) == ["create", "run", "finish", "index", "indexed"]
+
+
+def test_resending_a_whole_completion_changes_nothing(world: World) -> None:
+    plan = world.plan({"n": 24})
+    started = world.jobs.lifecycle.start(
+        plan.uuid, holder="me", event_id="me:run", new=world.jobs.planner.document(plan)
+    )
+    out = world.archive_dir(started.job)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.txt").write_text("42\n", encoding="utf-8")
+    world.catalog.indexing.complete(started.job, started.lease, key="me")
+    before = world.store.get("job", {"uuid": plan.uuid})
+    records = world.store.find("file", {})
+    again, _ = world.catalog.indexing.complete(started.job, started.lease, key="me")
+    assert again.state == "FINISHED"
+    assert world.store.get("job", {"uuid": plan.uuid}) == before
+    assert [r["uuid"] for r in world.store.find("file", {})] == [r["uuid"] for r in records]
+
+
+def test_a_completion_whose_lease_was_taken_over_leaves_the_job_to_its_new_holder(
+    world: World,
+) -> None:
+    plan = world.plan({"n": 25})
+    old = world.jobs.lifecycle.start(
+        plan.uuid, holder="d-old", event_id="d-old:run", new=world.jobs.planner.document(plan)
+    )
+    out = world.archive_dir(old.job)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.txt").write_text("42\n", encoding="utf-8")
+    lapse(world, plan.uuid, "d-old")
+    world.jobs.lifecycle.start(plan.uuid, holder="d-new", event_id="d-new:run")
+    with pytest.raises(LeaseLostError):
+        world.catalog.indexing.complete(old.job, old.lease, key="d-old")
+    job = world.jobs.get(plan.uuid)
+    assert job.state == "RUNNING" and job.lease is not None and job.lease.holder == "d-new"
+    assert "finish" not in names(world, plan.uuid)
+
+
+def test_a_completion_after_a_reset_unlinks_what_it_wrote(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = world.plan({"n": 26})
+    old = world.jobs.lifecycle.start(
+        plan.uuid, holder="d", event_id="d:run", new=world.jobs.planner.document(plan)
+    )
+    out = world.archive_dir(old.job)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.txt").write_text("42\n", encoding="utf-8")
+    real_write = world.store.bulk_upsert
+
+    def reset_first(*args: Any, **kwargs: Any) -> Any:
+        # The administrator resets the job just before the records are written.
+        world.store.update("job", {"uuid": plan.uuid}, {"$set": {"state": "RESET"}})
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(world.store, "bulk_upsert", reset_first)
+    with pytest.raises((LeaseLostError, InvalidTransitionError)):
+        world.catalog.indexing.complete(old.job, old.lease, key="d")
+    assert world.jobs.get(plan.uuid).state == "RESET"
+    assert world.catalog.indexing.files(plan.uuid) == []
+    (record,) = world.store.find("file", {})
+    assert record["generated_by"] == []

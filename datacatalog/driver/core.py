@@ -620,26 +620,30 @@ class Driver:
         if not self._index_outputs:
             self._end([("finish", finish, "finish")])
             return None
-        self._job = self._while_leased(lambda: self._send("finish", finish, key="finish"), "finish")
         self._emit("phase_started", "index", "indexing the outputs")
+        lease = self.lease or self._lease
+        assert lease is not None
+        job = self._job
         try:
-            report = self.catalog.indexing.index(
-                self._source.job_uuid, token=self._source.token, fixity=True, transition=True
+            # The records in bulk, then finish + index + indexed + the release in one write.
+            self._job, report = self._while_leased(
+                lambda: self.catalog.indexing.complete(
+                    job, lease, key=self.id, finish=finish, token=self._source.token
+                ),
+                "finish and index",
             )
+        except LeaseLostError:
+            raise
         except DataCatalogError as exc:
+            # Nothing ended the job: it fails (the records written, if any, are superseded
+            # when it runs again).
             outcome.fail("indexing_failed", "index", error_record(exc))
             self._emit("error", "index", f"indexing failed: {exc}", error=outcome.error)
-            current = self._while_leased(
-                lambda: self.catalog.jobs.get(self._source.job_uuid), "read the job"
-            )
-            self._job = current
-            if current.state == "INDEXING":  # the index event went: the job fails
-                self._job = self._while_leased(
-                    lambda: self._send("fail", self._fail_data(outcome), key="fail"), "fail"
-                )
+            self._end([("fail", self._fail_data(outcome), "fail")])
             return None
-        self._job = self.catalog.jobs.get(self._source.job_uuid)
-        self._events.extend(["index", "indexed"])
+        self._released = True
+        self._events.extend(["finish", "index", "indexed"])
+        assert report is not None
         self._emit("phase_ended", "index", f"{report.written} output file(s) indexed")
         return report
 

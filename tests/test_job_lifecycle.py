@@ -435,3 +435,29 @@ def test_a_completion_after_a_reset_unlinks_what_it_wrote(
     assert world.catalog.indexing.files(plan.uuid) == []
     (record,) = world.store.find("file", {})
     assert record["generated_by"] == []
+
+
+def test_a_driver_given_a_job_just_created_does_not_read_it_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datacatalog.driver import Driver
+
+    job = world.new_job({"n": 27}, setup_archive_path=False)
+    calls = spy(world.store, monkeypatch)
+    driver = Driver(job, catalog=world.catalog, execute=lambda d, p: None)
+    driver.start()
+    assert driver.wait_for_completion(timeout=30).succeeded
+    assert calls == Counter({"update_pipeline": 1, "update": 1})
+
+
+def test_a_driver_given_a_stale_job_decides_again_on_what_is_stored(world: World) -> None:
+    from datacatalog.driver import Driver
+
+    job = world.new_job({"n": 28}, setup_archive_path=False)
+    world.jobs.send(job.uuid, "run")
+    world.jobs.send(job.uuid, "finish")
+    driver = Driver(job, catalog=world.catalog, execute=lambda d, p: None)  # says CREATED
+    driver.start()
+    result = driver.wait_for_completion(timeout=30)
+    assert result.up_to_date and result.state == "FINISHED"
+    assert names(world, job.uuid) == ["create", "run", "finish", "reuse"]

@@ -230,8 +230,13 @@ class Driver:
 
         self._source: JobSource = resolve(job, catalog=catalog, store=store, token=token, env=env)
         try:
-            # A deleted job is read too: start() refuses it, naming what to do.
-            self._job: Job = self.catalog.jobs.get(self._source.job_uuid, include_deleted=True)
+            if isinstance(job, Job) and job.state == "CREATED" and job.visible:
+                # A job just created is not read again: the start is conditional on its
+                # state, and a job that moved on meanwhile is decided again on a read.
+                self._job: Job = job
+            else:
+                # A deleted job is read too: start() refuses it, naming what to do.
+                self._job = self.catalog.jobs.get(self._source.job_uuid, include_deleted=True)
             pipeline = self.catalog.pipelines.get(self._job.pipeline_uuid)
         except BaseException:
             self._close_catalog()

@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from datacatalog import states, tokens
@@ -343,39 +344,54 @@ class IndexingService:
             expect_new[0] = all_new
             report(at_seen, at_matched)
 
-        with (
-            Hasher(hash_workers) as hasher,
-            ThreadPoolExecutor(1, thread_name_prefix="datacatalog-index-writer") as writer,
-        ):
+        # The writer thread starts with the second batch: a last (or only) batch has
+        # nothing to overlap with and is written here, without a handoff between threads.
+        writer: ThreadPoolExecutor | None = None
+        with Hasher(hash_workers) as hasher:
+            try:
 
-            def flush() -> None:
-                nonlocal in_flight
-                operations, uuids = self._prepare_batch(job, system, pending, errors, hasher)
-                pending.clear()
+                def flush(last: bool) -> None:
+                    nonlocal in_flight, writer
+                    operations, uuids = self._prepare_batch(job, system, pending, errors, hasher)
+                    pending.clear()
+                    settle()
+                    write = partial(
+                        self._write_batch,
+                        job.uuid,
+                        operations,
+                        uuids,
+                        expect_new=expect_new[0],
+                        check_state=check_state,
+                    )
+                    if last:
+                        done: Future[tuple[list[str], int, bool]] = Future()
+                        done.set_result(write())
+                        in_flight = (done, seen, matched)
+                        return
+                    if writer is None:
+                        writer = ThreadPoolExecutor(
+                            1, thread_name_prefix="datacatalog-index-writer"
+                        )
+                    in_flight = (writer.submit(write), seen, matched)
+
+                report(0, 0)
+                for stored in listing.files:
+                    seen += 1
+                    rule = next(
+                        (r for r in resolved if r.request.matches(stored.relative_path)), None
+                    )
+                    if rule is None:
+                        continue
+                    matched += 1
+                    pending.append((stored, rule))
+                    if len(pending) >= batch_size:
+                        flush(last=seen == total)
+                if pending:
+                    flush(last=True)
                 settle()
-                future = writer.submit(
-                    self._write_batch,
-                    job.uuid,
-                    operations,
-                    uuids,
-                    expect_new=expect_new[0],
-                    check_state=check_state,
-                )
-                in_flight = (future, seen, matched)
-
-            report(0, 0)
-            for stored in listing.files:
-                seen += 1
-                rule = next((r for r in resolved if r.request.matches(stored.relative_path)), None)
-                if rule is None:
-                    continue
-                matched += 1
-                pending.append((stored, rule))
-                if len(pending) >= batch_size:
-                    flush()
-            if pending:
-                flush()
-            settle()
+            finally:
+                if writer is not None:
+                    writer.shutdown(wait=True)
         if reported != (seen, len(written)):
             report(seen, matched)
         state = job.state

@@ -461,3 +461,37 @@ def test_a_driver_given_a_stale_job_decides_again_on_what_is_stored(world: World
     result = driver.wait_for_completion(timeout=30)
     assert result.up_to_date and result.state == "FINISHED"
     assert names(world, job.uuid) == ["create", "run", "finish", "reuse"]
+
+
+def test_driver_callbacks_reuse_idle_worker_threads() -> None:
+    from datacatalog.driver.core import _Workers
+
+    workers = _Workers(linger=60.0)
+    seen: list[int] = []
+
+    def one() -> None:
+        done = threading.Event()
+        workers.submit(lambda: (seen.append(threading.get_ident()), done.set()))
+        assert done.wait(timeout=30)
+        for _ in range(100_000):  # until the thread is back among the idle ones
+            if workers._idle == 1:
+                break
+            threading.Event().wait(0.001)
+
+    one()
+    one()
+    one()
+    assert len(seen) == 3 and len(set(seen)) == 1
+    assert workers._idle == 1
+
+
+def test_a_stuck_callback_keeps_only_its_own_worker() -> None:
+    from datacatalog.driver.core import _Workers
+
+    workers = _Workers(linger=60.0)
+    stuck, release, ran = threading.Event(), threading.Event(), threading.Event()
+    workers.submit(lambda: (stuck.set(), release.wait()))
+    assert stuck.wait(timeout=30)
+    workers.submit(ran.set)  # no idle thread: a new one runs it
+    assert ran.wait(timeout=30)
+    release.set()

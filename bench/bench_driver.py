@@ -6,8 +6,9 @@ to FINISHED:
 * **by hand**: ``catalog.jobs.send(job, "run")`` then ``send(job, "finish")``, the least
   a pipeline can do (no lease, no protection against a second runner);
 * **driver**: ``Driver(job, catalog=..., execute=no-op)``, ``start()``,
-  ``wait_for_completion()``: it reads the job and its pipeline, takes the lease, posts
-  run, runs the callback on a worker thread, posts finish and releases the lease.
+  ``wait_for_completion()``: it reads the job (the pipeline comes from the registry's
+  cache), takes the lease and posts run in one write, runs the callback on a worker
+  thread, and posts finish and releases the lease in one write.
 
 The lanes run in interleaved blocks so both see the same server conditions. Every
 command each lane's client sends is counted by a pymongo ``CommandListener``, so the

@@ -144,6 +144,10 @@ class Result:
         """Per-round throughput of (c) over ``baseline``'s."""
         return [b / c for b, c in zip(baseline, self.product, strict=True)]
 
+    def serial(self) -> list[float]:
+        """Seconds per round of hashing alone then storing alone (a + d)."""
+        return [a + d for a, d in zip(self.limit, self.write_only, strict=True)]
+
     def summary(self) -> dict[str, Any]:
         """Medians and spreads, JSON-ready."""
         rounds = len(self.product)
@@ -158,6 +162,8 @@ class Result:
             "write_only_files_per_s": spread(self.rates(self.write_only)),
             "ratio_single": spread(self.ratios(self.limit)),
             "ratio_parallel": spread(self.ratios(self.parallel)),
+            # Hashing alone (a), then storing alone (d), one after the other: the serial limit.
+            "ratio_serial": spread(self.ratios(self.serial())),
             "commands_per_round": {k: v / rounds for k, v in sorted(self.commands.items())},
             "bulk_writes_per_round": self.batches / rounds,
         }
@@ -249,7 +255,11 @@ def table(result: Result) -> str:
         lines.append(
             f"{label:<48} {figure['median']:>17.0f} {figure['min']:>7.0f}-{figure['max']:<7.0f}"
         )
-    for label, key in (("c/a", "ratio_single"), ("c/b", "ratio_parallel")):
+    for label, key in (
+        ("c/a", "ratio_single"),
+        ("c/b", "ratio_parallel"),
+        ("c/(a then d), the serial limit", "ratio_serial"),
+    ):
         figure = summary[key]
         lines.append(
             f"{label}: {figure['median']:.2f} (rounds {figure['min']:.2f}-{figure['max']:.2f})"

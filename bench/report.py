@@ -20,7 +20,11 @@ each figure the median of ``--repeats`` interleaved rounds with its spread:
 * populate (``bench_populate.measure``): 1,000 no-op jobs on threads and on a local Dask
   cluster, against the same jobs made and run one by one through the stage driver; the
   up-to-date check per job against the bare read of its file records; coverage of
-  20,000 samples against 100,000 jobs.
+  20,000 samples against 100,000 jobs;
+* a job's whole life (``bench_lifecycle.measure``): the stage driver and the bare API
+  against the same durable writes sent by hand with pymongo, round trips counted;
+  ``datacatalog run`` as a whole process (``bench_run.measure``) against the same steps
+  by hand in one process.
 
 Usage::
 
@@ -50,8 +54,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_events
 import bench_indexing
 import bench_jobs
+import bench_lifecycle
 import bench_lineage
 import bench_populate
+import bench_run
 import bench_service
 import bench_workflows
 from command_counter import CommandCounter
@@ -388,6 +394,37 @@ def populate_rows(result: bench_populate.Result) -> list[str]:
     return lines
 
 
+def lifecycle_rows(
+    lived: list[dict[str, Any]],
+    whole: dict[str, list[float]],
+    indexing: list[bench_indexing.Result],
+) -> list[str]:
+    """A job's whole life (bench_lifecycle), `datacatalog run` as a process (bench_run),
+    and indexing against its serial limit (hashing alone, then storing alone)."""
+    floor = lived[-1]
+    rows = [
+        f"| whole life ({life['lane']}): create, run, 1 output, finish, index | "
+        f"{life['jobs_per_s']:.1f} jobs/s, p50 {life['p50']:.1f} ms | by hand (pymongo) "
+        f"{floor['jobs_per_s']:.1f} jobs/s | {life['jobs_per_s'] / floor['jobs_per_s']:.2f} | "
+        f"{life['round_trips']:.1f} per job |"
+        for life in lived
+    ]
+    hand = whole["by hand (one process)"]
+    ran = whole["datacatalog run"]
+    rows.append(
+        f"| `datacatalog run` (whole process) | {spread_seconds(ran)} s | run + finish + "
+        f"index by hand in one process {spread_seconds(hand)} s | "
+        f"{median(ran) / median(hand):.2f} | |"
+    )
+    for result in indexing:
+        serial = result.summary()["ratio_serial"]
+        rows.append(
+            f"| index {result.files:,} files against the serial limit | | hashing alone "
+            f"then storing alone | {serial['median']:.2f} | |"
+        )
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small sizes (make bench-quick)")
@@ -425,6 +462,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(bench_populate.table(populated, "the report's server"), end="\n\n")
         covered = bench_populate.measure_coverage(uri, 2000 if args.quick else 20000, 5)
+        life_jobs = 200 if args.quick else 2000
+        lived = bench_lifecycle.measure(uri, life_jobs)
+        print(bench_lifecycle.table(lived, "the report's server", life_jobs), end="\n\n")
+        with tempfile.TemporaryDirectory() as run_dir:
+            whole = bench_run.measure(uri, 5 if args.quick else 20, Path(run_dir))
+        print(bench_run.table(whole, "the report's server"), end="\n\n")
     # Plots sit beside the report: indexing.png and events.png for RESULTS.md, the
     # report's name as a prefix for any other (RESULTS-quick-indexing.png).
     prefix = "" if args.output.name == "RESULTS.md" else f"{args.output.stem}-"
@@ -523,6 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({covered.samples * covered.sets:,} jobs) | {spread_seconds(covered.seconds)} s | | | "
         f"{covered.trips} |"
     )
+    lines += lifecycle_rows(lived, whole, indexing)
     lines += goals(indexing, evented, created, served, started)
     lines += later_goals(walked, ran)
     lines += [

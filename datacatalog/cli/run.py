@@ -171,6 +171,7 @@ def run(
             "--data, --input, --instanced, --agent and --task describe a new job, not --job"
         )
     catalog = app.catalog
+    subject: Any = job_uuid
     if job_uuid is None:
         assert pipeline is not None
         plan = catalog.jobs.plan(
@@ -191,6 +192,7 @@ def run(
             lambda: catalog.jobs.create(plan), what=f"create the job of pipeline {pipeline}"
         )
         job_uuid = job.uuid
+        subject = job  # as just created (or found): the driver need not read it again
     job_token = token if token is not None else catalog.jobs.job_token(job_uuid)
     runner = CommandStep(
         argv,
@@ -201,7 +203,7 @@ def run(
         output=sys.stderr if app.json_mode else sys.stdout,
     )
     driver = Driver(
-        job_uuid,
+        subject,
         catalog=catalog,
         token=job_token,
         execute=runner.execute,

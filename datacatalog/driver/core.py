@@ -16,8 +16,9 @@ stale) in the caller's thread, so that a job already running elsewhere
 refused at once, with nothing else done. A job that is up to date runs nothing:
 ``start()`` records the check (a ``reuse`` event) and the life-cycle is over, with a
 result that says ``up_to_date`` and what was verified. The rest runs on
-a supervisor thread; each callback runs on a worker thread of its own so that the
-supervisor can stop waiting for one that is stuck (the stage timeout). A heartbeat
+a supervisor thread; each callback runs on a worker thread (reused across life-cycles;
+a stuck callback keeps its own) so that the supervisor can stop waiting for one that is
+stuck (the stage timeout). A heartbeat
 renews the lease meanwhile.
 
 The supervisor alone posts the terminal event. The decision (finish, or fail with a
@@ -37,6 +38,7 @@ renewal plus its time to live); only then does the stage end ``store_failed``.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 import uuid as uuidlib
@@ -58,7 +60,12 @@ from datacatalog.driver.values import (
     cut,
     error_record,
 )
-from datacatalog.errors import DataCatalogError, InvalidRequestError, LeaseLostError
+from datacatalog.errors import (
+    DataCatalogError,
+    InvalidRequestError,
+    InvalidTransitionError,
+    LeaseLostError,
+)
 from datacatalog.jobs import Job
 from datacatalog.jobs.leases import DEFAULT_TTL, Heartbeat, Lease
 from datacatalog.jobs.references import file_reference_uuid, references_in
@@ -90,6 +97,50 @@ _RECORDED = frozenset({"error", "retry_scheduled", "timeout", "cancel_requested"
 MAX_NOTIFICATION_MESSAGE = 500
 DEFAULT_CLEANUP_GRACE = 30.0
 _POLL = 0.05  # seconds between looks at the clock while a deadline runs
+
+
+class _Workers:
+    """Daemon threads that run callbacks, reused from one life-cycle to the next.
+
+    A callback gets an idle thread when there is one, else a new thread; a thread idle
+    for ``linger`` seconds ends. Starting a thread costs about 0.1 ms, handing work to a
+    waiting one a sixth of that; a stuck callback only keeps its own thread (daemon: it
+    never keeps the process alive).
+    """
+
+    def __init__(self, linger: float = 30.0) -> None:
+        self._linger = linger
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for work, less the work handed to them
+        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+
+    def submit(self, work: Callable[[], None]) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1
+        self._tasks.put(work)
+        if spawn:
+            threading.Thread(
+                target=self._loop, name="datacatalog-driver-worker", daemon=True
+            ).start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                work = self._tasks.get(timeout=self._linger)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:  # no work was handed to this thread: it ends
+                        self._idle -= 1
+                        return
+                continue  # work was handed over just now: take it
+            work()
+            with self._lock:
+                self._idle += 1
+
+
+_WORKERS = _Workers()
 
 
 @dataclass
@@ -225,8 +276,13 @@ class Driver:
 
         self._source: JobSource = resolve(job, catalog=catalog, store=store, token=token, env=env)
         try:
-            # A deleted job is read too: start() refuses it, naming what to do.
-            self._job: Job = self.catalog.jobs.get(self._source.job_uuid, include_deleted=True)
+            if isinstance(job, Job) and job.state == "CREATED" and job.visible:
+                # A job just created is not read again: the start is conditional on its
+                # state, and a job that moved on meanwhile is decided again on a read.
+                self._job: Job = job
+            else:
+                # A deleted job is read too: start() refuses it, naming what to do.
+                self._job = self.catalog.jobs.get(self._source.job_uuid, include_deleted=True)
             pipeline = self.catalog.pipelines.get(self._job.pipeline_uuid)
         except BaseException:
             self._close_catalog()
@@ -244,6 +300,7 @@ class Driver:
         self._cancel_reason: str | None = None
         self._cancel_seen = False
         self._lease: Lease | None = None
+        self._released = False  # the end write gave the lease back
         self._lease_taken_at = 0.0  # on self._clock, just before the lease was taken
         self._heartbeat: Heartbeat | None = None
         self._lease_lost: LeaseLostError | None = None
@@ -342,10 +399,14 @@ class Driver:
             return
         leases = self.catalog.leases
         try:
-            decision = self._decide()
-            if decision.runs:
-                if self._execute is not None:
-                    self._payload_entries = self._entries()  # before anything is written
+            # The job as read when the driver was made: the start below is conditional on
+            # what is decided here, so a job that changed meanwhile is decided again.
+            decision = self._decide(current=self._job)
+            if decision.runs and self._execute is not None:
+                self._payload_entries = self._entries()  # before anything is written
+            if decision.runs and decision.event == "run":
+                decision = self._start_running(decision)
+            if decision.runs and self._lease is None:  # retry or rerun
                 self._lease_taken_at = self._clock()
                 self._lease = leases.acquire(
                     self._source.job_uuid, holder=self.id, kind="driver", ttl=self._lease_ttl
@@ -590,6 +651,11 @@ class Driver:
         if self._lease_lost is None:
             try:
                 report = self._post_terminal(outcome)
+            except LeaseLostError as exc:  # taken over before the end: the job is not ours
+                self._lease_lost = exc
+                self._emit("lease_lost", self._current_phase, str(exc))
+                outcome.reason, outcome.phase = "lease_lost", outcome.phase or "finish"
+                outcome.error = error_record(exc, traceback=False)
             except BaseException as exc:  # the store failed: say so, never hang
                 event_error = error_record(exc)
                 self._emit("error", None, f"could not record the outcome: {exc}", error=event_error)
@@ -599,43 +665,69 @@ class Driver:
 
     def _post_terminal(self, outcome: _Outcome) -> IndexReport | None:
         if outcome.reason is not None:
-            self._job = self._while_leased(
-                lambda: self._send("fail", self._fail_data(outcome), key="fail"), "fail"
-            )
+            self._end([("fail", self._fail_data(outcome), "fail")])
             return None
         finish = {"driver": self.id, "stage": self._stage_name, "attempts": outcome.attempts}
-        self._job = self._while_leased(lambda: self._send("finish", finish, key="finish"), "finish")
         if not self._index_outputs:
+            self._end([("finish", finish, "finish")])
             return None
         self._emit("phase_started", "index", "indexing the outputs")
+        lease = self.lease or self._lease
+        assert lease is not None
+        job = self._job
         try:
-            report = self.catalog.indexing.index(
-                self._source.job_uuid, token=self._source.token, fixity=True, transition=True
+            # The records in bulk, then finish + index + indexed + the release in one write.
+            self._job, report = self._while_leased(
+                lambda: self.catalog.indexing.complete(
+                    job, lease, key=self.id, finish=finish, token=self._source.token
+                ),
+                "finish and index",
             )
+        except LeaseLostError:
+            raise
         except DataCatalogError as exc:
+            # Nothing ended the job: it fails (the records written, if any, are superseded
+            # when it runs again).
             outcome.fail("indexing_failed", "index", error_record(exc))
             self._emit("error", "index", f"indexing failed: {exc}", error=outcome.error)
-            current = self._while_leased(
-                lambda: self.catalog.jobs.get(self._source.job_uuid), "read the job"
-            )
-            self._job = current
-            if current.state == "INDEXING":  # the index event went: the job fails
-                self._job = self._while_leased(
-                    lambda: self._send("fail", self._fail_data(outcome), key="fail"), "fail"
-                )
+            self._end([("fail", self._fail_data(outcome), "fail")])
             return None
-        self._job = self.catalog.jobs.get(self._source.job_uuid)
-        self._events.extend(["index", "indexed"])
+        self._released = True
+        self._events.extend(["finish", "index", "indexed"])
+        assert report is not None
         self._emit("phase_ended", "index", f"{report.written} output file(s) indexed")
         return report
 
-    def _decide(self, first: Decision | None = None) -> Decision:
+    def _start_running(self, decision: Decision) -> Decision:
+        """Take the lease and send ``run`` in one conditional write
+        (:meth:`Lifecycle.start`); a job whose state moved on since it was read is
+        decided again (on a fresh read), and returned undecided-upon for the caller."""
+        self._lease_taken_at = self._clock()
+        try:
+            started = self.catalog.jobs.lifecycle.start(
+                self._source.job_uuid,
+                holder=self.id,
+                event_id=f"{self.id}:run",
+                data=event_data(decision, {"driver": self.id, "stage": self._stage_name}),
+                kind="driver",
+                ttl=self._lease_ttl,
+                token=self._source.token,
+            )
+        except InvalidTransitionError:
+            return self._decide()
+        self._lease = started.lease
+        self._job = started.job
+        self._events.append("run")
+        return decision
+
+    def _decide(self, first: Decision | None = None, *, current: Job | None = None) -> Decision:
         """Decide (again, under the lease, when ``first`` is the decision before it)."""
         decision = decide(
             self.catalog,
             self._source.job_uuid,
             holder=self.id,
             token=self._source.token,
+            current=current,
             **self._rerun_options,
         )
         if (
@@ -691,10 +783,10 @@ class Driver:
         event_error: dict[str, Any] | None = None,
         events_posted: bool = True,
     ) -> None:
-        released = False
+        released = self._released
         if self._heartbeat is not None:
             self._heartbeat.stop()
-        if self._lease is not None:
+        if self._lease is not None and not released:
             lease = self.lease or self._lease
             with suppress(DataCatalogError):  # else the lease lapses by itself
                 released = self._while_leased(
@@ -742,8 +834,8 @@ class Driver:
                 call.done.set()
                 self._wake.set()
 
-        # Daemon: a callback that never returns must not keep the process alive.
-        threading.Thread(target=work, name=f"{self.id}-{phase}", daemon=True).start()
+        # On a daemon thread: a callback that never returns must not keep the process alive.
+        _WORKERS.submit(work)
         return call
 
     def _await(self, call: _Call, deadline: float | None) -> bool:
@@ -869,6 +961,22 @@ class Driver:
         ).job
         self._events.append(event)
         return job
+
+    def _end(self, events: list[tuple[str, dict[str, Any], str]]) -> None:
+        """Append the terminal ``events`` (name, data, key) and release the lease, in one
+        conditional write (:meth:`Lifecycle.end`); keys are ``<driver id>:<key>``."""
+        lease = self.lease or self._lease
+        assert lease is not None
+        if self._heartbeat is not None:
+            self._heartbeat.stop()  # the write below ends the lease
+        chain = [(name, data, f"{self.id}:{key}") for name, data, key in events]
+        what = "+".join(name for name, _data, _key in events)
+        self._job = self._while_leased(
+            lambda: self.catalog.jobs.lifecycle.end(lease, chain, token=self._source.token).job,
+            f"{what} and the lease release",
+        )
+        self._released = True
+        self._events.extend(name for name, _data, _key in events)
 
     def _lease_ends(self) -> float:
         """When the lease runs out unless renewed again, on the driver's clock."""

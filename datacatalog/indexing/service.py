@@ -36,9 +36,12 @@ A failure after step 2 is written to the job's history (an ``update`` event carr
 from __future__ import annotations
 
 import uuid as uuidlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
+from dataclasses import replace
+from functools import partial
+from typing import Any
 
 from datacatalog import states, tokens
 from datacatalog.clock import utc_now
@@ -46,6 +49,8 @@ from datacatalog.errors import (
     ConflictError,
     DataCatalogError,
     InvalidRequestError,
+    InvalidTransitionError,
+    LeaseLostError,
     NotFoundError,
 )
 from datacatalog.identifiers import file_uuid, require_kind
@@ -63,6 +68,7 @@ from datacatalog.indexing.rules import Rule, build_rules, file_update
 from datacatalog.indexing.verify import verify_files
 from datacatalog.indexrequests import ArchiveIndexRequest, IndexRequest, ProductIndexRequest
 from datacatalog.jobs import Job, JobService
+from datacatalog.jobs.model import Lease
 from datacatalog.pipelines import PROCESSING_LEVELS
 from datacatalog.storage import StorageRegistry, StorageSystem, StoredFile, validate_path
 from datacatalog.store import Document, Store, Upsert
@@ -183,6 +189,104 @@ class IndexingService:
             self._record_failure(job_uuid, exc, token)
             raise
 
+    def complete(
+        self,
+        job: Job,
+        lease: Lease,
+        *,
+        key: str,
+        finish: Mapping[str, Any] | None = None,
+        index: bool = True,
+        token: str | None = None,
+        level: str | None = None,
+        fixity: bool = True,
+        batch_size: int = 1000,
+        hash_workers: int = DEFAULT_HASH_WORKERS,
+        progress: Callable[[IndexProgress], None] | None = None,
+    ) -> tuple[Job, IndexReport | None]:
+        """End a successful execution of ``job``, which ``lease`` holds: its outputs'
+        file records in bulk writes (one per ``batch_size`` files), then ONE conditional
+        write that appends ``finish``, ``index`` and ``indexed`` (with the report's
+        counts) and releases the lease (:meth:`Lifecycle.end`). Without ``index``, only
+        that write, with ``finish`` alone.
+
+        The events' keys are ``<key>:finish``, ``<key>:index``, ``<key>:indexed``: sending
+        it all again is safe (the records are upserts, the end write a no-op once made).
+        A failure before the end write leaves the job RUNNING under the lease, its records
+        written: the caller fails it (the records of a failed job are superseded when it
+        runs again), or, if it dies, the next execution takes the lapsed lease over and
+        indexes the same directory again. An end write refused because the lease was
+        taken over leaves the job to its new holder (:class:`LeaseLostError`); if the job
+        was reset or purged meanwhile (the write refused as a lost lease or an invalid
+        transition), the records written are unlinked or removed, as
+        :meth:`index` does.
+
+        Returns the job after the end write and the index report (None without ``index``).
+
+        Raises:
+            InvalidTransitionError: The job is not RUNNING (nothing written).
+            LeaseLostError: The lease is no longer ``lease.holder``'s.
+            and what :meth:`index` raises before it writes.
+        """
+        if token is not None:
+            tokens.check_job_token(self.jobs.secret, job.uuid, token)
+        if job.state not in states.transition("finish").sources:
+            raise states.invalid_transition("finish", job.state)
+        end: list[tuple[str, Mapping[str, Any] | None, str]] = [("finish", finish, f"{key}:finish")]
+        report: IndexReport | None = None
+        if index:
+            _check_batch_size(batch_size)
+            check_workers(hash_workers)
+            if level is None:
+                level = self.declared_level(job)
+            rules = build_rules(job, requests=None, filters=None, level=level, fixity=fixity)
+            for rule in rules:
+                check_relative_references(job, rule.request)
+            system = self.storage.get(job.archive_system)
+            errors: list[tuple[str, str]] = []
+            resolved = [self._resolve_rule(job, rule, False, errors) for rule in rules]
+            report = self._index(
+                job,
+                system,
+                resolved,
+                errors,
+                run=key,
+                token=token,
+                transition=False,
+                progress=progress,
+                batch_size=batch_size,
+                hash_workers=hash_workers,
+                check_state=False,
+            )
+            summary = {
+                "files": report.written,
+                "errors": len(report.errors),
+                "skipped": len(report.skipped),
+            }
+            started = {"level": level, "fixity": fixity, "requests": len(rules)}
+            end += [("index", started, f"{key}:index"), ("indexed", summary, f"{key}:indexed")]
+        try:
+            ended = self.jobs.lifecycle.end(lease, end, token=token).job
+        except (LeaseLostError, InvalidTransitionError):
+            if report is not None and report.written:
+                self._after_lost_lease(job.uuid)
+            raise
+        if report is not None:
+            report = replace(report, state=ended.state)
+        return ended, report
+
+    def _after_lost_lease(self, job_uuid: str) -> None:
+        """Put the records this run wrote in line with what took the job from it: removed
+        after a purge, unlinked after a reset; left to a new holder, which indexes the
+        same directory again."""
+        found = self.store.find("job", {"uuid": job_uuid}, projection={"state": 1}, limit=1)
+        if not found:
+            self.store.delete_many("file", {"generated_by": job_uuid})
+        elif found[0]["state"] in ("RESET", "CREATED"):
+            self.store.update_many(
+                "file", {"generated_by": job_uuid}, {"$pull": {"generated_by": job_uuid}}
+            )
+
     def declared_level(self, job: Job) -> str:
         """The processing level a job's files get by default: the one its pipeline
         declares in ``processing_levels`` (the highest, when it declares several); "1"
@@ -207,6 +311,7 @@ class IndexingService:
         progress: Callable[[IndexProgress], None] | None,
         batch_size: int,
         hash_workers: int,
+        check_state: bool = True,
     ) -> IndexReport:
         listing = system.list_files(job.archive_path)
         skipped = [(entry.path, entry.reason) for entry in listing.skipped]
@@ -239,34 +344,54 @@ class IndexingService:
             expect_new[0] = all_new
             report(at_seen, at_matched)
 
-        with (
-            Hasher(hash_workers) as hasher,
-            ThreadPoolExecutor(1, thread_name_prefix="datacatalog-index-writer") as writer,
-        ):
+        # The writer thread starts with the second batch: a last (or only) batch has
+        # nothing to overlap with and is written here, without a handoff between threads.
+        writer: ThreadPoolExecutor | None = None
+        with Hasher(hash_workers) as hasher:
+            try:
 
-            def flush() -> None:
-                nonlocal in_flight
-                operations, uuids = self._prepare_batch(job, system, pending, errors, hasher)
-                pending.clear()
+                def flush(last: bool) -> None:
+                    nonlocal in_flight, writer
+                    operations, uuids = self._prepare_batch(job, system, pending, errors, hasher)
+                    pending.clear()
+                    settle()
+                    write = partial(
+                        self._write_batch,
+                        job.uuid,
+                        operations,
+                        uuids,
+                        expect_new=expect_new[0],
+                        check_state=check_state,
+                    )
+                    if last:
+                        done: Future[tuple[list[str], int, bool]] = Future()
+                        done.set_result(write())
+                        in_flight = (done, seen, matched)
+                        return
+                    if writer is None:
+                        writer = ThreadPoolExecutor(
+                            1, thread_name_prefix="datacatalog-index-writer"
+                        )
+                    in_flight = (writer.submit(write), seen, matched)
+
+                report(0, 0)
+                for stored in listing.files:
+                    seen += 1
+                    rule = next(
+                        (r for r in resolved if r.request.matches(stored.relative_path)), None
+                    )
+                    if rule is None:
+                        continue
+                    matched += 1
+                    pending.append((stored, rule))
+                    if len(pending) >= batch_size:
+                        flush(last=seen == total)
+                if pending:
+                    flush(last=True)
                 settle()
-                future = writer.submit(
-                    self._write_batch, job.uuid, operations, uuids, expect_new=expect_new[0]
-                )
-                in_flight = (future, seen, matched)
-
-            report(0, 0)
-            for stored in listing.files:
-                seen += 1
-                rule = next((r for r in resolved if r.request.matches(stored.relative_path)), None)
-                if rule is None:
-                    continue
-                matched += 1
-                pending.append((stored, rule))
-                if len(pending) >= batch_size:
-                    flush()
-            if pending:
-                flush()
-            settle()
+            finally:
+                if writer is not None:
+                    writer.shutdown(wait=True)
         if reported != (seen, len(written)):
             report(seen, matched)
         state = job.state
@@ -314,7 +439,13 @@ class IndexingService:
         return operations, uuids
 
     def _write_batch(
-        self, job_uuid: str, operations: Sequence[Upsert], uuids: list[str], *, expect_new: bool
+        self,
+        job_uuid: str,
+        operations: Sequence[Upsert],
+        uuids: list[str],
+        *,
+        expect_new: bool,
+        check_state: bool = True,
     ) -> tuple[list[str], int, bool]:
         """Upsert one batch in one bulk write, then check the job is still INDEXING.
 
@@ -323,7 +454,8 @@ class IndexingService:
         less, and a second one costs one more round trip, for its first batch only.
 
         Returns the UUIDs written, the round trips the write took and whether none of
-        the records was stored before.
+        the records was stored before. Without ``check_state`` (:meth:`complete`, whose
+        one end write is conditional on the lease) the job is not read after the batch.
         """
         if not operations:
             return [], 0, expect_new
@@ -332,7 +464,8 @@ class IndexingService:
             result = self.store.bulk_upsert(
                 "file", operations, batch_size=len(operations), expect_new=expect_new
             )
-            self._check_still_indexing(job_uuid)
+            if check_state:
+                self._check_still_indexing(job_uuid)
             return uuids, result.batches, result.matched == 0
 
         # Upserts keyed by file UUID, links added to sets: writing the batch again is safe.

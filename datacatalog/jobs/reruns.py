@@ -260,6 +260,7 @@ def decide(
     if_stale: str = "error",
     verify: str = "sha256",
     hash_workers: int | None = None,
+    current: Job | None = None,
 ) -> Decision:
     """Decide what a request to run ``job`` comes to (see the module docstring).
 
@@ -276,6 +277,9 @@ def decide(
         if_stale: ``error`` (STALE) or ``rerun`` (RERUN) when the outputs do not verify.
         verify: ``sha256`` or ``size`` (see :data:`VERIFY_MODES`).
         hash_workers: Threads hashing files (default: the indexing default).
+        current: The job as the caller has just read it (deleted ones included), to
+            decide on without reading it again; the write that follows is conditional
+            on what was decided, so a job changed since fails that write, not silently.
 
     Raises:
         InvalidRequestError: A bad UUID or option.
@@ -296,7 +300,8 @@ def decide(
     uuid = job.uuid if isinstance(job, Job) else require_kind(job, "pipelinejob", what="job")
     if token is not None:
         tokens.check_job_token(catalog.jobs.secret, uuid, token)
-    current = catalog.jobs.get(uuid, include_deleted=True)
+    if current is None or current.uuid != uuid:
+        current = catalog.jobs.get(uuid, include_deleted=True)
     state = current.state
     if not current.visible:
         return _refused(

@@ -20,6 +20,9 @@ part                    operations
                         (:mod:`datacatalog.jobs.coverage`)
 ``populate``            ``populate``: one job per selected entity, the missing ones
                         run (:mod:`datacatalog.populate`)
+``lifecycle``           ``start`` (lease + ``run``, a new job created in the same write)
+                        and ``end`` (terminal events + lease release), one write each
+                        (:mod:`datacatalog.jobs.lifecycle`)
 ``new_executions``      what ``retry`` and ``rerun`` entail besides the transition
                         (:mod:`datacatalog.jobs.leftovers`)
 ======================  ==============================================================
@@ -39,6 +42,7 @@ from datacatalog.jobs.events import EventApplier
 from datacatalog.jobs.executions import Execution, executions
 from datacatalog.jobs.leases import LeaseService
 from datacatalog.jobs.leftovers import NewExecutions
+from datacatalog.jobs.lifecycle import Lifecycle
 from datacatalog.jobs.model import (
     Actor,
     AuditRecord,
@@ -101,6 +105,7 @@ class JobService:
         # Observers of every event sent (see EventApplier.observers).
         self.observers = self.events.observers
         self.leases = LeaseService(store, events=self.events, actor=self.actor)
+        self.lifecycle = Lifecycle(store, events=self.events, leases=self.leases)
         self.admin = JobAdmin(
             store,
             events=self.events,

@@ -394,6 +394,7 @@ class Store:
         *,
         fragments: Mapping[str, Any],
         projection: Mapping[str, Any] | None = None,
+        upsert: bool = False,
     ) -> Document | None:
         """Atomically update one document with an update pipeline; return it after.
 
@@ -406,7 +407,9 @@ class Store:
         (field path → value) what its stages write, with any date standing for a date the
         server computes; they are validated against the kind's schema before anything is
         sent. The modified date (the server's) and revision are kept as by :meth:`update`.
-        Returns None when nothing matched.
+        Returns None when nothing matched. With ``upsert`` a document is inserted when
+        nothing matches (the stages then build it whole); when the query's unique key is
+        taken by a document that does not match, that is a :class:`ConflictError`.
         """
         for path, value in fragments.items():
             schemas.validate_fragment(kind, path, value)
@@ -427,6 +430,7 @@ class Store:
                 filter_,
                 change,
                 projection=dict(projection) if projection else None,
+                upsert=upsert,
                 return_document=ReturnDocument.AFTER,
             )
         return _clean(after) if after is not None else None

@@ -608,18 +608,16 @@ class Outage:
 def test_the_store_failing_while_posting_the_terminal_event(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    jobs = world.catalog.jobs
-    real_send = jobs.send
+    lifecycle = world.catalog.jobs.lifecycle
     outage = Outage()
     tried: list[float] = []
 
-    def send(job_uuid: str, event: str, **options: Any) -> Any:
-        if event in ("finish", "fail"):
-            tried.append(outage.clock())
-            raise UnavailableError("cannot reach the database")
-        return real_send(job_uuid, event, **options)
+    def end(lease: Any, events: Any, **options: Any) -> Any:
+        # The terminal event and the lease release are one write: it cannot get through.
+        tried.append(outage.clock())
+        raise UnavailableError("cannot reach the database")
 
-    monkeypatch.setattr(jobs, "send", send)
+    monkeypatch.setattr(lifecycle, "end", end)
     job = new_job(world)
     ttl = 20.0
     result = run(
@@ -663,29 +661,23 @@ def test_the_terminal_event_rides_through_an_outage_shorter_than_the_lease(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The primary died just before finish and the election outlasts the store's budget:
-    the driver sends finish again (its key makes that safe) and releases the lease."""
-    jobs, leases = world.catalog.jobs, world.catalog.leases
-    real_send, real_release = jobs.send, leases.release
+    the driver sends its end write (finish + lease release) again, its keys making that
+    safe."""
+    leases, lifecycle = world.catalog.leases, world.catalog.jobs.lifecycle
+    real_end = lifecycle.end
     outage = Outage()
     down_until = outage.clock() + 12.0
-    down = {"finish": 0, "release": 0}
+    down = {"finish": 0}
 
-    def send(job_uuid: str, event: str, **options: Any) -> Any:
-        if event == "finish" and outage.clock() < down_until:
+    def end(lease: Any, events: Any, **options: Any) -> Any:
+        if events[0][0] == "finish" and outage.clock() < down_until:
             down["finish"] += 1
             if down["finish"] == 1:  # applied, but the answer was lost with the primary
-                real_send(job_uuid, event, **options)
+                real_end(lease, events, **options)
             raise UnavailableError("no primary")
-        return real_send(job_uuid, event, **options)
+        return real_end(lease, events, **options)
 
-    def release(lease: Any) -> bool:
-        if down["release"] < 2:
-            down["release"] += 1
-            raise UnavailableError("no primary")
-        return real_release(lease)
-
-    monkeypatch.setattr(jobs, "send", send)
-    monkeypatch.setattr(leases, "release", release)
+    monkeypatch.setattr(lifecycle, "end", end)
     job = new_job(world)
     result = run(
         world,
@@ -697,7 +689,7 @@ def test_the_terminal_event_rides_through_an_outage_shorter_than_the_lease(
     )
     assert result.succeeded, result.event_error
     assert (result.state, result.lease_released) == ("FINISHED", True)
-    assert down["finish"] > 1 and down["release"] == 2
+    assert down["finish"] > 1
     assert terminal(world, job.uuid) == ["finish"]
     assert leases.get(job.uuid) is None
     keys = {e.name: e.event_id for e in world.jobs.history(job.uuid) if e.name != "update"}
@@ -709,18 +701,15 @@ def test_the_terminal_event_rides_through_an_outage_shorter_than_the_lease(
 def test_the_terminal_event_is_not_resent_for_other_errors(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    jobs = world.catalog.jobs
-    real_send = jobs.send
+    lifecycle = world.catalog.jobs.lifecycle
     outage = Outage()
     sent: list[str] = []
 
-    def send(job_uuid: str, event: str, **options: Any) -> Any:
-        if event == "finish":
-            sent.append(event)
-            raise InvalidTransitionError("moved on")
-        return real_send(job_uuid, event, **options)
+    def end(lease: Any, events: Any, **options: Any) -> Any:
+        sent.append(events[0][0])
+        raise InvalidTransitionError("moved on")
 
-    monkeypatch.setattr(jobs, "send", send)
+    monkeypatch.setattr(lifecycle, "end", end)
     result = run(world, execute=lambda d, p: True, clock=outage.clock, sleep=outage.sleep)
     assert (result.reason, sent, outage.waits) == ("store_failed", ["finish"], [])
     assert result.event_error is not None

@@ -27,7 +27,7 @@ from datacatalog.errors import (
 from datacatalog.jobs import Job
 from datacatalog.jobs.lifecycle import Lifecycle
 from datacatalog.store import Store, connect
-from tests.test_jobs import World, make_world, nothing_written
+from tests.support.jobs import World, make_world, nothing_written
 
 _CALLS = ("find", "get", "count", "insert_if_absent", "update", "update_pipeline", "bulk_upsert")
 END = (("finish", {"n": 1}, "d:finish"), ("index", {}, "d:index"), ("indexed", {}, "d:indexed"))
@@ -45,11 +45,6 @@ def spy(store: Store, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
         monkeypatch.setattr(store, name, counted)
     return calls
-
-
-@pytest.fixture
-def world(store: Store, tmp_path: Path) -> World:
-    return make_world(store, tmp_path)
 
 
 def lifecycle(world: World) -> Lifecycle:

@@ -18,8 +18,11 @@ For every planned job, in one of ``backend.slots`` slots at a time:
 * with a workflow as the work, a workflow runner takes the driver's place (the lease is
   taken first for its execution id, in the same way; see :mod:`.workflows`).
 
-So two populates on one catalog, started at once, run each job exactly once between
-them: the second finds each job leased (held elsewhere) or already done.
+So two populates on one catalog, started at once, never run a job twice at once and run
+each job once between them: the second finds each job leased (held elsewhere) or already
+done. A job the first one had already failed when the second planned is FAILED as
+planned, and runs again there as it would in any later populate; a job found held is not
+a failure of this populate, whatever becomes of it elsewhere.
 
 A failing job does not stop the others; ``max_failures`` stops starting new ones after
 that many. :meth:`PopulateRun.stop` (the command line calls it on SIGINT/SIGTERM)

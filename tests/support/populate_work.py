@@ -19,9 +19,17 @@ def write_output(task: Task) -> bool:
 
 SCRIPT = """#!/bin/sh
 # Counts its runs (outside the archive), fails for FAIL_IDS, hangs for HANG_ID.
+# POPULATE_TAG marks that this populate has planned (it runs work only after planning);
+# a job of FAIL_IDS fails only once every populate named in WAIT_FOR has (at most 60 s).
 echo "$DATACATALOG_ENTITY_ID" >> "$COUNT_FILE"
+if [ -n "$POPULATE_TAG" ]; then : > "$COUNT_FILE.$POPULATE_TAG"; fi
 case " $FAIL_IDS " in
-  *" $DATACATALOG_ENTITY_ID "*) echo "failing on purpose" >&2; exit 3 ;;
+  *" $DATACATALOG_ENTITY_ID "*)
+    for tag in $WAIT_FOR; do
+      n=0
+      while [ ! -e "$COUNT_FILE.$tag" ] && [ $n -lt 1200 ]; do sleep 0.05; n=$((n + 1)); done
+    done
+    echo "failing on purpose" >&2; exit 3 ;;
 esac
 if [ "$DATACATALOG_ENTITY_ID" = "$HANG_ID" ]; then sleep 60; fi
 echo "$DATACATALOG_ENTITY_ID $1" > "$DATACATALOG_ARCHIVE_PATH/out.txt"

@@ -12,9 +12,16 @@
     driver.start()
     result = driver.wait_for_completion()              # DriverResult
 
-Modules: :mod:`~datacatalog.driver.core` (the life-cycle), :mod:`~datacatalog.driver.values`
-(result, notifications, payload), :mod:`~datacatalog.driver.source` (the job from the
-arguments or the environment). ``docs/runners.md`` documents the whole life-cycle.
+Modules: :mod:`~datacatalog.driver.core` (:class:`Driver`, the life-cycle's public face),
+its parts :mod:`~datacatalog.driver.starting` (the re-run decision, the lease, the first
+event), :mod:`~datacatalog.driver.supervisor` (the callbacks under the stage timeout, on
+the threads of :mod:`~datacatalog.driver.workers`), :mod:`~datacatalog.driver.ending`
+(the terminal event, sent again until the lease ends), :mod:`~datacatalog.driver.notifications`
+and the state they share (:mod:`~datacatalog.driver.state`); :mod:`~datacatalog.driver.values`
+(result, notifications, payload), :mod:`~datacatalog.driver.entries` (what the payload
+names), :mod:`~datacatalog.driver.options` (the arguments checked),
+:mod:`~datacatalog.driver.source` (the job from the arguments or the environment).
+``docs/runners.md`` documents the whole life-cycle.
 """
 
 from __future__ import annotations

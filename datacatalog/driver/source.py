@@ -53,35 +53,16 @@ def resolve(
         InvalidRequestError: A job of the wrong type, a malformed UUID, both ``catalog``
             and ``store``, or (with no job) a missing or malformed environment variable.
     """
-    if catalog is not None and store is not None:
-        raise InvalidRequestError("give a driver catalog= or store=, not both")
-    if catalog is not None and not isinstance(catalog, Catalog):
-        raise InvalidRequestError(f"catalog must be a Catalog, not {type(catalog).__name__}")
-    if store is not None and not isinstance(store, Store):
-        raise InvalidRequestError(f"store must be a Store, not {type(store).__name__}")
-    if token is not None and not isinstance(token, str):
-        raise InvalidRequestError("a job token must be a string")
+    _check_arguments(catalog, store, token)
     if job is None:
-        environ = os.environ if env is None else env
-        job_uuid = _from_env(environ, JOB_UUID_ENV)
-        try:
-            require_kind(job_uuid, "pipelinejob", what="job")
-        except InvalidRequestError as exc:
-            raise InvalidRequestError(
-                f"{JOB_UUID_ENV}={job_uuid!r} does not name a job: {exc}", variable=JOB_UUID_ENV
-            ) from exc
-        token = token if token is not None else _from_env(environ, JOB_TOKEN_ENV)
+        job_uuid, token = _from_environment(os.environ if env is None else env, token)
     elif isinstance(job, Job):
         job_uuid = job.uuid
     elif isinstance(job, (str, uuidlib.UUID)):
         job_uuid = require_kind(str(job), "pipelinejob", what="job")
     elif isinstance(getattr(job, "catalog", None), Catalog) and hasattr(job, "uuid"):
         # A compatibility-API object: its job (set up or loaded), catalog and token.
-        if job.uuid is None:
-            raise InvalidRequestError(
-                f"{type(job).__name__} has no job yet: call setup() (or load()) first"
-            )
-        job_uuid = require_kind(str(job.uuid), "pipelinejob", what="job")
+        job_uuid = _compatibility_job_uuid(job)
         if catalog is None and store is None:
             catalog = job.catalog
         if token is None:
@@ -96,6 +77,38 @@ def resolve(
     if store is not None:
         return JobSource(job_uuid, Catalog(store), token, owns_catalog=False)
     return JobSource(job_uuid, Catalog.open(), token, owns_catalog=True)
+
+
+def _check_arguments(catalog: Any, store: Any, token: Any) -> None:
+    if catalog is not None and store is not None:
+        raise InvalidRequestError("give a driver catalog= or store=, not both")
+    if catalog is not None and not isinstance(catalog, Catalog):
+        raise InvalidRequestError(f"catalog must be a Catalog, not {type(catalog).__name__}")
+    if store is not None and not isinstance(store, Store):
+        raise InvalidRequestError(f"store must be a Store, not {type(store).__name__}")
+    if token is not None and not isinstance(token, str):
+        raise InvalidRequestError("a job token must be a string")
+
+
+def _from_environment(environ: Mapping[str, str], token: str | None) -> tuple[str, str]:
+    """The job UUID and (unless given) the token, from the environment."""
+    job_uuid = _from_env(environ, JOB_UUID_ENV)
+    try:
+        require_kind(job_uuid, "pipelinejob", what="job")
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(
+            f"{JOB_UUID_ENV}={job_uuid!r} does not name a job: {exc}", variable=JOB_UUID_ENV
+        ) from exc
+    return job_uuid, token if token is not None else _from_env(environ, JOB_TOKEN_ENV)
+
+
+def _compatibility_job_uuid(job: Any) -> str:
+    """The job a compatibility-API object holds, once it was set up or loaded."""
+    if job.uuid is None:
+        raise InvalidRequestError(
+            f"{type(job).__name__} has no job yet: call setup() (or load()) first"
+        )
+    return require_kind(str(job.uuid), "pipelinejob", what="job")
 
 
 def _from_env(environ: Mapping[str, str], name: str) -> str:

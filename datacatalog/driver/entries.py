@@ -31,14 +31,9 @@ def payload_entries(catalog: Catalog, job: Job) -> tuple[list[Entry], list[Entry
     if not job.acted_on:
         return [], outputs
     named = {file_reference_uuid(r): r for r in references_in(job.data, store="files")}
-    records = {
-        d["uuid"]: d
-        for d in catalog.store.find(
-            "file",
-            {"uuid": {"$in": list(job.acted_on)}},
-            projection={"uuid": 1, "name": 1, "storage_system": 1},
-        )
-    }
+    from datacatalog.indexing.lookups import file_locations  # only for a job with inputs
+
+    records = file_locations(catalog.store, list(job.acted_on))
     inputs = []
     for file_uuid in job.acted_on:
         record = records.get(file_uuid)
@@ -62,7 +57,7 @@ def local_path(catalog: Catalog, system_name: str | None, path: str) -> str | No
         system = catalog.storage.get(system_name)
     except DataCatalogError:
         return None
-    return system.resolve(path) if system.is_local else None
+    return system.local_path(path)
 
 
 __all__ = ["local_path", "payload_entries"]

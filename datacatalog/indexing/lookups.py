@@ -37,6 +37,17 @@ def job_file_documents(store: Store, job_uuid: str) -> list[Document]:
     return store.find("file", {"generated_by": job_uuid}, sort=[("name", 1)])
 
 
+def file_locations(store: Store, file_uuids: list[str]) -> dict[str, Document]:
+    """Where each of ``file_uuids`` is stored (its ``name`` and ``storage_system``), by UUID;
+    a UUID with no record is left out. One read for all of them."""
+    found = store.find(
+        "file",
+        {"uuid": {"$in": list(file_uuids)}},
+        projection={"uuid": 1, "name": 1, "storage_system": 1},
+    )
+    return {d["uuid"]: d for d in found}
+
+
 def stored_size(system: StorageSystem, path: str) -> int | None:
     """The size of the regular file at ``path``, or None if there is none (or it is
     out of reach: outside the root, unreadable)."""

@@ -27,7 +27,7 @@ from datacatalog.storage import StorageRegistry
 def job_info(job: Job, storage: StorageRegistry, token: str) -> JobInfo:
     """The job as operations see it (its archive directory when the storage is local)."""
     system = storage.get(job.archive_system)
-    local = system.resolve(job.archive_path) if system.is_local else None
+    local = system.local_path(job.archive_path)
     return JobInfo(
         uuid=job.uuid,
         archive_path=job.archive_path,

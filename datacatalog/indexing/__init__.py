@@ -13,9 +13,15 @@ Indexing lists that directory tree, picks files with index requests
 
 :class:`IndexingService` is the entry point. The package's modules, one concept each:
 
-- :mod:`~datacatalog.indexing.service`: the service; indexing a job in batches (what
-  :meth:`IndexingService.index` does, step by step, and how a run stops when the job is
-  reset, deleted or purged meanwhile);
+- :mod:`~datacatalog.indexing.service`: the service (what :meth:`IndexingService.index`
+  does, step by step);
+- :mod:`~datacatalog.indexing.run`: one run over the archive path: listing, matching,
+  hashing, batches, the report;
+- :mod:`~datacatalog.indexing.writer`: the batch writer, one bulk write per batch, the
+  next batch hashed while one is written;
+- :mod:`~datacatalog.indexing.completion`: how a run ends (the one end write of an
+  execution, a failure in the history) and how it stops when the job is reset, deleted
+  or purged meanwhile;
 - :mod:`~datacatalog.indexing.rules`: a run's index requests as rules, and the upsert a
   rule makes for a file;
 - :mod:`~datacatalog.indexing.references`: resolving ``derived_from`` /

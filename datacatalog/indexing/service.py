@@ -12,14 +12,15 @@ What :meth:`IndexingService.index` does, in order:
 4. matches each file's path *relative to the archive path* against the requests (the first
    request that matches decides level and derivation), hashes it when fixity is on
    (streamed, never read whole) and upserts the records in batches, one database round
-   trip per ``batch_size`` files;
+   trip per ``batch_size`` files (:class:`~datacatalog.indexing.run.IndexRun`, writing
+   through a :class:`~datacatalog.indexing.writer.BatchWriter`);
 5. with ``transition=True``, sends ``indexed`` (the job goes back to FINISHED).
 
 After each batch the job is read again: if it was reset, deleted or purged meanwhile, or
 another run took it out of INDEXING, the run stops with a
 :class:`~datacatalog.errors.ConflictError` and what it wrote follows the action that won
 (unlinked after a reset, removed after a purge) rather than half-indexing a job that is
-no longer there.
+no longer there (:mod:`~datacatalog.indexing.completion`).
 
 A file's UUID is the typed UUID of its absolute catalog path, and links are added with
 ``$addToSet``, so indexing again rewrites the same records and never duplicates a link.
@@ -37,24 +38,16 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import suppress
-from dataclasses import replace
-from functools import partial
+from dataclasses import dataclass, replace
 from typing import Any
 
 from datacatalog import states, tokens
 from datacatalog.clock import utc_now
-from datacatalog.errors import (
-    ConflictError,
-    DataCatalogError,
-    InvalidRequestError,
-    InvalidTransitionError,
-    LeaseLostError,
-    NotFoundError,
-)
+from datacatalog.errors import NotFoundError
 from datacatalog.identifiers import file_uuid, require_kind
-from datacatalog.indexing.fixity import DEFAULT_HASH_WORKERS, Hasher, check_workers
+from datacatalog.indexing.completion import MAX_ERROR_CHARS as MAX_ERROR_CHARS
+from datacatalog.indexing.completion import end_events, end_execution, record_failure
+from datacatalog.indexing.fixity import DEFAULT_HASH_WORKERS, check_workers
 from datacatalog.indexing.lookups import file_document, job_file_documents, stored_size
 from datacatalog.indexing.records import (
     FileRecord,
@@ -64,26 +57,19 @@ from datacatalog.indexing.records import (
     infer_type,
 )
 from datacatalog.indexing.references import ReferenceResolver, check_relative_references
-from datacatalog.indexing.rules import Rule, build_rules, file_update
+from datacatalog.indexing.rules import Rule, build_rules
+from datacatalog.indexing.run import MAX_BATCH_SIZE as MAX_BATCH_SIZE
+from datacatalog.indexing.run import IndexRun, check_batch_size
 from datacatalog.indexing.verify import verify_files
 from datacatalog.indexrequests import ArchiveIndexRequest, IndexRequest, ProductIndexRequest
 from datacatalog.jobs import Job, JobService
 from datacatalog.jobs.model import Lease
 from datacatalog.pipelines import PROCESSING_LEVELS
-from datacatalog.storage import StorageRegistry, StorageSystem, StoredFile, validate_path
-from datacatalog.store import Document, Store, Upsert
-
-MAX_BATCH_SIZE = 10_000
-"""Largest ``batch_size``: keeps one bulk write well under the server's message limit."""
-
-MAX_ERROR_CHARS = 2_000
-"""Longest error message kept in a job's history (longer ones are cut, with a marker)."""
+from datacatalog.storage import StorageRegistry, StorageSystem, validate_path
+from datacatalog.store import Document, Store
 
 DEFAULT_LEVEL = "1"
 """The processing level of files whose job's pipeline declares none."""
-
-# States an INDEXING job can only reach again through ``reset`` (and ``ready``, ``run``).
-_ONLY_AFTER_RESET = frozenset({"RESET", "CREATED", "RUNNING"})
 
 
 class IndexingService:
@@ -146,47 +132,51 @@ class IndexingService:
             ConflictError: The job was reset, deleted or purged, or left INDEXING, while
                 this run was writing (see the module docstring).
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         check_workers(hash_workers)
         require_kind(job_uuid, "pipelinejob", what="job")
         if token is not None:
             tokens.check_job_token(self.jobs.secret, job_uuid, token)
         job = self.jobs.get(job_uuid)
-        if level is None:
-            level = self.declared_level(job)
-        rules = build_rules(job, requests=requests, filters=filters, level=level, fixity=fixity)
-        for rule in rules:
-            check_relative_references(job, rule.request)
-        system = self.storage.get(job.archive_system)
+        planned = self._plan(job, requests=requests, filters=filters, level=level, fixity=fixity)
         if job.state not in states.transition("index").sources:
             # Said before the references are resolved (their I/O would be wasted); the
             # event below checks the state again, atomically.
             raise states.invalid_transition("index", job.state)
         errors: list[tuple[str, str]] = []
-        resolved = [self._resolve_rule(job, rule, permissive, errors) for rule in rules]
+        resolved = self._resolve_rules(job, planned.rules, permissive, errors)
         run = f"indexing-{uuidlib.uuid4().hex}"  # this run's events' keys
         started = self.jobs.send(
             job_uuid,
             "index",
-            data={"level": level, "fixity": fixity, "requests": len(rules)},
+            data=planned.started,
             event_id=f"{run}:index",
             token=token,
         ).job
         try:
-            return self._index(
+            report = IndexRun(
+                self.store,
                 started,
-                system,
+                planned.system,
                 resolved,
                 errors,
-                run=run,
-                token=token,
-                transition=transition,
                 progress=progress,
                 batch_size=batch_size,
                 hash_workers=hash_workers,
-            )
+            ).execute()
+            if transition:
+                summary = {
+                    "files": report.written,
+                    "errors": len(report.errors),
+                    "skipped": len(report.skipped),
+                }
+                ended = self.jobs.send(
+                    job_uuid, "indexed", data=summary, event_id=f"{run}:indexed", token=token
+                ).job
+                report = replace(report, state=ended.state)
+            return report
         except Exception as exc:
-            self._record_failure(job_uuid, exc, token)
+            record_failure(self.jobs, job_uuid, exc, token)
             raise
 
     def complete(
@@ -232,60 +222,58 @@ class IndexingService:
             tokens.check_job_token(self.jobs.secret, job.uuid, token)
         if job.state not in states.transition("finish").sources:
             raise states.invalid_transition("finish", job.state)
-        end: list[tuple[str, Mapping[str, Any] | None, str]] = [("finish", finish, f"{key}:finish")]
         report: IndexReport | None = None
+        started: Mapping[str, Any] | None = None
         if index:
-            _check_batch_size(batch_size)
+            check_batch_size(batch_size)
             check_workers(hash_workers)
-            if level is None:
-                level = self.declared_level(job)
-            rules = build_rules(job, requests=None, filters=None, level=level, fixity=fixity)
-            for rule in rules:
-                check_relative_references(job, rule.request)
-            system = self.storage.get(job.archive_system)
+            planned = self._plan(job, requests=None, filters=None, level=level, fixity=fixity)
             errors: list[tuple[str, str]] = []
-            resolved = [self._resolve_rule(job, rule, False, errors) for rule in rules]
-            report = self._index(
+            report = IndexRun(
+                self.store,
                 job,
-                system,
-                resolved,
+                planned.system,
+                self._resolve_rules(job, planned.rules, False, errors),
                 errors,
-                run=key,
-                token=token,
-                transition=False,
                 progress=progress,
                 batch_size=batch_size,
                 hash_workers=hash_workers,
+                # The end write is conditional on the lease: no read of the job per batch.
                 check_state=False,
-            )
-            summary = {
-                "files": report.written,
-                "errors": len(report.errors),
-                "skipped": len(report.skipped),
-            }
-            started = {"level": level, "fixity": fixity, "requests": len(rules)}
-            end += [("index", started, f"{key}:index"), ("indexed", summary, f"{key}:indexed")]
-        try:
-            ended = self.jobs.lifecycle.end(lease, end, token=token).job
-        except (LeaseLostError, InvalidTransitionError):
-            if report is not None and report.written:
-                self._after_lost_lease(job.uuid)
-            raise
+            ).execute()
+            started = planned.started
+        ended = end_execution(
+            self.store,
+            self.jobs,
+            job.uuid,
+            lease,
+            end_events(key, finish, report, started),
+            wrote=report is not None and report.written > 0,
+            token=token,
+        )
         if report is not None:
             report = replace(report, state=ended.state)
         return ended, report
 
-    def _after_lost_lease(self, job_uuid: str) -> None:
-        """Put the records this run wrote in line with what took the job from it: removed
-        after a purge, unlinked after a reset; left to a new holder, which indexes the
-        same directory again."""
-        found = self.store.find("job", {"uuid": job_uuid}, projection={"state": 1}, limit=1)
-        if not found:
-            self.store.delete_many("file", {"generated_by": job_uuid})
-        elif found[0]["state"] in ("RESET", "CREATED"):
-            self.store.update_many(
-                "file", {"generated_by": job_uuid}, {"$pull": {"generated_by": job_uuid}}
-            )
+    def _plan(
+        self,
+        job: Job,
+        *,
+        requests: Sequence[IndexRequest] | None,
+        filters: Sequence[str] | None,
+        level: str | None,
+        fixity: bool,
+    ) -> _Plan:
+        """A run's rules, checked, and its storage system; the level defaults to the
+        pipeline's (:meth:`declared_level`)."""
+        if level is None:
+            level = self.declared_level(job)
+        rules = build_rules(job, requests=requests, filters=filters, level=level, fixity=fixity)
+        for rule in rules:
+            check_relative_references(job, rule.request)
+        system = self.storage.get(job.archive_system)
+        started = {"level": level, "fixity": fixity, "requests": len(rules)}
+        return _Plan(rules, system, started)
 
     def declared_level(self, job: Job) -> str:
         """The processing level a job's files get by default: the one its pipeline
@@ -298,238 +286,18 @@ class IndexingService:
         known = [lv for lv in PROCESSING_LEVELS if lv in declared]
         return known[-1] if known else DEFAULT_LEVEL
 
-    def _index(
-        self,
-        job: Job,
-        system: StorageSystem,
-        resolved: list[Rule],
-        errors: list[tuple[str, str]],
-        *,
-        run: str,
-        token: str | None,
-        transition: bool,
-        progress: Callable[[IndexProgress], None] | None,
-        batch_size: int,
-        hash_workers: int,
-        check_state: bool = True,
-    ) -> IndexReport:
-        listing = system.list_files(job.archive_path)
-        skipped = [(entry.path, entry.reason) for entry in listing.skipped]
-        total = len(listing.files)
-        seen = matched = batches = 0
-        written: list[str] = []
-        pending: list[tuple[StoredFile, Rule]] = []
-        reported = (0, 0)
-        # The batch being written while the next one is hashed, with the counts it ends.
-        in_flight: tuple[Future[tuple[list[str], int, bool]], int, int] | None = None
-        expect_new = [True]
-
-        def report(at_seen: int, at_matched: int) -> None:
-            nonlocal reported
-            reported = (at_seen, len(written))
-            if progress is not None:
-                progress(IndexProgress(at_seen, at_matched, len(written), total))
-
-        def settle() -> None:
-            """Wait for the batch in flight; its conflict, if any, is raised here."""
-            nonlocal batches, in_flight
-            if in_flight is None:
-                return
-            future, at_seen, at_matched = in_flight
-            in_flight = None
-            uuids, sent, all_new = future.result()
-            written.extend(uuids)
-            batches += sent
-            # Records are inserted while batches keep finding none of theirs stored.
-            expect_new[0] = all_new
-            report(at_seen, at_matched)
-
-        # The writer thread starts with the second batch: a last (or only) batch has
-        # nothing to overlap with and is written here, without a handoff between threads.
-        writer: ThreadPoolExecutor | None = None
-        with Hasher(hash_workers) as hasher:
-            try:
-
-                def flush(last: bool) -> None:
-                    nonlocal in_flight, writer
-                    operations, uuids = self._prepare_batch(job, system, pending, errors, hasher)
-                    pending.clear()
-                    settle()
-                    write = partial(
-                        self._write_batch,
-                        job.uuid,
-                        operations,
-                        uuids,
-                        expect_new=expect_new[0],
-                        check_state=check_state,
-                    )
-                    if last:
-                        done: Future[tuple[list[str], int, bool]] = Future()
-                        done.set_result(write())
-                        in_flight = (done, seen, matched)
-                        return
-                    if writer is None:
-                        writer = ThreadPoolExecutor(
-                            1, thread_name_prefix="datacatalog-index-writer"
-                        )
-                    in_flight = (writer.submit(write), seen, matched)
-
-                report(0, 0)
-                for stored in listing.files:
-                    seen += 1
-                    rule = next(
-                        (r for r in resolved if r.request.matches(stored.relative_path)), None
-                    )
-                    if rule is None:
-                        continue
-                    matched += 1
-                    pending.append((stored, rule))
-                    if len(pending) >= batch_size:
-                        flush(last=seen == total)
-                if pending:
-                    flush(last=True)
-                settle()
-            finally:
-                if writer is not None:
-                    writer.shutdown(wait=True)
-        if reported != (seen, len(written)):
-            report(seen, matched)
-        state = job.state
-        if transition:
-            summary = {"files": len(written), "errors": len(errors), "skipped": len(skipped)}
-            state = self.jobs.send(
-                job.uuid, "indexed", data=summary, event_id=f"{run}:indexed", token=token
-            ).job.state
-        return IndexReport(
-            job_uuid=job.uuid,
-            seen=seen,
-            matched=matched,
-            written=len(written),
-            files=written,
-            skipped=skipped,
-            errors=errors,
-            batches=batches,
-            state=state,
-        )
-
-    @staticmethod
-    def _prepare_batch(
-        job: Job,
-        system: StorageSystem,
-        batch: Sequence[tuple[StoredFile, Rule]],
-        errors: list[tuple[str, str]],
-        hasher: Hasher,
-    ) -> tuple[list[Upsert], list[str]]:
-        """Hash one batch (when asked, on the hasher's threads) and build its upserts.
-
-        A file that is gone or cannot be read is reported in ``errors`` and left out.
-        """
-        digests = hasher.digests(system, [(stored.path, rule.fixity) for stored, rule in batch])
-        operations: list[Upsert] = []
-        uuids: list[str] = []
-        for (stored, rule), digest in zip(batch, digests, strict=True):
-            if isinstance(digest, DataCatalogError):
-                errors.append((stored.path, str(digest)))
-                continue
-            uuid = file_uuid(stored.path)
-            operations.append(
-                Upsert({"uuid": uuid}, file_update(job, system, stored, rule, digest, uuid))
-            )
-            uuids.append(uuid)
-        return operations, uuids
-
-    def _write_batch(
-        self,
-        job_uuid: str,
-        operations: Sequence[Upsert],
-        uuids: list[str],
-        *,
-        expect_new: bool,
-        check_state: bool = True,
-    ) -> tuple[list[str], int, bool]:
-        """Upsert one batch in one bulk write, then check the job is still INDEXING.
-
-        With ``expect_new`` the records are sent as inserts, and only those already
-        stored as upserts (:meth:`Store.bulk_upsert`): a first run costs the server much
-        less, and a second one costs one more round trip, for its first batch only.
-
-        Returns the UUIDs written, the round trips the write took and whether none of
-        the records was stored before. Without ``check_state`` (:meth:`complete`, whose
-        one end write is conditional on the lease) the job is not read after the batch.
-        """
-        if not operations:
-            return [], 0, expect_new
-
-        def write() -> tuple[list[str], int, bool]:
-            result = self.store.bulk_upsert(
-                "file", operations, batch_size=len(operations), expect_new=expect_new
-            )
-            if check_state:
-                self._check_still_indexing(job_uuid)
-            return uuids, result.batches, result.matched == 0
-
-        # Upserts keyed by file UUID, links added to sets: writing the batch again is safe.
-        return self.store.failover.call(
-            write, what=f"indexing job {job_uuid}: a batch of {len(operations)} file records"
-        )
-
-    def _check_still_indexing(self, job_uuid: str) -> None:
-        """After a batch is written: stop unless the job is still visible and INDEXING.
-
-        An administrator (or another indexing run) may have moved the job on while this
-        run was writing. Every write is followed by this check, and the admin actions
-        change the job before they touch its records, so whatever this run wrote is put
-        in line with the action that won: a purged job's records are removed, a reset
-        job's are unlinked; a deleted job keeps them (as it keeps its earlier ones), and
-        a job that another run finished or failed keeps them too. Each case is a
-        :class:`ConflictError` naming what happened.
-        """
-        found = self.store.find(
-            "job", {"uuid": job_uuid}, projection={"state": 1, "_visible": 1}, limit=1
-        )
-        if not found:
-            self.store.delete_many("file", {"generated_by": job_uuid})
-            raise ConflictError(
-                f"job {job_uuid} was purged while it was being indexed; the file records "
-                "this run wrote were removed",
-                job=job_uuid,
-            )
-        state = found[0]["state"]
-        if not found[0].get("_visible", True):
-            raise ConflictError(
-                f"job {job_uuid} was deleted while it was being indexed; indexing stopped",
-                job=job_uuid,
-            )
-        if state in _ONLY_AFTER_RESET:
-            self.store.update_many(
-                "file", {"generated_by": job_uuid}, {"$pull": {"generated_by": job_uuid}}
-            )
-            raise ConflictError(
-                f"job {job_uuid} was reset while it was being indexed (it is {state} now); "
-                "the file records this run wrote were unlinked from it",
-                job=job_uuid,
-                state=state,
-            )
-        if state != "INDEXING":
-            raise ConflictError(
-                f"job {job_uuid} left INDEXING while it was being indexed (it is {state} "
-                "now: another run finished it, or an event moved it on); indexing stopped",
-                job=job_uuid,
-                state=state,
-            )
-
-    def _record_failure(self, job_uuid: str, exc: BaseException, token: str | None) -> None:
-        message = _truncate(str(exc) or type(exc).__name__)
-        # The original error is what the caller needs; if the database is also failing,
-        # the note in the history is lost and that error is re-raised as it was.
-        with suppress(DataCatalogError):
-            self.jobs.send(job_uuid, "update", data={"indexing_error": message}, token=token)
-
     def indexed(self, job_uuid: str, *, token: str | None = None) -> Job:
         """Send ``indexed``: the job's outputs are indexed and it is FINISHED again."""
         return self.jobs.send(job_uuid, "indexed", token=token).job
 
     # -- references -------------------------------------------------------------------------
+
+    def _resolve_rules(
+        self, job: Job, rules: Sequence[Rule], permissive: bool, errors: list[tuple[str, str]]
+    ) -> list[Rule]:
+        """``rules`` with their derived references resolved to UUIDs (dropped ones in
+        ``errors``)."""
+        return [self._resolve_rule(job, rule, permissive, errors) for rule in rules]
 
     def _resolve_rule(
         self, job: Job, rule: Rule, permissive: bool, errors: list[tuple[str, str]]
@@ -699,19 +467,11 @@ class IndexingService:
         )
 
 
-def _check_batch_size(batch_size: object) -> None:
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or not 1 <= batch_size <= MAX_BATCH_SIZE
-    ):
-        raise InvalidRequestError(
-            f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}, not {batch_size!r}"
-        )
+@dataclass(frozen=True)
+class _Plan:
+    """A run's checked rules (references not yet resolved), its storage system and the
+    data of its ``index`` event."""
 
-
-def _truncate(message: str) -> str:
-    if len(message) <= MAX_ERROR_CHARS:
-        return message
-    marker = " … [truncated]"
-    return message[: MAX_ERROR_CHARS - len(marker)] + marker
+    rules: list[Rule]
+    system: StorageSystem
+    started: dict[str, Any]

@@ -20,7 +20,7 @@ from datacatalog.local import BinaryUnusableError, LocalServer, LocalServerError
 from datacatalog.local.binary import INSTALL_HINT
 from datacatalog.local.layout import Layout, ServerState, read_json, write_json
 from datacatalog.local.manager import DEFAULT_IDLE_TIMEOUT
-from datacatalog.store.core import Backend, DatabaseBackend
+from datacatalog.store.engines import Backend, DatabaseBackend
 from datacatalog.store.migrate import import_snapshot
 
 logger = logging.getLogger("datacatalog.local")

@@ -28,7 +28,7 @@ from datacatalog.errors import (
 )
 from datacatalog.settings import Settings
 from datacatalog.store import RetryPolicy, connect, durability_warning
-from datacatalog.store.core import _translated
+from datacatalog.store.failures import translated as _translated
 from tests.support.jobs import World
 
 

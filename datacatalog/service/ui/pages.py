@@ -55,6 +55,15 @@ MAX_LIVE_JOBS = 200
 def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
     """The dashboard's routes over ``catalog``, rendered by ``pages``."""
     router = APIRouter()
+    _job_routes(router, catalog, pages)
+    _export_routes(router, catalog)
+    _file_routes(router, catalog, pages)
+    _browse_routes(router, catalog, pages)
+    return router
+
+
+def _job_routes(router: APIRouter, catalog: Catalog, pages: Pages) -> None:
+    """The job list, the live states it polls and a job's page."""
     store = catalog.store
 
     @router.get("/", response_class=HTMLResponse)
@@ -147,6 +156,11 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             runs=job_executions(job.uuid, history),
         )
 
+
+def _export_routes(router: APIRouter, catalog: Catalog) -> None:
+    """A job's provenance as downloads (PROV-JSON, OpenLineage, RO-Crate)."""
+    store = catalog.store
+
     @router.get("/jobs/{job_uuid}/prov.json")
     def job_prov(job_uuid: str) -> Response:
         job_document(store, job_uuid)  # a deleted or unknown job is not exported
@@ -166,6 +180,11 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             rocrate.export(store, job_uuid, target, storage=catalog.storage)
             content = target.read_bytes()
         return _download(content, f"{job_uuid}-ro-crate.zip", "application/zip")
+
+
+def _file_routes(router: APIRouter, catalog: Catalog, pages: Pages) -> None:
+    """A file's page and its content."""
+    store = catalog.store
 
     @router.get("/files/{file_uuid}", response_class=HTMLResponse)
     def file_page(request: Request, file_uuid: str) -> HTMLResponse:
@@ -211,6 +230,11 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             media_type="application/octet-stream",  # a download, never shown as a page
             headers={"Content-Disposition": _attachment(name)},
         )
+
+
+def _browse_routes(router: APIRouter, catalog: Catalog, pages: Pages) -> None:
+    """Pipelines, the metadata tree and search."""
+    store = catalog.store
 
     @router.get("/pipelines", response_class=HTMLResponse)
     def pipelines_page(request: Request) -> HTMLResponse:
@@ -289,8 +313,6 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             q=q.strip(),
             matches=matches,
         )
-
-    return router
 
 
 def _linker(request: Request) -> Callable[[str], str | None]:

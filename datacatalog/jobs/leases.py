@@ -118,38 +118,7 @@ class LeaseService:
             or not isinstance(who_pid, int)
         ):
             raise InvalidRequestError("a lease's host must be a string and its pid an integer")
-        current = "$lease.holder"
-        mine = {"$eq": [{"$ifNull": [current, None]}, {"$literal": holder}]}
-        other = {
-            "$and": [
-                {"$ne": [{"$ifNull": [current, None]}, None]},
-                {"$ne": [current, {"$literal": holder}]},
-            ]
-        }
-        previous = {f: f"$lease.{f}" for f in _TAKEOVER_FIELDS}
-        lease = {
-            "holder": {"$literal": holder},
-            "kind": {"$literal": kind},
-            "host": {"$literal": who_host},
-            "pid": {"$literal": who_pid},
-            "ttl": {"$literal": seconds},
-            "since": {"$cond": [mine, "$lease.since", SERVER_NOW]},
-            "renewed": SERVER_NOW,
-            "expires": {"$add": [SERVER_NOW, round(seconds * 1000)]},
-            "taken_over": {"$cond": [other, previous, None]},
-        }
-        now = utc_now()  # stands for the server's dates when the fragment is validated
-        example = {
-            "holder": holder,
-            "kind": kind,
-            "host": who_host,
-            "pid": who_pid,
-            "ttl": seconds,
-            "since": now,
-            "renewed": now,
-            "expires": now,
-            "taken_over": None,
-        }
+        lease, example = lease_expressions(holder, kind, seconds, host=who_host, pid=who_pid)
         query = {
             "uuid": job,
             "_visible": True,
@@ -424,3 +393,47 @@ def _describe(lease: Lease) -> str:
         f"{lease.kind} {lease.holder} on {lease.host} (pid {lease.pid}), "
         f"lease expires {lease.expires.isoformat()}"
     )
+
+
+def lease_expressions(
+    holder: str, kind: str, seconds: float, *, host: str | None = None, pid: int | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A lease taken by ``holder`` as an update-pipeline expression (server dates; its
+    ``since`` kept when the holder renews, the previous holder recorded on a takeover) and
+    as an example value to validate in its place. ``host`` and ``pid`` default to this
+    process's."""
+    host = socket.gethostname() if host is None else host
+    pid = os.getpid() if pid is None else pid
+    current = "$lease.holder"
+    mine = {"$eq": [{"$ifNull": [current, None]}, {"$literal": holder}]}
+    other = {
+        "$and": [
+            {"$ne": [{"$ifNull": [current, None]}, None]},
+            {"$ne": [current, {"$literal": holder}]},
+        ]
+    }
+    previous = {f: f"$lease.{f}" for f in _TAKEOVER_FIELDS}
+    expression = {
+        "holder": {"$literal": holder},
+        "kind": {"$literal": kind},
+        "host": {"$literal": host},
+        "pid": {"$literal": pid},
+        "ttl": {"$literal": seconds},
+        "since": {"$cond": [mine, "$lease.since", SERVER_NOW]},
+        "renewed": SERVER_NOW,
+        "expires": {"$add": [SERVER_NOW, round(seconds * 1000)]},
+        "taken_over": {"$cond": [other, previous, None]},
+    }
+    now = utc_now()  # stands for the server's dates when the fragment is validated
+    example = {
+        "holder": holder,
+        "kind": kind,
+        "host": host,
+        "pid": pid,
+        "ttl": seconds,
+        "since": now,
+        "renewed": now,
+        "expires": now,
+        "taken_over": None,
+    }
+    return expression, example

@@ -33,7 +33,6 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable
 from contextlib import suppress
-from types import TracebackType
 from typing import Any
 
 from datacatalog.clock import utc_now
@@ -50,6 +49,7 @@ from datacatalog.identifiers import require_kind
 from datacatalog.jobs.credentials import Credentials
 from datacatalog.jobs.events import EventApplier
 from datacatalog.jobs.model import Actor, Lease
+from datacatalog.lifetime import StartStop
 from datacatalog.settings import Settings
 from datacatalog.store import SERVER_NOW, Store
 
@@ -244,7 +244,7 @@ class LeaseService:
             self.events.send(str(lease.job_uuid), "update", data=data)
 
 
-class Heartbeat:
+class Heartbeat(StartStop):
     """Renews a lease on a daemon thread, well inside its ttl, while the block runs.
 
     ::
@@ -317,17 +317,6 @@ class Heartbeat:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
-
-    def __enter__(self) -> Heartbeat:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _run(self) -> None:
         while not self._stop.is_set():

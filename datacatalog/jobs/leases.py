@@ -143,15 +143,7 @@ class LeaseService:
                 return taken
             held = self.get(job)
             if held is not None and held.holder != holder:
-                raise ActiveExecutionsError(
-                    f"job {job} has an active execution: {_describe(held)}",
-                    job=job,
-                    holder=held.holder,
-                    kind=held.kind,
-                    host=held.host,
-                    pid=held.pid,
-                    expires=held.expires.isoformat(),
-                )
+                raise held_elsewhere(job, held)
             # The lease lapsed or was released between the write and the read: try again.
         raise ActiveExecutionsError(
             f"job {job}'s lease kept changing hands while {holder} tried to take it", job=job
@@ -375,6 +367,19 @@ def _stored_form(lease: Lease) -> dict[str, Any]:
         "expires": lease.expires,
         "taken_over": lease.taken_over,
     }
+
+
+def held_elsewhere(job: str, lease: Lease) -> ActiveExecutionsError:
+    """The error for ``job`` held by ``lease`` (another holder's), naming the holder."""
+    return ActiveExecutionsError(
+        f"job {job} has an active execution: {_describe(lease)}",
+        job=job,
+        holder=lease.holder,
+        kind=lease.kind,
+        host=lease.host,
+        pid=lease.pid,
+        expires=lease.expires.isoformat(),
+    )
 
 
 def _describe(lease: Lease) -> str:

@@ -33,7 +33,6 @@ from typing import Any
 from datacatalog import states, tokens
 from datacatalog.clock import utc_now
 from datacatalog.errors import (
-    ActiveExecutionsError,
     ConflictError,
     InvalidRequestError,
     LeaseLostError,
@@ -49,6 +48,7 @@ from datacatalog.jobs.leases import (
     _describe,
     _holder,
     _ttl,
+    held_elsewhere,
     lease_expressions,
 )
 from datacatalog.jobs.model import Actor, EventResult, HistoryEntry, Job, Lease
@@ -258,15 +258,7 @@ class Lifecycle:
             return Started(current, lease, (HistoryEntry.from_document(stored),), False)
         lease = current.lease
         if lease is not None and lease.holder != holder and lease.expires > utc_now():
-            raise ActiveExecutionsError(
-                f"job {job} has an active execution: {_describe(lease)}",
-                job=job,
-                holder=lease.holder,
-                kind=lease.kind,
-                host=lease.host,
-                pid=lease.pid,
-                expires=lease.expires.isoformat(),
-            )
+            raise held_elsewhere(job, lease)
         if current.state not in row.sources:
             raise states.invalid_transition(row.event, current.state)
         used = int(doc.get("_properties", {}).get("history_bytes", 0))

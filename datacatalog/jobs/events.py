@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from datacatalog import states, tokens
 from datacatalog.clock import utc_now
@@ -39,6 +39,17 @@ _log = logging.getLogger(__name__)
 AdminHandler = Callable[
     [str, states.Transition, Mapping[str, Any], "str | None", Actor], EventResult
 ]
+
+
+class EventOptions(TypedDict, total=False):
+    """The keyword arguments of :meth:`EventApplier.send`, which documents them; declared
+    once for the services that pass them on (``catalog.jobs.send(...)``)."""
+
+    data: Mapping[str, Any] | None
+    event_id: str | None
+    token: str | None
+    require_token: bool
+    actor: Actor | None
 
 
 class EventApplier:

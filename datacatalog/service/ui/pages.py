@@ -34,7 +34,7 @@ from starlette.responses import HTMLResponse
 from datacatalog import provenance
 from datacatalog.catalog import Catalog
 from datacatalog.clock import utc_now
-from datacatalog.errors import DataCatalogError, InvalidRequestError, NotFoundError, mapping_for
+from datacatalog.errors import DataCatalogError, InvalidRequestError, NotFoundError
 from datacatalog.identifiers import require_kind
 from datacatalog.indexing import file_document
 from datacatalog.jobs import HistoryEntry, Job, job_document
@@ -86,17 +86,16 @@ def _job_routes(router: APIRouter, catalog: Catalog, pages: Pages) -> None:
             except (InvalidRequestError, NotFoundError) as exc:
                 problem = exc
         # A bad filter is shown on the page itself, with the form to fix it.
-        return pages.render(
+        return pages.render_form(
             request,
             "jobs.html",
-            status=mapping_for(problem).http_status if problem else 200,
+            problem=problem,
+            pipelines=catalog.pipelines,
             title="Jobs",
             nav="jobs",
             query=query,
             given=params,
             page=page,
-            problem=problem,
-            pipeline_ids=sorted({p.id for p in catalog.pipelines.find(limit=1000)}),
             page_sizes=queries.PAGE_SIZES,
             sorts=list(queries.SORTS),
             metadata_filters=queries.METADATA_FILTERS,

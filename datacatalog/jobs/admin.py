@@ -16,7 +16,7 @@ from datacatalog.clock import utc_now
 from datacatalog.errors import DataCatalogError, NotFoundError
 from datacatalog.identifiers import random_uuid, require_kind
 from datacatalog.jobs.credentials import Credentials
-from datacatalog.jobs.events import EventApplier, keyed_entry_uuid
+from datacatalog.jobs.events import EventApplier
 from datacatalog.jobs.model import Actor, AuditRecord, EventResult, Job, PurgeReport
 from datacatalog.jobs.plan import check_no_job_inside
 from datacatalog.jobs.queries import JobQueries, job_document
@@ -80,7 +80,7 @@ class JobAdmin:
         if row.event == "reset":
             job = self.queries.get(job_uuid)
             system = self.storage.get(job.archive_system)
-            if job.state in row.sources and not self._replayed(job_uuid, event_id):
+            if job.state in row.sources and not self.events.replayed(job_uuid, event_id):
                 # Only a reset that will apply empties the directory: a replay stays the
                 # no-op it is, and a reset from a state that allows none its refusal.
                 check_no_job_inside(self.store, job)
@@ -96,13 +96,6 @@ class JobAdmin:
                 )
                 details["removed"] = len(system.remove_tree_contents(result.job.archive_path))
         return result
-
-    def _replayed(self, job_uuid: str, event_id: str | None) -> bool:
-        """Whether the event with idempotency key ``event_id`` is in the job's history."""
-        if event_id is None:
-            return False
-        entry = keyed_entry_uuid(job_uuid, event_id)
-        return self.store.count("job", {"uuid": job_uuid, "history.uuid": entry}) > 0
 
     def delete(self, job_uuid: str, *, token: str | None, actor: Actor | None = None) -> Job:
         """Soft-delete: hide the job from queries and events; :meth:`undelete` restores it."""

@@ -129,6 +129,13 @@ class EventApplier:
         self._notify_observers(result)
         return result
 
+    def replayed(self, job_uuid: str, event_id: str | None) -> bool:
+        """Whether the event with idempotency key ``event_id`` is in the job's history."""
+        if event_id is None:
+            return False
+        entry = keyed_entry_uuid(job_uuid, event_id)
+        return self.store.count("job", {"uuid": job_uuid, "history.uuid": entry}) > 0
+
     def _notify_observers(self, result: EventResult) -> None:
         """Tell the observers about an event whose write succeeded; their failures are logged."""
         for observer in self.observers:

@@ -30,7 +30,7 @@ from typing import Any
 
 from datacatalog import states
 from datacatalog.errors import DataCatalogError, InvalidRequestError
-from datacatalog.jobs.events import EventApplier, keyed_entry_uuid
+from datacatalog.jobs.events import EventApplier
 from datacatalog.jobs.model import Actor, EventResult
 from datacatalog.jobs.plan import check_no_job_inside
 from datacatalog.jobs.queries import JobQueries
@@ -89,7 +89,7 @@ class NewExecutions:
         job = self.queries.get(job_uuid)
         system = self.storage.get(job.archive_system)
         body: dict[str, Any] = {**payload, "leftovers": "kept" if keep else "cleared"}
-        applies = job.state in row.sources and not self._replayed(job_uuid, event_id)
+        applies = job.state in row.sources and not self.events.replayed(job_uuid, event_id)
         if not keep and applies:
             # Said in the event's own entry: what it supersedes and what it clears.
             check_no_job_inside(self.store, job)
@@ -135,9 +135,3 @@ class NewExecutions:
         # The clearing's own error is what the caller needs, even if this fails too.
         with suppress(DataCatalogError):
             self.events.apply(job_uuid, states.transition("fail"), data, None, who)
-
-    def _replayed(self, job_uuid: str, event_id: str | None) -> bool:
-        if event_id is None:
-            return False
-        entry = keyed_entry_uuid(job_uuid, event_id)
-        return self.store.count("job", {"uuid": job_uuid, "history.uuid": entry}) > 0

@@ -98,34 +98,17 @@ METADATA: list[dict[str, Any]] = [
         "media": "M9 glucose",
         "temperature_c": 37,
     },
-    {
-        "measurement_id": "measurement.demo.1.a",
-        "sample_id": "sample.demo.1",
-        "measurement_type": "PLATE_READER",
-        "replicate": 1,
-        "channels": ["od600", "gfp"],
-    },
-    {
-        "measurement_id": "measurement.demo.1.b",
-        "sample_id": "sample.demo.1",
-        "measurement_type": "PLATE_READER",
-        "replicate": 2,
-        "channels": ["od600", "gfp"],
-    },
-    {
-        "measurement_id": "measurement.demo.2.a",
-        "sample_id": "sample.demo.2",
-        "measurement_type": "PLATE_READER",
-        "replicate": 1,
-        "channels": ["od600", "gfp"],
-    },
-    {
-        "measurement_id": "measurement.demo.2.b",
-        "sample_id": "sample.demo.2",
-        "measurement_type": "PLATE_READER",
-        "replicate": 2,
-        "channels": ["od600", "gfp"],
-    },
+    *(
+        {
+            "measurement_id": f"measurement.demo.{sample}.{letter}",
+            "sample_id": f"sample.demo.{sample}",
+            "measurement_type": "PLATE_READER",
+            "replicate": replicate,
+            "channels": ["od600", "gfp"],
+        }
+        for sample in (1, 2)
+        for replicate, letter in ((1, "a"), (2, "b"))
+    ),
 ]
 
 SAMPLE_ID = "sample.demo.1"

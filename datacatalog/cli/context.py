@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import getpass
 import os
+import signal
 import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -20,6 +25,26 @@ if TYPE_CHECKING:
 
 CLI_AGENT = "datacatalog-cli"
 """The agent recorded on the events the command line sends."""
+
+
+@contextmanager
+def stopped_by_signals(stop: Callable[[int], object]) -> Iterator[None]:
+    """SIGINT and SIGTERM call ``stop(signum)`` while the block runs (on the main thread
+    only: signal handlers cannot be set from another); the previous handlers come back
+    after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def person() -> str:

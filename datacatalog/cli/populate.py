@@ -24,16 +24,14 @@ import importlib
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from types import FrameType
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
-from datacatalog.cli.context import App, pass_app
+from datacatalog.cli.context import App, pass_app, stopped_by_signals
 from datacatalog.cli.coverage import STATE_STYLES, metadata_arguments, selection_options
 from datacatalog.cli.params import json_object
 from datacatalog.errors import InvalidRequestError
@@ -184,7 +182,7 @@ def populate(
         # Made here, before planning: an unreachable scheduler is refused with nothing written.
         backend = parse_executor(executor_spec, workers=workers, timeout=dask_timeout)
     try:
-        with _stopped_by_signals(stop), progress:
+        with stopped_by_signals(stop), progress:
             report = run_populate(
                 catalog,
                 pipeline=pipeline,
@@ -314,24 +312,6 @@ class _Progress:
             return
         with self._lock:
             self._bar.advance(self._task)
-
-
-@contextmanager
-def _stopped_by_signals(stop: Callable[[int], None]) -> Iterator[None]:
-    """SIGINT and SIGTERM stop the populate cleanly while the block runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop(signum)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
 
 
 def render(console: Console, report: PopulateReport) -> None:

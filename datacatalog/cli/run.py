@@ -47,15 +47,14 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
-from types import FrameType
+from collections.abc import Sequence
+from contextlib import suppress
 from typing import IO, TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
 
-from datacatalog.cli.context import App, pass_app, person
+from datacatalog.cli.context import App, pass_app, person, stopped_by_signals
 from datacatalog.cli.params import json_object
 from datacatalog.errors import InvalidRequestError
 
@@ -214,7 +213,7 @@ def run(
         if_stale="rerun" if rerun_stale else "error",
         verify=verify,
     )
-    with _cancelled_by_signals(driver):
+    with stopped_by_signals(lambda _signum: driver.cancel()):
         driver.start()
         while not driver.wait(0.2):  # in slices: signal handlers run between them
             pass
@@ -382,24 +381,6 @@ def _pump(source: IO[bytes] | None, target: IO[str], tail: deque[str] | None) ->
         if tail is not None:
             tail.append(line.rstrip("\n"))
     source.close()
-
-
-@contextmanager
-def _cancelled_by_signals(driver: Driver) -> Iterator[None]:
-    """SIGINT and SIGTERM cancel the driver while the block runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        driver.cancel()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
 
 
 def _exit_code(result: DriverResult, runner: CommandStep) -> int:

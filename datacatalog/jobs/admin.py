@@ -11,12 +11,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from datacatalog import states
 from datacatalog.clock import utc_now
 from datacatalog.errors import DataCatalogError, NotFoundError
 from datacatalog.identifiers import random_uuid, require_kind
 from datacatalog.jobs.credentials import Credentials
-from datacatalog.jobs.events import EventApplier, keyed_entry_uuid
+from datacatalog.jobs.events import EventApplier, EventCall
 from datacatalog.jobs.model import Actor, AuditRecord, EventResult, Job, PurgeReport
 from datacatalog.jobs.plan import check_no_job_inside
 from datacatalog.jobs.queries import JobQueries, job_document
@@ -58,14 +57,7 @@ class JobAdmin:
         self.credentials.check_admin(token, action="ready")
         return self.events.send(job_uuid, "ready", token=token, actor=actor).job
 
-    def apply_event(
-        self,
-        job_uuid: str,
-        row: states.Transition,
-        payload: Mapping[str, Any],
-        event_id: str | None,
-        who: Actor,
-    ) -> EventResult:
+    def apply_event(self, call: EventCall) -> EventResult:
         """Apply ``reset`` or ``ready`` with all the action entails, and audit it.
 
         However it arrives (:meth:`reset`, or :meth:`EventApplier.send` with the event), a reset
@@ -76,18 +68,19 @@ class JobAdmin:
         error, and resetting again finishes the work). A replayed idempotency key
         changes nothing and is not audited again.
         """
+        job_uuid, row, event_id = call.job_uuid, call.row, call.event_id
         system = None
         if row.event == "reset":
             job = self.queries.get(job_uuid)
             system = self.storage.get(job.archive_system)
-            if job.state in row.sources and not self._replayed(job_uuid, event_id):
+            if job.state in row.sources and not self.events.replayed(job_uuid, event_id):
                 # Only a reset that will apply empties the directory: a replay stays the
                 # no-op it is, and a reset from a state that allows none its refusal.
                 check_no_job_inside(self.store, job)
-        result = self.events.apply(job_uuid, row, payload, event_id, who)
+        result = self.events.apply(call)
         if not result.applied:
             return result
-        with self._audited(row.event, job_uuid, who) as details:
+        with self._audited(row.event, job_uuid, call.who) as details:
             if event_id is not None:
                 details["event_id"] = event_id
             if system is not None:
@@ -96,13 +89,6 @@ class JobAdmin:
                 )
                 details["removed"] = len(system.remove_tree_contents(result.job.archive_path))
         return result
-
-    def _replayed(self, job_uuid: str, event_id: str | None) -> bool:
-        """Whether the event with idempotency key ``event_id`` is in the job's history."""
-        if event_id is None:
-            return False
-        entry = keyed_entry_uuid(job_uuid, event_id)
-        return self.store.count("job", {"uuid": job_uuid, "history.uuid": entry}) > 0
 
     def delete(self, job_uuid: str, *, token: str | None, actor: Actor | None = None) -> Job:
         """Soft-delete: hide the job from queries and events; :meth:`undelete` restores it."""

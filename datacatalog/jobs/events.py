@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypedDict
 
 from datacatalog import states, tokens
 from datacatalog.clock import utc_now
@@ -36,9 +37,31 @@ from datacatalog.store import Document, Store
 
 _log = logging.getLogger(__name__)
 
-AdminHandler = Callable[
-    [str, states.Transition, Mapping[str, Any], "str | None", Actor], EventResult
-]
+
+@dataclass(frozen=True)
+class EventCall:
+    """One checked event on its way to the job: what :meth:`EventApplier.apply` writes
+    and what the handlers of events that entail more (reset, ready, retry, rerun) take."""
+
+    job_uuid: str
+    row: states.Transition
+    payload: Mapping[str, Any]
+    event_id: str | None
+    who: Actor
+
+
+AdminHandler = Callable[[EventCall], EventResult]
+
+
+class EventOptions(TypedDict, total=False):
+    """The keyword arguments of :meth:`EventApplier.send`, which documents them; declared
+    once for the services that pass them on (``catalog.jobs.send(...)``)."""
+
+    data: Mapping[str, Any] | None
+    event_id: str | None
+    token: str | None
+    require_token: bool
+    actor: Actor | None
 
 
 class EventApplier:
@@ -99,24 +122,31 @@ class EventApplier:
         payload = check_object(data, where="event data", max_bytes=limits.MAX_EVENT_DATA_BYTES)
         if event_id is not None and (not isinstance(event_id, str) or not 0 < len(event_id) <= 128):
             raise InvalidRequestError("event_id must be a string of 1-128 characters")
-        who = actor or self.actor
+        call = EventCall(job_uuid, row, payload, event_id, actor or self.actor)
         if row.admin:
             if self.admin_handler is None:
                 raise InvalidRequestError(f"the {event} event needs the admin actions")
-            result = self.admin_handler(job_uuid, row, payload, event_id, who)
+            result = self.admin_handler(call)
         elif event in self.handlers:
             # Not resent here: what such an event entails beyond its update may have
             # half-happened; its handler says what a replay does.
-            result = self.handlers[event](job_uuid, row, payload, event_id, who)
+            result = self.handlers[event](call)
         elif event_id is None:
-            result = self.apply(job_uuid, row, payload, event_id, who)
+            result = self.apply(call)
         else:
             result = self.store.failover.call(
-                lambda: self.apply(job_uuid, row, payload, event_id, who),
+                lambda: self.apply(call),
                 what=f"event {event} ({event_id}) of job {job_uuid}",
             )
         self._notify_observers(result)
         return result
+
+    def replayed(self, job_uuid: str, event_id: str | None) -> bool:
+        """Whether the event with idempotency key ``event_id`` is in the job's history."""
+        if event_id is None:
+            return False
+        entry = keyed_entry_uuid(job_uuid, event_id)
+        return self.store.count("job", {"uuid": job_uuid, "history.uuid": entry}) > 0
 
     def _notify_observers(self, result: EventResult) -> None:
         """Tell the observers about an event whose write succeeded; their failures are logged."""
@@ -126,18 +156,12 @@ class EventApplier:
             except Exception:
                 _log.exception("job event observer %r failed", observer)
 
-    def apply(
-        self,
-        job_uuid: str,
-        row: states.Transition,
-        payload: Mapping[str, Any],
-        event_id: str | None,
-        who: Actor,
-    ) -> EventResult:
+    def apply(self, call: EventCall) -> EventResult:
         """The one conditional update that applies an event (arguments already checked)."""
+        job_uuid, row, event_id, who = call.job_uuid, call.row, call.event_id, call.who
         event = row.event
         entry = new_entry(
-            event, payload, event_id=event_id, to_state=row.target, actor=who, job=job_uuid
+            event, call.payload, event_id=event_id, to_state=row.target, actor=who, job=job_uuid
         )
         size = entry_size(entry)
         update: dict[str, Any] = {

@@ -121,21 +121,7 @@ def executions(job_uuid: str, history: Iterable[HistoryEntry]) -> list[Execution
         if name == "run" or name in BEGINS:
             reason = _text(entry.data.get("reason")) if name in BEGINS else None
             details = {k: v for k, v in entry.data.items() if k in _BEGIN_DETAILS}
-            found.append(
-                Execution(
-                    number=count,
-                    run_id=run_id(job_uuid, count),
-                    began_with=name,
-                    started=entry.date,
-                    ended=None,
-                    outcome="running",
-                    reason=reason,
-                    holder=_holder(entry),
-                    host=entry.host,
-                    pid=entry.pid,
-                    details=details,
-                )
-            )
+            found.append(_begun(job_uuid, count, entry, "running", reason=reason, details=details))
             count += 1
             open_at = last_run = len(found) - 1
         elif name == "finish" and open_at is not None:
@@ -145,20 +131,7 @@ def executions(job_uuid: str, history: Iterable[HistoryEntry]) -> list[Execution
             target = open_at if open_at is not None else last_run
             reason = _text(entry.data.get("reason"))
             if target is None:  # failed before it ever ran: still an execution
-                found.append(
-                    Execution(
-                        number=count,
-                        run_id=run_id(job_uuid, count),
-                        began_with=name,
-                        started=entry.date,
-                        ended=entry.date,
-                        outcome="failed",
-                        reason=reason,
-                        holder=_holder(entry),
-                        host=entry.host,
-                        pid=entry.pid,
-                    )
-                )
+                found.append(_begun(job_uuid, count, entry, "failed", reason=reason))
                 count += 1
                 last_run = len(found) - 1
             else:
@@ -171,21 +144,35 @@ def executions(job_uuid: str, history: Iterable[HistoryEntry]) -> list[Execution
                 found[open_at] = replace(found[open_at], ended=entry.date, outcome="reset")
             open_at = last_run = None
         elif name == "reuse":
-            found.append(
-                Execution(
-                    number=None,
-                    run_id=None,
-                    began_with=name,
-                    started=entry.date,
-                    ended=entry.date,
-                    outcome="up_to_date",
-                    holder=_holder(entry),
-                    host=entry.host,
-                    pid=entry.pid,
-                    details=dict(entry.data.get("verified") or {}),
-                )
-            )
+            verified = dict(entry.data.get("verified") or {})
+            found.append(_begun(job_uuid, None, entry, "up_to_date", details=verified))
     return found
+
+
+def _begun(
+    job_uuid: str,
+    number: int | None,
+    entry: HistoryEntry,
+    outcome: str,
+    *,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> Execution:
+    """The execution (or up-to-date check, ``number`` None) that ``entry`` began: still
+    open when ``outcome`` is ``running``, else ended by the same entry."""
+    return Execution(
+        number=number,
+        run_id=None if number is None else run_id(job_uuid, number),
+        began_with=entry.name,
+        started=entry.date,
+        ended=None if outcome == "running" else entry.date,
+        outcome=outcome,
+        reason=reason,
+        holder=_holder(entry),
+        host=entry.host,
+        pid=entry.pid,
+        details={} if details is None else details,
+    )
 
 
 def _holder(entry: HistoryEntry) -> str | None:

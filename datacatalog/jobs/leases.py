@@ -33,7 +33,6 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable
 from contextlib import suppress
-from types import TracebackType
 from typing import Any
 
 from datacatalog.clock import utc_now
@@ -50,6 +49,7 @@ from datacatalog.identifiers import require_kind
 from datacatalog.jobs.credentials import Credentials
 from datacatalog.jobs.events import EventApplier
 from datacatalog.jobs.model import Actor, Lease
+from datacatalog.lifetime import StartStop
 from datacatalog.settings import Settings
 from datacatalog.store import SERVER_NOW, Store
 
@@ -118,38 +118,7 @@ class LeaseService:
             or not isinstance(who_pid, int)
         ):
             raise InvalidRequestError("a lease's host must be a string and its pid an integer")
-        current = "$lease.holder"
-        mine = {"$eq": [{"$ifNull": [current, None]}, {"$literal": holder}]}
-        other = {
-            "$and": [
-                {"$ne": [{"$ifNull": [current, None]}, None]},
-                {"$ne": [current, {"$literal": holder}]},
-            ]
-        }
-        previous = {f: f"$lease.{f}" for f in _TAKEOVER_FIELDS}
-        lease = {
-            "holder": {"$literal": holder},
-            "kind": {"$literal": kind},
-            "host": {"$literal": who_host},
-            "pid": {"$literal": who_pid},
-            "ttl": {"$literal": seconds},
-            "since": {"$cond": [mine, "$lease.since", SERVER_NOW]},
-            "renewed": SERVER_NOW,
-            "expires": {"$add": [SERVER_NOW, round(seconds * 1000)]},
-            "taken_over": {"$cond": [other, previous, None]},
-        }
-        now = utc_now()  # stands for the server's dates when the fragment is validated
-        example = {
-            "holder": holder,
-            "kind": kind,
-            "host": who_host,
-            "pid": who_pid,
-            "ttl": seconds,
-            "since": now,
-            "renewed": now,
-            "expires": now,
-            "taken_over": None,
-        }
+        lease, example = lease_expressions(holder, kind, seconds, host=who_host, pid=who_pid)
         query = {
             "uuid": job,
             "_visible": True,
@@ -174,15 +143,7 @@ class LeaseService:
                 return taken
             held = self.get(job)
             if held is not None and held.holder != holder:
-                raise ActiveExecutionsError(
-                    f"job {job} has an active execution: {_describe(held)}",
-                    job=job,
-                    holder=held.holder,
-                    kind=held.kind,
-                    host=held.host,
-                    pid=held.pid,
-                    expires=held.expires.isoformat(),
-                )
+                raise held_elsewhere(job, held)
             # The lease lapsed or was released between the write and the read: try again.
         raise ActiveExecutionsError(
             f"job {job}'s lease kept changing hands while {holder} tried to take it", job=job
@@ -275,7 +236,7 @@ class LeaseService:
             self.events.send(str(lease.job_uuid), "update", data=data)
 
 
-class Heartbeat:
+class Heartbeat(StartStop):
     """Renews a lease on a daemon thread, well inside its ttl, while the block runs.
 
     ::
@@ -349,17 +310,6 @@ class Heartbeat:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
-    def __enter__(self) -> Heartbeat:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def _run(self) -> None:
         while not self._stop.is_set():
             if self._wait(self.interval) or self._stop.is_set():
@@ -419,8 +369,65 @@ def _stored_form(lease: Lease) -> dict[str, Any]:
     }
 
 
+def held_elsewhere(job: str, lease: Lease) -> ActiveExecutionsError:
+    """The error for ``job`` held by ``lease`` (another holder's), naming the holder."""
+    return ActiveExecutionsError(
+        f"job {job} has an active execution: {_describe(lease)}",
+        job=job,
+        holder=lease.holder,
+        kind=lease.kind,
+        host=lease.host,
+        pid=lease.pid,
+        expires=lease.expires.isoformat(),
+    )
+
+
 def _describe(lease: Lease) -> str:
     return (
         f"{lease.kind} {lease.holder} on {lease.host} (pid {lease.pid}), "
         f"lease expires {lease.expires.isoformat()}"
     )
+
+
+def lease_expressions(
+    holder: str, kind: str, seconds: float, *, host: str | None = None, pid: int | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A lease taken by ``holder`` as an update-pipeline expression (server dates; its
+    ``since`` kept when the holder renews, the previous holder recorded on a takeover) and
+    as an example value to validate in its place. ``host`` and ``pid`` default to this
+    process's."""
+    host = socket.gethostname() if host is None else host
+    pid = os.getpid() if pid is None else pid
+    current = "$lease.holder"
+    mine = {"$eq": [{"$ifNull": [current, None]}, {"$literal": holder}]}
+    other = {
+        "$and": [
+            {"$ne": [{"$ifNull": [current, None]}, None]},
+            {"$ne": [current, {"$literal": holder}]},
+        ]
+    }
+    previous = {f: f"$lease.{f}" for f in _TAKEOVER_FIELDS}
+    expression = {
+        "holder": {"$literal": holder},
+        "kind": {"$literal": kind},
+        "host": {"$literal": host},
+        "pid": {"$literal": pid},
+        "ttl": {"$literal": seconds},
+        "since": {"$cond": [mine, "$lease.since", SERVER_NOW]},
+        "renewed": SERVER_NOW,
+        "expires": {"$add": [SERVER_NOW, round(seconds * 1000)]},
+        "taken_over": {"$cond": [other, previous, None]},
+    }
+    now = utc_now()  # stands for the server's dates when the fragment is validated
+    example = {
+        "holder": holder,
+        "kind": kind,
+        "host": host,
+        "pid": pid,
+        "ttl": seconds,
+        "since": now,
+        "renewed": now,
+        "expires": now,
+        "taken_over": None,
+    }
+    return expression, example

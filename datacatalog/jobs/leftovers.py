@@ -24,13 +24,13 @@ the error is raised: the job never runs on a directory it could not clear.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextlib import suppress
+from dataclasses import replace
 from typing import Any
 
 from datacatalog import states
 from datacatalog.errors import DataCatalogError, InvalidRequestError
-from datacatalog.jobs.events import EventApplier, keyed_entry_uuid
+from datacatalog.jobs.events import EventApplier, EventCall
 from datacatalog.jobs.model import Actor, EventResult
 from datacatalog.jobs.plan import check_no_job_inside
 from datacatalog.jobs.queries import JobQueries
@@ -64,14 +64,7 @@ class NewExecutions:
         for event in ("retry", "rerun"):
             events.handlers[event] = self.apply_event
 
-    def apply_event(
-        self,
-        job_uuid: str,
-        row: states.Transition,
-        payload: Mapping[str, Any],
-        event_id: str | None,
-        who: Actor,
-    ) -> EventResult:
+    def apply_event(self, call: EventCall) -> EventResult:
         """Apply ``retry`` or ``rerun``, then supersede and clear (see the module docstring).
 
         Raises:
@@ -80,6 +73,7 @@ class NewExecutions:
             ConflictError: Another job's archive path lies inside this one's.
             StorageFailureError: The directory could not be emptied (the job is FAILED).
         """
+        job_uuid, row, payload, event_id = call.job_uuid, call.row, call.payload, call.event_id
         leftovers = payload.get("leftovers", "clear")
         if leftovers not in LEFTOVERS:
             raise InvalidRequestError(
@@ -89,14 +83,14 @@ class NewExecutions:
         job = self.queries.get(job_uuid)
         system = self.storage.get(job.archive_system)
         body: dict[str, Any] = {**payload, "leftovers": "kept" if keep else "cleared"}
-        applies = job.state in row.sources and not self._replayed(job_uuid, event_id)
+        applies = job.state in row.sources and not self.events.replayed(job_uuid, event_id)
         if not keep and applies:
             # Said in the event's own entry: what it supersedes and what it clears.
             check_no_job_inside(self.store, job)
             body["superseded"] = self._superseded(job_uuid)
             listed = [f.path for f in system.list_files(job.archive_path).files]
             body["cleared"] = {"files": len(listed), "named": sorted(listed)[:MAX_NAMED]}
-        result = self.events.apply(job_uuid, row, body, event_id, who)
+        result = self.events.apply(replace(call, payload=body))
         if not result.applied or keep:
             return result
         try:
@@ -105,7 +99,7 @@ class NewExecutions:
             )
             system.remove_tree_contents(job.archive_path)
         except DataCatalogError as exc:
-            self._fail(job_uuid, who, exc)
+            self._fail(job_uuid, call.who, exc)
             raise
         return result
 
@@ -134,10 +128,4 @@ class NewExecutions:
         }
         # The clearing's own error is what the caller needs, even if this fails too.
         with suppress(DataCatalogError):
-            self.events.apply(job_uuid, states.transition("fail"), data, None, who)
-
-    def _replayed(self, job_uuid: str, event_id: str | None) -> bool:
-        if event_id is None:
-            return False
-        entry = keyed_entry_uuid(job_uuid, event_id)
-        return self.store.count("job", {"uuid": job_uuid, "history.uuid": entry}) > 0
+            self.events.apply(EventCall(job_uuid, states.transition("fail"), data, None, who))

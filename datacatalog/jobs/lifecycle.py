@@ -26,8 +26,6 @@ succeeded. Heartbeat renewals stay :meth:`LeaseService.renew`'s, one small write
 from __future__ import annotations
 
 import itertools
-import os
-import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +33,6 @@ from typing import Any
 from datacatalog import states, tokens
 from datacatalog.clock import utc_now
 from datacatalog.errors import (
-    ActiveExecutionsError,
     ConflictError,
     InvalidRequestError,
     LeaseLostError,
@@ -45,7 +42,15 @@ from datacatalog.freeform import check_object
 from datacatalog.identifiers import require_kind
 from datacatalog.jobs import limits
 from datacatalog.jobs.events import EventApplier, entry_size, history_limit, new_entry
-from datacatalog.jobs.leases import KINDS, LeaseService, _describe, _holder, _ttl
+from datacatalog.jobs.leases import (
+    KINDS,
+    LeaseService,
+    _describe,
+    _holder,
+    _ttl,
+    held_elsewhere,
+    lease_expressions,
+)
 from datacatalog.jobs.model import Actor, EventResult, HistoryEntry, Job, Lease
 from datacatalog.jobs.queries import job_document
 from datacatalog.schemas import validate, validate_fragment
@@ -166,7 +171,7 @@ class Lifecycle:
         base: Document | None,
     ) -> Started:
         size = entry_size(entry)
-        lease, example = _lease_expressions(holder, kind, seconds)
+        lease, example = lease_expressions(holder, kind, seconds)
         query: Document = {
             "uuid": job,
             "_visible": True,
@@ -253,15 +258,7 @@ class Lifecycle:
             return Started(current, lease, (HistoryEntry.from_document(stored),), False)
         lease = current.lease
         if lease is not None and lease.holder != holder and lease.expires > utc_now():
-            raise ActiveExecutionsError(
-                f"job {job} has an active execution: {_describe(lease)}",
-                job=job,
-                holder=lease.holder,
-                kind=lease.kind,
-                host=lease.host,
-                pid=lease.pid,
-                expires=lease.expires.isoformat(),
-            )
+            raise held_elsewhere(job, lease)
         if current.state not in row.sources:
             raise states.invalid_transition(row.event, current.state)
         used = int(doc.get("_properties", {}).get("history_bytes", 0))
@@ -373,44 +370,6 @@ class Lifecycle:
             if used + size > history_limit(rows[0]):
                 raise _full(job, used)
         raise ConflictError(f"job {job} kept changing while it was being ended; retry")
-
-
-def _lease_expressions(holder: str, kind: str, seconds: float) -> tuple[Document, Document]:
-    """The lease as an update-pipeline expression (server dates) and as an example value."""
-    current = "$lease.holder"
-    mine = {"$eq": [{"$ifNull": [current, None]}, {"$literal": holder}]}
-    other = {
-        "$and": [
-            {"$ne": [{"$ifNull": [current, None]}, None]},
-            {"$ne": [current, {"$literal": holder}]},
-        ]
-    }
-    host, pid = socket.gethostname(), os.getpid()
-    previous = {f: f"$lease.{f}" for f in ("holder", "kind", "host", "pid", "expires")}
-    expression = {
-        "holder": {"$literal": holder},
-        "kind": {"$literal": kind},
-        "host": {"$literal": host},
-        "pid": {"$literal": pid},
-        "ttl": {"$literal": seconds},
-        "since": {"$cond": [mine, "$lease.since", SERVER_NOW]},
-        "renewed": SERVER_NOW,
-        "expires": {"$add": [SERVER_NOW, round(seconds * 1000)]},
-        "taken_over": {"$cond": [other, previous, None]},
-    }
-    now = utc_now()
-    example = {
-        "holder": holder,
-        "kind": kind,
-        "host": host,
-        "pid": pid,
-        "ttl": seconds,
-        "since": now,
-        "renewed": now,
-        "expires": now,
-        "taken_over": None,
-    }
-    return expression, example
 
 
 def _built(base: Document) -> Document:

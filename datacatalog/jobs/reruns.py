@@ -287,6 +287,21 @@ def decide(
         ForbiddenError: ``token`` is not the job's.
         StorageFailureError: The archive path cannot be listed to verify it.
     """
+    _check_options(force=force, if_stale=if_stale, verify=verify)
+    uuid = job.uuid if isinstance(job, Job) else require_kind(job, "pipelinejob", what="job")
+    if token is not None:
+        tokens.check_job_token(catalog.jobs.secret, uuid, token)
+    if current is None or current.uuid != uuid:
+        current = catalog.jobs.get(uuid, include_deleted=True)
+    decision = _parked(current) or _by_state(current, holder=holder, force=force)
+    if decision is not None:
+        return decision
+    return _by_outputs(
+        catalog, current, if_stale=if_stale, verify=verify, hash_workers=hash_workers
+    )
+
+
+def _check_options(*, force: bool, if_stale: str, verify: str) -> None:
     if if_stale not in IF_STALE:
         raise InvalidRequestError(
             f"if_stale must be one of {', '.join(IF_STALE)}, not {if_stale!r}"
@@ -297,33 +312,33 @@ def decide(
         )
     if not isinstance(force, bool):
         raise InvalidRequestError(f"force must be True or False, not {force!r}")
-    uuid = job.uuid if isinstance(job, Job) else require_kind(job, "pipelinejob", what="job")
-    if token is not None:
-        tokens.check_job_token(catalog.jobs.secret, uuid, token)
-    if current is None or current.uuid != uuid:
-        current = catalog.jobs.get(uuid, include_deleted=True)
-    state = current.state
+
+
+_PARKED_STATES = {
+    "RETIRED": "is RETIRED: kept for the record only, it does not run again; an "
+    "administrator's reset and ready (datacatalog admin reset, ready) re-arm it",
+    "RESET": "is RESET: an administrator's ready (datacatalog admin ready) makes it CREATED, "
+    "and then it runs",
+}
+
+
+def _parked(current: Job) -> Decision | None:
+    """REFUSED for a deleted, RETIRED or RESET job, whatever else holds; else None."""
     if not current.visible:
         return _refused(
             current,
             "deleted",
             "is deleted; an administrator's undelete (datacatalog admin undelete) restores it",
         )
-    if state == "RETIRED":
-        return _refused(
-            current,
-            state,
-            "is RETIRED: kept for the record only, it does not run again; an "
-            "administrator's reset and ready (datacatalog admin reset, ready) re-arm it",
-        )
-    if state == "RESET":
-        return _refused(
-            current,
-            state,
-            "is RESET: an administrator's ready (datacatalog admin ready) makes it CREATED, "
-            "and then it runs",
-        )
-    lease = current.lease
+    if current.state in _PARKED_STATES:
+        return _refused(current, current.state, _PARKED_STATES[current.state])
+    return None
+
+
+def _by_state(current: Job, *, holder: str | None, force: bool) -> Decision | None:
+    """What the lease and the state decide without looking at the outputs; None when the
+    outputs are to be verified."""
+    uuid, state, lease = current.uuid, current.state, current.lease
     if lease is not None and lease.holder != holder and lease.expires > utc_now():
         return Decision(
             Outcome.HELD,
@@ -376,6 +391,14 @@ def decide(
             f"is {state}: its outputs are being handled, or that stopped half-way; "
             f"{todo}, or force a new run (--force, force=True)",
         )
+    return None
+
+
+def _by_outputs(
+    catalog: Catalog, current: Job, *, if_stale: str, verify: str, hash_workers: int | None
+) -> Decision:
+    """UP_TO_DATE, RERUN or STALE, by verifying the outputs of a finished job."""
+    uuid, state = current.uuid, current.state
     verification = verify_outputs(catalog, current, mode=verify, hash_workers=hash_workers)
     when = f", finished {_date(verification.finished)}" if verification.finished else ""
     if verification.ok:

@@ -38,7 +38,7 @@ from datacatalog.freeform import check_object
 from datacatalog.jobs.admin import JobAdmin
 from datacatalog.jobs.coverage import Coverage, coverage, pipelines_on
 from datacatalog.jobs.credentials import Credentials
-from datacatalog.jobs.events import EventApplier
+from datacatalog.jobs.events import EventApplier, EventOptions
 from datacatalog.jobs.executions import Execution, executions
 from datacatalog.jobs.leases import LeaseService
 from datacatalog.jobs.leftovers import NewExecutions
@@ -180,27 +180,9 @@ class JobService:
 
     # -- events (EventApplier) --------------------------------------------------------------
 
-    def send(
-        self,
-        job_uuid: str,
-        event: str,
-        *,
-        data: Mapping[str, Any] | None = None,
-        event_id: str | None = None,
-        token: str | None = None,
-        require_token: bool = False,
-        actor: Actor | None = None,
-    ) -> EventResult:
+    def send(self, job_uuid: str, event: str, **options: Unpack[EventOptions]) -> EventResult:
         """Apply one event to a job atomically (see :meth:`EventApplier.send`)."""
-        return self.events.send(
-            job_uuid,
-            event,
-            data=data,
-            event_id=event_id,
-            token=token,
-            require_token=require_token,
-            actor=actor,
-        )
+        return self.events.send(job_uuid, event, **options)
 
     # -- admin actions (JobAdmin) -----------------------------------------------------------
 

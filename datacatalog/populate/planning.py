@@ -174,30 +174,18 @@ def _batch(
                 )
     out = []
     for i, (job_plan, entity) in enumerate(zip(plans, entities, strict=True)):
-        if i in created:
-            out.append(
-                PlannedJob(
-                    entity=entity,
-                    uuid=job_plan.uuid,
-                    archive_path=job_plan.archive_path,
-                    archive_system=job_plan.archive_system,
-                    state="CREATED",
-                    history_bytes=sizes[i],
-                    created=True,
-                )
-            )
-            continue
         doc = existing.get(job_plan.uuid)
-        if doc is None:  # a dry run: the job would be created
+        if i in created or doc is None:  # created now, or would be by a real run
+            made = i in created
             out.append(
                 PlannedJob(
                     entity=entity,
                     uuid=job_plan.uuid,
                     archive_path=job_plan.archive_path,
                     archive_system=job_plan.archive_system,
-                    state=None,
-                    history_bytes=0,
-                    created=False,
+                    state="CREATED" if made else None,
+                    history_bytes=sizes[i] if made else 0,
+                    created=made,
                 )
             )
             continue

@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from datacatalog.catalog import Catalog
     from datacatalog.driver import Driver, DriverResult, Payload
     from datacatalog.jobs.model import Lease
+    from datacatalog.orchestrator.model import Execution
+    from datacatalog.orchestrator.workflow_runner import WorkflowRunner
 
 OUTCOMES = (
     "ran",
@@ -452,13 +454,20 @@ class PopulateRun:
         finally:
             with self._lock:
                 self._runners.discard(runner)
+        return self._workflow_ran(job, runner, execution)
+
+    def _workflow_ran(
+        self, job: PlannedJob, runner: WorkflowRunner, execution: Execution | None
+    ) -> JobOutcome:
+        """The outcome of a workflow execution that ended without raising."""
         if runner.decision.up_to_date:  # done elsewhere meanwhile (found under the lease)
             return self._from_decision(job, runner.decision)
         assert execution is not None  # a run execution is returned
+        state = _state(self.catalog, job)
         if execution.status == "succeeded":
-            return _outcome(job, "ran", _state(catalog, job), message=f"execution {execution.id}")
+            return _outcome(job, "ran", state, message=f"execution {execution.id}")
         return _outcome(
-            job, "cancelled", _state(catalog, job), reason="cancelled",
+            job, "cancelled", state, reason="cancelled",
             message=f"execution {execution.id} {execution.status}",
         )  # fmt: skip
 

@@ -69,33 +69,17 @@ def documents(
     experiment = typed_uuid("synthetic-experiment", "experiment")
     meta = SyntheticCatalog(jobs=chains * CHAIN, files_per_job=files_per_job, chains=chains)
 
-    def stamped(doc: Document) -> Document:
-        return {**doc, "_properties": _properties()}
-
     def metadata() -> Iterator[Document]:
-        yield stamped({"uuid": design, "experiment_design_id": "synthetic-design", "child_of": []})
+        yield _stamped({"uuid": design, "experiment_design_id": "synthetic-design", "child_of": []})
 
     def experiments() -> Iterator[Document]:
-        yield stamped(
+        yield _stamped(
             {"uuid": experiment, "experiment_id": "synthetic-experiment", "child_of": [design]}
         )
 
-    def pipelines() -> Iterator[Document]:
-        for n in range(PIPELINES):
-            yield stamped(
-                {
-                    "uuid": _pipeline(n),
-                    "id": f"synthetic-{n}",
-                    "name": f"synthetic {n}",
-                    "components": [{"image": f"synthetic:{n}"}],
-                    "processing_levels": ["1"],
-                    "_visible": True,
-                }
-            )
-
     def samples() -> Iterator[Document]:
         for c in range(chains):
-            yield stamped(
+            yield _stamped(
                 {
                     "uuid": meta.sample(c),
                     "sample_id": f"synthetic-sample-{c}",
@@ -103,59 +87,79 @@ def documents(
                 }
             )
 
-    def job_docs() -> Iterator[dict[str, object]]:
-        for c in range(chains):
-            for p in range(CHAIN):
-                pipeline = _pipeline((c + p) % PIPELINES)
-                yield stamped(
-                    {
-                        "uuid": meta.job(c, p),
-                        "pipeline_uuid": pipeline,
-                        "state": "FINISHED",
-                        "last_event": "finish",
-                        "history": [],
-                        "data": {"chain": c, "position": p},
-                        "archive_path": f"/products/v2/synthetic/{c}/{p}",
-                        "archive_system": "local",
-                        "instanced": False,
-                        "archive_patterns": [],
-                        "product_patterns": [],
-                        "generated_by": [pipeline],
-                        "child_of": [meta.sample(c)],
-                        "acted_on": [meta.file(c, p - 1)] if p else [],
-                        "acted_using": [],
-                        "_visible": True,
-                    }
-                )
-
-    def file_docs() -> Iterator[dict[str, object]]:
-        for c in range(chains):
-            for p in range(CHAIN):
-                for i in range(files_per_job):
-                    yield stamped(
-                        {
-                            "uuid": meta.file(c, p, i),
-                            "name": _path(c, p, i),
-                            "storage_system": "local",
-                            "level": "1",
-                            "type": "DAT",
-                            "size": 1024,
-                            "generated_by": [meta.job(c, p)],
-                            "derived_from": [meta.file(c, p - 1)] if p and i == 0 else [],
-                            "derived_using": [],
-                            "child_of": [meta.sample(c)],
-                            "_visible": True,
-                        }
-                    )
-
     return meta, [
         ("experiment_design", metadata()),
         ("experiment", experiments()),
-        ("pipeline", pipelines()),
+        ("pipeline", _pipelines()),
         ("sample", samples()),
-        ("job", job_docs()),
-        ("file", file_docs()),
+        ("job", _job_docs(meta)),
+        ("file", _file_docs(meta)),
     ]
+
+
+def _stamped(doc: Document) -> Document:
+    return {**doc, "_properties": _properties()}
+
+
+def _pipelines() -> Iterator[Document]:
+    for n in range(PIPELINES):
+        yield _stamped(
+            {
+                "uuid": _pipeline(n),
+                "id": f"synthetic-{n}",
+                "name": f"synthetic {n}",
+                "components": [{"image": f"synthetic:{n}"}],
+                "processing_levels": ["1"],
+                "_visible": True,
+            }
+        )
+
+
+def _job_docs(meta: SyntheticCatalog) -> Iterator[dict[str, object]]:
+    for c in range(meta.chains):
+        for p in range(CHAIN):
+            pipeline = _pipeline((c + p) % PIPELINES)
+            yield _stamped(
+                {
+                    "uuid": meta.job(c, p),
+                    "pipeline_uuid": pipeline,
+                    "state": "FINISHED",
+                    "last_event": "finish",
+                    "history": [],
+                    "data": {"chain": c, "position": p},
+                    "archive_path": f"/products/v2/synthetic/{c}/{p}",
+                    "archive_system": "local",
+                    "instanced": False,
+                    "archive_patterns": [],
+                    "product_patterns": [],
+                    "generated_by": [pipeline],
+                    "child_of": [meta.sample(c)],
+                    "acted_on": [meta.file(c, p - 1)] if p else [],
+                    "acted_using": [],
+                    "_visible": True,
+                }
+            )
+
+
+def _file_docs(meta: SyntheticCatalog) -> Iterator[dict[str, object]]:
+    for c in range(meta.chains):
+        for p in range(CHAIN):
+            for i in range(meta.files_per_job):
+                yield _stamped(
+                    {
+                        "uuid": meta.file(c, p, i),
+                        "name": _path(c, p, i),
+                        "storage_system": "local",
+                        "level": "1",
+                        "type": "DAT",
+                        "size": 1024,
+                        "generated_by": [meta.job(c, p)],
+                        "derived_from": [meta.file(c, p - 1)] if p and i == 0 else [],
+                        "derived_using": [],
+                        "child_of": [meta.sample(c)],
+                        "_visible": True,
+                    }
+                )
 
 
 def generate(

@@ -9,15 +9,15 @@ the members with pymongo directly: this is a test tool, not product code.
 from __future__ import annotations
 
 import contextlib
-from types import TracebackType
 from typing import Any
 
+from datacatalog.lifetime import StartStop
 from datacatalog.local import ports
 from datacatalog.testing.server import MongodError, MongodServer, find_mongod
 from datacatalog.waiting import wait_until
 
 
-class ReplicaSet:
+class ReplicaSet(StartStop):
     """A throw-away replica set of ``members`` mongods on loopback ports, for fault tests.
 
     Every member runs the same binary with test commands enabled (so fail points can cut
@@ -119,17 +119,6 @@ class ReplicaSet:
         ``<dbpath>/rollback``): it had writes that no majority had."""
         dbpath = self.members[index].dbpath
         return dbpath is not None and any(p.is_file() for p in (dbpath / "rollback").rglob("*"))
-
-    def __enter__(self) -> ReplicaSet:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- looking -----------------------------------------------------------------------
 

@@ -21,9 +21,9 @@ import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from datacatalog.lifetime import StartStop
 from datacatalog.local import binary as binaries
 from datacatalog.local import launcher, ports, processes
 from datacatalog.local.failures import BinaryUnusableError, error_lines
@@ -74,7 +74,7 @@ def find_mongod() -> str:
         raise MongodNotInstalled(str(exc)) from None
 
 
-class MongodServer:
+class MongodServer(StartStop):
     """One throw-away ``mongod``: a single-member replica set on a loopback port.
 
     Args:
@@ -222,17 +222,6 @@ class MongodServer:
         self._requested_port = self.port  # the members know each other by port
         self._launch(self._mongod or find_mongod())
         self._wait_ready(initiate=False)
-
-    def __enter__(self) -> MongodServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- state file -------------------------------------------------------------------
 

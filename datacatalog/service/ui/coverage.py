@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse
 
 from datacatalog.catalog import Catalog
-from datacatalog.errors import DataCatalogError, InvalidRequestError, mapping_for
+from datacatalog.errors import DataCatalogError, InvalidRequestError
 from datacatalog.jobs.coverage import MISSING, Coverage
 from datacatalog.metadata import ID_FIELDS, LEVELS
 from datacatalog.service.ui.render import Pages
@@ -42,17 +42,16 @@ def coverage_routes(catalog: Catalog, pages: Pages) -> APIRouter:
                 result = catalog.jobs.coverage(**_arguments(params))
             except DataCatalogError as exc:
                 problem = exc
-        return pages.render(
+        return pages.render_form(
             request,
             "coverage.html",
-            status=mapping_for(problem).http_status if problem else 200,
+            problem=problem,
+            pipelines=catalog.pipelines,
             title="Coverage",
             nav="coverage",
             given=params,
             result=result,
-            problem=problem,
             levels=LEVELS,
-            pipeline_ids=sorted({p.id for p in catalog.pipelines.find(limit=1000)}),
             count_states=[*STATES, MISSING],
             rows_per_page=ROWS_PER_PAGE,
             registered_twice=_registered_twice(result),

@@ -34,7 +34,7 @@ from starlette.responses import HTMLResponse
 from datacatalog import provenance
 from datacatalog.catalog import Catalog
 from datacatalog.clock import utc_now
-from datacatalog.errors import DataCatalogError, InvalidRequestError, NotFoundError, mapping_for
+from datacatalog.errors import DataCatalogError, InvalidRequestError, NotFoundError
 from datacatalog.identifiers import require_kind
 from datacatalog.indexing import file_document
 from datacatalog.jobs import HistoryEntry, Job, job_document
@@ -55,6 +55,15 @@ MAX_LIVE_JOBS = 200
 def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
     """The dashboard's routes over ``catalog``, rendered by ``pages``."""
     router = APIRouter()
+    _job_routes(router, catalog, pages)
+    _export_routes(router, catalog)
+    _file_routes(router, catalog, pages)
+    _browse_routes(router, catalog, pages)
+    return router
+
+
+def _job_routes(router: APIRouter, catalog: Catalog, pages: Pages) -> None:
+    """The job list, the live states it polls and a job's page."""
     store = catalog.store
 
     @router.get("/", response_class=HTMLResponse)
@@ -77,17 +86,16 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             except (InvalidRequestError, NotFoundError) as exc:
                 problem = exc
         # A bad filter is shown on the page itself, with the form to fix it.
-        return pages.render(
+        return pages.render_form(
             request,
             "jobs.html",
-            status=mapping_for(problem).http_status if problem else 200,
+            problem=problem,
+            pipelines=catalog.pipelines,
             title="Jobs",
             nav="jobs",
             query=query,
             given=params,
             page=page,
-            problem=problem,
-            pipeline_ids=sorted({p.id for p in catalog.pipelines.find(limit=1000)}),
             page_sizes=queries.PAGE_SIZES,
             sorts=list(queries.SORTS),
             metadata_filters=queries.METADATA_FILTERS,
@@ -147,6 +155,11 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             runs=job_executions(job.uuid, history),
         )
 
+
+def _export_routes(router: APIRouter, catalog: Catalog) -> None:
+    """A job's provenance as downloads (PROV-JSON, OpenLineage, RO-Crate)."""
+    store = catalog.store
+
     @router.get("/jobs/{job_uuid}/prov.json")
     def job_prov(job_uuid: str) -> Response:
         job_document(store, job_uuid)  # a deleted or unknown job is not exported
@@ -166,6 +179,11 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             rocrate.export(store, job_uuid, target, storage=catalog.storage)
             content = target.read_bytes()
         return _download(content, f"{job_uuid}-ro-crate.zip", "application/zip")
+
+
+def _file_routes(router: APIRouter, catalog: Catalog, pages: Pages) -> None:
+    """A file's page and its content."""
+    store = catalog.store
 
     @router.get("/files/{file_uuid}", response_class=HTMLResponse)
     def file_page(request: Request, file_uuid: str) -> HTMLResponse:
@@ -211,6 +229,11 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             media_type="application/octet-stream",  # a download, never shown as a page
             headers={"Content-Disposition": _attachment(name)},
         )
+
+
+def _browse_routes(router: APIRouter, catalog: Catalog, pages: Pages) -> None:
+    """Pipelines, the metadata tree and search."""
+    store = catalog.store
 
     @router.get("/pipelines", response_class=HTMLResponse)
     def pipelines_page(request: Request) -> HTMLResponse:
@@ -289,8 +312,6 @@ def page_routes(catalog: Catalog, pages: Pages) -> APIRouter:
             q=q.strip(),
             matches=matches,
         )
-
-    return router
 
 
 def _linker(request: Request) -> Callable[[str], str | None]:

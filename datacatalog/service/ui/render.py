@@ -24,6 +24,8 @@ from starlette.responses import HTMLResponse
 
 from datacatalog import __version__, states
 from datacatalog.clock import as_utc
+from datacatalog.errors import DataCatalogError, mapping_for
+from datacatalog.pipelines import PipelineRegistry
 from datacatalog.service.ui.queries import LIVE_STATES
 from datacatalog.service.ui.search import page_path
 
@@ -160,3 +162,24 @@ class Pages:
             **context,
         )
         return HTMLResponse(html, status_code=status)
+
+    def render_form(
+        self,
+        request: Request,
+        template: str,
+        *,
+        problem: DataCatalogError | None,
+        pipelines: PipelineRegistry,
+        **context: Any,
+    ) -> HTMLResponse:
+        """A page with a filter form: a bad filter (``problem``) is shown on the page
+        itself, with the form to fix it, under the error's HTTP status; the form offers
+        the registered pipeline ids."""
+        return self.render(
+            request,
+            template,
+            status=mapping_for(problem).http_status if problem else 200,
+            problem=problem,
+            pipeline_ids=sorted({p.id for p in pipelines.find(limit=1000)}),
+            **context,
+        )

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from datacatalog.errors import InvalidRequestError
-from datacatalog.jobs.reruns import IF_STALE, VERIFY_MODES
+from datacatalog.jobs.reruns import check_options
 
 DEFAULT_CLEANUP_GRACE = 30.0
 
@@ -37,16 +37,7 @@ def stage_timeout(value: Any) -> timedelta | None:
 
 def rerun_options(force: Any, if_stale: Any, verify: Any) -> dict[str, Any]:
     """The options that decide whether the job runs (:func:`datacatalog.jobs.reruns.decide`)."""
-    if not isinstance(force, bool):
-        raise InvalidRequestError(f"force must be True or False, not {force!r}")
-    if if_stale not in IF_STALE:
-        raise InvalidRequestError(
-            f"if_stale must be one of {', '.join(IF_STALE)}, not {if_stale!r}"
-        )
-    if verify not in VERIFY_MODES:
-        raise InvalidRequestError(
-            f"verify must be one of {', '.join(VERIFY_MODES)}, not {verify!r}"
-        )
+    check_options(force=force, if_stale=if_stale, verify=verify)
     return {"force": force, "if_stale": if_stale, "verify": verify}
 
 

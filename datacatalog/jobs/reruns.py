@@ -82,6 +82,7 @@ __all__ = [
     "Outcome",
     "Verification",
     "begin",
+    "check_options",
     "decide",
     "event_data",
     "record_up_to_date",
@@ -287,7 +288,7 @@ def decide(
         ForbiddenError: ``token`` is not the job's.
         StorageFailureError: The archive path cannot be listed to verify it.
     """
-    _check_options(force=force, if_stale=if_stale, verify=verify)
+    check_options(force=force, if_stale=if_stale, verify=verify)
     uuid = job.uuid if isinstance(job, Job) else require_kind(job, "pipelinejob", what="job")
     if token is not None:
         tokens.check_job_token(catalog.jobs.secret, uuid, token)
@@ -301,7 +302,10 @@ def decide(
     )
 
 
-def _check_options(*, force: bool, if_stale: str, verify: str) -> None:
+def check_options(*, force: Any, if_stale: Any, verify: Any) -> None:
+    """Refuse rerun options that :func:`decide` does not know."""
+    if not isinstance(force, bool):
+        raise InvalidRequestError(f"force must be True or False, not {force!r}")
     if if_stale not in IF_STALE:
         raise InvalidRequestError(
             f"if_stale must be one of {', '.join(IF_STALE)}, not {if_stale!r}"
@@ -310,8 +314,6 @@ def _check_options(*, force: bool, if_stale: str, verify: str) -> None:
         raise InvalidRequestError(
             f"verify must be one of {', '.join(VERIFY_MODES)}, not {verify!r}"
         )
-    if not isinstance(force, bool):
-        raise InvalidRequestError(f"force must be True or False, not {force!r}")
 
 
 _PARKED_STATES = {

@@ -26,26 +26,9 @@ names), :mod:`~datacatalog.driver.options` (the arguments checked),
 
 from __future__ import annotations
 
+from datacatalog.driver import values
 from datacatalog.driver.core import Driver
-from datacatalog.driver.values import (
-    PHASES,
-    REASONS,
-    DriverAbort,
-    DriverError,
-    DriverResult,
-    Entry,
-    Notification,
-    Payload,
-)
+from datacatalog.driver.values import *  # noqa: F403 - re-exported: values.__all__
 
-__all__ = [
-    "PHASES",
-    "REASONS",
-    "Driver",
-    "DriverAbort",
-    "DriverError",
-    "DriverResult",
-    "Entry",
-    "Notification",
-    "Payload",
-]
+__all__ = ["Driver"]
+__all__ += values.__all__

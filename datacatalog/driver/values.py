@@ -19,6 +19,17 @@ if TYPE_CHECKING:
     from datacatalog.indexing import IndexReport
     from datacatalog.jobs.reruns import Verification
 
+__all__ = [
+    "PHASES",
+    "REASONS",
+    "DriverAbort",
+    "DriverError",
+    "DriverResult",
+    "Entry",
+    "Notification",
+    "Payload",
+]
+
 MAX_MESSAGE = 2000
 MAX_TRACEBACK = 8000
 

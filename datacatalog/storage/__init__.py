@@ -30,16 +30,8 @@ The package's modules, one concept each:
 
 from __future__ import annotations
 
-from datacatalog.storage.listing import (
-    SKIP_BROKEN_SYMLINK,
-    SKIP_NOT_REGULAR,
-    SKIP_SYMLINK_LOOP,
-    SKIP_SYMLINK_OUTSIDE_ROOT,
-    SKIP_UNREADABLE,
-    Listing,
-    SkippedEntry,
-    StoredFile,
-)
+from datacatalog.storage import listing
+from datacatalog.storage.listing import *  # noqa: F403 - re-exported: listing.__all__
 from datacatalog.storage.paths import validate_path
 from datacatalog.storage.registry import DEFAULT_SYSTEM_NAME, StorageRegistry, default_storage_url
 from datacatalog.storage.system import CHUNK_SIZE, StorageSystem, open_system
@@ -47,17 +39,10 @@ from datacatalog.storage.system import CHUNK_SIZE, StorageSystem, open_system
 __all__ = [
     "CHUNK_SIZE",
     "DEFAULT_SYSTEM_NAME",
-    "SKIP_BROKEN_SYMLINK",
-    "SKIP_NOT_REGULAR",
-    "SKIP_SYMLINK_LOOP",
-    "SKIP_SYMLINK_OUTSIDE_ROOT",
-    "SKIP_UNREADABLE",
-    "Listing",
-    "SkippedEntry",
     "StorageRegistry",
     "StorageSystem",
-    "StoredFile",
     "default_storage_url",
     "open_system",
     "validate_path",
 ]
+__all__ += listing.__all__

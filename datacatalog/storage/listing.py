@@ -14,6 +14,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+__all__ = [
+    "SKIP_BROKEN_SYMLINK",
+    "SKIP_NOT_REGULAR",
+    "SKIP_SYMLINK_LOOP",
+    "SKIP_SYMLINK_OUTSIDE_ROOT",
+    "SKIP_UNREADABLE",
+    "Listing",
+    "SkippedEntry",
+    "StoredFile",
+]
+
 # Reasons given in SkippedEntry.reason (stable codes; SkippedEntry.detail is for people).
 SKIP_SYMLINK_OUTSIDE_ROOT = "symlink_outside_root"
 SKIP_BROKEN_SYMLINK = "broken_symlink"

@@ -17,6 +17,7 @@ The package has one module per concept:
 
 from __future__ import annotations
 
+from datacatalog.jobs import model
 from datacatalog.jobs.leases import Heartbeat, LeaseService
 from datacatalog.jobs.limits import ENTRY_OVERHEAD as _ENTRY_OVERHEAD
 from datacatalog.jobs.limits import (
@@ -27,17 +28,7 @@ from datacatalog.jobs.limits import (
     MAX_JOB_DATA_BYTES,
     MAX_PAGE,
 )
-from datacatalog.jobs.model import (
-    Actor,
-    AuditRecord,
-    EventResult,
-    HistoryEntry,
-    Job,
-    JobPlan,
-    Lease,
-    PlanOptions,
-    PurgeReport,
-)
+from datacatalog.jobs.model import *  # noqa: F403 - re-exported: model.__all__
 from datacatalog.jobs.queries import FindFilters, job_document
 from datacatalog.jobs.references import (
     FILE_SCHEMES,
@@ -60,19 +51,10 @@ __all__ = [
     "MAX_PAGE",
     "REFERENCE_SCHEMES",
     "_ENTRY_OVERHEAD",
-    "Actor",
-    "AuditRecord",
-    "EventResult",
     "FindFilters",
     "Heartbeat",
-    "HistoryEntry",
-    "Job",
-    "JobPlan",
     "JobService",
-    "Lease",
     "LeaseService",
-    "PlanOptions",
-    "PurgeReport",
     "file_reference_uuid",
     "is_file_reference",
     "is_reference",
@@ -80,3 +62,4 @@ __all__ = [
     "reference_uuid",
     "references_in",
 ]
+__all__ += model.__all__

@@ -20,6 +20,18 @@ from datacatalog.indexrequests import IndexRequest, index_request_from
 if TYPE_CHECKING:
     from datacatalog.storage import StorageRegistry
 
+__all__ = [
+    "Actor",
+    "AuditRecord",
+    "EventResult",
+    "HistoryEntry",
+    "Job",
+    "JobPlan",
+    "Lease",
+    "PlanOptions",
+    "PurgeReport",
+]
+
 
 @dataclass(frozen=True)
 class Actor:

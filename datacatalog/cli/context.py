@@ -109,6 +109,17 @@ class App:
             )
         return self._catalog
 
+    def catalog_env(self) -> dict[str, str]:
+        """The catalog settings the command line was given, so a command it runs finds them."""
+        settings = self.settings
+        env = {
+            "DATACATALOG_DATA_DIR": str(settings.data_dir),
+            "DATACATALOG_MONGODB_DATABASE": settings.mongodb_database,
+        }
+        if settings.mongodb_uri:
+            env["DATACATALOG_MONGODB_URI"] = settings.mongodb_uri
+        return env
+
     def admin_token(self, given: str | None) -> str:
         """``given``, or an admin token minted from the local secret.
 
@@ -126,3 +137,15 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+def runs_command_line(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a command that runs a command line given after its options.
+
+    The words after the options reach ``func`` untouched as ``command``; ``func`` takes the
+    click context and the :class:`App` first (as ``click.pass_context`` and ``pass_app``
+    give them). The command itself needs ``ignore_unknown_options`` in its settings.
+    """
+    return click.argument("command", nargs=-1, type=click.UNPROCESSED)(
+        pass_app(click.pass_context(func))
+    )

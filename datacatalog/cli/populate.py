@@ -31,7 +31,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from datacatalog.cli.context import App, pass_app, stopped_by_signals
+from datacatalog.cli.context import App, runs_command_line, stopped_by_signals
 from datacatalog.cli.coverage import STATE_STYLES, metadata_arguments, selection_options
 from datacatalog.cli.params import json_object
 from datacatalog.errors import InvalidRequestError
@@ -115,9 +115,7 @@ MAX_LISTED = 50  # jobs listed under the counts (failed, stale, refused, held)
     show_default=True,
     help="Seconds to wait for a Dask scheduler.",
 )
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@pass_app
-@click.pass_context
+@runs_command_line
 def populate(
     ctx: click.Context,
     app: App,
@@ -240,7 +238,7 @@ def _what_runs(
         raise InvalidRequestError("--input gives a workflow's inputs: use it with --workflow")
     execute = _import(callable_name) if callable_name is not None else None
     if argv or (execute is None and workflow is None and not dry_run):
-        return Command(check_command(argv), env=_catalog_env(app), grace=grace), execute
+        return Command(check_command(argv), env=app.catalog_env(), grace=grace), execute
     return None, execute
 
 
@@ -256,18 +254,6 @@ def _import(name: str) -> Callable[..., Any]:
     if not callable(found):
         raise InvalidRequestError(f"--callable {name!r} is not callable")
     return found  # type: ignore[no-any-return]
-
-
-def _catalog_env(app: App) -> dict[str, str]:
-    """The catalog settings the command line was given, so a command finds them too."""
-    settings = app.settings
-    env = {
-        "DATACATALOG_DATA_DIR": str(settings.data_dir),
-        "DATACATALOG_MONGODB_DATABASE": settings.mongodb_database,
-    }
-    if settings.mongodb_uri:
-        env["DATACATALOG_MONGODB_URI"] = settings.mongodb_uri
-    return env
 
 
 class _Progress:

@@ -54,7 +54,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 from rich.markup import escape
 
-from datacatalog.cli.context import App, pass_app, person, stopped_by_signals
+from datacatalog.cli.context import App, person, runs_command_line, stopped_by_signals
 from datacatalog.cli.params import json_object
 from datacatalog.errors import InvalidRequestError
 
@@ -123,9 +123,7 @@ def exit_status(returncode: int) -> int:
     show_default=True,
     help="How a job that ran is checked to be up to date: hash its outputs again, or sizes.",
 )
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@pass_app
-@click.pass_context
+@runs_command_line
 def run(
     ctx: click.Context,
     app: App,
@@ -271,7 +269,7 @@ class CommandStep:
             staging = tempfile.mkdtemp(prefix="datacatalog-run-")
             archive_dir = staging
         env = dict(os.environ)
-        env.update(self._catalog_env())
+        env.update(self.app.catalog_env())
         env.update(
             {
                 "DATACATALOG_JOB_UUID": str(driver.job_id),
@@ -301,17 +299,6 @@ class CommandStep:
                 body["name"] = self.named_inputs[entry.uuid]
             entries.append(body)
         return entries
-
-    def _catalog_env(self) -> dict[str, str]:
-        """The catalog settings the command line was given, so the command finds them too."""
-        settings = self.app.settings
-        env = {
-            "DATACATALOG_DATA_DIR": str(settings.data_dir),
-            "DATACATALOG_MONGODB_DATABASE": settings.mongodb_database,
-        }
-        if settings.mongodb_uri:
-            env["DATACATALOG_MONGODB_URI"] = settings.mongodb_uri
-        return env
 
     def _run(self, env: dict[str, str], driver: Driver) -> tuple[int, list[str]]:
         tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)

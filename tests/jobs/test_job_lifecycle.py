@@ -28,23 +28,15 @@ from datacatalog.jobs import Job
 from datacatalog.jobs.lifecycle import Lifecycle
 from datacatalog.store import Store, connect
 from tests.support.jobs import World, make_world, nothing_written
+from tests.support.jobs import spy as count_calls
 
 _CALLS = ("find", "get", "count", "insert_if_absent", "update", "update_pipeline", "bulk_upsert")
 END = (("finish", {"n": 1}, "d:finish"), ("index", {}, "d:index"), ("indexed", {}, "d:indexed"))
 
 
 def spy(store: Store, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Count the store's calls by method name."""
-    calls: Counter[str] = Counter()
-    for name in _CALLS:
-        method = getattr(store, name)
-
-        def counted(*args: Any, _name: str = name, _method: Any = method, **kwargs: Any) -> Any:
-            calls[_name] += 1
-            return _method(*args, **kwargs)
-
-        monkeypatch.setattr(store, name, counted)
-    return calls
+    """Count the store's calls by method name, pipeline updates included."""
+    return count_calls(store, monkeypatch, _CALLS)
 
 
 def lifecycle(world: World) -> Lifecycle:

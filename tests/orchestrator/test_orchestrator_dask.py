@@ -8,7 +8,6 @@ its own); one test lets the executor start and close a cluster of its own.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,21 +30,8 @@ from tests.support.jobs import World  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        )
-    client = distributed.Client(cluster, set_as_default=False)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
+def client(dask_client: Any) -> Any:
+    return dask_client
 
 
 def dask_runner(

@@ -14,7 +14,6 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,26 +31,6 @@ from tests.support.clocks import FakeClock
 from tests.support.jobs import World
 
 EXECUTORS = ("thread", "process", "dask")
-
-
-@pytest.fixture(scope="module")
-def dask_client() -> Iterator[Any]:
-    dask = pytest.importorskip("dask")
-    distributed = pytest.importorskip("distributed")
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        )
-    client = distributed.Client(cluster, set_as_default=False)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
 
 
 def make_executor(kind: str, request: pytest.FixtureRequest) -> Executor:

@@ -137,10 +137,12 @@ def lapse(world: World, job: Job, *, holder: str = "driver-dead", ago: float = 6
 _CALLS = ("find", "get", "count", "insert_if_absent", "update", "bulk_upsert")
 
 
-def spy(store: Store, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Count the store's calls by method name."""
+def spy(
+    store: Store, monkeypatch: pytest.MonkeyPatch, names: tuple[str, ...] = _CALLS
+) -> Counter[str]:
+    """Count the store's calls to ``names`` by method name."""
     calls: Counter[str] = Counter()
-    for name in _CALLS:
+    for name in names:
         method = getattr(store, name)
 
         def counted(*args: Any, _name: str = name, _method: Any = method, **kwargs: Any) -> Any:

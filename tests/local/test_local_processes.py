@@ -19,18 +19,24 @@ import pytest
 from datacatalog.local import launcher, ports, processes
 from datacatalog.local.launcher import OPEN_FILES, ServerFiles, open_file_limits
 
-SLEEPER = "import sys, time; time.sleep(float(sys.argv[1]))"
+# Says it runs once it does: until then the child may still show its parent's arguments.
+SLEEPER = "import sys, time; print('ready', flush=True); time.sleep(float(sys.argv[1]))"
 
 
 @pytest.fixture
 def sleeper(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A process whose arguments name ``tmp_path / 'db'``, as a mongod on it would."""
-    process = subprocess.Popen([sys.executable, "-c", SLEEPER, "120", str(tmp_path / "db")])
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLEEPER, "120", str(tmp_path / "db")], stdout=subprocess.PIPE
+    )
     try:
+        assert process.stdout is not None and process.stdout.readline() == b"ready\n"
         yield process
     finally:
         process.kill()
         process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def _ended_pid() -> int:
@@ -135,6 +141,8 @@ def test_terminate_kills_what_ignores_sigterm(tmp_path: Path) -> None:
     finally:
         stubborn.kill()
         stubborn.wait()
+        if stubborn.stdout is not None:
+            stubborn.stdout.close()
 
 
 # -- ports ------------------------------------------------------------------------------------

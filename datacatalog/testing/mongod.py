@@ -26,6 +26,7 @@ Shell (the state file remembers what ``stop`` must kill)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -105,8 +106,13 @@ def _stop_command(state_file: Path) -> int:
 def _run_command(command: Sequence[str], port: int | None) -> int:
     """``run``: start a server, run ``command`` with its URI exported, stop the server.
 
+    Should the server exit while the command runs, what its log says is printed and the
+    command is stopped with the processes it started: every test after that point would
+    fail in the same way, and some would wait on the server until they time out.
+
     Returns:
-        The command's exit status (128 + signal number if a signal ended it).
+        The command's exit status (128 + signal number if a signal ended it), or 1 when
+        the server exited under it.
     """
     if not command:
         print("error: run needs a command after --", file=sys.stderr)
@@ -128,13 +134,54 @@ def _run_command(command: Sequence[str], port: int | None) -> int:
         previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         previous_term = signal.signal(signal.SIGTERM, forward)
         try:
-            status = child.wait()
+            status = _wait_watching(child, server)
         finally:
             signal.signal(signal.SIGINT, previous_int)
             signal.signal(signal.SIGTERM, previous_term)
     finally:
         server.stop()
     return 128 - status if status < 0 else status
+
+
+WATCH_INTERVAL = 1.0
+"""Seconds between two looks at the server while ``run``'s command runs."""
+
+STOP_GRACE = 30.0
+"""Seconds the command gets to end after SIGTERM once its server is gone."""
+
+
+def _wait_watching(child: subprocess.Popen[bytes], server: MongodServer) -> int:
+    """Wait for ``child``; if the server exits first, report it and stop the child."""
+    while True:
+        try:
+            return child.wait(WATCH_INTERVAL)
+        except subprocess.TimeoutExpired:
+            pass
+        if server.running:
+            continue
+        print(f"\nerror: {server.exit_report()}", file=sys.stderr)
+        print("error: stopping the command: nothing after this can use the server", file=sys.stderr)
+        _stop_tree(child)
+        return 1
+
+
+def _stop_tree(child: subprocess.Popen[bytes]) -> None:
+    """SIGTERM ``child``; after :data:`STOP_GRACE` seconds, SIGKILL it and what it started."""
+    import psutil  # type: ignore[import-untyped]
+
+    try:
+        started = psutil.Process(child.pid).children(recursive=True)
+    except psutil.Error:
+        started = []
+    child.terminate()
+    try:
+        child.wait(STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    for process in started:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

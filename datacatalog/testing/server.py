@@ -41,12 +41,18 @@ _START_ATTEMPTS = 3  # a free port can be taken by someone else before mongod bi
 _LOG_TAIL = 15
 
 # A test run makes thousands of short-lived databases, each with a file per collection
-# and index: close idle file handles soon (the default keeps them ten minutes), or the
-# server runs out of descriptors and aborts.
+# and index. A dropped collection's files stay open until its drop is final, which by
+# default waits out five minutes of snapshot history (minSnapshotHistoryWindowInSeconds)
+# and then the next checkpoint (every 60 s): a whole test run then holds over 16,000
+# descriptors and the server aborts where the open-file limit is lower. Keep no snapshot
+# history (the tests read at no past time), checkpoint every 5 s, and close idle handles
+# soon (the default keeps them ten minutes).
 _MANY_DATABASES = [
+    "--setParameter", "minSnapshotHistoryWindowInSeconds=0",
+    "--syncdelay", "5",
     "--wiredTigerEngineConfigString",
-    "file_manager=(close_idle_time=10,close_scan_interval=2,close_handle_minimum=250)",
-]
+    "file_manager=(close_idle_time=5,close_scan_interval=1,close_handle_minimum=100)",
+]  # fmt: skip
 
 
 class MongodError(RuntimeError):
@@ -296,6 +302,15 @@ class MongodServer(StartStop):
         if not processes.terminate(pid, self._dbpath, grace=self._stop_timeout):
             raise MongodError(f"mongod (pid {pid}) is still running after SIGKILL")
         self._pid = None
+
+    def exit_report(self) -> str:
+        """What to say of a server that exited while in use: its pid, the kept folder, the
+        log's errors and last lines. The folder is kept (``stop`` no longer removes it)."""
+        self._failed = True
+        parts = [f"mongod (pid {self._pid}) on port {self._port} exited while in use"]
+        if self._directory is not None:
+            parts.extend(self._diagnosis(self._files()))
+        return "\n".join(parts)
 
     def _start_error(self, reason: str) -> MongodError:
         """Build the start failure error: the reason, the kept folder and the log."""

@@ -17,6 +17,7 @@ from pymongo import MongoClient
 from datacatalog.local.processes import alive
 from datacatalog.testing import mongod as tool
 from datacatalog.testing.mongod import MongodError, MongodNotInstalled, MongodServer
+from datacatalog.waiting import wait_until
 
 
 @pytest.fixture
@@ -132,3 +133,66 @@ def test_a_bad_explicit_binary_is_named(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv(tool.MONGOD_ENV, str(tmp_path / "no-such-mongod"))
     with pytest.raises(MongodNotInstalled, match="no-such-mongod"):
         tool.find_mongod()
+
+
+@pytest.mark.mongod
+def test_run_stops_the_command_and_quotes_the_log_when_the_server_exits(
+    binary: str, tmp_path: Path
+) -> None:
+    # The command starts a helper process, then shuts its own server down and waits
+    # forever: `run` must notice, say what the server's log says, and stop both.
+    helper_pid = tmp_path / "helper.pid"
+    script = f"""
+import os, subprocess, time, pymongo
+helper = subprocess.Popen(["sleep", "600"])
+open({str(helper_pid)!r}, "w").write(str(helper.pid))
+client = pymongo.MongoClient(os.environ["{tool.URI_ENV}"], serverSelectionTimeoutMS=10000)
+try:
+    client.admin.command("shutdown", force=True)
+except pymongo.errors.PyMongoError:
+    pass
+time.sleep(600)
+"""
+    env = {**os.environ, tool.MONGOD_ENV: binary}
+    env.pop(tool.URI_ENV, None)
+    result = subprocess.run(
+        [sys.executable, "-m", "datacatalog.testing.mongod", "run", "--",
+         sys.executable, "-c", script],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "exited while in use" in result.stderr
+    assert "last lines of" in result.stderr and "shutdown" in result.stderr.lower()
+    assert "stopping the command" in result.stderr
+    assert not alive(int(helper_pid.read_text()))
+    kept = result.stderr.split("its files are kept in ", 1)[1].split()[0]
+    assert Path(kept).is_dir(), "the folder of a server that exited is kept for diagnosis"
+    shutil.rmtree(kept, ignore_errors=True)
+
+
+@pytest.mark.mongod
+def test_the_files_of_dropped_databases_are_released_within_seconds(binary: str) -> None:
+    # A test run creates and drops thousands of databases. Were their files held for the
+    # server's default five minutes of snapshot history, the run would need tens of
+    # thousands of descriptors, and the server would abort where the limit is lower.
+    with MongodServer(mongod=binary) as server:
+        assert server.dbpath is not None and server.pid is not None
+        dbpath, pid = server.dbpath, server.pid
+
+        def files() -> int:
+            return len(list(dbpath.glob("*.wt")))
+
+        client: MongoClient[dict[str, Any]] = MongoClient(server.uri)
+        with client:
+            before = files()
+            for n in range(20):
+                database = client[f"churn_{n}"]
+                for name in ("a", "b", "c"):
+                    database[name].create_index("x")
+                    database[name].insert_one({"x": n})
+            assert files() >= before + 20 * 6
+            for n in range(20):
+                client.drop_database(f"churn_{n}")
+            released = wait_until(lambda: files() <= before + 6, timeout=60, interval=0.5)
+            assert released, f"{files()} data files, {before} before the databases were made"
+            assert len(os.listdir(f"/proc/{pid}/fd")) < 200 + 20 * 6

@@ -75,6 +75,10 @@ class Result:
     workers: int
     seconds: dict[str, list[float]] = field(default_factory=dict)
     trips: dict[str, list[float]] = field(default_factory=dict)
+    planning: dict[int, list[int]] = field(default_factory=dict)
+    """Round trips of a dry run (planning alone) per number of jobs planned, per round."""
+    inserts: list[int] = field(default_factory=list)
+    """Insert commands of each round of the ``populate, threads`` lane (all its jobs)."""
 
     def add(self, lane: str, seconds: float, trips: float) -> None:
         self.seconds.setdefault(lane, []).append(seconds)
@@ -116,12 +120,34 @@ def measure(uri: str, jobs: int, *, workers: int = 2, repeats: int = 1) -> Resul
                     counter.active = False
                     assert done == jobs, f"{lane}: {done} of {jobs} jobs finished"
                     result.add(lane, seconds, counter.total / jobs)
+                    if lane == "populate, threads":
+                        result.inserts.append(counter.counts.get("insert", 0))
+                _planning(catalog, result, counter, round_)
                 _up_to_date(catalog, result, counter, round_)
         finally:
             dask.close()
             client.drop_database(database)
             client.close()
     return result
+
+
+def _planning(catalog: Catalog, result: Result, counter: CommandCounter, round_: int) -> None:
+    """Round trips of planning alone (a dry run) for a tenth of the jobs and for all."""
+    for size in sorted({max(1, result.jobs // 10), result.jobs}):
+        samples = [f"bench.s{i:06d}" for i in range(size)]
+        counter.counts.clear()
+        counter.active = True
+        report = catalog.jobs.populate(
+            pipeline=PIPELINE["id"],
+            metadata={"sample_id": samples},
+            level="sample",
+            parameters={"r": f"planned-{round_}"},
+            execute=noop,
+            dry_run=True,
+        )
+        counter.active = False
+        assert len(report.outcomes) == size, f"planned {len(report.outcomes)} of {size} jobs"
+        result.planning.setdefault(size, []).append(counter.total)
 
 
 def _metadata(jobs: int) -> list[dict[str, Any]]:
@@ -267,6 +293,11 @@ def table(result: Result, where: str) -> str:
         "speed-up: the one-by-one lane's time over the lane's; the up-to-date check's "
         "is against the bare read (below 1: slower)"
     )
+    planned = ", ".join(
+        f"{size:,} jobs: {median(trips):.0f}" for size, trips in sorted(result.planning.items())
+    )
+    lines.append(f"planning alone (dry run), round trips: {planned}")
+    lines.append(f"insert commands of a whole populate, threads lane: {median(result.inserts):.0f}")
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ from datacatalog.errors import InvalidRequestError, NotFoundError
 from datacatalog.freeform import check_json
 from datacatalog.identifiers import is_uuid, pipeline_uuid, require_kind
 from datacatalog.store import Document, Store
+from datacatalog.stored import from_stored
 
 PROCESSING_LEVELS = ("0", "1", "2", "3")
 FIELDS = (
@@ -60,16 +61,10 @@ class Pipeline:
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Pipeline:
         """Build from a stored document."""
-        return cls(
-            uuid=doc["uuid"],
-            id=doc["id"],
-            name=doc["name"],
-            components=list(doc["components"]),
+        return from_stored(
+            cls,
+            doc,
             processing_levels=list(doc.get("processing_levels", [])),
-            description=doc.get("description"),
-            accepts=list(doc.get("accepts", [])),
-            produces=list(doc.get("produces", [])),
-            pipeline_type=doc.get("pipeline_type"),
             created_date=doc.get("_properties", {}).get("created_date"),
         )
 

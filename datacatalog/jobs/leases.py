@@ -52,6 +52,7 @@ from datacatalog.jobs.model import Actor, Lease
 from datacatalog.lifetime import StartStop
 from datacatalog.settings import Settings
 from datacatalog.store import SERVER_NOW, Store
+from datacatalog.stored import to_stored
 
 __all__ = ["DEFAULT_TTL", "KINDS", "Heartbeat", "Lease", "LeaseService"]
 
@@ -158,7 +159,7 @@ class LeaseService:
         """
         job = _job(lease.job_uuid)
         now = utc_now()
-        example = {**_stored_form(lease), "renewed": now, "expires": now}
+        example = {**to_stored(lease, without=("job_uuid",)), "renewed": now, "expires": now}
         renewal = {
             "renewed": SERVER_NOW,
             "expires": {"$add": [SERVER_NOW, {"$multiply": ["$lease.ttl", 1000]}]},
@@ -353,20 +354,6 @@ def _ttl(ttl: Any) -> float:
             f"a lease ttl must be a number of seconds within (0, {MAX_TTL:g}], not {ttl!r}"
         )
     return float(ttl)
-
-
-def _stored_form(lease: Lease) -> dict[str, Any]:
-    return {
-        "holder": lease.holder,
-        "kind": lease.kind,
-        "host": lease.host,
-        "pid": lease.pid,
-        "ttl": lease.ttl,
-        "since": lease.since,
-        "renewed": lease.renewed or lease.since,
-        "expires": lease.expires,
-        "taken_over": lease.taken_over,
-    }
 
 
 def held_elsewhere(job: str, lease: Lease) -> ActiveExecutionsError:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Required, TypedDict
 
 from datacatalog.indexrequests import IndexRequest, index_request_from
+from datacatalog.stored import from_stored
 
 if TYPE_CHECKING:
     from datacatalog.storage import StorageRegistry
@@ -72,18 +73,7 @@ class HistoryEntry:
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> HistoryEntry:
         """Build from a stored entry."""
-        return cls(
-            uuid=doc["uuid"],
-            name=doc["name"],
-            date=doc["date"],
-            data=dict(doc.get("data") or {}),
-            event_id=doc.get("event_id"),
-            to_state=doc.get("to_state"),
-            agent=doc.get("agent"),
-            host=doc.get("host"),
-            pid=doc.get("pid"),
-            version=doc.get("version"),
-        )
+        return from_stored(cls, doc, data=dict(doc.get("data") or {}))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -123,15 +113,11 @@ class Lease:
     @classmethod
     def from_document(cls, job_uuid: str | uuidlib.UUID, doc: Mapping[str, Any]) -> Lease:
         """Build from the stored ``lease`` field of job ``job_uuid``."""
-        return cls(
+        return from_stored(
+            cls,
+            doc,
             job_uuid=job_uuid if isinstance(job_uuid, uuidlib.UUID) else uuidlib.UUID(job_uuid),
-            holder=doc["holder"],
-            kind=doc["kind"],
-            host=doc["host"],
             pid=int(doc["pid"]),
-            since=doc["since"],
-            expires=doc["expires"],
-            renewed=doc.get("renewed"),
             ttl=float(doc.get("ttl", 0.0)),
             taken_over=dict(doc["taken_over"]) if doc.get("taken_over") else None,
         )
@@ -191,25 +177,12 @@ class Job:
         """Build from a stored document."""
         props = doc.get("_properties", {})
         lease = doc.get("lease")
-        return cls(
-            uuid=doc["uuid"],
-            pipeline_uuid=doc["pipeline_uuid"],
-            state=doc["state"],
-            last_event=doc["last_event"],
+        return from_stored(
+            cls,
+            doc,
             data=dict(doc.get("data") or {}),
-            archive_path=doc["archive_path"],
-            archive_system=doc["archive_system"],
             child_of=list(doc.get("child_of", [])),
             generated_by=list(doc.get("generated_by", [])),
-            acted_on=list(doc.get("acted_on", [])),
-            acted_using=list(doc.get("acted_using", [])),
-            archive_patterns=list(doc.get("archive_patterns", [])),
-            product_patterns=list(doc.get("product_patterns", [])),
-            instanced=bool(doc.get("instanced", False)),
-            session=doc.get("session"),
-            agent=doc.get("agent"),
-            task=doc.get("task"),
-            archive_collection_level=doc.get("archive_collection_level"),
             visible=bool(doc.get("_visible", True)),
             created_date=props.get("created_date"),
             modified_date=props.get("modified_date"),
@@ -370,13 +343,10 @@ class AuditRecord:
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> AuditRecord:
         """Build from a stored record."""
-        return cls(
-            uuid=doc["uuid"],
-            action=doc["action"],
-            job_uuid=doc["job_uuid"],
-            date=doc["date"],
+        return from_stored(
+            cls,
+            doc,
             actor=dict(doc.get("actor") or {}),
             details=dict(doc.get("details") or {}),
             dry_run=bool(doc.get("dry_run", False)),
-            seq=doc.get("seq"),
         )

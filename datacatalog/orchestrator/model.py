@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from datacatalog.stored import from_stored
+
 EXECUTION_STATUSES = ("pending", "started", "cancelling", "succeeded", "failed", "cancelled")
 ACTIVE_EXECUTION_STATUSES = ("pending", "started", "cancelling")
 LEASED_EXECUTION_STATUSES = ("started", "cancelling")  # only while the job's lease is held
@@ -79,21 +81,12 @@ class Execution:
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Execution:
         """Build from a stored document."""
-        return cls(
+        return from_stored(
+            cls,
+            doc,
             id=doc["uuid"],
-            job_uuid=doc["job_uuid"],
-            workflow_name=doc["workflow_name"],
-            status=doc["status"],
             inputs=dict(doc.get("inputs") or {}),
             executor=doc.get("executor", ""),
-            created_at=doc["created_at"],
-            started_at=doc.get("started_at"),
-            ended_at=doc.get("ended_at"),
-            error=doc.get("error"),
-            reason=doc.get("reason"),
-            cancel_requested=bool(doc.get("cancel_requested", False)),
-            resumes=int(doc.get("resumes", 0)),
-            task_max_attempts=int(doc.get("task_max_attempts", 30)),
             task_retry_interval=float(doc.get("task_retry_interval", 30)),
         )
 
@@ -156,24 +149,13 @@ class TaskRecord:
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> TaskRecord:
         """Build from a stored document."""
-        return cls(
+        return from_stored(
+            cls,
+            doc,
             id=doc["uuid"],
-            execution_id=doc["execution_id"],
-            name=doc["name"],
-            operation=doc["operation"],
             dependencies=list(doc.get("dependencies", [])),
-            status=doc["status"],
-            max_attempts=int(doc["max_attempts"]),
             retry_interval=float(doc["retry_interval"]),
             ignore_failure=bool(doc.get("ignore_failure", False)),
-            position=int(doc.get("position", 0)),
-            attempts=int(doc.get("attempts", 0)),
-            due_at=doc.get("due_at"),
-            started_at=doc.get("started_at"),
-            ended_at=doc.get("ended_at"),
-            error=doc.get("error"),
-            message=doc.get("message"),
-            attempt_log=list(doc.get("attempt_log", [])),
         )
 
     def update_from(self, doc: Mapping[str, Any]) -> None:

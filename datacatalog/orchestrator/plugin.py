@@ -37,6 +37,7 @@ from datacatalog.errors import ConflictError, NotFoundError
 from datacatalog.identifiers import typed_uuid
 from datacatalog.orchestrator.exceptions import InvalidPluginError, PluginAlreadyExistsError
 from datacatalog.orchestrator.registry import ENTRY_POINT_GROUP, WorkflowDeclaration
+from datacatalog.stored import from_stored
 
 if TYPE_CHECKING:
     from datacatalog.catalog import Catalog
@@ -89,15 +90,12 @@ class Plugin:
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Plugin:
         """Build from a stored document."""
-        return cls(
+        return from_stored(
+            cls,
+            doc,
             id=doc["uuid"],
-            package_name=doc["package_name"],
-            package_version=doc["package_version"],
             directory=Path(doc["directory"]),
             wheels=tuple(doc.get("wheels", [])),
-            workflows=dict(doc.get("workflows", {})),
-            source=doc.get("source", ""),
-            installed_at=doc.get("installed_at"),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -336,43 +336,29 @@ class Recorder:
             outcome.attempt,
             outcome.ended,
         )
-        self._writer.move(
-            task,
-            "success",
-            attempt=_attempt_entry(outcome),
-            ended_at=outcome.ended,
-            error=None,
-            message=outcome.message,
-            **self._end_fields(task),
-        )
+        self._end_attempt(task, outcome, "success", ended_at=outcome.ended, error=None)
         self._history_outcome(task)
 
     def _failure_task(
         self, task: TaskRecord, outcome: Outcome, retry: bool, due_at: datetime | None
     ) -> None:
         self._log_buffer.extend(outcome.logs)
-        extra = self._end_fields(task)
         self._log_failure(task, outcome, retry, due_at)
         if retry:
-            self._writer.move(
-                task,
-                "retrying",
-                attempt=_attempt_entry(outcome),
-                error=outcome.error,
-                message=outcome.message,
-                **{**extra, "due_at": due_at},
-            )
+            self._end_attempt(task, outcome, "retrying", error=outcome.error, due_at=due_at)
             return
+        self._end_attempt(task, outcome, "failed", ended_at=outcome.ended, error=outcome.error)
+        self._history_outcome(task)
+
+    def _end_attempt(self, task: TaskRecord, outcome: Outcome, status: str, **fields: Any) -> None:
+        """Move ``task`` to ``status`` at an attempt's end, the attempt added to its log."""
         self._writer.move(
             task,
-            "failed",
+            status,
             attempt=_attempt_entry(outcome),
-            ended_at=outcome.ended,
-            error=outcome.error,
             message=outcome.message,
-            **extra,
+            **{**self._end_fields(task), **fields},
         )
-        self._history_outcome(task)
 
     def _log_failure(
         self, task: TaskRecord, outcome: Outcome, retry: bool, due_at: datetime | None

@@ -27,6 +27,7 @@ from datacatalog.orchestrator.model import (
     TaskRecord,
 )
 from datacatalog.store import Store, Upsert
+from datacatalog.stored import to_stored
 
 UUID_PREFIX = "100"
 
@@ -246,7 +247,7 @@ class ExecutionRecords:
             [
                 Upsert(
                     {"uuid": t.id},
-                    {"$setOnInsert": {k: v for k, v in _task_document(t).items()}},
+                    {"$setOnInsert": {"uuid": t.id, **to_stored(t, without=("id",))}},
                 )
                 for t in tasks
             ],
@@ -359,25 +360,3 @@ class ExecutionRecords:
             "workflow_log", {"execution_id": execution_id}, sort=[("seq", -1)], limit=1
         )
         return int(found[0]["seq"]) + 1 if found else 0
-
-
-def _task_document(task: TaskRecord) -> dict[str, Any]:
-    return {
-        "uuid": task.id,
-        "execution_id": task.execution_id,
-        "name": task.name,
-        "position": task.position,
-        "operation": task.operation,
-        "dependencies": list(task.dependencies),
-        "status": task.status,
-        "attempts": task.attempts,
-        "max_attempts": task.max_attempts,
-        "retry_interval": task.retry_interval,
-        "ignore_failure": task.ignore_failure,
-        "due_at": task.due_at,
-        "started_at": task.started_at,
-        "ended_at": task.ended_at,
-        "error": task.error,
-        "message": task.message,
-        "attempt_log": list(task.attempt_log),
-    }

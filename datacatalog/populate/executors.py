@@ -26,6 +26,7 @@ import threading
 import uuid as uuidlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from datacatalog.errors import InvalidRequestError, UnavailableError
@@ -35,6 +36,25 @@ _POLL = 0.05
 
 DEFAULT_DASK_TIMEOUT = 10.0
 """Seconds to wait for a Dask scheduler to answer before the populate is refused."""
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One piece of work for a backend: ``fn(*args, cancelled=...)``.
+
+    Attributes:
+        fn: What runs (a command's runner, or the callable).
+        args: Its arguments (plain values: they travel to workers).
+        cancelled: Whether the work is to stop (polled while it runs).
+        key: Names the work (the job's UUID) in thread names, Dask keys and errors.
+        grace: How long work that stops by itself on a cancel (a command) may take.
+    """
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    cancelled: Cancelled
+    key: str
+    grace: float = 0.0
 
 
 class WorkCancelled(Exception):
@@ -50,21 +70,11 @@ class Backend(ABC):
         self.slots = slots
 
     @abstractmethod
-    def call(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        *,
-        cancelled: Cancelled,
-        key: str,
-        grace: float = 0.0,
-    ) -> Any:
-        """``fn(*args, cancelled=...)`` on the backend; its result, or what it raised.
-
-        ``grace`` is how long work that stops by itself on a cancel (a command) may take.
+    def call(self, work: WorkItem) -> Any:
+        """``work.fn(*work.args, cancelled=...)`` on the backend; its result, or what it raised.
 
         Raises:
-            WorkCancelled: ``cancelled()`` turned true before the work ended.
+            WorkCancelled: ``work.cancelled()`` turned true before the work ended.
         """
 
     def describe(self) -> str:
@@ -86,16 +96,8 @@ class ThreadBackend(Backend):
 
     name = "thread"
 
-    def call(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        *,
-        cancelled: Cancelled,
-        key: str,
-        grace: float = 0.0,
-    ) -> Any:
-        return _on_thread(fn, args, cancelled=cancelled, key=key, grace=grace)
+    def call(self, work: WorkItem) -> Any:
+        return _on_thread(work)
 
 
 class ProcessBackend(Backend):
@@ -109,27 +111,19 @@ class ProcessBackend(Backend):
         self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=slots, mp_context=context)
         self._abandoned = False
 
-    def call(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        *,
-        cancelled: Cancelled,
-        key: str,
-        grace: float = 0.0,
-    ) -> Any:
-        if getattr(fn, "runs_a_process", False):
+    def call(self, work: WorkItem) -> Any:
+        if getattr(work.fn, "runs_a_process", False):
             # A command is a process already: it runs from here, where a cancel can stop it.
-            return _on_thread(fn, args, cancelled=cancelled, key=key, grace=grace)
-        future = self._pool.submit(_without_cancel, fn, args)
+            return _on_thread(work)
+        future = self._pool.submit(_without_cancel, work.fn, work.args)
         while True:
             try:
                 return future.result(timeout=_POLL)
             except concurrent.futures.TimeoutError:
-                if cancelled():
+                if work.cancelled():
                     if not future.cancel():
                         self._abandoned = True
-                    raise WorkCancelled(f"{key} was cancelled") from None
+                    raise WorkCancelled(f"{work.key} was cancelled") from None
 
     def workflow_executor(self) -> Any:
         """A pool of processes for one workflow execution's tasks."""
@@ -203,20 +197,12 @@ class DaskBackend(Backend):
         where = self.address or "local cluster"
         return f"dask ({where}), {self.slots} at once"
 
-    def call(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        *,
-        cancelled: Cancelled,
-        key: str,
-        grace: float = 0.0,
-    ) -> Any:
+    def call(self, work: WorkItem) -> Any:
         from distributed import Event
 
-        flag = f"datacatalog-populate-{key}-{uuidlib.uuid4().hex}"
+        flag = f"datacatalog-populate-{work.key}-{uuidlib.uuid4().hex}"
         future = self.client.submit(
-            _on_dask_worker, fn, args, flag, key=flag, pure=False, retries=0
+            _on_dask_worker, work.fn, work.args, flag, key=flag, pure=False, retries=0
         )
         done = threading.Event()
         # Set on the client's callback thread; waiting on it (not on result(timeout=...),
@@ -224,11 +210,11 @@ class DaskBackend(Backend):
         future.add_done_callback(lambda _future: done.set())
         try:
             while not done.wait(_POLL):
-                if cancelled():
+                if work.cancelled():
                     Event(flag, client=self.client).set()
-                    done.wait(grace + 1.0)
+                    done.wait(work.grace + 1.0)
                     self.client.cancel([future])
-                    raise WorkCancelled(f"{key} was cancelled")
+                    raise WorkCancelled(f"{work.key} was cancelled")
             return future.result()
         finally:
             future.release()
@@ -246,27 +232,25 @@ class DaskBackend(Backend):
             self._cluster.close()
 
 
-def _on_thread(
-    fn: Callable[..., Any], args: tuple[Any, ...], *, cancelled: Cancelled, key: str, grace: float
-) -> Any:
-    """``fn(*args, cancelled=...)`` on a daemon thread of this process, watching the cancel."""
+def _on_thread(work: WorkItem) -> Any:
+    """``work`` on a daemon thread of this process, watching the cancel."""
     box: dict[str, Any] = {}
     done = threading.Event()
 
-    def work() -> None:
+    def run() -> None:
         try:
-            box["value"] = fn(*args, cancelled=cancelled)
+            box["value"] = work.fn(*work.args, cancelled=work.cancelled)
         except BaseException as exc:  # handed to the caller, whatever it is
             box["error"] = exc
         finally:
             done.set()
 
     # A daemon: a callable that ignores a cancel must not keep the process alive.
-    threading.Thread(target=work, name=f"populate-{key}", daemon=True).start()
+    threading.Thread(target=run, name=f"populate-{work.key}", daemon=True).start()
     while not done.wait(_POLL):
         # A command sees the cancel itself and stops: it gets its grace period.
-        if cancelled() and not done.wait(grace + 1.0):
-            raise WorkCancelled(f"{key} was cancelled")
+        if work.cancelled() and not done.wait(work.grace + 1.0):
+            raise WorkCancelled(f"{work.key} was cancelled")
     if "error" in box:
         raise box["error"]
     return box.get("value")

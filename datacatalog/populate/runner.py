@@ -48,7 +48,7 @@ from datacatalog.errors import (
     StaleOutputsError,
 )
 from datacatalog.jobs.reruns import IF_STALE, Decision, Outcome, decide, record_up_to_date
-from datacatalog.populate.executors import Backend, WorkCancelled
+from datacatalog.populate.executors import Backend, WorkCancelled, WorkItem
 from datacatalog.populate.planning import PlannedJob, PopulatePlan
 from datacatalog.populate.work import Task
 from datacatalog.populate.workflows import WorkflowWork
@@ -534,11 +534,13 @@ class PopulateRun:
         def execute(driver: Driver, payload: Payload) -> Any:
             try:
                 return backend.call(
-                    work,
-                    (*arguments, task),
-                    cancelled=lambda: driver.cancel_requested,
-                    key=task.job_uuid,
-                    grace=grace,
+                    WorkItem(
+                        fn=work,
+                        args=(*arguments, task),
+                        cancelled=lambda: driver.cancel_requested,
+                        key=task.job_uuid,
+                        grace=grace,
+                    )
                 )
             except WorkCancelled:
                 return False  # the driver fails the job with reason "cancelled"

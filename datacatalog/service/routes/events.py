@@ -19,7 +19,7 @@ from datacatalog.service.dependencies import CatalogDep, JobUUID, Token, caller
 from datacatalog.service.openapi import error_responses
 from datacatalog.service.responses import EventRequest, EventResponse
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=error_responses(400, 401, 403, 404, 409, 413))
 
 StatusQuery = Annotated[
     str,
@@ -75,7 +75,6 @@ def remote_event(
     "`event_id` that was already applied changes nothing and returns `applied: false`. "
     "`reset` and `ready` are administrative: use `/admin/jobs/{uuid}/...`.",
     response_model=EventResponse,
-    responses=error_responses(400, 401, 403, 404, 409, 413),
 )
 def send_event(
     job_uuid: JobUUID, body: EventRequest, token: Token, request: Request, catalog: CatalogDep
@@ -100,7 +99,6 @@ def send_event(
     "`resource`. An optional JSON object body becomes the event data; the reported "
     "status is kept in it as `status` unless the body sets that key.",
     response_model=EventResponse,
-    responses=error_responses(400, 401, 403, 404, 409, 413),
 )
 def report_status(
     job_uuid: JobUUID,

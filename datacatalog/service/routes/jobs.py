@@ -11,7 +11,7 @@ from datacatalog.service.dependencies import CatalogDep, JobUUID
 from datacatalog.service.openapi import error_responses
 from datacatalog.service.responses import FilesResponse, HistoryResponse, JobList, JobModel
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], responses=error_responses(400, 404))
 
 StateFilter = Annotated[
     str | None,
@@ -42,7 +42,6 @@ Skip = Annotated[int, Query(ge=0, le=constraints.MAX_SKIP, description="Jobs to 
     summary="List jobs",
     description="Jobs matching every filter given, newest first. Deleted jobs are left out.",
     response_model=JobList,
-    responses=error_responses(400, 404),
 )
 def list_jobs(
     catalog: CatalogDep,
@@ -70,7 +69,6 @@ def list_jobs(
     description="The job as stored, without its history, and its `executions`: each run "
     "of it (run id, holder, times, outcome) and each up-to-date check.",
     response_model=JobModel,
-    responses=error_responses(400, 404),
 )
 def get_job(job_uuid: JobUUID, catalog: CatalogDep) -> dict[str, Any]:
     job = catalog.jobs.get(job_uuid).to_dict()
@@ -83,7 +81,6 @@ def get_job(job_uuid: JobUUID, catalog: CatalogDep) -> dict[str, Any]:
     summary="Get a job's history",
     description="Every event the job received, oldest first, with who sent it.",
     response_model=HistoryResponse,
-    responses=error_responses(400, 404),
 )
 def get_history(job_uuid: JobUUID, catalog: CatalogDep) -> dict[str, Any]:
     return {"job": job_uuid, "history": [e.to_dict() for e in catalog.jobs.history(job_uuid)]}
@@ -94,7 +91,6 @@ def get_history(job_uuid: JobUUID, catalog: CatalogDep) -> dict[str, Any]:
     summary="List a job's indexed files",
     description="File records the job generated (filled in by indexing).",
     response_model=FilesResponse,
-    responses=error_responses(400, 404),
 )
 def get_files(job_uuid: JobUUID, catalog: CatalogDep) -> dict[str, Any]:
     catalog.jobs.get(job_uuid)  # a deleted job is hidden here as on every other read

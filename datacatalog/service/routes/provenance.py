@@ -16,7 +16,7 @@ from datacatalog.service.dependencies import CatalogDep, JobUUID
 from datacatalog.service.openapi import error_responses
 from datacatalog.service.responses import LineageResponse
 
-router = APIRouter(tags=["provenance"])
+router = APIRouter(tags=["provenance"], responses=error_responses(400, 404))
 
 FileReference = Annotated[
     str,
@@ -36,7 +36,6 @@ FileReference = Annotated[
     "their pipelines and data, the metadata chain up to the experiment design, and the "
     "files it was derived from.",
     response_model=LineageResponse,
-    responses=error_responses(400, 404),
 )
 def file_lineage(file: FileReference, catalog: CatalogDep) -> dict[str, Any]:
     return provenance.lineage(catalog.store, file).to_dict()
@@ -47,7 +46,6 @@ def file_lineage(file: FileReference, catalog: CatalogDep) -> dict[str, Any]:
     summary="Export a job as W3C PROV-JSON",
     description="The job, its outputs with checksums, its inputs, pipeline and metadata.",
     response_model=dict[str, Any],
-    responses=error_responses(400, 404),
 )
 def job_prov(job_uuid: JobUUID, catalog: CatalogDep) -> dict[str, Any]:
     catalog.jobs.get(job_uuid)  # a deleted job is hidden here as on every other read

@@ -12,7 +12,7 @@ from datacatalog.service.dependencies import CatalogDep, JobUUID
 from datacatalog.service.openapi import error_responses
 from datacatalog.service.responses import ExecutionResponse, ExecutionsResponse
 
-router = APIRouter(tags=["workflows"])
+router = APIRouter(tags=["workflows"], responses=error_responses(400, 404))
 
 ExecutionId = Annotated[
     str,
@@ -28,7 +28,6 @@ ExecutionId = Annotated[
     summary="List a job's workflow executions",
     description="The job's workflow executions, newest first.",
     response_model=ExecutionsResponse,
-    responses=error_responses(400, 404),
 )
 def get_executions(job_uuid: JobUUID, catalog: CatalogDep) -> dict[str, Any]:
     catalog.jobs.get(job_uuid)
@@ -41,7 +40,6 @@ def get_executions(job_uuid: JobUUID, catalog: CatalogDep) -> dict[str, Any]:
     summary="Get a workflow execution",
     description="The execution with its tasks: statuses, attempts, times and errors.",
     response_model=ExecutionResponse,
-    responses=error_responses(400, 404),
 )
 def get_execution(execution_id: ExecutionId, catalog: CatalogDep) -> dict[str, Any]:
     records = ExecutionRecords(catalog.store)

@@ -33,11 +33,16 @@ runs each call in its worker thread pool.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from datacatalog import __version__
 from datacatalog.catalog import Catalog
-from datacatalog.service.dependencies import JobUUID, Token, presented_token
+from datacatalog.service.dependencies import (
+    JobUUID,
+    Token,
+    one_value_per_query_parameter,
+    presented_token,
+)
 from datacatalog.service.handlers import install_error_handlers
 from datacatalog.service.limits import BodySizeLimit
 from datacatalog.service.openapi import DESCRIPTION, TAGS, document_400_not_422
@@ -79,6 +84,6 @@ def create_app(catalog: Catalog) -> FastAPI:
     install_error_handlers(app)
     document_400_not_422(app)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(one_value_per_query_parameter)])
     app.mount(UI_PATH, create_ui(catalog), name="ui")
     return app

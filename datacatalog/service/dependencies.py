@@ -11,13 +11,15 @@ names them on every route that takes a token.
 
 from __future__ import annotations
 
+import types
+import typing
 from typing import Annotated
 
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from datacatalog.catalog import Catalog
-from datacatalog.errors import ForbiddenError, UnauthorizedError
+from datacatalog.errors import ForbiddenError, InvalidRequestError, UnauthorizedError
 from datacatalog.jobs import Actor
 from datacatalog.service import constraints
 
@@ -42,6 +44,61 @@ _query_token = APIKeyQuery(
     scheme_name="queryToken",
     description="The same token as a query parameter, as in the job's webhook URL.",
 )
+
+
+def one_value_per_query_parameter(request: Request) -> None:
+    """Refuse a single-valued query parameter given more than once (``?event_id=a&event_id=b``).
+
+    Reading one of several values (FastAPI keeps the last) would act on a value the caller
+    may not have meant, so the request is refused, naming each repeated parameter, before
+    anything is read or written. A parameter declared as a list (``relation`` of the
+    lineage routes) is meant to be repeated.
+
+    Raises:
+        InvalidRequestError: A single-valued query parameter is repeated.
+    """
+    query = request.query_params
+    repeated = [name for name in sorted(query.keys()) if len(query.getlist(name)) > 1]
+    if not repeated:
+        return
+    several = _list_parameters(request.scope.get("route"))  # only looked up when needed
+    problems = [
+        {
+            "where": f"query.{name}",
+            "message": f"given {len(query.getlist(name))} times; it takes one value",
+            "type": "repeated",
+        }
+        for name in repeated
+        if name not in several
+    ]
+    if problems:
+        summary = "; ".join(f"{p['where']}: {p['message']}" for p in problems)
+        raise InvalidRequestError(f"invalid request: {summary}", problems=problems)
+
+
+def _list_parameters(route: object) -> frozenset[str]:
+    """The query parameters of ``route`` (its dependencies' included) that take a list."""
+    names: set[str] = set()
+    pending = [getattr(route, "dependant", None)]
+    while pending:
+        dependant = pending.pop()
+        if dependant is None:
+            continue
+        names.update(
+            field.alias
+            for field in dependant.query_params
+            if _takes_several(field.field_info.annotation)
+        )
+        pending.extend(dependant.dependencies)
+    return frozenset(names)
+
+
+def _takes_several(annotation: object) -> bool:
+    """Whether a parameter of type ``annotation`` is a list (``list[str] | None`` is)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_takes_several(arg) for arg in typing.get_args(annotation))
+    return (origin or annotation) in (list, tuple, set, frozenset)
 
 
 async def catalog_of(request: Request) -> Catalog:

@@ -213,6 +213,38 @@ def test_malformed_json_is_named_as_such(service: Service) -> None:
     assert error["details"]["problems"][0]["message"] == reason
 
 
+@pytest.mark.parametrize(
+    ("query", "repeated"),
+    [
+        ("status=RUNNING&event_id=first&event_id=second", "event_id"),
+        ("status=RUNNING&status=FINISHED", "status"),
+        ("status=RUNNING&token={token}", "token"),  # beside the token added below
+    ],
+)
+def test_a_repeated_query_parameter_is_refused_and_named(
+    service: Service, query: str, repeated: str
+) -> None:
+    # Every parameter takes one value: reading one of several would act on a value the
+    # caller may not have meant (FastAPI alone keeps the last).
+    token = service.token()
+    url = f"/jobs/{service.job.uuid}/status?{query.format(token=token)}&token={token}"
+    with nothing_written(service):
+        response = service.client.post(url, json={})
+        error = error_of(response, 400, "invalid_request")
+    problem = f"query.{repeated}: given 2 times; it takes one value"
+    assert error["message"] == f"invalid request: {problem}"
+    assert [p["where"] for p in error["details"]["problems"]] == [f"query.{repeated}"]
+
+
+def test_a_query_parameter_given_once_is_read(service: Service) -> None:
+    response = service.client.post(
+        f"/jobs/{service.job.uuid}/status?status=RUNNING&event_id=only&token={service.token()}",
+        json={},
+    )
+    assert response.status_code == 200, response.text
+    assert service.document()["history"][-1]["event_id"] == "only"
+
+
 def test_a_body_sent_as_a_form_is_400_and_says_to_send_json(service: Service) -> None:
     with nothing_written(service):
         response = service.client.post(

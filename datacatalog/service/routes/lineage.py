@@ -202,4 +202,3 @@ def _crate(catalog: Catalog, job_uuid: str, *, with_files: bool) -> Response:
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{job_uuid}-ro-crate.zip"'},
     )
-

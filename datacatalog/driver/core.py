@@ -46,7 +46,7 @@ from datacatalog.driver.notifications import (
 from datacatalog.driver.options import DEFAULT_CLEANUP_GRACE
 from datacatalog.driver.source import JobSource, resolve
 from datacatalog.driver.starting import Starting
-from datacatalog.driver.state import StageOutcome
+from datacatalog.driver.state import RUNNING, StageOutcome
 from datacatalog.driver.supervisor import POLL, Supervising
 from datacatalog.driver.values import (
     DriverAbort,
@@ -194,7 +194,6 @@ class Driver(Starting, Supervising, Ending):
         self._events = []
         self._started_at = utc_now()
         self._deadline = None
-        self._thread = None
         self._last_error = None
         self._current_phase = None
         self._payload_entries = ([], [])
@@ -291,10 +290,9 @@ class Driver(Starting, Supervising, Ending):
         self._heartbeat.start()
         if self._timeout is not None:
             self._deadline = self._clock() + self._timeout.total_seconds()
-        self._thread = threading.Thread(
-            target=self._supervise, name=f"{self.id}-supervisor", daemon=False
-        )
-        self._thread.start()
+        # On a reused daemon thread; the process waits for it at exit (RUNNING).
+        RUNNING.add(self)
+        WORKERS.submit(self._supervise)
 
     def wait_for_completion(self, timeout: float | None = None) -> DriverResult:
         """Block until the life-cycle ended; return its result (the same one every time).
@@ -344,14 +342,17 @@ class Driver(Starting, Supervising, Ending):
         raise DriverAbort(message)
 
     def _supervise(self) -> None:
-        """The supervisor thread: the callbacks, then the terminal event."""
+        """The supervisor: the callbacks, then the terminal event."""
         outcome = StageOutcome()
         try:
-            self._lifecycle(outcome)
-        except BaseException as exc:  # our own failure (the store, a bug): still end cleanly
-            reason = "store_failed" if isinstance(exc, DataCatalogError) else "driver_failed"
-            outcome.fail(reason, self._current_phase or "execute", error_record(exc))
-        self._finish(outcome)
+            try:
+                self._lifecycle(outcome)
+            except BaseException as exc:  # our own failure (the store, a bug): end cleanly
+                reason = "store_failed" if isinstance(exc, DataCatalogError) else "driver_failed"
+                outcome.fail(reason, self._current_phase or "execute", error_record(exc))
+            self._finish(outcome)
+        finally:
+            RUNNING.discard(self)
 
     def __repr__(self) -> str:
         return f"Driver(job={self._source.job_uuid!r}, stage={self._stage_name!r}, id={self.id!r})"

@@ -10,6 +10,7 @@ root cause.
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Callable
 from contextlib import suppress
@@ -41,6 +42,35 @@ class StageOutcome:
     def fail(self, reason: str, phase: str, error: dict[str, Any] | None) -> None:
         if self.reason is None:  # the first failure is the root cause
             self.reason, self.phase, self.error = reason, phase, error
+
+
+class Running:
+    """The drivers whose supervisor runs: the process waits for them when it exits.
+
+    Supervisors run on reused daemon threads (:mod:`~datacatalog.driver.workers`), which
+    would not keep the process alive; waiting for them at exit keeps the promise that a
+    life-cycle under way ends with its terminal event (and the lease given back).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._drivers: set[DriverState] = set()
+        atexit.register(self.wait)
+
+    def add(self, driver: DriverState) -> None:
+        with self._lock:
+            self._drivers.add(driver)
+
+    def discard(self, driver: DriverState) -> None:
+        with self._lock:
+            self._drivers.discard(driver)
+
+    def wait(self) -> None:
+        """Wait until every running driver has ended."""
+        with self._lock:
+            running = list(self._drivers)
+        for driver in running:
+            driver._finished.wait()
 
 
 class DriverState:
@@ -84,7 +114,6 @@ class DriverState:
     _events: list[str]
     _started_at: datetime
     _deadline: float | None
-    _thread: threading.Thread | None
     _last_error: dict[str, Any] | None
     _current_phase: str | None
     _payload_entries: tuple[list[Entry], list[Entry]]
@@ -107,4 +136,6 @@ class DriverState:
                 self._source.catalog.close()
 
 
-__all__ = ["DriverState", "StageOutcome"]
+RUNNING = Running()
+
+__all__ = ["RUNNING", "DriverState", "Running", "StageOutcome"]

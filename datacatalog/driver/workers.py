@@ -8,57 +8,15 @@ reads its value or error (:func:`failure` says what the callback came to).
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from datacatalog.driver.values import DriverAbort
+from datacatalog.threads import Workers
 
-
-class Workers:
-    """Daemon threads that run callbacks, reused from one life-cycle to the next.
-
-    A callback gets an idle thread when there is one, else a new thread; a thread idle
-    for ``linger`` seconds ends. Starting a thread costs about 0.1 ms, handing work to a
-    waiting one a sixth of that; a stuck callback only keeps its own thread (daemon: it
-    never keeps the process alive).
-    """
-
-    def __init__(self, linger: float = 30.0) -> None:
-        self._linger = linger
-        self._lock = threading.Lock()
-        self._idle = 0  # threads waiting for work, less the work handed to them
-        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-
-    def submit(self, work: Callable[[], None]) -> None:
-        with self._lock:
-            spawn = self._idle == 0
-            if not spawn:
-                self._idle -= 1
-        self._tasks.put(work)
-        if spawn:
-            threading.Thread(
-                target=self._loop, name="datacatalog-driver-worker", daemon=True
-            ).start()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                work = self._tasks.get(timeout=self._linger)
-            except queue.Empty:
-                with self._lock:
-                    if self._idle > 0:  # no work was handed to this thread: it ends
-                        self._idle -= 1
-                        return
-                continue  # work was handed over just now: take it
-            work()
-            with self._lock:
-                self._idle += 1
-
-
-WORKERS = Workers()
+WORKERS = Workers("datacatalog-driver-worker")
 
 
 @dataclass

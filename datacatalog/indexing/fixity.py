@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from datacatalog.errors import InvalidRequestError, NotFoundError, StorageFailureError
-from datacatalog.storage import StorageSystem
+from datacatalog.storage import FileReader, StorageSystem
 
 MAX_HASH_WORKERS = 64
 """Most hashing threads one run may ask for."""
@@ -62,6 +62,7 @@ class Hasher:
             if workers > 1
             else None
         )
+        self._readers: dict[str, FileReader] = {}
 
     def map(self, function: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``function`` applied to every item, results in input order."""
@@ -76,19 +77,31 @@ class Hasher:
         other error is raised.
         """
 
+        reader = self._reader(system)
+
         def digest(path: str) -> Digest:
             try:
-                return system.sha256(path)
+                return reader.sha256(path)
             except (NotFoundError, StorageFailureError) as exc:
                 return exc
 
         hashed = iter(self.map(digest, [path for path, fixity in wanted if fixity]))
         return [next(hashed) if fixity else None for _path, fixity in wanted]
 
+    def _reader(self, system: StorageSystem) -> FileReader:
+        """The reader of ``system`` for this hasher's life (directories opened once)."""
+        reader = self._readers.get(system.name)
+        if reader is None:
+            reader = self._readers[system.name] = system.reader()
+        return reader
+
     def close(self) -> None:
-        """Stop the threads (after the work given to them)."""
+        """Stop the threads (after the work given to them); close what they kept open."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        readers, self._readers = list(self._readers.values()), {}
+        for reader in readers:
+            reader.close()
 
     def __enter__(self) -> Hasher:
         return self

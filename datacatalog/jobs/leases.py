@@ -15,17 +15,19 @@ Every date is the database server's (``$$NOW`` in an update pipeline), so hosts 
 clocks disagree cannot steal a lease from each other; the in-memory engine, which has
 no server, uses the process clock.
 
-The holder renews the lease well inside its time to live (:class:`Heartbeat`, on a
-daemon thread). A holder that died stops renewing; its lease lapses and the next
-execution takes it over, which is recorded on the new lease (``taken_over``) and in the
-job history as an ``update`` event (when the job's state allows one: a job that has
-already ended records no more events). Renewing and releasing are conditional on the
-holder's own id: a holder whose lease was taken over gets :class:`LeaseLostError`, and
-its release changes nothing.
+The holder renews the lease well inside its time to live (:class:`Heartbeat`; the
+heartbeats of a process share one scheduler thread). A holder that died stops renewing;
+its lease lapses and the next execution takes it over, which is recorded on the new
+lease (``taken_over``) and in the job history as an ``update`` event (when the job's
+state allows one: a job that has already ended records no more events). Renewing and
+releasing are conditional on the holder's own id: a holder whose lease was taken over
+gets :class:`LeaseLostError`, and its release changes nothing.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import socket
 import threading
@@ -53,8 +55,17 @@ from datacatalog.lifetime import StartStop
 from datacatalog.settings import Settings
 from datacatalog.store import SERVER_NOW, Store
 from datacatalog.stored import to_stored
+from datacatalog.threads import Workers
 
-__all__ = ["DEFAULT_TTL", "KINDS", "Heartbeat", "Lease", "LeaseService"]
+__all__ = [
+    "DEFAULT_TTL",
+    "HEARTBEATS",
+    "KINDS",
+    "Heartbeat",
+    "HeartbeatScheduler",
+    "Lease",
+    "LeaseService",
+]
 
 KINDS = ("driver", "workflow")
 DEFAULT_TTL = 30.0  # seconds; a heartbeat renews three times per ttl
@@ -237,8 +248,102 @@ class LeaseService:
             self.events.send(str(lease.job_uuid), "update", data=data)
 
 
+class HeartbeatScheduler:
+    """Renews the leases of any number of heartbeats from one long-lived thread.
+
+    The scheduler's thread keeps the heartbeats in order of their next renewal and, when
+    one is due, hands its renewal to a reused worker thread (:class:`~datacatalog.threads.
+    Workers`), so a renewal that waits on an unreachable database delays no other. A
+    heartbeat costs no thread of its own: starting and stopping one is a few list
+    operations, which matters to a stage driver that runs a short job after another.
+
+    :data:`HEARTBEATS` is the process's scheduler; its thread starts with the first
+    heartbeat and lasts as long as the process (a daemon, idle while nothing is due).
+
+    Args:
+        clock: Monotonic seconds the renewals are scheduled on (default ``time.monotonic``).
+        submit: Runs a renewal (default: on a reused worker thread). With ``threaded=False``
+            nothing runs by itself: :meth:`tick` renews what is due (tests drive it with
+            an injected ``clock`` and ``submit=lambda renewal: renewal()``).
+        threaded: Run the scheduler's own thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] | None = None,
+        submit: Callable[[Callable[[], None]], None] | None = None,
+        threaded: bool = True,
+    ) -> None:
+        self._clock = clock or time.monotonic
+        self._submit = submit or _RENEWALS.submit
+        self._threaded = threaded
+        self._changed = threading.Condition()
+        self._due: list[tuple[float, int, Heartbeat]] = []  # a heap
+        self._numbers = itertools.count()
+        self._thread: threading.Thread | None = None
+        if threaded and hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget_thread)
+
+    def add(self, beat: Heartbeat) -> None:
+        """Renew ``beat``'s lease every ``beat.interval`` seconds until it is stopped."""
+        with self._changed:
+            self._push(beat)
+            if self._threaded and self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="datacatalog-lease-heartbeats", daemon=True
+                )
+                self._thread.start()
+            elif self._due[0][2] is beat:  # due before anything the thread waits for
+                self._changed.notify()
+
+    def tick(self) -> float | None:
+        """Hand every renewal due by now to ``submit``; return when the next one is due
+        (on the scheduler's clock), or None when no heartbeat is running."""
+        with self._changed:
+            due = self._pop_due(self._clock())
+        for beat in due:
+            self._submit(beat._beat)
+        with self._changed:
+            return self._due[0][0] if self._due else None
+
+    def _push(self, beat: Heartbeat) -> None:
+        heapq.heappush(self._due, (self._clock() + beat.interval, next(self._numbers), beat))
+
+    def _pop_due(self, now: float) -> list[Heartbeat]:
+        due = []
+        while self._due and self._due[0][0] <= now:
+            _when, _number, beat = heapq.heappop(self._due)
+            if beat._claim():  # stopped heartbeats are dropped here
+                due.append(beat)
+        return due
+
+    def _reschedule(self, beat: Heartbeat) -> None:
+        """After a renewal: the next one ``interval`` from now, unless it was stopped."""
+        with self._changed:
+            if beat._release():
+                self._push(beat)
+                if self._due[0][2] is beat:
+                    self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            self.tick()
+            with self._changed:  # looked at again: a heartbeat may have come meanwhile
+                if self._due:
+                    self._changed.wait(max(0.0, self._due[0][0] - self._clock()))
+                else:
+                    self._changed.wait()
+
+    def _forget_thread(self) -> None:
+        """In a forked child: the parent's thread and heartbeats are not there."""
+        self._changed = threading.Condition()
+        self._due = []
+        self._thread = None
+
+
 class Heartbeat(StartStop):
-    """Renews a lease on a daemon thread, well inside its ttl, while the block runs.
+    """Renews a lease, well inside its ttl, while the block runs.
 
     ::
 
@@ -246,19 +351,19 @@ class Heartbeat(StartStop):
             ...                     # beat.lease is the latest renewal
             if beat.lost: ...       # the lease was taken over: stop working
 
-    A renewal that fails because the database is unreachable is tried again at the next
-    beat (the lease lapses only if the outage outlasts the ttl). A lost lease stops the
-    heartbeat and calls ``on_lost``.
+    The renewals run on the process's shared :class:`HeartbeatScheduler` (no thread per
+    heartbeat). A renewal that fails because the database is unreachable is tried again at
+    the next beat (the lease lapses only if the outage outlasts the ttl). A lost lease stops
+    the heartbeat and calls ``on_lost``.
 
     Args:
         leases: The lease service.
         lease: The lease to keep.
         interval: Seconds between renewals (default: a third of the lease's ttl).
-        on_lost: Called once, on the heartbeat's thread, when the lease is lost.
-        wait: Waits up to its argument in seconds and returns True to stop (default: the
-            heartbeat's stop event); tests inject one that never sleeps.
+        on_lost: Called once, on the thread that ran the renewal, when the lease is lost.
         clock: Monotonic seconds (default ``time.monotonic``): :attr:`renewed_at` is read
             on it.
+        scheduler: What runs the renewals (default :data:`HEARTBEATS`).
     """
 
     def __init__(
@@ -268,8 +373,8 @@ class Heartbeat(StartStop):
         *,
         interval: float | None = None,
         on_lost: Callable[[LeaseLostError], None] | None = None,
-        wait: Callable[[float], bool] | None = None,
         clock: Callable[[], float] | None = None,
+        scheduler: HeartbeatScheduler | None = None,
     ) -> None:
         self.leases = leases
         self.interval = lease.ttl / 3 if interval is None else float(interval)
@@ -280,57 +385,93 @@ class Heartbeat(StartStop):
         self.last_error: DataCatalogError | None = None
         self.renewals = 0
         self._lease = lease
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._wait = wait or self._stop.wait
+        self._scheduler = scheduler or HEARTBEATS
+        # _started, _stopped and _renewing change under _state.
+        self._state = threading.Condition()
+        self._started = False
+        self._stopped = False
+        self._renewing = False
+        self._renewer: int | None = None
         self._clock = clock or time.monotonic
         # When the lease was last known good, on this host's clock: it lasts until
         # renewed_at + ttl at least (the heartbeat starts on a lease just taken).
         self.renewed_at = self._clock()
-        self._thread: threading.Thread | None = None
 
     @property
     def lease(self) -> Lease:
         """The lease as last renewed."""
-        with self._lock:
+        with self._state:
             return self._lease
+
+    @property
+    def stopped(self) -> bool:
+        """True once stopped (by :meth:`stop`, or a lost lease)."""
+        with self._state:
+            return self._stopped
 
     def start(self) -> Heartbeat:
         """Start renewing (once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name=f"lease-heartbeat-{self._lease.holder}", daemon=True
-            )
-            self._thread.start()
+        with self._state:
+            if self._started or self._stopped:
+                return self
+            self._started = True
+        self._scheduler.add(self)
         return self
 
     def stop(self, timeout: float | None = 5.0) -> None:
-        """Stop renewing and wait (up to ``timeout`` seconds) for the thread to end."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        """Stop renewing; wait (up to ``timeout`` seconds) for a renewal under way to end."""
+        with self._state:
+            self._stopped = True
+            if self._renewer != threading.get_ident():
+                self._state.wait_for(lambda: not self._renewing, timeout)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self._wait(self.interval) or self._stop.is_set():
-                return
-            sent = self._clock()  # the renewal counts from no later than this
-            try:
-                renewed = self.leases.renew(self.lease)
-            except LeaseLostError as exc:
+    def _claim(self) -> bool:
+        """The scheduler's: True when a renewal may begin (not stopped)."""
+        with self._state:
+            if self._stopped:
+                return False
+            self._renewing = True
+            return True
+
+    def _release(self) -> bool:
+        """The scheduler's: a renewal ended; True when the heartbeat goes on."""
+        with self._state:
+            self._renewing = False
+            self._renewer = None
+            self._state.notify_all()
+            return not self._stopped
+
+    def _beat(self) -> None:
+        """One renewal (on the thread ``submit`` runs it on), then the next one scheduled."""
+        with self._state:
+            self._renewer = threading.get_ident()
+        try:
+            self._renew()
+        finally:
+            self._scheduler._reschedule(self)
+
+    def _renew(self) -> None:
+        sent = self._clock()  # the renewal counts from no later than this
+        try:
+            renewed = self.leases.renew(self.lease)
+        except LeaseLostError as exc:
+            with self._state:
                 self.lost = exc
-                self._stop.set()
-                if self.on_lost is not None:
-                    self.on_lost(exc)
-                return
-            except DataCatalogError as exc:
-                self.last_error = exc  # unreachable for now: try again at the next beat
-                continue
-            with self._lock:
-                self._lease = renewed
-                self.renewals += 1
-                self.renewed_at = sent
+                self._stopped = True
+            if self.on_lost is not None:
+                self.on_lost(exc)
+            return
+        except DataCatalogError as exc:
+            self.last_error = exc  # unreachable for now: try again at the next beat
+            return
+        with self._state:
+            self._lease = renewed
+            self.renewals += 1
+            self.renewed_at = sent
+
+
+_RENEWALS = Workers("datacatalog-lease-renewal", limit=4)
+HEARTBEATS = HeartbeatScheduler()
 
 
 def _job(job_uuid: Any) -> str:

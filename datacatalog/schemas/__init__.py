@@ -165,6 +165,8 @@ def to_json_compatible(value: Any) -> Any:
 
 
 def _iso(moment: datetime) -> str:
+    if moment.tzinfo is timezone.utc:  # the usual case (utc_now): nothing to convert
+        return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
     utc = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
     text = utc.astimezone(timezone.utc).isoformat(timespec="milliseconds")
     return text.removesuffix("+00:00") + "Z"

@@ -15,8 +15,8 @@ The package's modules, one concept each:
 - :mod:`~datacatalog.storage.registry`: :class:`StorageRegistry`, the configured systems
   by name, and the default local archive's URL;
 - :mod:`~datacatalog.storage.system`: :class:`StorageSystem`, one root: the rules every
-  backend shares (valid catalog paths, the root never removed), hashing, uploading; it
-  picks its backend once, from the URL;
+  backend shares (valid catalog paths, the root never removed), hashing (many files in
+  a row with a :class:`FileReader`), uploading; it picks its backend once, from the URL;
 - :mod:`~datacatalog.storage.local`: the local backend, straight through ``os``: real
   paths kept inside the real root, listings by :func:`os.scandir`, removals that never
   follow a link;
@@ -34,11 +34,12 @@ from datacatalog.storage import listing
 from datacatalog.storage.listing import *  # noqa: F403 - re-exported: listing.__all__
 from datacatalog.storage.paths import validate_path
 from datacatalog.storage.registry import DEFAULT_SYSTEM_NAME, StorageRegistry, default_storage_url
-from datacatalog.storage.system import CHUNK_SIZE, StorageSystem, open_system
+from datacatalog.storage.system import CHUNK_SIZE, FileReader, StorageSystem, open_system
 
 __all__ = [
     "CHUNK_SIZE",
     "DEFAULT_SYSTEM_NAME",
+    "FileReader",
     "StorageRegistry",
     "StorageSystem",
     "default_storage_url",

@@ -18,11 +18,15 @@ caller asks for :attr:`LocalBackend.fs`.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import io
 import os
 import posixpath
 import shutil
 import stat
+import threading
+from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -318,6 +322,124 @@ class _Walk:
         except OSError as exc:
             self._skip(relative, SKIP_UNREADABLE, str(exc))
             return None
+
+
+_DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_FILE_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+MAX_OPEN_DIRECTORIES = 8
+"""Directories each reading thread of a :class:`DirectoryReader` keeps open."""
+
+
+class DirectoryReader:
+    """Reads many files of one local root, opening each directory once.
+
+    Checking where a file really is costs a ``readlink`` of ``/proc/self/fd`` per file,
+    more than reading a small file. Here each directory is opened once
+    (``O_DIRECTORY``, links followed) and its real path checked against the root once;
+    its files are opened relative to that open directory with ``O_NOFOLLOW``. The open
+    directory stays the directory that was checked whatever is renamed or linked
+    afterwards, and a file's last component cannot be a link, so no read leaves the
+    root. A file that is a link (``ELOOP``), or a system without ``dir_fd`` support or
+    ``/proc/self/fd``, takes the backend's own :meth:`LocalBackend.open`, which checks
+    the opened file.
+
+    Each thread keeps its own few directories open (at most
+    :data:`MAX_OPEN_DIRECTORIES`, the least recently used closed first), so a directory
+    is never closed under another thread; :meth:`close` closes them all, once the
+    threads are done. A context manager.
+    """
+
+    def __init__(self, backend: LocalBackend) -> None:
+        self._backend = backend
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._caches: list[OrderedDict[str, int]] = []
+        self._usable = (
+            hasattr(os, "O_NOFOLLOW")
+            and hasattr(os, "O_DIRECTORY")
+            and os.open in os.supports_dir_fd
+        )
+
+    def sha256(self, path: str, chunk_size: int) -> str:
+        """The hex SHA-256 of the file at the valid catalog path ``path``."""
+        fd = self._open(path)
+        if fd is None:  # a link, or no way to check a directory here: the backend's way
+            with self._backend.open(path) as stream, failures(self._backend.system, "read", path):
+                digest = hashlib.sha256()
+                while chunk := stream.read(chunk_size):
+                    digest.update(chunk)
+                return digest.hexdigest()
+        try:
+            digest = hashlib.sha256()
+            with failures(self._backend.system, "read", path):
+                while chunk := os.read(fd, chunk_size):
+                    digest.update(chunk)
+            return digest.hexdigest()
+        finally:
+            os.close(fd)
+
+    def _open(self, path: str) -> int | None:
+        """A descriptor of the file at ``path``, opened inside its checked directory; None
+        when the file must be opened the backend's way."""
+        if not self._usable:
+            return None
+        parent, _slash, name = path.rpartition("/")
+        directory = self._directory(parent or "/", path)
+        if directory is None:
+            return None
+        with failures(self._backend.system, "open", path):
+            try:
+                return os.open(name, _FILE_FLAGS, dir_fd=directory)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:  # the file is a link: check where it leads
+                    return None
+                raise
+
+    def _directory(self, parent: str, path: str) -> int | None:
+        """The open, checked directory ``parent`` (for reading ``path``), from this
+        thread's cache; None where the system cannot say where it is."""
+        cache: OrderedDict[str, int] | None = getattr(self._local, "cache", None)
+        if cache is None:
+            cache = self._local.cache = OrderedDict()
+            with self._lock:
+                self._caches.append(cache)
+        fd = cache.get(parent)
+        if fd is not None:
+            cache.move_to_end(parent)
+            return fd
+        backend = self._backend
+        with failures(backend.system, "open", path):
+            fd = os.open(backend_path(backend.root, parent), _DIRECTORY_FLAGS)
+        real = _opened_path(fd)
+        if real is None:
+            os.close(fd)
+            self._usable = False  # no /proc/self/fd here: every file the backend's way
+            return None
+        try:
+            backend._check_inside(path, posixpath.join(real, path.rpartition("/")[2]))
+        except BaseException:
+            os.close(fd)
+            raise
+        cache[parent] = fd
+        if len(cache) > MAX_OPEN_DIRECTORIES:
+            _oldest, evicted = cache.popitem(last=False)
+            os.close(evicted)
+        return fd
+
+    def close(self) -> None:
+        """Close every directory still open (call it once no thread reads any more)."""
+        with self._lock:
+            caches, self._caches = self._caches, []
+        for cache in caches:
+            while cache:
+                _parent, fd = cache.popitem()
+                os.close(fd)
+
+    def __enter__(self) -> DirectoryReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _opened_path(fd: int) -> str | None:

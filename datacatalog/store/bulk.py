@@ -176,6 +176,11 @@ def _put(document: Document, path: str, value: Any) -> bool:
     False (and nothing set) when ``path`` is already written, or crosses a value that
     is not a document: the server would refuse such an update, and the caller lets it.
     """
+    if "." not in path:  # a top-level field, the usual case
+        if path in document:
+            return False
+        document[path] = value
+        return True
     *parents, last = path.split(".")
     node = document
     for name in parents:

@@ -825,3 +825,71 @@ def test_an_unknown_job_is_named(world: World) -> None:
         Driver(missing, catalog=world.catalog)
     with pytest.raises(InvalidRequestError, match="job"):
         Driver(42, catalog=world.catalog)
+
+
+# -- threads: reused, and waited for at exit ------------------------------------------
+
+_EXITS_WHILE_RUNNING = """
+import atexit, sys, threading
+from pathlib import Path
+from tests.support.jobs import make_world
+from datacatalog.store import connect
+
+def report() -> None:  # registered first: runs after the driver module's own exit wait
+    print(world.catalog.jobs.get(job.uuid).state, flush=True)
+
+atexit.register(report)
+from datacatalog.driver import Driver
+
+world = make_world(connect("mongomock://"), Path(sys.argv[1]))
+job = world.new_job({"exits": 1})
+running = threading.Event()
+
+def execute(driver, payload):
+    running.set()
+    threading.Event().wait(0.5)
+
+Driver(job, catalog=world.catalog, execute=execute).start()
+running.wait()
+print("main thread done", flush=True)
+"""
+
+
+def test_the_process_waits_for_a_running_driver_at_exit(tmp_path: Path) -> None:
+    """The supervisor runs on a reused daemon thread; the exit still waits for the end."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _EXITS_WHILE_RUNNING, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["main", "thread", "done", "FINISHED"]
+
+
+def test_drivers_one_after_another_start_no_thread_each(world: World) -> None:
+    for _ in range(3):  # the pools warm
+        warming = driver_for(world, new_job(world), execute=lambda d, p: None)
+        warming.start()
+        assert warming.wait_for_completion(timeout=WAIT).succeeded
+    before = {t.ident for t in threading.enumerate()}
+    for _ in range(20):
+        driver = driver_for(world, new_job(world), execute=lambda d, p: None)
+        driver.start()
+        assert driver.wait_for_completion(timeout=WAIT).succeeded
+    started = {t.ident for t in threading.enumerate()} - before
+    assert len(started) <= 1  # at most one more reused worker, never one per driver
+    names = [t.name for t in threading.enumerate()]
+    assert names.count("datacatalog-lease-heartbeats") <= 1
+    assert not any(name.startswith("lease-heartbeat-") for name in names)

@@ -38,7 +38,12 @@ from datacatalog.indexrequests import (
     ProductIndexRequest,
 )
 from datacatalog.jobs import Job
-from datacatalog.storage import SKIP_SYMLINK_OUTSIDE_ROOT, StorageRegistry, StorageSystem
+from datacatalog.storage import (
+    SKIP_SYMLINK_OUTSIDE_ROOT,
+    FileReader,
+    StorageRegistry,
+    StorageSystem,
+)
 from tests.support.indexing import (
     OUTPUTS,
     make_job,
@@ -529,14 +534,14 @@ def test_an_unreadable_file_is_reported_and_the_rest_indexed(
     job = make_job(catalog, archive_system)
     put_outputs(catalog, job)
     bad = f"{job.archive_path}/out/b.csv"
-    original = StorageSystem.sha256
+    original = FileReader.sha256  # what indexing hashes with
 
-    def sha256(self: StorageSystem, path: str, **kwargs: Any) -> str:
+    def sha256(self: FileReader, path: str, **kwargs: Any) -> str:
         if path == bad:
             raise StorageFailureError(f"cannot read {path!r}: permission denied")
         return original(self, path, **kwargs)
 
-    monkeypatch.setattr(StorageSystem, "sha256", sha256)
+    monkeypatch.setattr(FileReader, "sha256", sha256)
 
     report = catalog.indexing.index(job.uuid, fixity=True, transition=True)
 

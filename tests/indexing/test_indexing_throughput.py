@@ -22,7 +22,7 @@ from datacatalog.identifiers import typed_uuid
 from datacatalog.indexing import IndexReport
 from datacatalog.jobs import Job
 from datacatalog.schemas import compiled
-from datacatalog.storage import StorageSystem
+from datacatalog.storage import FileReader
 from datacatalog.store import Store, Upsert
 from tests.support.indexing import make_job, put
 
@@ -150,19 +150,20 @@ def test_thread_pool_hashing_gives_the_serial_records(
     job = make_job(catalog, archive_system)
     paths = put_many(catalog, job)
     unreadable, vanishing, changing = paths[2], paths[8], paths[17]
-    original = StorageSystem.sha256
+    original = FileReader.sha256  # what indexing hashes with
+    system = catalog.storage.get(job.archive_system)
 
-    def sha256(self: StorageSystem, path: str, **kwargs: Any) -> str:
+    def sha256(self: FileReader, path: str, **kwargs: Any) -> str:
         if path == unreadable:
             raise StorageFailureError(f"cannot read {path!r}: permission denied")
         if path == vanishing:
-            self.fs.rm(self.resolve(path))  # gone between the listing and the read
+            system.fs.rm(system.resolve(path))  # gone between the listing and the read
         if path == changing:
-            with self.fs.open(self.resolve(path), "wb") as stream:
+            with system.fs.open(system.resolve(path), "wb") as stream:
                 stream.write(b"rewritten while being indexed")
         return original(self, path, **kwargs)
 
-    monkeypatch.setattr(StorageSystem, "sha256", sha256)
+    monkeypatch.setattr(FileReader, "sha256", sha256)
 
     outcomes = []
     for workers in (1, 4):

@@ -15,6 +15,7 @@ import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ from datacatalog.errors import (
     UnavailableError,
 )
 from datacatalog.identifiers import typed_uuid
-from datacatalog.jobs.leases import Heartbeat, Lease, LeaseService
+from datacatalog.jobs.leases import Heartbeat, HeartbeatScheduler, Lease, LeaseService
 from tests.support.jobs import World, lapse, make_world, nothing_written
 
 
@@ -195,35 +196,42 @@ def test_the_in_memory_engine_uses_the_process_clock(
 # -- the heartbeat -----------------------------------------------------------------------
 
 
-class Beats:
-    """A heartbeat ``wait`` that lets ``count`` beats through at once, then waits to stop."""
+class Ticks:
+    """A heartbeat scheduler without a thread, on a clock the test moves."""
 
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self.calls = 0
-        self.done = threading.Event()
-        self.stop = threading.Event()
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.scheduler = HeartbeatScheduler(
+            clock=lambda: self.now, submit=lambda renewal: renewal(), threaded=False
+        )
 
-    def __call__(self, timeout: float) -> bool:
-        self.calls += 1
-        if self.calls <= self.count:
-            return False
-        self.done.set()
-        return self.stop.wait(5)
+    def beat(self, leases: LeaseService, lease: Lease, **options: Any) -> Heartbeat:
+        return Heartbeat(leases, lease, clock=lambda: self.now, scheduler=self.scheduler, **options)
+
+    def advance(self, seconds: float) -> float | None:
+        """Move the clock on and renew what is due; when the next renewal is due."""
+        self.now += seconds
+        return self.scheduler.tick()
 
 
 def test_a_heartbeat_renews_the_lease(world: World, leases: LeaseService) -> None:
     job = world.new_job({"beat": 1})
     lease = leases.acquire(job.uuid, holder="driver-a", kind="driver", ttl=30)
-    beats = Beats(3)
-    with Heartbeat(leases, lease, wait=beats) as beat:
-        assert beats.done.wait(5)
-        assert beat.renewals == 3
+    ticks = Ticks()
+    with ticks.beat(leases, lease) as beat:
+        assert beat.interval == 10.0
+        assert ticks.advance(9.9) == 1010.0  # not due yet: nothing renewed
+        assert beat.renewals == 0
+        for n in range(1, 4):
+            assert ticks.advance(10.0) == ticks.now + 10.0  # the next one, from now
+            assert beat.renewals == n
+            assert beat.renewed_at == ticks.now
         assert beat.lease.holder == "driver-a"
         assert beat.lease.expires >= lease.expires
         assert beat.lost is None
-        beats.stop.set()
-    assert beat.interval == 10.0
+    assert beat.stopped
+    assert ticks.advance(100.0) is None  # a stopped heartbeat is renewed no more
+    assert beat.renewals == 3
 
 
 def test_a_heartbeat_reports_a_lost_lease_and_stops(world: World, leases: LeaseService) -> None:
@@ -232,18 +240,13 @@ def test_a_heartbeat_reports_a_lost_lease_and_stops(world: World, leases: LeaseS
     leases.release(lease)
     leases.acquire(job.uuid, holder="driver-b", kind="driver")
     lost: list[LeaseLostError] = []
-    called = threading.Event()
-
-    def on_lost(error: LeaseLostError) -> None:
-        lost.append(error)
-        called.set()
-
-    beats = Beats(10)
-    with Heartbeat(leases, lease, on_lost=on_lost, wait=beats) as beat:
-        assert called.wait(5)
+    ticks = Ticks()
+    with ticks.beat(leases, lease, on_lost=lost.append) as beat:
+        assert ticks.advance(10.0) is None  # the first renewal fails: nothing is due after it
+        assert beat.stopped
     assert beat.lost is lost[0]
     assert "driver-b" in str(lost[0])
-    assert beats.calls == 1  # it stopped at the first failed renewal
+    assert ticks.advance(100.0) is None and len(lost) == 1
 
 
 def test_a_heartbeat_rides_out_an_unreachable_database(
@@ -260,13 +263,38 @@ def test_a_heartbeat_rides_out_an_unreachable_database(
         return real_renew(current)
 
     monkeypatch.setattr(leases, "renew", flaky)
-    beats = Beats(3)
-    with Heartbeat(leases, lease, wait=beats) as beat:
-        assert beats.done.wait(5)
-        beats.stop.set()
+    ticks = Ticks()
+    with ticks.beat(leases, lease) as beat:
+        started = ticks.now
+        for _ in range(3):
+            ticks.advance(10.0)
     assert beat.renewals == 2
+    assert beat.renewed_at == started + 30.0
     assert isinstance(beat.last_error, UnavailableError)
     assert beat.lost is None
+
+
+def test_heartbeats_share_one_thread(world: World, leases: LeaseService) -> None:
+    jobs = [world.new_job({"shared": n}) for n in range(20)]
+    held = [leases.acquire(j.uuid, holder=f"driver-{n}", kind="driver") for n, j in enumerate(jobs)]
+    before = threading.active_count()
+    beats = [Heartbeat(leases, lease, interval=0.01).start() for lease in held]
+    try:
+        deadline = threading.Event()
+        for _ in range(3000):  # every heartbeat renews, on the shared threads
+            if all(beat.renewals >= 2 for beat in beats):
+                break
+            deadline.wait(0.01)
+        assert all(beat.renewals >= 2 for beat in beats)
+        names = [t.name for t in threading.enumerate()]
+        assert names.count("datacatalog-lease-heartbeats") == 1
+        assert threading.active_count() - before <= 5  # the scheduler and at most 4 renewers
+    finally:
+        for beat in beats:
+            beat.stop()
+    renewed = [beat.renewals for beat in beats]
+    threading.Event().wait(0.05)
+    assert [beat.renewals for beat in beats] == renewed  # stopped: no renewal after stop()
 
 
 def test_a_heartbeat_interval_must_be_positive(world: World, leases: LeaseService) -> None:

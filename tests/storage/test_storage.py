@@ -719,3 +719,110 @@ def test_the_storage_modules_import_one_another_without_a_circle() -> None:
 
     circles = sorted(name for name in imports if name != "__init__" and reaches(name, name, set()))
     assert circles == []
+
+
+# -- reading many files: directories opened once --------------------------------------
+
+
+def test_a_reader_gives_the_digests_sha256_gives(system: StorageSystem) -> None:
+    files = {f"{JOB}/d{d}/f{n}": os.urandom(100 * n) for d in range(3) for n in range(12)}
+    for path, content in files.items():
+        write(system, path, content)
+    with system.reader() as reader:
+        for path in files:
+            assert reader.sha256(path) == system.sha256(path)
+            assert reader.sha256(path, chunk_size=7) == system.sha256(path)
+        with pytest.raises(NotFoundError):
+            reader.sha256(f"{JOB}/d0/missing")
+        with pytest.raises(NotFoundError):
+            reader.sha256(f"{JOB}/nowhere/f1")
+        with pytest.raises(InvalidRequestError, match="components"):
+            reader.sha256(f"{JOB}/d0/../d1/f1")
+        with pytest.raises(InvalidRequestError, match="chunk_size"):
+            reader.sha256(f"{JOB}/d0/f1", chunk_size=0)
+
+
+def test_a_reader_keeps_few_directories_open_and_closes_them(local_system: StorageSystem) -> None:
+    from datacatalog.storage.local import MAX_OPEN_DIRECTORIES
+
+    count = MAX_OPEN_DIRECTORIES * 3
+    for d in range(count):
+        write(local_system, f"{JOB}/d{d}/f", b"x")
+    before = len(os.listdir("/proc/self/fd"))
+    reader = local_system.reader()
+    for d in range(count):
+        reader.sha256(f"{JOB}/d{d}/f")
+    assert len(os.listdir("/proc/self/fd")) - before == MAX_OPEN_DIRECTORIES
+    reader.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_reader_refuses_a_directory_swapped_for_a_link_leaving_the_root(
+    local_system: StorageSystem, outside: Path
+) -> None:
+    directory = job_dir(local_system)
+    (directory / "sub").mkdir()
+    (directory / "sub" / "passwd").write_bytes(b"ours")
+    listing = local_system.list_files(JOB)
+    assert [f.relative_path for f in listing] == ["sub/passwd"]
+    # Between the listing and the hashing, the directory becomes a link out of the root.
+    (directory / "sub").rename(directory / "old")
+    (directory / "sub").symlink_to(outside)
+    reader = local_system.reader()
+    with reader, pytest.raises(StorageFailureError, match="outside the system's root"):
+        reader.sha256(f"{JOB}/sub/passwd")
+
+
+def test_a_reader_refuses_a_file_swapped_for_a_link_leaving_the_root(
+    local_system: StorageSystem, outside: Path
+) -> None:
+    directory = job_dir(local_system)
+    (directory / "passwd").write_bytes(b"ours")
+    (directory / "other").write_bytes(b"also ours")
+    with local_system.reader() as reader:
+        assert reader.sha256(f"{JOB}/other") == hashlib.sha256(b"also ours").hexdigest()
+        # The directory is open and checked now; its file becomes a link out of the root.
+        (directory / "passwd").unlink()
+        (directory / "passwd").symlink_to(outside / "passwd")
+        with pytest.raises(StorageFailureError, match="outside the system's root"):
+            reader.sha256(f"{JOB}/passwd")
+
+
+def test_a_reader_reads_the_directory_it_checked(
+    local_system: StorageSystem, outside: Path
+) -> None:
+    """A directory replaced by a link after it was opened: the reads stay in the one opened."""
+    directory = job_dir(local_system)
+    (directory / "sub").mkdir()
+    (directory / "sub" / "a").write_bytes(b"a")
+    (directory / "sub" / "passwd").write_bytes(b"ours")
+    with local_system.reader() as reader:
+        reader.sha256(f"{JOB}/sub/a")  # opens and checks sub
+        (directory / "sub").rename(directory / "old")
+        (directory / "sub").symlink_to(outside)
+        assert reader.sha256(f"{JOB}/sub/passwd") == hashlib.sha256(b"ours").hexdigest()
+
+
+def test_a_reader_follows_links_inside_the_root(local_system: StorageSystem) -> None:
+    write(local_system, "/shared/ref.txt", b"ref")
+    directory = job_dir(local_system)
+    (directory / "ref-link").symlink_to(local_root(local_system) / "shared" / "ref.txt")
+    (directory / "shared-dir").symlink_to(local_root(local_system) / "shared")
+    with local_system.reader() as reader:
+        for path in (f"{JOB}/ref-link", f"{JOB}/shared-dir/ref.txt"):
+            assert reader.sha256(path) == hashlib.sha256(b"ref").hexdigest()
+
+
+def test_a_reader_without_dir_fd_support_opens_each_file(
+    local_system: StorageSystem, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datacatalog.storage.local as local
+
+    monkeypatch.setattr(local.os, "supports_dir_fd", set())
+    directory = job_dir(local_system)
+    (directory / "ok").write_bytes(b"ok")
+    (directory / "dir-link").symlink_to(outside)
+    with local_system.reader() as reader:
+        assert reader.sha256(f"{JOB}/ok") == hashlib.sha256(b"ok").hexdigest()
+        with pytest.raises(StorageFailureError, match="outside the system's root"):
+            reader.sha256(f"{JOB}/dir-link/passwd")

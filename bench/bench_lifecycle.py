@@ -64,18 +64,21 @@ class Lane:
     life: Callable[[Lane, int], str]
     durations: list[float] = field(default_factory=list)
     commands: Counter[str] = field(default_factory=Counter)
+    command_seconds: float = 0.0
     finished: int = 0
     pipeline: str = ""
     database: str = ""
 
     def run_block(self, numbers: range) -> None:
         before = Counter(self.listener.counts)
+        seconds_before = self.listener.seconds
         for n in numbers:
             start = time.perf_counter()
             state = self.life(self, n)
             self.durations.append(time.perf_counter() - start)
             self.finished += state == "FINISHED"
         self.commands += self.listener.counts - before
+        self.command_seconds += self.listener.seconds - seconds_before
 
     def plan(self, n: int) -> Any:
         return self.catalog.jobs.plan(
@@ -218,6 +221,8 @@ def summary(lanes: list[Lane]) -> list[dict[str, Any]]:
                 "p50": statistics.median(ms),
                 "p95": statistics.quantiles(ms, n=20)[-1] if len(ms) >= 20 else max(ms),
                 "round_trips": sum(lane.commands.values()) / len(ms),
+                # Of each job's time, what its database commands took (send to reply).
+                "command_ms": lane.command_seconds * 1000 / len(ms),
                 "commands": {k: round(v / len(ms), 2) for k, v in sorted(lane.commands.items())},
                 "finished": lane.finished,
             }
@@ -241,7 +246,10 @@ def table(rows: list[dict[str, Any]], where: str, count: int) -> str:
         )
     lines.append("")
     for r in rows:
-        lines.append(f"{r['lane']}: commands per job {r['commands']}; FINISHED {r['finished']}")
+        lines.append(
+            f"{r['lane']}: commands per job {r['commands']}, {r['command_ms']:.2f} ms in them; "
+            f"FINISHED {r['finished']}"
+        )
     return "\n".join(lines)
 
 

@@ -436,6 +436,9 @@ def lifecycle_goals(
     driver, bare, hand = lanes["driver"], lanes["bare API"], lanes["by hand (pymongo)"]
     lines: list[str] = []
 
+    def own(life: dict[str, Any]) -> float:
+        return float(life["ms"] - life["command_ms"])
+
     def row(goal: str, measured: str, met: bool, why: str) -> None:
         lines.append(f"| {goal} | {measured} | {'yes' if met else 'no'} | {'' if met else why} |")
 
@@ -448,16 +451,17 @@ def lifecycle_goals(
             f"{', '.join(f'{k} {v:g}' for k, v in life['commands'].items())} per job",
         )
     ratio = driver["jobs_per_s"] / hand["jobs_per_s"]
-    extra_ms = driver["ms"] - hand["ms"]
     row(
         "driver ≥ 0.9x the same writes sent by hand",
         f"{ratio:.2f}",
         ratio >= 0.9,
         f"both lanes send {driver['round_trips']:.1f} and {hand['round_trips']:.1f} round "
-        f"trips per job; the driver's {extra_ms:.1f} ms more per job ({driver['ms']:.1f} "
-        f"against {hand['ms']:.1f}) is its own work on the same two cores as the server: "
-        "planning and validating the job, the output written and hashed, the file record "
-        "built and validated, the lease's heartbeat, and waiting for its stage thread",
+        f"trips per job; of its {driver['ms']:.1f} ms per job the driver spends "
+        f"{driver['command_ms']:.1f} ms in database commands and {own(driver):.1f} ms outside "
+        f"them, against {hand['command_ms']:.1f} and {own(hand):.1f} ms by hand (the bare "
+        f"API: {bare['command_ms']:.1f} and {own(bare):.1f}); the start write is an update "
+        "pipeline, so that the lease's dates are the server's, and planning, checking and "
+        "validating each document is Python that the hand-sent lane does not run",
     )
     run_ratio = median(whole["datacatalog run"]) / median(whole["by hand (one process)"])
     row(

@@ -10,6 +10,7 @@ the same files.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -63,6 +64,7 @@ class Hasher:
             else None
         )
         self._readers: dict[str, FileReader] = {}
+        self._lock = threading.Lock()
 
     def map(self, function: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``function`` applied to every item, results in input order."""
@@ -77,7 +79,7 @@ class Hasher:
         other error is raised.
         """
 
-        reader = self._reader(system)
+        reader = self.reader(system)
 
         def digest(path: str) -> Digest:
             try:
@@ -88,18 +90,20 @@ class Hasher:
         hashed = iter(self.map(digest, [path for path, fixity in wanted if fixity]))
         return [next(hashed) if fixity else None for _path, fixity in wanted]
 
-    def _reader(self, system: StorageSystem) -> FileReader:
+    def reader(self, system: StorageSystem) -> FileReader:
         """The reader of ``system`` for this hasher's life (directories opened once)."""
-        reader = self._readers.get(system.name)
-        if reader is None:
-            reader = self._readers[system.name] = system.reader()
-        return reader
+        with self._lock:  # the hashing threads may ask at once
+            reader = self._readers.get(system.name)
+            if reader is None:
+                reader = self._readers[system.name] = system.reader()
+            return reader
 
     def close(self) -> None:
         """Stop the threads (after the work given to them); close what they kept open."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        readers, self._readers = list(self._readers.values()), {}
+        with self._lock:
+            readers, self._readers = list(self._readers.values()), {}
         for reader in readers:
             reader.close()
 

@@ -21,7 +21,7 @@ from datacatalog.indexing.fixity import Hasher, check_workers
 from datacatalog.indexing.lookups import job_file_documents, stored_size
 from datacatalog.indexing.records import FileRecord, IndexProgress, VerifyReport
 from datacatalog.jobs import Job, JobService
-from datacatalog.storage import StorageRegistry, StorageSystem
+from datacatalog.storage import StorageRegistry
 from datacatalog.store import Store
 
 VERIFY_PROGRESS_EVERY = 1_000
@@ -115,6 +115,8 @@ def compare_files(
             matched = len(outcome["unchanged"]) + len(outcome["unhashed"])
             progress(IndexProgress(seen, matched, 0, total))
 
+    hasher = Hasher(hash_workers)
+
     def compare(record: FileRecord) -> str:
         system = storage.get(record.storage_system)
         if system.name == home.name and record.name.startswith(prefix):
@@ -122,10 +124,11 @@ def compare_files(
             size = stored.size if stored is not None else None
         else:
             size = stored_size(system, record.name)
-        return _compare(system, record, size, hash_again=mode == "sha256")
+        sha256 = hasher.reader(system).sha256
+        return _compare(sha256, record, size, hash_again=mode == "sha256")
 
     report()
-    with Hasher(hash_workers) as hasher:
+    with hasher:
         for start in range(0, total, VERIFY_PROGRESS_EVERY):
             chunk = records[start : start + VERIFY_PROGRESS_EVERY]
             for record, verdict in zip(chunk, hasher.map(compare, chunk), strict=True):
@@ -148,9 +151,9 @@ def stamp_fixity(store: Store, uuids: Sequence[str]) -> int:
 
 
 def _compare(
-    system: StorageSystem, record: FileRecord, size: int | None, *, hash_again: bool = True
+    sha256: Callable[[str], str], record: FileRecord, size: int | None, *, hash_again: bool = True
 ) -> str:
-    """Which :class:`VerifyReport` list a file belongs in."""
+    """Which :class:`VerifyReport` list a file belongs in (``sha256`` hashes a file again)."""
     if size is None:
         return "missing"
     if record.size is not None and record.size != size:
@@ -158,7 +161,7 @@ def _compare(
     if record.sha256 is None or not hash_again:
         return "unhashed"
     try:
-        digest = system.sha256(record.name)
+        digest = sha256(record.name)
     except (NotFoundError, StorageFailureError):
         return "missing"
     return "unchanged" if digest == record.sha256 else "changed"

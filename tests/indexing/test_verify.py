@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from datacatalog.errors import NotFoundError, StorageFailureError
 from datacatalog.identifiers import file_uuid, typed_uuid
 from datacatalog.indexing import IndexProgress
 from datacatalog.jobs import Job
-from datacatalog.storage import StorageSystem
+from datacatalog.storage import FileReader
 from tests.support.indexing import OUTPUTS, make_job, put, put_outputs
 
 
@@ -121,14 +122,14 @@ def test_an_unreadable_file_counts_as_missing(
 ) -> None:
     job = indexed_job(catalog, archive_system, fixity=True)
     bad = f"{job.archive_path}/out/b.csv"
-    original = StorageSystem.sha256
+    original = FileReader.sha256  # what verification hashes with
 
-    def sha256(self: StorageSystem, path: str, **kwargs: Any) -> str:
+    def sha256(self: FileReader, path: str, **kwargs: Any) -> str:
         if path == bad:
             raise StorageFailureError(f"cannot read {path!r}")
         return original(self, path, **kwargs)
 
-    monkeypatch.setattr(StorageSystem, "sha256", sha256)
+    monkeypatch.setattr(FileReader, "sha256", sha256)
 
     report = catalog.indexing.verify(job.uuid)
 
@@ -174,3 +175,24 @@ def test_an_unknown_job_is_not_found(catalog: Catalog) -> None:
     missing = typed_uuid("no such job", "pipelinejob")
     with pytest.raises(NotFoundError, match=missing):
         catalog.indexing.verify(missing)
+
+
+def test_a_file_swapped_for_a_link_leading_out_of_the_root_is_not_read(
+    catalog: Catalog, archive_system: str, tmp_path: Path
+) -> None:
+    system = catalog.storage.get(archive_system)
+    if not system.is_local:
+        pytest.skip("only local storage has symbolic links")
+    job = indexed_job(catalog, archive_system, fixity=True)
+    swapped = f"{job.archive_path}/out/b.csv"
+    local = Path(system.resolve(swapped))
+    outside = tmp_path / "outside" / "b.csv"
+    outside.parent.mkdir()
+    outside.write_bytes(local.read_bytes())  # the same bytes: only where they are differs
+    local.unlink()
+    local.symlink_to(outside)
+
+    report = catalog.indexing.verify(job.uuid)
+
+    assert file_uuid(swapped) in report.missing
+    assert len(report.unchanged) == 4

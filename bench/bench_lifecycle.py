@@ -4,14 +4,15 @@ Three lanes on the same MongoDB server, each on its own client with the catalog'
 durability (journaled majority writes, majority reads), in interleaved blocks so that
 they see the same server conditions:
 
-* **driver**: ``jobs.create(plan)``, then ``Driver(job, execute=<write one file>,
-  index_outputs=True)``: the create, the start (lease + ``run``), the file record, the
-  end (``finish`` + ``index`` + ``indexed`` + lease release);
+* **driver**: ``Driver(plan, execute=<write one file>, index_outputs=True)``: the start
+  (the job created with its lease and ``run``), the file record, the end (``finish`` +
+  ``index`` + ``indexed`` + lease release);
 * **bare API**: ``jobs.lifecycle.start(plan.uuid, new=<document>)`` (the job created,
   leased and run in one write), the file written, ``indexing.complete(job, lease)``;
-* **by hand**: the driver's writes sent with pymongo and nothing else — insert the job,
-  one update for lease + run, insert the file record, one update for the end — with the
-  same documents, the sha256 computed in Python: the floor of four durable writes.
+* **by hand**: the driver's writes sent with pymongo and nothing else — one upsert
+  creating the job with its lease and ``run``, the file record, one update for the end —
+  with the same documents, the sha256 computed in Python: the floor of three durable
+  writes.
 
 Every command each client sends is counted by a ``CommandListener``
 (``command_counter.py``). Run it alone: ``python bench/bench_lifecycle.py [--jobs N]``.
@@ -94,7 +95,8 @@ def write_output(directory: Path) -> None:
 
 
 def with_driver(lane: Lane, n: int) -> str:
-    job, _ = lane.catalog.jobs.create(lane.plan(n))
+    # Given the plan, the driver creates the job in the write that starts it.
+    job = lane.plan(n)
 
     def execute(driver: Driver, payload: Payload) -> None:
         write_output(Path(payload.output_entries[0].path or ""))
@@ -117,12 +119,13 @@ def with_bare_api(lane: Lane, n: int) -> str:
 
 
 def by_hand(lane: Lane, n: int) -> str:
-    """The same four durable writes, with the documents built as the catalog builds them."""
+    """The driver's three durable writes, with the documents built as the catalog builds
+    them: the job inserted with its lease and ``run`` in one write, the file record, the
+    end."""
     jobs = lane.catalog.jobs
     plan = lane.plan(n)
     doc = jobs.planner.document(plan)
     db = lane.client[lane.database]
-    db.job.insert_one(doc)
     who = Actor.current()
     run = new_entry("run", {}, event_id="h:run", to_state="RUNNING", actor=who, job=plan.uuid)
     now = utc_now()
@@ -137,10 +140,15 @@ def by_hand(lane: Lane, n: int) -> str:
         "expires": now + timedelta(seconds=30),
         "taken_over": None,
     }
-    db.job.find_one_and_update(
+    fresh = {k: v for k, v in doc.items() if k not in ("state", "lease", "history")}
+    db.job.update_one(
         {"uuid": plan.uuid, "state": "CREATED", "lease": None},
-        {"$set": {"state": "RUNNING", "lease": lease}, "$push": {"history": run}},
-        projection={"history": 0},
+        {
+            "$setOnInsert": fresh,
+            "$set": {"state": "RUNNING", "lease": lease},
+            "$push": {"history": {"$each": [*doc["history"], run]}},
+        },
+        upsert=True,
     )
     directory = Path(jobs.storage.get(plan.archive_system).resolve(plan.archive_path))
     write_output(directory)

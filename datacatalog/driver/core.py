@@ -59,10 +59,10 @@ from datacatalog.driver.values import (
 )
 from datacatalog.driver.workers import WORKERS, Call, Workers, failure
 from datacatalog.errors import DataCatalogError
-from datacatalog.jobs import Job
+from datacatalog.jobs import Job, JobPlan
 from datacatalog.jobs.leases import DEFAULT_TTL, Heartbeat
 from datacatalog.jobs.reruns import Decision
-from datacatalog.store import Store
+from datacatalog.store import Document, Store
 
 if TYPE_CHECKING:
     from datacatalog.catalog import Catalog
@@ -81,9 +81,11 @@ class Driver(Starting, Supervising, Ending):
     """Runs ``prepare`` → ``execute`` → ``cleanup`` under a managed job.
 
     Args:
-        job: A job UUID, a :class:`~datacatalog.jobs.Job`, a compatibility-API object
-            holding one, or None to take the job from the environment
-            (``DATACATALOG_JOB_UUID``, ``DATACATALOG_JOB_TOKEN``).
+        job: A job UUID, a :class:`~datacatalog.jobs.Job`, a
+            :class:`~datacatalog.jobs.JobPlan` (``catalog.jobs.plan(...)``: the job is
+            created in the same write that takes its lease and sends ``run``, or found
+            when it exists), a compatibility-API object holding one, or None to take the
+            job from the environment (``DATACATALOG_JOB_UUID``, ``DATACATALOG_JOB_TOKEN``).
         prepare: ``prepare(driver)``, called once before execute.
         execute: ``execute(driver, payload)``, retried up to ``max_attempts`` in all.
         cleanup: ``cleanup(driver)``, called once on every path.
@@ -160,7 +162,10 @@ class Driver(Starting, Supervising, Ending):
         self._sleep = sleep
 
         self._source: JobSource = resolve(job, catalog=catalog, store=store, token=token, env=env)
+        self._new_job = None
         try:
+            if isinstance(job, JobPlan):
+                job, self._new_job = self._planned(job)
             if isinstance(job, Job) and job.state == "CREATED" and job.visible:
                 # A job just created is not read again: the start is conditional on its
                 # state, and a job that moved on meanwhile is decided again on a read.
@@ -252,6 +257,23 @@ class Driver(Starting, Supervising, Ending):
         return self._result
 
     # -- the life-cycle ---------------------------------------------------------------------
+
+    def _planned(self, plan: JobPlan) -> tuple[Job, Document | None]:
+        """The job of ``plan`` as it will be created, and its document for the start write.
+
+        Nothing is read or written: the start creates the job, or finds it when it exists
+        (then it is decided again on what was read). A plan whose archive path is
+        instanced or explicit is created first, as ``jobs.create`` does, since claiming
+        its path may take several tries or a check against other jobs.
+        """
+        jobs = self.catalog.jobs
+        if plan.instanced or plan.explicit_path:
+            created, _ = jobs.create(plan)
+            return created, None
+        # An unknown system, or a path leaving its root, is refused before any write.
+        self.catalog.storage.get(plan.archive_system).resolve(plan.archive_path)
+        document = jobs.planner.document(plan)
+        return Job.from_document(document), document
 
     def start(self) -> None:
         """Begin the life-cycle and return at once (the callbacks run on the driver's threads).

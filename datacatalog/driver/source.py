@@ -1,9 +1,11 @@
 """Where a stage driver's job and catalog come from: its arguments, or the environment.
 
-A driver is given a job UUID, a :class:`~datacatalog.jobs.Job`, or a compatibility-API
-object holding one (``ManagedPipelineJob``, ``ManagedPipelineJobInstance``: anything
-with a ``uuid`` and a ``catalog``). Given none, it reads the job from the environment
-that ``datacatalog run`` and remote launchers set::
+A driver is given a job UUID, a :class:`~datacatalog.jobs.Job`, a
+:class:`~datacatalog.jobs.JobPlan` (the job is created in the write that starts it), or a
+compatibility-API object holding one (``ManagedPipelineJob``,
+``ManagedPipelineJobInstance``: anything with a ``uuid`` and a ``catalog``). Given
+none, it reads the job from the environment that ``datacatalog run`` and remote
+launchers set::
 
     DATACATALOG_JOB_UUID    the job (required)
     DATACATALOG_JOB_TOKEN   its token (required: the events come from outside the catalog)
@@ -22,7 +24,7 @@ from typing import Any
 from datacatalog.catalog import Catalog
 from datacatalog.errors import InvalidRequestError
 from datacatalog.identifiers import require_kind
-from datacatalog.jobs import Job
+from datacatalog.jobs import Job, JobPlan
 from datacatalog.store import Store
 
 JOB_UUID_ENV = "DATACATALOG_JOB_UUID"
@@ -56,7 +58,7 @@ def resolve(
     _check_arguments(catalog, store, token)
     if job is None:
         job_uuid, token = _from_environment(os.environ if env is None else env, token)
-    elif isinstance(job, Job):
+    elif isinstance(job, (Job, JobPlan)):
         job_uuid = job.uuid
     elif isinstance(job, (str, uuidlib.UUID)):
         job_uuid = require_kind(str(job), "pipelinejob", what="job")
@@ -69,7 +71,8 @@ def resolve(
             token = getattr(job, "token", None)
     else:
         raise InvalidRequestError(
-            "a driver's job must be a job UUID, a Job or a ManagedPipelineJob(Instance), "
+            "a driver's job must be a job UUID, a Job, a JobPlan or a "
+            "ManagedPipelineJob(Instance), "
             f"not {type(job).__name__}"
         )
     if catalog is not None:

@@ -89,12 +89,16 @@ class Starting(Notifying):
                 kind="driver",
                 ttl=self._lease_ttl,
                 token=self._source.token,
+                new=self._new_job,
             )
         except InvalidTransitionError:
             return self._decide()
         self._lease = started.lease
         self._job = started.job
         self._events.append("run")
+        if self._new_job is not None:
+            # A job the start created has no archive directory yet (jobs.create makes it).
+            self.catalog.storage.get(self._job.archive_system).makedirs(self._job.archive_path)
         return decision
 
     def _lease_and_send(self, decision: Decision) -> Decision:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import atexit
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -96,6 +96,7 @@ class DriverState:
     _stage_name: str
     # Where the life-cycle stands.
     _job: Job
+    _new_job: Mapping[str, Any] | None  # a planned job's document, created by the start
     _lock: threading.Lock
     _cancel: threading.Event  # callbacks poll it (cancel_requested)
     _wake: threading.Event  # wakes the supervisor: a callback ended, a cancel

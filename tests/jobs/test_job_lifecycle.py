@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from datacatalog.errors import (
     InvalidRequestError,
     InvalidTransitionError,
     LeaseLostError,
+    NotFoundError,
 )
 from datacatalog.jobs import Job
 from datacatalog.jobs.lifecycle import Lifecycle
@@ -343,6 +345,61 @@ def test_a_driver_indexing_its_outputs_ends_in_two_round_trips(
     assert [e.name for e in history] == ["create", "run", "finish", "index", "indexed"]
     assert history[-1].data == {"files": 3, "errors": 0, "skipped": 0}
     assert len(world.catalog.indexing.files(job.uuid)) == 3
+
+
+def test_a_driver_given_a_plan_creates_runs_and_indexes_in_three_round_trips(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datacatalog.driver import Driver, Payload
+
+    plan = world.plan({"n": 25})
+
+    def execute(driver: Driver, payload: Payload) -> None:
+        Path(payload.output_entries[0].path or "", "result.csv").write_text("1\n")
+
+    calls = spy(world.store, monkeypatch)
+    driver = Driver(plan, catalog=world.catalog, execute=execute, index_outputs=True)
+    driver.start()
+    result = driver.wait_for_completion(timeout=30)
+    assert result.succeeded and result.lease_released and result.state == "FINISHED"
+    # Create + lease + run in one write (nothing read first); the records; the end.
+    assert calls == Counter({"update_pipeline": 1, "bulk_upsert": 1, "update": 1})
+    assert names(world, plan.uuid) == ["create", "run", "finish", "index", "indexed"]
+    assert world.store.count("job", {"uuid": plan.uuid}) == 1
+    assert len(world.catalog.indexing.files(plan.uuid)) == 1
+
+
+def test_a_driver_given_the_plan_of_a_job_that_exists_decides_on_it(world: World) -> None:
+    from datacatalog.driver import Driver, Payload
+
+    plan = world.plan({"n": 26})
+    runs: list[str] = []
+
+    def execute(driver: Driver, payload: Payload) -> None:
+        runs.append(driver.job.uuid)
+        Path(payload.output_entries[0].path or "", "result.csv").write_text("1\n")
+
+    created, _ = world.jobs.create(plan)  # made earlier, never run: this driver runs it
+    first = Driver(plan, catalog=world.catalog, execute=execute, index_outputs=True)
+    first.start()
+    assert first.wait_for_completion(timeout=30).state == "FINISHED"
+    assert world.jobs.get(plan.uuid).created_date == created.created_date  # the same job
+    # Finished with its outputs intact: the same plan again runs nothing.
+    again = Driver(plan, catalog=world.catalog, execute=execute, index_outputs=True)
+    again.start()
+    result = again.wait_for_completion(timeout=30)
+    assert result.up_to_date and runs == [plan.uuid]
+    assert names(world, plan.uuid) == ["create", "run", "finish", "index", "indexed", "reuse"]
+    assert world.store.count("job", {"uuid": plan.uuid}) == 1
+
+
+def test_a_driver_given_a_plan_on_an_unknown_system_writes_nothing(world: World) -> None:
+    from datacatalog.driver import Driver
+
+    plan = replace(world.plan({"n": 27}), archive_system="no-such-system")
+    with pytest.raises(NotFoundError, match="no-such-system"):
+        Driver(plan, catalog=world.catalog, execute=lambda d, p: None)
+    assert world.store.count("job", {"uuid": plan.uuid}) == 0
 
 
 def test_the_bare_api_lifecycle_is_three_round_trips(

@@ -184,12 +184,16 @@ def run(
             agent=agent if agent is not None else person(),
             task=task if task is not None else shlex.join(argv),
         )
-        # The plan fixes the job's UUID, so creating it again attaches: safe to resend.
-        job, _created = catalog.store.failover.call(
-            lambda: catalog.jobs.create(plan), what=f"create the job of pipeline {pipeline}"
-        )
-        job_uuid = job.uuid
-        subject = job  # as just created (or found): the driver need not read it again
+        if plan.instanced:
+            # Claiming a fresh instanced path may take tries: created first. The plan
+            # fixes the job's UUID, so creating it again attaches: safe to resend.
+            job, _created = catalog.store.failover.call(
+                lambda: catalog.jobs.create(plan), what=f"create the job of pipeline {pipeline}"
+            )
+            job_uuid, subject = job.uuid, job  # the driver need not read it again
+        else:
+            # The driver creates the job in the write that starts it (or finds it).
+            job_uuid, subject = plan.uuid, plan
     job_token = token if token is not None else catalog.jobs.job_token(job_uuid)
     runner = CommandStep(
         argv,

@@ -20,7 +20,7 @@ from datacatalog.clock import utc_now
 from datacatalog.driver.entries import payload_entries
 from datacatalog.driver.notifications import Notifying
 from datacatalog.driver.values import DriverResult
-from datacatalog.errors import DataCatalogError, InvalidTransitionError
+from datacatalog.errors import DataCatalogError, InvalidTransitionError, NotFoundError
 from datacatalog.jobs import Job
 from datacatalog.jobs.reruns import Decision, Outcome, decide, event_data
 from datacatalog.jobs.reruns import record_up_to_date as record_reuse
@@ -92,6 +92,11 @@ class Starting(Notifying):
                 new=self._new_job,
             )
         except InvalidTransitionError:
+            return self._decide()
+        except NotFoundError:
+            if self._new_job is None:
+                raise
+            # The planned job exists but is deleted: decided on it as read (refused).
             return self._decide()
         self._lease = started.lease
         self._job = started.job

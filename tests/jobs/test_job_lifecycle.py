@@ -393,6 +393,21 @@ def test_a_driver_given_the_plan_of_a_job_that_exists_decides_on_it(world: World
     assert world.store.count("job", {"uuid": plan.uuid}) == 1
 
 
+def test_a_driver_given_the_plan_of_a_deleted_job_is_refused_naming_undelete(
+    world: World,
+) -> None:
+    from datacatalog.driver import Driver
+
+    plan = world.plan({"n": 28})
+    job, _ = world.jobs.create(plan)
+    world.jobs.delete(job.uuid, token=world.jobs.admin_token())
+    before = world.store.get("job", {"uuid": plan.uuid})
+    driver = Driver(plan, catalog=world.catalog, execute=lambda d, p: None)
+    with pytest.raises(InvalidTransitionError, match="undelete"):
+        driver.start()
+    assert world.store.get("job", {"uuid": plan.uuid}) == before
+
+
 def test_a_driver_given_a_plan_on_an_unknown_system_writes_nothing(world: World) -> None:
     from datacatalog.driver import Driver
 

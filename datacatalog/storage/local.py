@@ -339,9 +339,9 @@ class DirectoryReader:
     its files are opened relative to that open directory with ``O_NOFOLLOW``. The open
     directory stays the directory that was checked whatever is renamed or linked
     afterwards, and a file's last component cannot be a link, so no read leaves the
-    root. A file that is a link (``ELOOP``), or a system without ``dir_fd`` support or
-    ``/proc/self/fd``, takes the backend's own :meth:`LocalBackend.open`, which checks
-    the opened file.
+    root. For a file that is a link (``ELOOP``), or on a system without ``dir_fd``
+    support or ``/proc/self/fd``, :meth:`sha256` says so (None), and the file is read
+    through :meth:`LocalBackend.open`, which checks the opened file.
 
     Each thread keeps its own few directories open (at most
     :data:`MAX_OPEN_DIRECTORIES`, the least recently used closed first), so a directory
@@ -360,15 +360,12 @@ class DirectoryReader:
             and os.open in os.supports_dir_fd
         )
 
-    def sha256(self, path: str, chunk_size: int) -> str:
-        """The hex SHA-256 of the file at the valid catalog path ``path``."""
+    def sha256(self, path: str, chunk_size: int) -> str | None:
+        """The hex SHA-256 of the file at the valid catalog path ``path``; None when the
+        file is to be read the backend's way (a link, or no way to check a directory)."""
         fd = self._open(path)
-        if fd is None:  # a link, or no way to check a directory here: the backend's way
-            with self._backend.open(path) as stream, failures(self._backend.system, "read", path):
-                digest = hashlib.sha256()
-                while chunk := stream.read(chunk_size):
-                    digest.update(chunk)
-                return digest.hexdigest()
+        if fd is None:
+            return None
         try:
             digest = hashlib.sha256()
             with failures(self._backend.system, "read", path):

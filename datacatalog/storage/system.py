@@ -281,10 +281,12 @@ class FileReader:
 
     def sha256(self, path: str, *, chunk_size: int = CHUNK_SIZE) -> str:
         """The hex SHA-256 of the file at ``path`` (see :meth:`StorageSystem.sha256`)."""
-        if self._local is None:
-            return self._system.sha256(path, chunk_size=chunk_size)
-        _check_chunk_size(chunk_size)
-        return self._local.sha256(validate_path(path), chunk_size)
+        if self._local is not None:
+            _check_chunk_size(chunk_size)
+            digest = self._local.sha256(validate_path(path), chunk_size)
+            if digest is not None:
+                return digest
+        return self._system.sha256(path, chunk_size=chunk_size)
 
     def close(self) -> None:
         """Close what the reader keeps open (once no thread reads any more)."""
